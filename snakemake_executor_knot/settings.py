@@ -1,0 +1,208 @@
+"""Settings: the ``--knot-*`` flags (also ``SNAKEMAKE_KNOT_*`` and profile keys), and the
+parsed, validated form the rest of knot works with."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+
+from snakemake_interface_executor_plugins.settings import (
+    CommonSettings,
+    ExecutorSettingsBase,
+)
+
+from .errors import ConfigError
+
+# can_transfer_local_files: in local mode knot stages inputs to S3 itself.
+# job_deploy_sources is off: the rule's code travels inside its image, not as a source archive.
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=True,
+    job_deploy_sources=False,
+    pass_default_storage_provider_args=True,
+    pass_default_resources_args=True,
+    pass_envvar_declarations_to_cmd=False,
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=1,
+    can_transfer_local_files=True,
+)
+
+DEFAULT_STACK = "knot"
+
+
+def default_base_image() -> str:
+    return f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+
+
+def _opt(help_text: str, **extra) -> dict:
+    return {"help": help_text, "env_var": True, "required": False, **extra}
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    region: str | None = field(
+        default=None,
+        metadata=_opt("AWS region. Default: AWS_REGION, AWS_DEFAULT_REGION or the profile's."),
+    )
+    profile: str | None = field(
+        default=None, metadata=_opt("AWS profile from ~/.aws/config. Default: AWS_PROFILE.")
+    )
+    endpoint_url: str | None = field(
+        default=None,
+        metadata=_opt("AWS endpoint URL for every service. Default: AWS_ENDPOINT_URL."),
+    )
+    emulator: bool = field(
+        default=False,
+        metadata=_opt("Use the local emulator started by 'knot emulator start'."),
+    )
+    stack_name: str = field(
+        default=DEFAULT_STACK,
+        metadata=_opt("Name of the shared CloudFormation stack holding knot's infrastructure."),
+    )
+    instance_types: str = field(
+        default="optimal",
+        metadata=_opt("Comma-separated EC2 instance types or families for compute environments."),
+    )
+    min_vcpus: int = field(
+        default=0, metadata=_opt("Minimum vCPUs kept running in each compute environment.")
+    )
+    max_vcpus: int = field(default=256, metadata=_opt("Maximum vCPUs of each compute environment."))
+    spot: bool = field(
+        default=True, metadata=_opt("Queue jobs on spot instances first, on-demand after.")
+    )
+    spot_bid_percentage: int = field(
+        default=100, metadata=_opt("Maximum spot price, as a percentage of on-demand.")
+    )
+    spot_retries: int = field(
+        default=3, metadata=_opt("Retries after a spot interruption (Host EC2* exits).")
+    )
+    ami: str | None = field(
+        default=None, metadata=_opt("AMI id for compute instances. Default: the ECS-optimized AMI.")
+    )
+    root_volume_gb: int = field(
+        default=30, metadata=_opt("Root volume size of compute instances, in GiB.")
+    )
+    buckets: str | None = field(
+        default=None,
+        metadata=_opt("Comma-separated extra S3 buckets the job role may read and write."),
+    )
+    tags: str | None = field(
+        default=None,
+        metadata=_opt("Comma-separated key=value tags for every resource knot creates."),
+    )
+    base_image: str | None = field(
+        default=None,
+        metadata=_opt("Base image of rule images. Default: python:<local major.minor>-slim."),
+    )
+    array_jobs: bool = field(
+        default=True,
+        metadata=_opt("Submit ready jobs of one rule with equal resources as one array job."),
+    )
+    submit_rate: float = field(
+        default=20.0,
+        metadata=_opt("Most Batch submissions per second (AWS allows about 50 per account)."),
+    )
+
+
+GPU_FAMILY_PREFIXES = ("p2", "p3", "p4", "p5", "g3", "g4", "g5", "g6", "g7", "gr6", "dl1")
+
+
+@dataclass(frozen=True)
+class KnotConfig:
+    """The settings parsed and checked, in the form the rest of knot uses."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    emulator: bool = False
+    stack_name: str = DEFAULT_STACK
+    instance_types: tuple[str, ...] = ("optimal",)
+    min_vcpus: int = 0
+    max_vcpus: int = 256
+    spot: bool = True
+    spot_bid_percentage: int = 100
+    spot_retries: int = 3
+    ami: str | None = None
+    root_volume_gb: int = 30
+    buckets: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    base_image: str = field(default_factory=default_base_image)
+    array_jobs: bool = True
+    submit_rate: float = 20.0
+
+    @property
+    def has_gpu_instances(self) -> bool:
+        return any(t.lower().startswith(GPU_FAMILY_PREFIXES) for t in self.instance_types)
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        return dict(self.tags)
+
+
+def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
+    """Check the flags and return a KnotConfig; raise ConfigError naming the flag."""
+    if settings is None:
+        return KnotConfig()
+    _check_ranges(settings)
+    return KnotConfig(
+        region=settings.region or None,
+        profile=settings.profile or None,
+        endpoint_url=settings.endpoint_url or None,
+        emulator=bool(settings.emulator),
+        stack_name=_stack_name(settings.stack_name),
+        instance_types=_split(settings.instance_types) or ("optimal",),
+        min_vcpus=settings.min_vcpus,
+        max_vcpus=settings.max_vcpus,
+        spot=bool(settings.spot),
+        spot_bid_percentage=settings.spot_bid_percentage,
+        spot_retries=settings.spot_retries,
+        ami=settings.ami or None,
+        root_volume_gb=settings.root_volume_gb,
+        buckets=_split(settings.buckets),
+        tags=parse_tags(settings.tags),
+        base_image=settings.base_image or default_base_image(),
+        array_jobs=bool(settings.array_jobs),
+        submit_rate=settings.submit_rate,
+    )
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def parse_tags(value: str | None) -> tuple[tuple[str, str], ...]:
+    tags = []
+    for item in _split(value):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--knot-tags: '{item}' is not key=value. Write tags as 'team=neuro,project=hcp'."
+            )
+        tags.append((key.strip(), val.strip()))
+    return tuple(tags)
+
+
+def _stack_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name or ""):
+        raise ConfigError(
+            f"--knot-stack-name '{name}' is not a valid CloudFormation stack name: use a "
+            "letter, then letters, digits and hyphens (at most 128)."
+        )
+    return name
+
+
+def _check_ranges(s: ExecutorSettings) -> None:
+    problems = []
+    if s.min_vcpus < 0 or s.max_vcpus < 1 or s.min_vcpus > s.max_vcpus:
+        problems.append("--knot-min-vcpus/--knot-max-vcpus need 0 <= min <= max and max >= 1")
+    if not 1 <= s.spot_bid_percentage <= 100:
+        problems.append("--knot-spot-bid-percentage must be between 1 and 100")
+    if not 0 <= s.spot_retries <= 9:
+        problems.append("--knot-spot-retries must be between 0 and 9 (AWS allows 10 attempts)")
+    if s.root_volume_gb < 8:
+        problems.append("--knot-root-volume-gb must be at least 8")
+    if s.submit_rate <= 0:
+        problems.append("--knot-submit-rate must be positive")
+    if problems:
+        raise ConfigError("Invalid knot settings: " + "; ".join(problems) + ".")
