@@ -19,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
     parser.add_argument("--endpoint-url", help="AWS endpoint URL (default: AWS_ENDPOINT_URL)")
     parser.add_argument("--stack-name", default="knot", help="stack name (default: knot)")
-    parser.add_argument(
-        "--emulator", action="store_true", help="talk to the local emulator"
-    )
+    parser.add_argument("--emulator", action="store_true", help="talk to the local emulator")
     commands = parser.add_subparsers(dest="command", required=True)
     infra.register_cli(commands)
     status.register_cli(commands)

@@ -7,8 +7,9 @@ dummy credentials come from the running emulator's state file.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+import collections
+import threading
+from dataclasses import dataclass, field
 
 import boto3
 import botocore.config
@@ -29,48 +30,56 @@ SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts")
 
 @dataclass
 class Clients:
-    """Lazily built boto3 clients sharing one session."""
+    """Lazily built boto3 clients sharing one session. ``calls`` counts every API call
+    made through them, by "service.Operation", for run summaries and benchmarks."""
 
     session: boto3.Session
     endpoint_url: str | None = None
+    calls: collections.Counter = field(default_factory=collections.Counter)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _built: dict = field(default_factory=dict, repr=False)
 
     @property
     def region(self) -> str:
         return self.session.region_name
 
     def client(self, service: str):
-        return _cached_client(self, service)
+        with self._lock:
+            if service not in self._built:
+                self._built[service] = self._build(service)
+            return self._built[service]
 
     def __getattr__(self, service: str):
         if service in SERVICES:
             return self.client(service)
         raise AttributeError(service)
 
-    def __hash__(self) -> int:
-        return id(self)
+    def _build(self, service: str):
+        client = self.session.client(service, endpoint_url=self.endpoint_url, config=_RETRIES)
+        client.meta.events.register("before-call.*.*", self._count)
+        return client
 
-
-@functools.cache
-def _cached_client(clients: Clients, service: str):
-    return clients.session.client(service, endpoint_url=clients.endpoint_url, config=_RETRIES)
+    def _count(self, event_name: str, **_kwargs) -> None:
+        # before-call fires once per API call; retries fire before-send only.
+        _, service, operation = event_name.split(".", 2)
+        with self._lock:
+            self.calls[f"{service}.{operation}"] += 1
 
 
 def make_clients(config: KnotConfig) -> Clients:
     """Create the session and check region and credentials before any call is made."""
-    endpoint = config.endpoint_url
+    endpoint, region = config.endpoint_url, config.region
     session_kwargs = {}
     if config.emulator:
-        from .emulator import emulator_endpoint
+        # The emulator accepts any credentials; fixed dummy ones keep real keys out of it.
+        from .emulator import emulator_state
 
-        endpoint = endpoint or emulator_endpoint()
-        session_kwargs = {
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-        }
+        state = emulator_state()
+        endpoint = endpoint or state["endpoint"]
+        region = region or state.get("region", "us-east-1")
+        session_kwargs = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     try:
-        session = boto3.Session(
-            profile_name=config.profile, region_name=config.region, **session_kwargs
-        )
+        session = boto3.Session(profile_name=config.profile, region_name=region, **session_kwargs)
     except BotoCoreError as exc:
         raise ConfigError(f"Could not load AWS profile '{config.profile}': {exc}") from exc
     _check_region(session, config)

@@ -127,7 +127,7 @@ class KnotConfig:
     root_volume_gb: int = 30
     buckets: tuple[str, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
-    base_image: str = field(default_factory=default_base_image)
+    base_image: str | None = None  # None: the emulator's base image, else default_base_image()
     array_jobs: bool = True
     submit_rate: float = 20.0
 
@@ -161,7 +161,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         root_volume_gb=settings.root_volume_gb,
         buckets=_split(settings.buckets),
         tags=parse_tags(settings.tags),
-        base_image=settings.base_image or default_base_image(),
+        base_image=settings.base_image or None,
         array_jobs=bool(settings.array_jobs),
         submit_rate=settings.submit_rate,
     )

@@ -1,0 +1,244 @@
+"""Snakemake's view of knot: submit ready jobs to AWS Batch, follow them, cancel them.
+
+The work itself lives in the modules this one calls; this file only orders it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+
+from .clients import caller_identity, make_clients
+from .errors import KnotError
+from .jobspec import build_spec, upload_specs
+from .names import batch_job_name
+from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
+from .settings import KnotConfig, parse_settings
+from .staging import LocalStaging
+from .status import StatusPoller, log_tail, terminate_jobs
+from .submit import Submitter, batch_resources, build_submit_request
+
+MAX_ARRAY = 10_000  # AWS Batch's limit on array children
+LOG_TAIL_LINES = 30
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        self.knot = knot_config(self.workflow)
+        self.clients = make_clients(self.knot)
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self.plans: dict[str, RulePlan] = {}
+        self.infra = None
+        self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
+        self._prepare(list(self.dag.needrun_jobs()))
+
+    # -- preparation: everything that can fail does so before the first submission --
+
+    def _prepare(self, jobs) -> None:
+        rules = remote_rules(jobs)
+        if not rules:
+            return
+        base_image = resolve_base_image(self.knot)
+        workflow = next(iter(rules.values())).workflow
+        plans = {
+            name: plan_rule(workflow, rule, self.knot, base_image) for name, rule in rules.items()
+        }
+        check_job_resources(jobs, self.knot)
+        self._provision(plans)
+
+    def _provision(self, plans: dict[str, RulePlan]) -> None:
+        from .image import ImageBuilder, docker_client
+        from .infra import ensure_infra
+        from .jobdef import JobDefinitions
+
+        to_build = [p.image for p in plans.values() if p.image is not None]
+        docker = docker_client() if to_build else None
+        caller_identity(self.clients)
+        if self.infra is None:
+            self.infra = ensure_infra(self.clients, self.knot)
+            self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
+            self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
+            self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
+            self.poller = StatusPoller(self.clients.batch)
+        if to_build:
+            builder = ImageBuilder(
+                docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
+            )
+            uris = builder.ensure_all(to_build)
+            for counter in self.image_counts:
+                self.image_counts[counter] += getattr(builder, counter)
+            for name, uri in uris.items():
+                plans[name].image_uri = uri
+        for plan in plans.values():
+            plan.job_definition_arn = self.jobdefs.arn_for(plan.image_uri)
+        self.plans.update(plans)
+
+    def _plan_for(self, jobs) -> None:
+        """Rules first seen after start (e.g. behind a checkpoint) are prepared on arrival."""
+        new = [job for job in jobs if job.rule.name not in self.plans]
+        if new:
+            self._prepare(new)
+
+    # -- submission --
+
+    def run_job(self, job) -> None:
+        self.run_jobs([job])
+
+    def run_jobs(self, jobs) -> None:
+        for job in jobs:
+            self.run_job_pre(job)
+        self._plan_for(jobs)
+        for (rule, resources, *_), group in self._groups(jobs).items():
+            for start in range(0, len(group), MAX_ARRAY):
+                self._submit(self.plans[rule], resources, group[start : start + MAX_ARRAY])
+
+    def _groups(self, jobs) -> dict[tuple, list]:
+        """Jobs of one rule with equal Batch resources share an array job; with array jobs
+        off, the job id makes every key unique."""
+        groups: dict[tuple, list] = defaultdict(list)
+        for job in jobs:
+            resources = batch_resources(
+                job.rule.name, job.threads, dict(job.resources.items()), self.knot
+            )
+            key = (job.rule.name, resources)
+            if not self.knot.array_jobs:
+                key = (*key, job.jobid)
+            groups[key].append(job)
+        return groups
+
+    def _submit(self, plan: RulePlan, resources, jobs) -> None:
+        config = jobs[0].rule.workflow.config
+        specs = [build_spec(job, plan.source.kind, self.staging.uri_for, config) for job in jobs]
+        for spec in specs:
+            self.staging.upload_inputs(self._local_paths(spec["input"]), plan.name)
+        key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}/{{index}}.json"
+        upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
+        array = len(jobs) > 1
+        request = build_submit_request(
+            job_name=batch_job_name(
+                plan.name, {} if array else dict(jobs[0].wildcards_dict), jobs[0].jobid
+            ),
+            job_definition_arn=plan.job_definition_arn,
+            job_queue=self.infra.job_queue_arn,
+            spec_uri=f"s3://{self.infra.bucket}/{key}",
+            resources=resources,
+            array_size=len(jobs) if array else None,
+            tags=self.knot.tag_dict,
+            rule=plan.name,
+        )
+        batch_id = self.submitter.submit(request)
+        for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
+            external = f"{batch_id}:{index}" if array else batch_id
+            self.report_job_submission(
+                SubmittedJobInfo(job, external_jobid=external, aux={"spec": spec})
+            )
+
+    def _local_paths(self, files: dict) -> list[str]:
+        return [i["path"] for i in files["items"] if i["uri"].startswith(self._staging_uri)]
+
+    @property
+    def _staging_uri(self) -> str:
+        return f"s3://{self.infra.bucket}/{self.staging.prefix}"
+
+    # -- status --
+
+    async def check_active_jobs(self, active_jobs):
+        ids = [info.external_jobid for info in active_jobs]
+        async with self.status_rate_limiter:
+            states = self.poller.poll(ids)
+        for info in active_jobs:
+            state = states.get(info.external_jobid)
+            if state is None or state.status not in ("SUCCEEDED", "FAILED"):
+                yield info
+            elif state.status == "SUCCEEDED":
+                self._succeeded(info)
+            else:
+                self._failed(info, state)
+
+    def _succeeded(self, info: SubmittedJobInfo) -> None:
+        spec = info.aux["spec"]
+        try:
+            self._fetch_local(spec, ("output",), must_exist=True)
+            self._fetch_local(spec, ("log",), must_exist=False)
+            self._fetch_benchmark(spec)
+        except KnotError as exc:
+            self.report_job_error(info, msg=str(exc))
+            return
+        self.report_job_success(info)
+
+    def _failed(self, info: SubmittedJobInfo, state) -> None:
+        spec = info.aux["spec"]
+        tail = log_tail(self.clients.logs, self.infra.log_group, state.log_stream, LOG_TAIL_LINES)
+        aux_log = self._save_log(info, tail)
+        # The job's own log files are a courtesy; the error below is what matters.
+        with contextlib.suppress(KnotError):
+            self._fetch_local(spec, ("log",), must_exist=False)
+        exit_code = "none" if state.exit_code is None else state.exit_code
+        msg = (
+            f"AWS Batch job {info.external_jobid} of rule '{spec['rule']}' failed: "
+            f"{state.reason or 'no reason given'} (exit code {exit_code}).\n"
+            f"Last lines of its log ({state.log_stream or 'no log stream'}):\n"
+            + "\n".join(tail or ["<log empty or not found>"])
+        )
+        self.report_job_error(info, msg=msg, aux_logs=[str(aux_log)])
+
+    def _save_log(self, info: SubmittedJobInfo, lines: list[str]) -> Path:
+        path = Path(".snakemake", "log", "knot", f"{info.external_jobid.replace(':', '-')}.log")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def _fetch_local(self, spec: dict, kinds: tuple[str, ...], must_exist: bool) -> None:
+        for kind in kinds:
+            items = [i for i in spec[kind]["items"] if i["uri"].startswith(self._staging_uri)]
+            self.staging.download_outputs(items, spec["rule"], must_exist=must_exist)
+
+    def _fetch_benchmark(self, spec: dict) -> None:
+        bench = spec.get("benchmark")
+        if bench and bench["uri"].startswith(self._staging_uri):
+            item = {**bench, "directory": False}
+            self.staging.download_outputs([item], spec["rule"], must_exist=False)
+
+    # -- end of run --
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if self.infra is not None:
+            path = write_summary(self.run_id, self.clients.calls, self.image_counts)
+            self.logger.info(f"knot: run summary in {path}")
+
+    # -- cancel --
+
+    def cancel_jobs(self, active_jobs) -> None:
+        ids = [info.external_jobid for info in active_jobs if info.external_jobid]
+        if ids:
+            terminate_jobs(self.clients.batch, ids, "cancelled by Snakemake")
+
+
+def knot_config(workflow) -> KnotConfig:
+    """The parsed flags, plus the default storage prefix's bucket, which the job role must
+    be able to reach in storage mode."""
+    config = parse_settings(workflow.executor_settings)
+    prefix = workflow.storage_settings.default_storage_prefix or ""
+    if prefix.startswith("s3://"):
+        bucket = prefix[5:].split("/", 1)[0]
+        if bucket and bucket not in config.buckets:
+            config = dataclasses.replace(config, buckets=(*config.buckets, bucket))
+    return config
+
+
+def write_summary(run_id: str, calls, images: dict) -> Path:
+    """What this run cost: AWS calls by operation and image builds, for users and tests."""
+    path = Path(".snakemake", "knot", f"run-{run_id}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"run_id": run_id, "calls": dict(sorted(calls.items())), "images": images}
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return path

@@ -1,0 +1,131 @@
+"""The per-job spec document (see docs/internals.md, "The job spec"): built from a
+Snakemake job without touching AWS, then written to S3 before the job is submitted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import RuleError, aws_error
+
+SPEC_VERSION = 1
+
+# Maps a local path Snakemake uses to the S3 URI it travels through (local mode only;
+# storage-mode files carry their own URI).
+UriFor = Callable[[str], str]
+
+
+def build_spec(job, kind: str, uri_for: UriFor, config: dict) -> dict:
+    """The spec document of one Snakemake job. ``kind`` is run, shell or script."""
+    rule = job.rule
+    spec = {
+        "version": SPEC_VERSION,
+        "rule": rule.name,
+        "kind": kind,
+        "jobid": job.jobid,
+        "input": file_list(job.input, uri_for),
+        "output": file_list(job.output, uri_for),
+        "log": file_list(job.log, uri_for),
+        "benchmark": _benchmark(job.benchmark, uri_for),
+        "params": value_list(job.params, rule.name, "param"),
+        "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
+        "resources": resource_list(job.resources, rule.name),
+        "threads": job.threads,
+        "config": _json_checked(config, rule.name, "config"),
+    }
+    if kind == "shell":
+        spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
+    if kind == "script":
+        spec["script"] = {"path": rule.script}
+    return spec
+
+
+def file_item(f, uri_for: UriFor) -> dict:
+    path = str(f)
+    directory = bool(getattr(f, "is_directory", False))
+    if getattr(f, "is_storage", False):
+        uri = f.storage_object.query
+    else:
+        uri = uri_for(path)
+    if directory and not uri.endswith("/"):
+        uri += "/"
+    return {"path": path, "uri": uri, "directory": directory}
+
+
+def file_list(files, uri_for: UriFor) -> dict:
+    return {"items": [file_item(f, uri_for) for f in files], "names": _names(files)}
+
+
+def value_list(values, rule: str, what: str) -> dict:
+    items = [_json_checked(v, rule, f"{what} {_name_of(values, i)}") for i, v in enumerate(values)]
+    return {"items": items, "names": _names(values)}
+
+
+def _names(namedlist) -> dict:
+    names = getattr(namedlist, "_names", {}) or {}
+    return {name: [start, end] for name, (start, end) in names.items()}
+
+
+def _name_of(namedlist, index: int) -> str:
+    for name, (start, end) in _names(namedlist).items():
+        if start == index or (end is not None and start <= index < end):
+            return f"'{name}'"
+    return f"#{index}"
+
+
+def _benchmark(benchmark, uri_for: UriFor) -> dict | None:
+    if not benchmark:
+        return None
+    item = file_item(benchmark, uri_for)
+    return {"path": item["path"], "uri": item["uri"]}
+
+
+def resource_list(resources, rule: str) -> dict:
+    """Snakemake's ``tmpdir`` resource is a host path and means nothing in the container,
+    so it stays behind, as do unevaluated callables."""
+    items, names = [], {}
+    for name, value in resources.items():
+        if name == "tmpdir" or callable(value):
+            continue
+        names[name] = [len(items), None]
+        items.append(_json_checked(value, rule, f"resource '{name}'"))
+    return {"items": items, "names": names}
+
+
+def _json_checked(value, rule: str, what: str):
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise RuleError(
+            f"Rule '{rule}': {what} cannot be sent to the job: {exc}. knot ships params, "
+            "wildcards, resources and config as JSON; use strings, numbers, booleans, lists "
+            "and dicts, or compute the value inside the run block."
+        ) from exc
+    return value
+
+
+def encode(spec: dict) -> bytes:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+
+
+def spec_key(prefix: str, index: int) -> str:
+    return prefix.replace("{index}", str(index))
+
+
+def upload_specs(s3, bucket: str, key_template: str, specs: Iterable[dict], rule: str) -> int:
+    """Write one document per job; ``key_template`` contains ``{index}``."""
+    payloads = [(spec_key(key_template, i), encode(s)) for i, s in enumerate(specs)]
+
+    def put(item: tuple[str, bytes]) -> None:
+        key, body = item
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(16, len(payloads) or 1)) as pool:
+            list(pool.map(put, payloads))
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, "writing job specs to S3", rule=rule, service="s3") from exc
+    return len(payloads)

@@ -1,0 +1,118 @@
+"""Everything decided per rule before the first job is submitted: the rule's kind and
+source, its requirements, its image and its job definition.
+
+Checks run for every rule that will run before any AWS resource is created, so that bad
+input fails fast and costs nothing. Images for different rules are built in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .errors import RuleError
+from .image import ImageSpec
+from .requirements import find_requirements
+from .rules import RuleSource, check_supported, rule_source
+from .settings import KnotConfig, default_base_image
+from .submit import batch_resources
+
+log = logging.getLogger("knot")
+
+
+@dataclass
+class RulePlan:
+    """What knot needs to submit jobs of one rule."""
+
+    source: RuleSource
+    image: ImageSpec | None  # None when the rule names its own image (knot_image)
+    image_uri: str | None = None
+    job_definition_arn: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source.rule
+
+
+def remote_rules(jobs) -> dict[str, object]:
+    """The distinct rules of the jobs knot will run (local rules stay with Snakemake)."""
+    rules = {}
+    for job in jobs:
+        if job.is_local:
+            continue
+        if job.is_group():
+            raise RuleError(
+                f"Group jobs ({', '.join(sorted(r.name for r in job.rules))}) are not "
+                "supported by knot: remove the 'group:' directive or the --groups flag."
+            )
+        rules.setdefault(job.rule.name, job.rule)
+    return rules
+
+
+def plan_rule(workflow, rule, config: KnotConfig, base_image: str) -> RulePlan:
+    check_supported(rule)
+    source = rule_source(workflow, rule)
+    given = _resource(rule, "knot_image")
+    if given:
+        return RulePlan(source=source, image=None, image_uri=str(given))
+    return RulePlan(source=source, image=image_spec(source, rule, base_image))
+
+
+def image_spec(source: RuleSource, rule, base_image: str) -> ImageSpec:
+    extra = _split_packages(_resource(rule, "knot_packages"))
+    code = _python_source(source)
+    requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
+    from_container = bool(source.container)
+    return ImageSpec(
+        rule=source.rule,
+        base_image=source.container or base_image,
+        requirements=tuple(requirements),
+        files=tuple(sorted(source.files.items())),
+        from_container=from_container,
+    )
+
+
+def _python_source(source: RuleSource) -> str | None:
+    if source.kind == "run":
+        return source.module_source
+    if source.kind == "script":
+        return b"\n".join(source.files.values()).decode()
+    return None
+
+
+def _resource(rule, name: str):
+    """A rule-level resource as written in the Snakefile. Snakemake wraps each in a
+    ``Resource``; one computed per job (a function) has no rule-level value."""
+    resource = (rule.resources or {}).get(name)
+    if resource is None or resource.is_evaluable():
+        return None
+    return resource.value
+
+
+def _split_packages(value) -> list[str]:
+    if not value:
+        return []
+    return [part for part in str(value).replace(",", " ").split() if part]
+
+
+def check_job_resources(jobs, config: KnotConfig) -> None:
+    """Per-job resources (threads, mem_mb, gpu, runtime) are checked before anything is
+    created; a value that needs the job's inputs to be computed is checked at submission."""
+    for job in jobs:
+        if job.is_local:
+            continue
+        try:
+            resources = dict(job.resources.items())
+        except (FileNotFoundError, OSError):
+            continue
+        batch_resources(job.rule.name, job.threads, resources, config)
+
+
+def resolve_base_image(config: KnotConfig) -> str:
+    if config.base_image:
+        return config.base_image
+    if config.emulator:
+        from .emulator import emulator_state
+
+        return emulator_state().get("base_image") or default_base_image()
+    return default_base_image()

@@ -1,0 +1,61 @@
+"""Running Snakemake in a subprocess on a copy of a workflow, and comparing its outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "workflow_examples"
+# Files a run makes that are not workflow outputs, or hold timings.
+IGNORED_PARTS = {".snakemake", "profiles", "__pycache__"}
+
+
+def copy_workflow(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".snakemake", "results", "logs"))
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 900):
+    """Run Snakemake; return the CompletedProcess (stdout and stderr merged)."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def file_digests(workdir: Path, skip: set[str] = frozenset()) -> dict[str, str]:
+    """sha256 of every file under workdir except knot's and Snakemake's own."""
+    digests = {}
+    for path in sorted(workdir.rglob("*")):
+        rel = path.relative_to(workdir)
+        if not path.is_file() or IGNORED_PARTS & set(rel.parts) or rel.as_posix() in skip:
+            continue
+        digests[rel.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def outputs_of(workdir: Path, before: dict[str, str], benchmark_dirs=("benchmarks",)) -> dict:
+    """The files a run added or changed, benchmark files (timings) excluded."""
+    after = file_digests(workdir)
+    return {
+        path: digest
+        for path, digest in after.items()
+        if before.get(path) != digest and path.split("/")[0] not in benchmark_dirs
+    }
+
+
+def latest_summary(workdir: Path) -> dict:
+    summaries = sorted((workdir / ".snakemake" / "knot").glob("run-*.json"))
+    assert summaries, "knot wrote no run summary"
+    return json.loads(summaries[-1].read_text())

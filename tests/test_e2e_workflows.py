@@ -1,0 +1,58 @@
+"""End to end: the examples and the parity workflow under `--executor knot` on the emulator
+give the same bytes as `--executor local`; a warm re-run builds and registers nothing; a
+failing job shows its log tail and exit code and leaves no complete-looking output."""
+
+from __future__ import annotations
+
+import pytest
+
+from .e2e_helpers import (
+    EXAMPLES,
+    ROOT,
+    copy_workflow,
+    file_digests,
+    latest_summary,
+    outputs_of,
+    snakemake,
+)
+
+pytestmark = pytest.mark.e2e
+
+KNOT = ("--executor", "knot", "--knot-emulator", "--jobs", "8", "--latency-wait", "5")
+LOCAL = ("--cores", "2")
+
+
+def _run_both(src, tmp_path, extra=(), knot_extra=()):
+    """Run one copy locally and one with knot; return both sets of output digests."""
+    local_dir = copy_workflow(src, tmp_path / "local")
+    knot_dir = copy_workflow(src, tmp_path / "knot")
+    before = file_digests(local_dir)
+    local = snakemake(local_dir, *LOCAL, *extra)
+    assert local.returncode == 0, local.stdout[-3000:]
+    result = snakemake(knot_dir, *KNOT, *extra, *knot_extra)
+    assert result.returncode == 0, result.stdout[-6000:]
+    return outputs_of(local_dir, before), outputs_of(knot_dir, before), knot_dir
+
+
+@pytest.mark.parametrize("example", ["pi", "heat", "neuro"])
+def test_example_matches_local(example, emulator_env, tmp_path):
+    local, knot, _ = _run_both(EXAMPLES / example, tmp_path)
+    assert local, "the local run produced nothing"
+    assert knot == local
+
+
+def test_parity_workflow_matches_local_and_warm_rerun_is_cached(emulator_env, tmp_path):
+    local, knot, knot_dir = _run_both(ROOT / "tests" / "workflows" / "parity", tmp_path)
+    assert local
+    assert knot == local
+
+    rerun = snakemake(knot_dir, *KNOT, "--forceall")
+    assert rerun.returncode == 0, rerun.stdout[-6000:]
+    summary = latest_summary(knot_dir)
+    assert summary["images"]["built"] == 0
+    assert summary["images"]["pushed"] == 0
+    calls = summary["calls"]
+    for operation in ("CreateStack", "UpdateStack"):
+        assert calls.get(f"cloudformation.{operation}", 0) == 0
+    assert calls.get("batch.RegisterJobDefinition", 0) == 0
+    assert calls.get("batch.SubmitJob", 0) >= 1
