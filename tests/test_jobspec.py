@@ -1,0 +1,111 @@
+"""The job spec document, built from Snakemake's own named lists, compared as a dict."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from snakemake.io import IOFile, directory
+from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
+
+from snakemake_executor_knot.errors import RuleError
+from snakemake_executor_knot.jobspec import build_spec, upload_specs
+
+
+def _named(cls, items, names):
+    nl = cls(items)
+    for name, index in names.items():
+        nl._set_name(name, index)
+    return nl
+
+
+def _job(params=None, shellcmd=None):
+    rule = SimpleNamespace(name="fit", shellcmd=shellcmd, script="scripts/plot.py")
+    return SimpleNamespace(
+        rule=rule,
+        jobid=7,
+        input=_named(
+            InputFiles,
+            [IOFile("sub-01/dwi.npy", rule=None), IOFile(directory("masks"), rule=None)],
+            {"dwi": 0, "masks": 1},
+        ),
+        output=_named(OutputFiles, [IOFile("fit/sub-01.json", rule=None)], {"fa": 0}),
+        log=_named(Log, [IOFile("logs/fit-01.log", rule=None)], {}),
+        benchmark=None,
+        params=params
+        if params is not None
+        else _named(Params, [0.5, {"k": [1, 2]}], {"alpha": 0, "opts": 1}),
+        wildcards=_named(Wildcards, ["01"], {"subject": 0}),
+        resources=ResourceList(fromdict={"_cores": 2, "mem_mb": 1000, "tmpdir": "/tmp/x"}),
+        threads=2,
+    )
+
+
+def _uri(path: str) -> str:
+    return f"s3://bucket/knot/files/abc/{path}"
+
+
+def test_run_spec_matches_contract():
+    spec = build_spec(_job(), "run", _uri, {"subjects": ["01"]})
+    assert spec == {
+        "version": 1,
+        "rule": "fit",
+        "kind": "run",
+        "jobid": 7,
+        "input": {
+            "items": [
+                {"path": "sub-01/dwi.npy", "uri": _uri("sub-01/dwi.npy"), "directory": False},
+                {"path": "masks", "uri": _uri("masks") + "/", "directory": True},
+            ],
+            "names": {"dwi": [0, None], "masks": [1, None]},
+        },
+        "output": {
+            "items": [
+                {"path": "fit/sub-01.json", "uri": _uri("fit/sub-01.json"), "directory": False}
+            ],
+            "names": {"fa": [0, None]},
+        },
+        "log": {
+            "items": [
+                {"path": "logs/fit-01.log", "uri": _uri("logs/fit-01.log"), "directory": False}
+            ],
+            "names": {},
+        },
+        "benchmark": None,
+        "params": {"items": [0.5, {"k": [1, 2]}], "names": {"alpha": [0, None], "opts": [1, None]}},
+        "wildcards": {"items": ["01"], "names": {"subject": [0, None]}},
+        "resources": {"items": [2, 1000], "names": {"_cores": [0, None], "mem_mb": [1, None]}},
+        "threads": 2,
+        "config": {"subjects": ["01"]},
+    }
+
+
+def test_shell_and_script_specs_carry_their_command():
+    shell = build_spec(_job(shellcmd="cat {input} > {output}"), "shell", _uri, {})
+    assert shell["shell"] == {"command": "cat {input} > {output}", "executable": "bash"}
+    script = build_spec(_job(), "script", _uri, {})
+    assert script["script"] == {"path": "scripts/plot.py"}
+    assert "shell" not in script
+
+
+def test_unserialisable_param_names_rule_and_param():
+    params = _named(Params, [object()], {"model": 0})
+    with pytest.raises(RuleError, match=r"Rule 'fit': param 'model'"):
+        build_spec(_job(params=params), "run", _uri, {})
+
+
+def test_specs_are_small_and_carry_no_credentials():
+    spec = build_spec(_job(), "run", _uri, {})
+    text = json.dumps(spec)
+    assert "AWS_SECRET" not in text and "testing" not in text
+    assert len(text) < 2000
+
+
+def test_upload_specs_writes_one_object_per_index(clients):
+    s3 = clients.s3
+    s3.create_bucket(Bucket="bucket")
+    specs = [{"jobid": i} for i in range(3)]
+    assert upload_specs(s3, "bucket", "knot/specs/run/fit-1/{index}.json", specs, "fit") == 3
+    body = s3.get_object(Bucket="bucket", Key="knot/specs/run/fit-1/2.json")["Body"].read()
+    assert json.loads(body) == {"jobid": 2}
