@@ -1,0 +1,133 @@
+"""One job from start to end: spec, inputs, the rule's code, checks, uploads."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from . import benchmark, staging
+from .kinds import run_kind
+from .namespace import Namespace
+from .report import JobFailure, Reporter, append_text
+from .spec import FileItem, benchmark_item, fetch_spec, file_items, spec_uri
+
+
+def output_problems(items: list[FileItem]) -> list[str]:
+    """What is wrong with the declared outputs after the rule's code returned."""
+    problems = []
+    for item in items:
+        if not os.path.exists(item.path):
+            problems.append(f"{item.path} (missing)")
+        elif item.directory and not os.path.isdir(item.path):
+            problems.append(f"{item.path} (declared a directory() but is a file)")
+        elif not item.directory and os.path.isdir(item.path):
+            problems.append(f"{item.path} (a directory, but not declared with directory())")
+    return problems
+
+
+def parent_folders(spec: dict[str, Any]) -> set[str]:
+    """Folders to create before the job: parents of every file, and directory inputs."""
+    items = [i for s in ("input", "output", "log") for i in file_items(spec, s)]
+    bench = benchmark_item(spec)
+    if bench:
+        items.append(bench)
+    folders = {os.path.dirname(os.path.normpath(i.path)) for i in items}
+    folders.update(i.path for i in file_items(spec, "input") if i.directory)
+    return {folder for folder in folders if folder}
+
+
+class Job:
+    def __init__(self, spec: dict[str, Any], s3, reporter: Reporter, env: Mapping[str, str]):
+        self.spec = spec
+        self.s3 = s3
+        self.reporter = reporter
+        self.env = env
+        try:
+            self.ns = Namespace.from_spec(spec)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise JobFailure(f"the job spec is malformed: {exc!r}") from exc
+        self.outputs = file_items(spec, "output")
+        self.logs = file_items(spec, "log")
+        self.bench = benchmark_item(spec)
+
+    def execute(self) -> int:
+        for folder in sorted(parent_folders(self.spec)):
+            os.makedirs(folder, exist_ok=True)
+        with staging.make_transfer_manager(self.s3) as manager:
+            self.stage_in(manager)
+            succeeded = self.run_user_code() and self.check_outputs()
+            self.stage_out(manager, succeeded)
+        return 0 if succeeded else 1
+
+    def stage_in(self, manager) -> None:
+        inputs = file_items(self.spec, "input")
+        plan = staging.plan_downloads(self.s3, inputs)
+        self.reporter.progress(f"downloading {len(inputs)} inputs ({len(plan)} files)")
+        staging.download(manager, plan)
+
+    def run_user_code(self) -> bool:
+        self.reporter.progress(f"running ({self.spec['kind']})")
+        start = benchmark.Usage.now()
+        try:
+            run_kind(self.spec, self.ns, self.env)
+        except JobFailure as exc:
+            self.fail(str(exc))
+            return False
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                self.reporter.user_error(exc, self.first_log)
+                return False
+        # User code may raise anything; it must end up in the log and stderr, not kill us
+        # before the logs are uploaded.
+        except Exception as exc:  # noqa: BLE001
+            self.reporter.user_error(exc, self.first_log)
+            return False
+        if self.bench:
+            benchmark.write(self.bench.path, start, benchmark.Usage.now())
+        return True
+
+    def check_outputs(self) -> bool:
+        problems = output_problems(self.outputs)
+        if problems:
+            listed = ", ".join(problems)
+            self.fail(f"the rule finished but these declared outputs are wrong: {listed}")
+        return not problems
+
+    def fail(self, message: str) -> None:
+        self.reporter.failure(message)
+        if self.first_log:
+            append_text(self.first_log, f"{self.reporter.prefix}: FAILED: {message}\n")
+
+    @property
+    def first_log(self) -> str | None:
+        return self.logs[0].path if self.logs else None
+
+    def stage_out(self, manager, succeeded: bool) -> None:
+        """Upload logs that exist; outputs and benchmark only after success, so a failed
+        job never leaves outputs in S3 that look complete."""
+        logs = staging.plan_uploads(i for i in self.logs if os.path.exists(i.path))
+        outputs = staging.plan_uploads(self.outputs) if succeeded else []
+        bench = staging.plan_uploads([self.bench]) if succeeded and self.bench else []
+        what = [f"{len(self.outputs)} outputs ({len(outputs)} files)"] if succeeded else []
+        what += [f"{len(logs)} logs"] + (["the benchmark"] if bench else [])
+        self.reporter.progress("uploading " + ", ".join(what))
+        staging.upload(manager, outputs + logs + bench)
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    if hasattr(sys.stdout, "reconfigure"):  # user prints interleave with our stderr lines
+        sys.stdout.reconfigure(line_buffering=True)
+    reporter = Reporter()
+    try:
+        s3 = staging.make_s3_client()
+        spec = fetch_spec(s3, spec_uri(env))
+        reporter = Reporter(spec["rule"], spec["jobid"])
+        status = Job(spec, s3, reporter, env).execute()
+    except (JobFailure, OSError) as exc:  # OSError: folders or files we could not write
+        reporter.failure(str(exc))
+        return 1
+    reporter.progress("done" if status == 0 else "failed")
+    return status

@@ -1,0 +1,58 @@
+"""Running the rule's own code, for each kind of rule: ``run``, ``shell`` or ``script``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from .namespace import Namespace
+from .script import run_script
+from .shell import shell
+
+RULE_MODULE = "knot_rule"
+# shell()'s own keyword arguments; a global of the same name must not be passed as one.
+_SHELL_KEYWORDS = frozenset({"read", "iterable", "bench_record", "additional_envvars"})
+
+
+def import_rule_module() -> ModuleType | None:
+    """The generated rule module, or None when the image has none (shell rules)."""
+    try:
+        return importlib.import_module(RULE_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != RULE_MODULE:  # the module exists but one of its imports does not
+            raise
+        return None
+
+
+def run_block(ns: Namespace) -> None:
+    module = importlib.import_module(RULE_MODULE)
+    module.config = ns.config  # a module global, so a config change needs no new image
+    module.knot_run(**ns.run_arguments())
+
+
+def run_shell(ns: Namespace, shell_spec: Mapping[str, Any]) -> None:
+    """Format the raw command with the job's names (and the rule module's globals, if the
+    image has one) and run it."""
+    if shell_spec.get("executable"):
+        shell.executable(shell_spec["executable"])
+    module = import_rule_module()
+    variables = {}
+    if module:
+        module.config = ns.config
+        variables = {k: v for k, v in vars(module).items() if not k.startswith("__")}
+    variables.update(ns.variables())
+    for keyword in _SHELL_KEYWORDS & variables.keys():
+        del variables[keyword]
+    shell(shell_spec["command"], **variables)
+
+
+def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> None:
+    kind = spec["kind"]
+    if kind == "run":
+        run_block(ns)
+    elif kind == "shell":
+        run_shell(ns, spec.get("shell") or {})
+    else:
+        run_script(ns, (spec.get("script") or {})["path"], env)

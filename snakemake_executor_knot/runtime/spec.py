@@ -1,0 +1,109 @@
+"""Find, fetch and check the job spec (version 1, see docs/internals.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import SPEC_VERSION
+from .report import JobFailure
+
+KINDS = ("run", "shell", "script")
+
+
+@dataclass(frozen=True)
+class FileItem:
+    """One input/output/log file: the local ``path`` and its S3 ``uri``."""
+
+    path: str
+    uri: str | None
+    directory: bool = False
+
+
+def array_index(env: Mapping[str, str]) -> str:
+    """This job's array index; "0" for a job that is not an array child.
+
+    AWS Batch sets AWS_BATCH_JOB_ARRAY_INDEX. moto's Batch sets only AWS_BATCH_JOB_ID,
+    which for an array child ends in ``:<index>``, so fall back to that suffix.
+    """
+    index = env.get("AWS_BATCH_JOB_ARRAY_INDEX")
+    if index:
+        return index
+    _, sep, tail = env.get("AWS_BATCH_JOB_ID", "").rpartition(":")
+    return tail if sep and tail.isdigit() else "0"
+
+
+def spec_uri(env: Mapping[str, str]) -> str:
+    """The spec's S3 URI from KNOT_SPEC_URI, with ``{index}`` replaced by the array index."""
+    template = env.get("KNOT_SPEC_URI")
+    if not template:
+        raise JobFailure(
+            "KNOT_SPEC_URI is not set; this image runs knot jobs and expects the job "
+            "definition to set it (s3://bucket/key of the job spec)."
+        )
+    return template.replace("{index}", array_index(env))
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``; the key may be empty or end in ``/``."""
+    if not uri.startswith("s3://"):
+        raise JobFailure(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise JobFailure(f"{uri!r} names no bucket")
+    return bucket, key
+
+
+def parse_spec(text: str | bytes, uri: str) -> dict[str, Any]:
+    """Decode and check a spec document; errors name the URI and the problem."""
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise JobFailure(f"the job spec at {uri} is not valid JSON: {exc}") from exc
+    check_spec(spec, uri)
+    return spec
+
+
+def check_spec(spec: Any, uri: str) -> None:
+    if not isinstance(spec, dict):
+        raise JobFailure(f"the job spec at {uri} is not a JSON object")
+    version = spec.get("version")
+    if version != SPEC_VERSION:
+        raise JobFailure(
+            f"the job spec at {uri} has version {version!r} but this runtime reads version "
+            f"{SPEC_VERSION}; the image and the knot that submitted the job differ, rebuild "
+            "the image with the same knot version."
+        )
+    if spec.get("kind") not in KINDS:
+        raise JobFailure(f"the job spec at {uri} has kind {spec.get('kind')!r}, not one of {KINDS}")
+    for key in ("rule", "jobid"):
+        if key not in spec:
+            raise JobFailure(f"the job spec at {uri} lacks {key!r}")
+
+
+def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:
+    """The items of a file section (input, output or log) of the spec."""
+    items = (spec.get(section) or {}).get("items") or []
+    return [FileItem(str(i["path"]), i.get("uri"), bool(i.get("directory"))) for i in items]
+
+
+def benchmark_item(spec: dict[str, Any]) -> FileItem | None:
+    bench = spec.get("benchmark")
+    return FileItem(str(bench["path"]), bench.get("uri")) if bench else None
+
+
+def fetch_spec(s3, uri: str) -> dict[str, Any]:
+    """Download and parse the spec document at ``uri``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = parse_s3_uri(uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise JobFailure(
+            f"could not read the job spec {uri}: {exc}. Check that the job role may read the "
+            "bucket and that the spec was not removed by the bucket's lifecycle rule."
+        ) from exc
+    return parse_spec(body, uri)

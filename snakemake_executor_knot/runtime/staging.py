@@ -1,0 +1,143 @@
+"""Moving the job's files between S3 and the working directory, in parallel (s3transfer)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.exceptions import RetriesExceededError, S3ValidationError
+from s3transfer.manager import TransferConfig, TransferManager
+
+from .report import JobFailure
+from .spec import FileItem, parse_s3_uri
+
+# Every upload carries a SHA-256 checksum that S3 verifies on receipt and stores, so a
+# reader can ask for it (HeadObject with ChecksumMode=ENABLED).
+UPLOAD_ARGS = {"ChecksumAlgorithm": "SHA256"}
+CONCURRENCY = 10
+_TRANSFER_ERRORS = (BotoCoreError, ClientError, OSError, RetriesExceededError, S3ValidationError)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One object to move: ``s3://bucket/key`` <-> the local file ``path``."""
+
+    bucket: str
+    key: str
+    path: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def make_s3_client(concurrency: int = CONCURRENCY):
+    """The S3 client; endpoint, credentials and region come from the environment."""
+    import boto3
+    from botocore.config import Config
+
+    # One pooled connection per transfer thread, or urllib3 discards the extra ones.
+    config = Config(max_pool_connections=concurrency, retries={"mode": "standard"})
+    return boto3.session.Session().client("s3", config=config)
+
+
+def make_transfer_manager(s3, concurrency: int = CONCURRENCY) -> TransferManager:
+    return TransferManager(s3, TransferConfig(max_request_concurrency=concurrency))
+
+
+def folder_prefix(key: str) -> str:
+    return key if not key or key.endswith("/") else key + "/"
+
+
+def download_plan(item: FileItem, keys: Iterable[str]) -> list[Transfer]:
+    """The objects to fetch for ``item``; ``keys`` are those under a directory's prefix."""
+    bucket, key = parse_s3_uri(item.uri or "")
+    if not item.directory:
+        return [Transfer(bucket, key, item.path)]
+    prefix, root = folder_prefix(key), os.path.normpath(item.path)
+    plan = []
+    for found in keys:
+        relative = found[len(prefix) :]
+        if not relative or relative.endswith("/"):  # folder marker objects hold no data
+            continue
+        target = os.path.normpath(os.path.join(root, relative))
+        if os.path.commonpath([root, target]) != root:
+            raise JobFailure(f"refusing to download {found!r}: it would land outside {root}")
+        plan.append(Transfer(bucket, found, target))
+    return plan
+
+
+def local_files(path: str) -> list[str]:
+    """Every file under a folder, relative to it, with '/' separators, sorted."""
+    found = []
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            found.append(os.path.relpath(os.path.join(dirpath, name), path))
+    return sorted(name.replace(os.sep, "/") for name in found)
+
+
+def upload_plan(item: FileItem) -> list[Transfer]:
+    """The objects to write for an existing local ``item`` (every file of a directory)."""
+    bucket, key = parse_s3_uri(item.uri or "")
+    if not os.path.isdir(item.path):
+        return [Transfer(bucket, key, item.path)]
+    prefix = folder_prefix(key)
+    return [
+        Transfer(bucket, prefix + name, os.path.join(item.path, name))
+        for name in local_files(item.path)
+    ]
+
+
+def list_keys(s3, bucket: str, prefix: str) -> list[str]:
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+    except (BotoCoreError, ClientError) as exc:
+        raise JobFailure(f"could not list s3://{bucket}/{prefix}: {exc}") from exc
+
+
+def plan_downloads(s3, items: Iterable[FileItem]) -> list[Transfer]:
+    plan = []
+    for item in items:
+        if not item.uri:  # nothing to fetch (the host sent no copy)
+            continue
+        keys: list[str] = []
+        if item.directory:
+            bucket, key = parse_s3_uri(item.uri)
+            keys = list_keys(s3, bucket, folder_prefix(key))
+        plan.extend(download_plan(item, keys))
+    return plan
+
+
+def plan_uploads(items: Iterable[FileItem]) -> list[Transfer]:
+    return [t for item in items if item.uri for t in upload_plan(item)]
+
+
+def download(manager: TransferManager, transfers: list[Transfer]) -> None:
+    for transfer in transfers:
+        os.makedirs(os.path.dirname(transfer.path) or ".", exist_ok=True)
+    _wait(transfers, lambda t: manager.download(t.bucket, t.key, t.path), "download")
+
+
+def upload(manager: TransferManager, transfers: list[Transfer]) -> None:
+    def submit(t: Transfer):
+        return manager.upload(t.path, t.bucket, t.key, extra_args=UPLOAD_ARGS)
+
+    _wait(transfers, submit, "upload")
+
+
+def _wait(transfers: list[Transfer], submit: Callable, verb: str) -> None:
+    """Submit all transfers, wait for all, and report every one that failed."""
+    futures = [(transfer, submit(transfer)) for transfer in transfers]
+    failed = []
+    for transfer, future in futures:
+        try:
+            future.result()
+        except _TRANSFER_ERRORS as exc:
+            failed.append(f"{transfer.uri} ({transfer.path}): {exc}")
+    if failed:
+        raise JobFailure(
+            f"could not {verb} {len(failed)} of {len(transfers)} files:\n  " + "\n  ".join(failed)
+        )

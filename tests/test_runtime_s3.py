@@ -1,0 +1,418 @@
+"""The runtime end to end against a moto S3 server, in a subprocess without Snakemake.
+
+Each test copies the runtime package into a temporary lib folder as ``knot_runtime`` (as the
+image does), writes a spec (and a ``knot_rule.py`` or script), and runs the runtime with
+``snakemake`` blocked in ``sys.modules``, so an accidental Snakemake import fails the job.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+
+import snakemake_executor_knot.runtime as runtime_package
+
+BUCKET = "knot-runtime-tests"
+REGION = "us-east-1"
+LAUNCH = (
+    "import sys; sys.modules['snakemake'] = None; import runpy; "
+    "runpy.run_module('knot_runtime', run_name='__main__', alter_sys=True)"
+)
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(endpoint):
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A fresh key prefix per test, so tests share the bucket but not objects."""
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def lib(tmp_path) -> Path:
+    folder = tmp_path / "lib"
+    source = Path(runtime_package.__file__).parent
+    shutil.copytree(source, folder / "knot_runtime", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    (tmp_path / "work").mkdir()
+    return tmp_path / "work"
+
+
+def uri(prefix: str, key: str) -> str:
+    return f"s3://{BUCKET}/{prefix}/{key}"
+
+
+def item(path: str, prefix: str, directory: bool = False) -> dict:
+    key = path + ("/" if directory else "")
+    return {"path": path, "uri": uri(prefix, key), "directory": directory}
+
+
+def section(items: list, names: dict | None = None) -> dict:
+    return {"items": items, "names": names or {}}
+
+
+def make_spec(rule: str, kind: str, **parts) -> dict:
+    doc = {
+        "version": 1,
+        "rule": rule,
+        "kind": kind,
+        "jobid": 7,
+        "input": section([]),
+        "output": section([]),
+        "log": section([]),
+        "benchmark": None,
+        "params": section([]),
+        "wildcards": section([]),
+        "resources": section([1, 1000], {"_cores": [0, None], "mem_mb": [1, None]}),
+        "threads": 2,
+        "config": {},
+    }
+    return doc | parts
+
+
+def put_spec(s3, prefix: str, doc: dict, name: str = "job-0.json") -> None:
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/{name}", Body=json.dumps(doc).encode())
+
+
+def write_rule(lib: Path, body: str) -> None:
+    (lib / "knot_rule.py").write_text(textwrap.dedent(body))
+
+
+def run_runtime(endpoint, lib, work, prefix, spec_name="job-{index}.json", **extra):
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(lib),
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": str(work.parent / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(work.parent / "no-aws-credentials"),
+        "KNOT_SPEC_URI": uri(prefix, f"specs/{spec_name}"),
+    } | extra
+    return subprocess.run(
+        [sys.executable, "-c", LAUNCH],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def read(s3, prefix: str, key: str) -> bytes:
+    return s3.get_object(Bucket=BUCKET, Key=f"{prefix}/{key}")["Body"].read()
+
+
+def exists(s3, prefix: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=BUCKET, Key=f"{prefix}/{key}")
+    except ClientError:
+        return False
+    return True
+
+
+def assert_sha256(s3, prefix: str, key: str, data: bytes) -> None:
+    head = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/{key}", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def upload_inputs(s3, prefix: str, files: dict[str, bytes]) -> None:
+    for key, data in files.items():
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=data)
+
+
+RUN_RULE = """
+    from knot_runtime.prelude import *
+    import json
+
+    def shout(text):
+        return text.upper()
+
+    def knot_run(input, output, params, wildcards, threads, resources, log, rule, jobid):
+        shell("cat {input.a:q} {input.refs}/x.txt {input.refs}/sub/y.txt > {output.merged:q}")
+        shell("echo merged {wildcards.sample} > {log:q}")
+        os.makedirs(output.tree)
+        Path(output.tree, "n.txt").write_text(shout(wildcards.sample))
+        try:
+            import snakemake  # noqa: F401
+            importable = True
+        except ImportError:
+            importable = False
+        with open(output.meta, "w") as handle:
+            json.dump({
+                "rule": rule, "jobid": jobid, "alpha": params.alpha, "threads": threads,
+                "mem_mb": resources.mem_mb, "greeting": config["greeting"],
+                "inputs": len(input), "expanded": expand("{s}.txt", s=[wildcards.sample, "b"]),
+                "snakemake_importable": importable,
+            }, handle, sort_keys=True)
+"""
+
+
+def run_spec(prefix: str) -> dict:
+    return make_spec(
+        "merge",
+        "run",
+        input=section(
+            [item("data/a.txt", prefix), item("data/refs", prefix, directory=True)],
+            {"a": [0, None], "refs": [1, None]},
+        ),
+        output=section(
+            [
+                item("res/merged out.txt", prefix),
+                item("res/meta.json", prefix),
+                item("res/tree", prefix, directory=True),
+            ],
+            {"merged": [0, None], "meta": [1, None], "tree": [2, None]},
+        ),
+        log=section([item("logs/merge.log", prefix)]),
+        benchmark={"path": "bench/merge.tsv", "uri": uri(prefix, "bench/merge.tsv")},
+        params=section([0.5], {"alpha": [0, None]}),
+        wildcards=section(["s01"], {"sample": [0, None]}),
+        config={"greeting": "hi"},
+    )
+
+
+def test_run_job_round_trip(s3, endpoint, lib, work, prefix):
+    upload_inputs(
+        s3,
+        prefix,
+        {"data/a.txt": b"A\n", "data/refs/x.txt": b"X\n", "data/refs/sub/y.txt": b"Y\n"},
+    )
+    put_spec(s3, prefix, run_spec(prefix))
+    write_rule(lib, RUN_RULE)
+
+    done = run_runtime(endpoint, lib, work, prefix)
+
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "res/merged out.txt") == b"A\nX\nY\n"
+    assert_sha256(s3, prefix, "res/merged out.txt", b"A\nX\nY\n")
+    meta = json.loads(read(s3, prefix, "res/meta.json"))
+    assert meta == {
+        "rule": "merge", "jobid": 7, "alpha": 0.5, "threads": 2, "mem_mb": 1000,
+        "greeting": "hi", "inputs": 2, "expanded": ["s01.txt", "b.txt"],
+        "snakemake_importable": False,
+    }  # fmt: skip
+    assert read(s3, prefix, "res/tree/n.txt") == b"S01"
+    assert_sha256(s3, prefix, "res/tree/n.txt", b"S01")
+    assert read(s3, prefix, "logs/merge.log") == b"merged s01\n"
+    bench = read(s3, prefix, "bench/merge.tsv").decode().splitlines()
+    assert bench[0].split("\t")[:3] == ["s", "h:m:s", "max_rss"] and len(bench) == 2
+    assert "downloading 2 inputs (3 files)" in done.stderr
+    assert "uploading 3 outputs (3 files), 1 logs, the benchmark" in done.stderr
+
+
+SHELL_COMMAND = (
+    "tr a-z A-Z < {input.txt:q} > {output[0]:q}; "
+    "echo {wildcards.sample} {params.n} {config[tag]} {resources.mem_mb} {rule} >> {output[0]:q}"
+)
+
+
+def shell_spec(prefix: str, sample: str, command: str = SHELL_COMMAND) -> dict:
+    return make_spec(
+        "upper",
+        "shell",
+        input=section([item("in/t.txt", prefix)], {"txt": [0, None]}),
+        output=section([item(f"out/{sample}.txt", prefix)]),
+        params=section([3], {"n": [0, None]}),
+        wildcards=section([sample], {"sample": [0, None]}),
+        config={"tag": "v1"},
+        shell={"command": command, "executable": "bash"},
+    )
+
+
+def test_shell_job(s3, endpoint, lib, work, prefix):
+    upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
+    put_spec(s3, prefix, shell_spec(prefix, "s1"))
+
+    done = run_runtime(endpoint, lib, work, prefix)
+
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out/s1.txt") == b"HELLO\ns1 3 v1 1000 upper\n"
+
+
+def test_shell_job_failing_command(s3, endpoint, lib, work, prefix):
+    upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
+    put_spec(s3, prefix, shell_spec(prefix, "s1", "false | cat > {output:q}"))
+
+    done = run_runtime(endpoint, lib, work, prefix)
+
+    assert done.returncode == 1
+    assert "CalledProcessError" in done.stderr and "pipefail" in done.stderr
+    assert not exists(s3, prefix, "out/s1.txt")
+
+
+def test_array_index_selects_spec(s3, endpoint, lib, work, prefix):
+    upload_inputs(s3, prefix, {"in/t.txt": b"abc\n"})
+    put_spec(s3, prefix, shell_spec(prefix, "first"), "job-0.json")
+    put_spec(s3, prefix, shell_spec(prefix, "second"), "job-1.json")
+
+    done = run_runtime(endpoint, lib, work, prefix, AWS_BATCH_JOB_ARRAY_INDEX="1")
+
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out/second.txt") == b"ABC\nsecond 3 v1 1000 upper\n"
+    assert not exists(s3, prefix, "out/first.txt")
+
+
+SCRIPT = """
+    import json
+    from helper_next_to_script import twice
+    from snakemake.script import snakemake as same_object  # Snakemake's editor-support idiom
+    from snakemake.shell import shell as same_shell
+
+    assert same_object is snakemake and same_shell is shell
+
+    lines = sum(1 for _ in open(snakemake.input[0]))
+    shell("echo counted {snakemake.wildcards.sample}" + snakemake.log_fmt_shell())
+    with open(snakemake.output.counts, "w") as handle:
+        json.dump({
+            "lines": twice(lines), "rule": snakemake.rule, "threads": snakemake.threads,
+            "p": snakemake.params.p, "c": snakemake.config["c"], "name": __name__,
+        }, handle, sort_keys=True)
+"""
+
+
+def test_script_job(s3, endpoint, lib, work, prefix, tmp_path):
+    rule_dir = tmp_path / "rule"
+    (rule_dir / "scripts").mkdir(parents=True)
+    (rule_dir / "scripts" / "count.py").write_text(textwrap.dedent(SCRIPT))
+    (rule_dir / "scripts" / "helper_next_to_script.py").write_text(
+        "def twice(n):\n    return 2 * n\n"
+    )
+    upload_inputs(s3, prefix, {"in/lines.txt": b"1\n2\n3\n"})
+    doc = make_spec(
+        "count",
+        "script",
+        input=section([item("in/lines.txt", prefix)]),
+        output=section([item("out/count.json", prefix)], {"counts": [0, None]}),
+        log=section([item("logs/count.log", prefix)]),
+        params=section(["pv"], {"p": [0, None]}),
+        wildcards=section(["s9"], {"sample": [0, None]}),
+        config={"c": [1, 2]},
+        script={"path": "scripts/count.py"},
+    )
+    put_spec(s3, prefix, doc)
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_RULE_DIR=str(rule_dir))
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(read(s3, prefix, "out/count.json")) == {
+        "lines": 6, "rule": "count", "threads": 2, "p": "pv", "c": [1, 2], "name": "__main__",
+    }  # fmt: skip
+    assert read(s3, prefix, "logs/count.log") == b"counted s9\n"
+
+
+def two_output_spec(prefix: str) -> dict:
+    return make_spec(
+        "pair",
+        "run",
+        output=section([item("out/one.txt", prefix), item("out/two.txt", prefix)]),
+        log=section([item("logs/pair.log", prefix)]),
+        benchmark={"path": "bench/pair.tsv", "uri": uri(prefix, "bench/pair.tsv")},
+    )
+
+
+def test_missing_output_fails_and_names_it(s3, endpoint, lib, work, prefix):
+    put_spec(s3, prefix, two_output_spec(prefix))
+    write_rule(
+        lib,
+        """
+        from knot_runtime.prelude import *
+
+        def knot_run(input, output, params, wildcards, threads, resources, log, rule, jobid):
+            Path(output[0]).write_text("one")
+        """,
+    )
+
+    done = run_runtime(endpoint, lib, work, prefix)
+
+    assert done.returncode == 1
+    assert "out/two.txt (missing)" in done.stderr
+    assert "rule pair, jobid 7" in done.stderr
+    assert not exists(s3, prefix, "out/one.txt")  # no partial outputs
+    assert not exists(s3, prefix, "bench/pair.tsv")
+    assert b"out/two.txt (missing)" in read(s3, prefix, "logs/pair.log")
+
+
+def test_exception_uploads_log_not_outputs(s3, endpoint, lib, work, prefix):
+    put_spec(s3, prefix, two_output_spec(prefix))
+    write_rule(
+        lib,
+        """
+        from knot_runtime.prelude import *
+
+        def knot_run(input, output, params, wildcards, threads, resources, log, rule, jobid):
+            Path(output[0]).write_text("one")
+            Path(output[1]).write_text("two")
+            Path(log[0]).write_text("before failing\\n")
+            raise ValueError(f"boom {jobid}")
+        """,
+    )
+
+    done = run_runtime(endpoint, lib, work, prefix)
+
+    assert done.returncode == 1
+    assert "knot: rule pair, jobid 7: FAILED: ValueError: boom 7" in done.stderr
+    assert "Traceback (most recent call last)" in done.stderr
+    assert 'knot_rule.py", line 8, in knot_run' in done.stderr
+    # The traceback starts in the user's code, not in the runtime's frames.
+    assert "run_user_code" not in done.stderr
+    log = read(s3, prefix, "logs/pair.log").decode()
+    assert log.startswith("before failing\n")
+    assert "Traceback" in log and "ValueError: boom 7" in log
+    assert not exists(s3, prefix, "out/one.txt") and not exists(s3, prefix, "out/two.txt")
+
+
+def test_missing_input_fails_naming_it(s3, endpoint, lib, work, prefix):
+    doc = shell_spec(prefix, "s1")
+    put_spec(s3, prefix, doc)
+
+    done = run_runtime(endpoint, lib, work, prefix)
+
+    assert done.returncode == 1
+    assert f"could not download 1 of 1 files:\n  {uri(prefix, 'in/t.txt')}" in done.stderr
+    assert not exists(s3, prefix, "out/s1.txt")
+
+
+def test_missing_spec_fails_clearly(endpoint, lib, work, prefix):
+    done = run_runtime(endpoint, lib, work, prefix)
+
+    assert done.returncode == 1
+    assert f"could not read the job spec {uri(prefix, 'specs/job-0.json')}" in done.stderr
