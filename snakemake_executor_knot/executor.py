@@ -28,6 +28,7 @@ from .submit import Submitter, batch_resources, build_submit_request
 
 MAX_ARRAY = 10_000  # AWS Batch's limit on array children
 LOG_TAIL_LINES = 30
+LOST_AFTER_POLLS = 5
 
 
 class Executor(RemoteExecutor):
@@ -156,12 +157,21 @@ class Executor(RemoteExecutor):
             states = self.poller.poll(ids)
         for info in active_jobs:
             state = states.get(info.external_jobid)
-            if state is None or state.status not in ("SUCCEEDED", "FAILED"):
-                yield info
-            elif state.status == "SUCCEEDED":
+            if state is not None and state.status == "SUCCEEDED":
                 self._succeeded(info)
-            else:
+            elif state is not None and state.status == "FAILED":
                 self._failed(info, state)
+            elif self._lost(info, state):
+                self.report_job_error(info, msg=_lost_message(info))
+            else:
+                yield info
+
+    def _lost(self, info: SubmittedJobInfo, state) -> bool:
+        """A job Batch does not know, several polls in a row. Not on the first poll: a job
+        may not be visible right after submission."""
+        unknown = state is None or state.status == "UNKNOWN"
+        info.aux["unknown_polls"] = info.aux.get("unknown_polls", 0) + 1 if unknown else 0
+        return info.aux["unknown_polls"] >= LOST_AFTER_POLLS
 
     def _succeeded(self, info: SubmittedJobInfo) -> None:
         spec = info.aux["spec"]
@@ -242,3 +252,11 @@ def write_summary(run_id: str, calls, images: dict) -> Path:
     summary = {"run_id": run_id, "calls": dict(sorted(calls.items())), "images": images}
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
+
+
+def _lost_message(info: SubmittedJobInfo) -> str:
+    return (
+        f"AWS Batch no longer knows job {info.external_jobid} of rule "
+        f"'{info.job.rule.name}' (it was deleted, or the queue was torn down). "
+        "Run the workflow again to resubmit it."
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import RuleError
 from .image import ImageSpec
-from .requirements import find_requirements
+from .requirements import find_requirements, parse_packages
 from .rules import RuleSource, check_supported, rule_source
 from .settings import KnotConfig, default_base_image
 from .submit import batch_resources
@@ -59,7 +59,8 @@ def plan_rule(workflow, rule, config: KnotConfig, base_image: str) -> RulePlan:
 
 
 def image_spec(source: RuleSource, rule, base_image: str) -> ImageSpec:
-    extra = _split_packages(_resource(rule, "knot_packages"))
+    packages = _resource(rule, "knot_packages")
+    extra = parse_packages(packages, rule=source.rule) if packages else []
     code = _python_source(source)
     requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
     from_container = bool(source.container)
@@ -73,7 +74,9 @@ def image_spec(source: RuleSource, rule, base_image: str) -> ImageSpec:
 
 
 def _python_source(source: RuleSource) -> str | None:
-    if source.kind == "run":
+    """The Python code whose imports the image needs: the rule module (run rules, and
+    shell rules whose command uses Snakefile globals), or the script."""
+    if source.module_source:
         return source.module_source
     if source.kind == "script":
         return b"\n".join(source.files.values()).decode()
@@ -87,12 +90,6 @@ def _resource(rule, name: str):
     if resource is None or resource.is_evaluable():
         return None
     return resource.value
-
-
-def _split_packages(value) -> list[str]:
-    if not value:
-        return []
-    return [part for part in str(value).replace(",", " ").split() if part]
 
 
 def check_job_resources(jobs, config: KnotConfig) -> None:

@@ -1,8 +1,6 @@
 """Settings: the ``--knot-*`` flags (also ``SNAKEMAKE_KNOT_*`` and profile keys), and the
 parsed, validated form the rest of knot works with."""
 
-from __future__ import annotations
-
 import re
 import sys
 from dataclasses import dataclass, field
@@ -39,18 +37,23 @@ def _opt(help_text: str, **extra) -> dict:
     return {"help": help_text, "env_var": True, "required": False, **extra}
 
 
+def _text(help_text: str) -> dict:
+    """An optional string flag; argparse needs a callable type, not ``str | None``."""
+    return _opt(help_text, type=str)
+
+
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
     region: str | None = field(
         default=None,
-        metadata=_opt("AWS region. Default: AWS_REGION, AWS_DEFAULT_REGION or the profile's."),
+        metadata=_text("AWS region. Default: AWS_REGION, AWS_DEFAULT_REGION or the profile's."),
     )
     profile: str | None = field(
-        default=None, metadata=_opt("AWS profile from ~/.aws/config. Default: AWS_PROFILE.")
+        default=None, metadata=_text("AWS profile from ~/.aws/config. Default: AWS_PROFILE.")
     )
     endpoint_url: str | None = field(
         default=None,
-        metadata=_opt("AWS endpoint URL for every service. Default: AWS_ENDPOINT_URL."),
+        metadata=_text("AWS endpoint URL for every service. Default: AWS_ENDPOINT_URL."),
     )
     emulator: bool = field(
         default=False,
@@ -68,8 +71,10 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=0, metadata=_opt("Minimum vCPUs kept running in each compute environment.")
     )
     max_vcpus: int = field(default=256, metadata=_opt("Maximum vCPUs of each compute environment."))
-    spot: bool = field(
-        default=True, metadata=_opt("Queue jobs on spot instances first, on-demand after.")
+    # Snakemake turns a bool flag defaulting to True into an unprefixed "--no-<name>", so
+    # every bool here defaults to False and names the non-default choice.
+    on_demand: bool = field(
+        default=False, metadata=_opt("Use on-demand instances only (default: spot first).")
     )
     spot_bid_percentage: int = field(
         default=100, metadata=_opt("Maximum spot price, as a percentage of on-demand.")
@@ -78,26 +83,27 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=3, metadata=_opt("Retries after a spot interruption (Host EC2* exits).")
     )
     ami: str | None = field(
-        default=None, metadata=_opt("AMI id for compute instances. Default: the ECS-optimized AMI.")
+        default=None,
+        metadata=_text("AMI id for compute instances. Default: the ECS-optimized AMI."),
     )
     root_volume_gb: int = field(
         default=30, metadata=_opt("Root volume size of compute instances, in GiB.")
     )
     buckets: str | None = field(
         default=None,
-        metadata=_opt("Comma-separated extra S3 buckets the job role may read and write."),
+        metadata=_text("Comma-separated extra S3 buckets the job role may read and write."),
     )
     tags: str | None = field(
         default=None,
-        metadata=_opt("Comma-separated key=value tags for every resource knot creates."),
+        metadata=_text("Comma-separated key=value tags for every resource knot creates."),
     )
     base_image: str | None = field(
         default=None,
-        metadata=_opt("Base image of rule images. Default: python:<local major.minor>-slim."),
+        metadata=_text("Base image of rule images. Default: python:<local major.minor>-slim."),
     )
-    array_jobs: bool = field(
-        default=True,
-        metadata=_opt("Submit ready jobs of one rule with equal resources as one array job."),
+    single_jobs: bool = field(
+        default=False,
+        metadata=_opt("Submit each job on its own instead of grouping them into array jobs."),
     )
     submit_rate: float = field(
         default=20.0,
@@ -154,7 +160,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         instance_types=_split(settings.instance_types) or ("optimal",),
         min_vcpus=settings.min_vcpus,
         max_vcpus=settings.max_vcpus,
-        spot=bool(settings.spot),
+        spot=not settings.on_demand,
         spot_bid_percentage=settings.spot_bid_percentage,
         spot_retries=settings.spot_retries,
         ami=settings.ami or None,
@@ -162,7 +168,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         buckets=_split(settings.buckets),
         tags=parse_tags(settings.tags),
         base_image=settings.base_image or None,
-        array_jobs=bool(settings.array_jobs),
+        array_jobs=not settings.single_jobs,
         submit_rate=settings.submit_rate,
     )
 
