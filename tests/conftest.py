@@ -10,6 +10,9 @@ from moto import mock_aws
 
 from snakemake_executor_knot.clients import Clients
 
+# Session fixtures for the end-to-end tier: Docker engine, base image, emulator.
+from .e2e_fixtures import base_image, docker_engine, emulator, emulator_env  # noqa: F401
+
 REGION = "us-east-1"
 
 
