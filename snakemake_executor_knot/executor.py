@@ -38,6 +38,9 @@ class Executor(RemoteExecutor):
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.plans: dict[str, RulePlan] = {}
         self.infra = None
+        # Snakemake's status thread is already running; it must find a poller even while
+        # the first preparation (stack, images) is still under way.
+        self.poller = StatusPoller(self.clients.batch)
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
         self._prepare(list(self.dag.needrun_jobs()))
 
@@ -68,7 +71,6 @@ class Executor(RemoteExecutor):
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
-            self.poller = StatusPoller(self.clients.batch)
         if to_build:
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
@@ -152,6 +154,8 @@ class Executor(RemoteExecutor):
     # -- status --
 
     async def check_active_jobs(self, active_jobs):
+        if not active_jobs:
+            return
         ids = [info.external_jobid for info in active_jobs]
         async with self.status_rate_limiter:
             states = self.poller.poll(ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata as metadata
+import logging
 import re
 import sys
 import tempfile
@@ -101,10 +102,20 @@ def _name(spec: str) -> str:
     return Requirement(spec).name
 
 
+def _keep_root_logger_unconfigured() -> None:
+    """pipreqs logs through the module-level ``logging.debug``, which runs
+    ``logging.basicConfig()`` when the root logger has no handler; Snakemake's messages
+    would then be printed twice. A NullHandler on the root prevents that."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
 def _third_party_imports(module_source: str, rule: str) -> set[str]:
     """Top-level import names of the module that are not the standard library."""
     from pipreqs import pipreqs
 
+    _keep_root_logger_unconfigured()
     with tempfile.TemporaryDirectory(prefix="knot-requirements-") as folder:
         Path(folder, "knot_rule.py").write_text(module_source, encoding="utf-8")
         try:

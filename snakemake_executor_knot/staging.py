@@ -112,6 +112,11 @@ class LocalStaging:
         bucket, key = split_uri(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
         self._transfer.download_file(bucket, key, str(dest))
+        # The local copy now equals the object, so a later job that takes it as input
+        # needs no upload.
+        stat = dest.stat()
+        with self._lock:
+            self._uploaded[key] = f"{stat.st_size}:{stat.st_mtime_ns}"
 
     def _download_prefix(self, uri: str, dest: Path) -> None:
         bucket, prefix = split_uri(uri)
