@@ -312,9 +312,14 @@ class Snakefiles:
         return self._linemaps.get(filename, {}).get(compiled)
 
     def first_code_line(self, code: types.CodeType) -> int | None:
-        """The first original line of a function's body (offset 0 is RESUME, which the
-        compiler puts on the function's first line)."""
-        lines = [line for offset, line in dis.findlinestarts(code) if offset > 0]
+        """The first original line of a function's body. Instructions on the ``def`` line
+        itself (RESUME, and MAKE_CELL/COPY_FREE_VARS before it when the body has closures)
+        are not the body."""
+        lines = [
+            line
+            for _, line in dis.findlinestarts(code)
+            if line is not None and line != code.co_firstlineno
+        ]
         mapped = [self.original_line(code.co_filename, line) for line in lines]
         return min((line for line in mapped if line is not None), default=None)
 

@@ -56,3 +56,34 @@ def test_parity_workflow_matches_local_and_warm_rerun_is_cached(emulator_env, tm
         assert calls.get(f"cloudformation.{operation}", 0) == 0
     assert calls.get("batch.RegisterJobDefinition", 0) == 0
     assert calls.get("batch.SubmitJob", 0) >= 1
+
+
+FAILING = """
+rule all:
+    input: "out/result.txt"
+
+rule flaky:
+    output: "out/result.txt"
+    run:
+        with open(output[0], "w") as fh:
+            fh.write("partial")
+        if config.get("fail", True):
+            raise ValueError("boom from the run block")
+        with open(output[0], "w") as fh:
+            fh.write("complete")
+"""
+
+
+def test_failure_shows_log_tail_and_rerun_after_fix_completes(emulator_env, tmp_path):
+    (tmp_path / "Snakefile").write_text(FAILING)
+    failed = snakemake(tmp_path, *KNOT)
+    assert failed.returncode != 0
+    assert "exit code 1" in failed.stdout, failed.stdout[-6000:]
+    assert "ValueError: boom from the run block" in failed.stdout
+    assert list((tmp_path / ".snakemake" / "log" / "knot").glob("*.log"))
+    # The job wrote a partial output before failing; nothing may look complete.
+    assert not (tmp_path / "out" / "result.txt").exists()
+
+    fixed = snakemake(tmp_path, *KNOT, "--config", "fail=False")
+    assert fixed.returncode == 0, fixed.stdout[-6000:]
+    assert (tmp_path / "out" / "result.txt").read_text() == "complete"

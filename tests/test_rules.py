@@ -238,7 +238,9 @@ def run_arguments(rule, output: Path) -> dict:
     }
 
 
-@pytest.mark.parametrize("name", ["compute", "compute_again", "one_liner", "nested"])
+@pytest.mark.parametrize(
+    "name", ["compute", "compute_again", "one_liner", "nested", "closure_block"]
+)
 def test_knot_run_does_what_the_block_does(run_workflow, fake_runtime, tmp_path, name):
     rule = run_workflow.get_rule(name)
     module = fake_runtime.load(rule_source(run_workflow, rule).module_source)
