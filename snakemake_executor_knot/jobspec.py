@@ -4,6 +4,7 @@ Snakemake job without touching AWS, then written to S3 before the job is submitt
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,12 +22,13 @@ UriFor = Callable[[str], str]
 def build_spec(job, kind: str, uri_for: UriFor, config: dict) -> dict:
     """The spec document of one Snakemake job. ``kind`` is run, shell or script."""
     rule = job.rule
+    directories = directory_inputs(job)
     spec = {
         "version": SPEC_VERSION,
         "rule": rule.name,
         "kind": kind,
         "jobid": job.jobid,
-        "input": file_list(job.input, uri_for),
+        "input": file_list(job.input, uri_for, directories),
         "output": file_list(job.output, uri_for),
         "log": file_list(job.log, uri_for),
         "benchmark": _benchmark(job.benchmark, uri_for),
@@ -43,9 +45,20 @@ def build_spec(job, kind: str, uri_for: UriFor, config: dict) -> dict:
     return spec
 
 
-def file_item(f, uri_for: UriFor) -> dict:
+def directory_inputs(job) -> set[str]:
+    """Inputs that are folders. Snakemake flags ``directory()`` on the producing rule's
+    output only, so look there; a folder that already exists locally counts too."""
+    found = {str(f) for f in job.input if os.path.isdir(str(f))}
+    dag = getattr(job, "dag", None)
+    producers = dag.dependencies.get(job, {}) if dag is not None else {}
+    for producer in producers:
+        found.update(str(f) for f in producer.output if getattr(f, "is_directory", False))
+    return found
+
+
+def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
     path = str(f)
-    directory = bool(getattr(f, "is_directory", False))
+    directory = bool(getattr(f, "is_directory", False)) or path in directories
     if getattr(f, "is_storage", False):
         uri = f.storage_object.query
     else:
@@ -55,8 +68,9 @@ def file_item(f, uri_for: UriFor) -> dict:
     return {"path": path, "uri": uri, "directory": directory}
 
 
-def file_list(files, uri_for: UriFor) -> dict:
-    return {"items": [file_item(f, uri_for) for f in files], "names": _names(files)}
+def file_list(files, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
+    items = [file_item(f, uri_for, directories) for f in files]
+    return {"items": items, "names": _names(files)}
 
 
 def value_list(values, rule: str, what: str) -> dict:

@@ -13,6 +13,12 @@ from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.jobspec import build_spec, upload_specs
 
 
+class _Hashable(SimpleNamespace):
+    """A stand-in job; Snakemake's DAG keys its dependencies by job."""
+
+    __hash__ = object.__hash__
+
+
 def _named(cls, items, names):
     nl = cls(items)
     for name, index in names.items():
@@ -22,7 +28,7 @@ def _named(cls, items, names):
 
 def _job(params=None, shellcmd=None):
     rule = SimpleNamespace(name="fit", shellcmd=shellcmd, script="scripts/plot.py")
-    return SimpleNamespace(
+    return _Hashable(
         rule=rule,
         jobid=7,
         input=_named(
@@ -109,3 +115,15 @@ def test_upload_specs_writes_one_object_per_index(clients):
     assert upload_specs(s3, "bucket", "knot/specs/run/fit-1/{index}.json", specs, "fit") == 3
     body = s3.get_object(Bucket="bucket", Key="knot/specs/run/fit-1/2.json")["Body"].read()
     assert json.loads(body) == {"jobid": 2}
+
+
+def test_input_produced_as_directory_is_marked_directory():
+    """Snakemake flags directory() on the producer's output only."""
+    job = _job()
+    job.input = _named(InputFiles, [IOFile("fit/sub-01", rule=None)], {})
+    producer = _Hashable(output=[IOFile(directory("fit/sub-01"), rule=None)])
+    job.dag = SimpleNamespace(dependencies={job: {producer: {"fit/sub-01"}}})
+    spec = build_spec(job, "run", _uri, {})
+    assert spec["input"]["items"] == [
+        {"path": "fit/sub-01", "uri": _uri("fit/sub-01") + "/", "directory": True}
+    ]
