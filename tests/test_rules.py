@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.requirements import find_requirements
+from snakemake_executor_knot.rule_literals import literal as _literal
 from snakemake_executor_knot.rules import (
     RULE_MODULE_PATH,
     RUN_ARGUMENTS,
-    _literal,
     check_supported,
     global_names,
     indent_block,
