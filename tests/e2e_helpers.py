@@ -21,12 +21,20 @@ def copy_workflow(src: Path, dest: Path) -> Path:
     return dest
 
 
+def comparable_environment(extra: dict | None = None) -> dict:
+    """os.environ without OPENBLAS_* settings. A host may pin OpenBLAS's kernel (this
+    machine sets OPENBLAS_CORETYPE=Haswell); containers auto-detect theirs, and LAPACK
+    results then differ in the last bits. Parity compares like with like."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+    return {**env, **(extra or {})}
+
+
 def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 900):
     """Run Snakemake; return the CompletedProcess (stdout and stderr merged)."""
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
-        env={**os.environ, **(env or {})},
+        env=comparable_environment(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

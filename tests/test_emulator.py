@@ -15,12 +15,13 @@ from pathlib import Path
 
 import docker
 import pytest
-from .e2e_fixtures import boto_client, emulator_cli, start_emulator, stop_emulator
 
 from snakemake_executor_knot import emulator as emu
 from snakemake_executor_knot import emulator_patches as patches
 from snakemake_executor_knot import emulator_registry as registry
 from snakemake_executor_knot.errors import ConfigError
+
+from .e2e_fixtures import boto_client, emulator_cli, start_emulator, stop_emulator
 
 # --- pure rules ---------------------------------------------------------------------------
 

@@ -87,8 +87,18 @@ def test_built_wheel_is_discovered(tmp_path):
     """Install the wheel (not an editable install) into a fresh venv and ask Snakemake."""
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
         check=True,
     )
     wheel = next(dist.glob("snakemake_executor_plugin_knot-*.whl"))
@@ -97,10 +107,16 @@ def test_built_wheel_is_discovered(tmp_path):
     python = str(venv / "bin" / "python")
     subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True)
     found = subprocess.run(
-        [python, "-c",
-         "from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry;"
-         "print(ExecutorPluginRegistry().get_plugin('knot').name)"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        [
+            python,
+            "-c",
+            "from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry;"
+            "print(ExecutorPluginRegistry().get_plugin('knot').name)",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert found.stdout.strip() == "knot"
     assert (venv / "bin" / "knot").exists()
