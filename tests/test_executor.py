@@ -1,0 +1,107 @@
+"""The executor's submission path against in-process moto (Batch without Docker): ready jobs
+of one rule with equal resources become one array job, specs are in S3 before SubmitJob,
+and cancelling terminates every active job."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from snakemake.io import IOFile
+from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
+
+from snakemake_executor_knot.executor import Executor
+from snakemake_executor_knot.infra import ensure_infra
+from snakemake_executor_knot.jobdef import JobDefinitions
+from snakemake_executor_knot.plan import RulePlan
+from snakemake_executor_knot.rules import RuleSource
+from snakemake_executor_knot.settings import KnotConfig
+from snakemake_executor_knot.staging import LocalStaging
+from snakemake_executor_knot.status import StatusPoller
+from snakemake_executor_knot.submit import Submitter
+
+
+class _Job(SimpleNamespace):
+    __hash__ = object.__hash__
+
+
+def _job(jobid: int, rule: str = "sample", mem_mb: int = 1000):
+    wildcards = Wildcards([str(jobid)])
+    wildcards._set_name("chunk", 0)
+    return _Job(
+        rule=SimpleNamespace(name=rule, workflow=SimpleNamespace(config={"seed": 1})),
+        jobid=jobid,
+        is_local=False,
+        input=InputFiles(),
+        output=OutputFiles([IOFile(f"out/{jobid}.txt", rule=None)]),
+        log=Log(),
+        benchmark=None,
+        params=Params(),
+        wildcards=wildcards,
+        wildcards_dict={"chunk": str(jobid)},
+        resources=ResourceList(fromdict={"_cores": 1, "mem_mb": mem_mb}),
+        threads=1,
+        log_info=lambda: None,
+    )
+
+
+@pytest.fixture
+def executor(clients, tmp_path, monkeypatch):
+    """An Executor wired to moto, without Snakemake's workflow around it."""
+    monkeypatch.chdir(tmp_path)
+    config = KnotConfig(region="us-east-1")
+    ex = object.__new__(Executor)
+    ex.knot, ex.clients = config, clients
+    ex.run_id = "test-run"
+    ex.infra = ensure_infra(clients, config)
+    ex.jobdefs = JobDefinitions(clients.batch, ex.infra, config)
+    ex.staging = LocalStaging(clients.s3, ex.infra.bucket, tmp_path)
+    ex.submitter = Submitter(clients.batch, rate=1000)
+    ex.poller = StatusPoller(clients.batch)
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:abc"
+    source = RuleSource(rule="sample", kind="run", files={})
+    ex.plans = {
+        "sample": RulePlan(source=source, image=None, image_uri=image,
+                           job_definition_arn=ex.jobdefs.arn_for(image)),
+    }  # fmt: skip
+    ex.submitted = []
+    ex.report_job_submission = ex.submitted.append
+    ex.run_job_pre = lambda job: None
+    return ex
+
+
+def test_equal_jobs_become_one_array_job(executor, calls):
+    calls.reset()
+    executor.run_jobs([_job(i) for i in range(1, 6)])
+    assert calls["batch.SubmitJob"] == 1
+    ids = [info.external_jobid for info in executor.submitted]
+    parent = ids[0].split(":")[0]
+    assert ids == [f"{parent}:{i}" for i in range(5)]
+    # Every child's spec was in S3 before the submission, at its array index.
+    s3 = executor.clients.s3
+    key = f"knot/specs/test-run/sample-1/{3}.json"
+    spec = json.loads(s3.get_object(Bucket=executor.infra.bucket, Key=key)["Body"].read())
+    assert spec["jobid"] == 4 and spec["wildcards"]["items"] == ["4"]
+
+
+def test_different_resources_split_the_array(executor, calls):
+    calls.reset()
+    executor.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])
+    assert calls["batch.SubmitJob"] == 2
+    assert executor.submitted[2].external_jobid.count(":") == 0  # a lone job is no array
+
+
+def test_single_jobs_setting_submits_each_alone(executor, calls):
+    executor.knot = KnotConfig(region="us-east-1", array_jobs=False)
+    calls.reset()
+    executor.run_jobs([_job(i) for i in range(1, 4)])
+    assert calls["batch.SubmitJob"] == 3
+
+
+def test_cancel_terminates_every_active_job(executor, calls):
+    executor.run_jobs([_job(i) for i in range(1, 4)] + [_job(9, mem_mb=4000)])
+    calls.reset()
+    executor.cancel_jobs(executor.submitted)
+    # One array parent and one single job: two terminations, not one per child.
+    assert calls["batch.TerminateJob"] == 2
