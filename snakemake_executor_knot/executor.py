@@ -22,7 +22,7 @@ from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
 from .settings import KnotConfig, parse_settings
-from .staging import LocalStaging
+from .staging import LocalStaging, ensure_bucket
 from .status import StatusPoller, log_tail, terminate_jobs
 from .submit import Submitter, batch_resources, build_submit_request
 
@@ -67,6 +67,7 @@ class Executor(RemoteExecutor):
         docker = docker_client() if to_build else None
         caller_identity(self.clients)
         if self.infra is None:
+            self._ensure_storage_bucket()
             self.infra = ensure_infra(self.clients, self.knot)
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
@@ -83,6 +84,11 @@ class Executor(RemoteExecutor):
         for plan in plans.values():
             plan.job_definition_arn = self.jobdefs.arn_for(plan.image_uri)
         self.plans.update(plans)
+
+    def _ensure_storage_bucket(self) -> None:
+        bucket = storage_bucket(self.workflow)
+        if bucket and ensure_bucket(self.clients.s3, bucket, self.clients.region):
+            self.logger.info(f"knot: created the storage bucket s3://{bucket}")
 
     def _plan_for(self, jobs) -> None:
         """Rules first seen after start (e.g. behind a checkpoint) are prepared on arrival."""
@@ -237,15 +243,21 @@ class Executor(RemoteExecutor):
             terminate_jobs(self.clients.batch, ids, "cancelled by Snakemake")
 
 
+def storage_bucket(workflow) -> str | None:
+    """The bucket of an s3:// --default-storage-prefix (storage mode), if any."""
+    prefix = workflow.storage_settings.default_storage_prefix or ""
+    if prefix.startswith("s3://"):
+        return prefix[5:].split("/", 1)[0] or None
+    return None
+
+
 def knot_config(workflow) -> KnotConfig:
     """The parsed flags, plus the default storage prefix's bucket, which the job role must
     be able to reach in storage mode."""
     config = parse_settings(workflow.executor_settings)
-    prefix = workflow.storage_settings.default_storage_prefix or ""
-    if prefix.startswith("s3://"):
-        bucket = prefix[5:].split("/", 1)[0]
-        if bucket and bucket not in config.buckets:
-            config = dataclasses.replace(config, buckets=(*config.buckets, bucket))
+    bucket = storage_bucket(workflow)
+    if bucket and bucket not in config.buckets:
+        config = dataclasses.replace(config, buckets=(*config.buckets, bucket))
     return config
 
 

@@ -122,7 +122,8 @@ def _json_checked(value, rule: str, what: str):
 
 
 def encode(spec: dict) -> bytes:
-    return json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+    # Key order is data: input.keys() and iteration over config follow it, as in Snakemake.
+    return json.dumps(spec, separators=(",", ":")).encode()
 
 
 def spec_key(prefix: str, index: int) -> str:

@@ -129,6 +129,25 @@ class LocalStaging:
                     self._download(f"s3://{bucket}/{obj['Key']}", dest / rel)
 
 
+def ensure_bucket(s3, bucket: str, region: str) -> bool:
+    """Create the storage prefix's bucket when missing, as Snakemake's S3 storage plugin
+    does when it stores a file; jobs write there directly. Returns True if created."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if not _is_missing(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise aws_error(exc, f"checking the storage bucket {bucket}", service="s3") from exc
+    params: dict = {"Bucket": bucket}
+    if region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**params)
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, f"creating the storage bucket {bucket}", service="s3") from exc
+    return True
+
+
 class StagingError(KnotError):
     """A file the job should have produced is not in S3."""
 

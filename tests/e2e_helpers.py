@@ -12,8 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "workflow_examples"
-# Files a run makes that are not workflow outputs, or hold timings.
-IGNORED_PARTS = {".snakemake", "profiles", "__pycache__"}
+# Files a run makes that are not workflow outputs. Snakemake drops an empty
+# .snakemake_timestamp into directory() outputs of jobs it runs itself, not remote ones.
+IGNORED_PARTS = {".snakemake", "profiles", "__pycache__", ".snakemake_timestamp"}
 
 
 def copy_workflow(src: Path, dest: Path) -> Path:

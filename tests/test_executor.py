@@ -105,3 +105,11 @@ def test_cancel_terminates_every_active_job(executor, calls):
     executor.cancel_jobs(executor.submitted)
     # One array parent and one single job: two terminations, not one per child.
     assert calls["batch.TerminateJob"] == 2
+
+
+def test_missing_storage_bucket_is_created_once(clients, calls):
+    from snakemake_executor_knot.staging import ensure_bucket
+
+    assert ensure_bucket(clients.s3, "my-study", "us-east-1") is True
+    assert ensure_bucket(clients.s3, "my-study", "us-east-1") is False
+    assert calls["s3.CreateBucket"] == 1

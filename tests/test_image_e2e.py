@@ -13,19 +13,18 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from docker.errors import APIError, NotFound
 
 from snakemake_executor_knot.dockerfile import ImageSpec, image_tag
+from snakemake_executor_knot.emulator_registry import registry_binary
 from snakemake_executor_knot.errors import DockerError
 from snakemake_executor_knot.image import ImageBuilder, docker_client
 
 pytestmark = pytest.mark.e2e
 
 BASE = "knot-base:py3.11"
-REGISTRY_BIN = Path("/usr/bin/docker-registry")
 RULE_FILE = "/opt/knot/lib/knot_rule.py"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -50,9 +49,9 @@ def wait_for(url: str, seconds: float = 20) -> None:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    """A local registry on 127.0.0.1 (docker pushes there over plain HTTP); yields host:port."""
-    if not REGISTRY_BIN.exists():
-        pytest.skip("needs /usr/bin/docker-registry (Debian package docker-registry)")
+    """A local registry on 127.0.0.1 (docker pushes there over plain HTTP); yields host:port.
+    The binary is installed when missing: a tier that cannot run fails, never skips."""
+    binary = registry_binary()
     root = tmp_path_factory.mktemp("registry")
     address = f"127.0.0.1:{free_port()}"
     config = root / "config.yml"
@@ -62,7 +61,7 @@ def registry(tmp_path_factory):
         f"http:\n  addr: {address}\n"
     )
     log = (root / "registry.log").open("w")
-    process = subprocess.Popen([str(REGISTRY_BIN), "serve", str(config)], stdout=log, stderr=log)
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
     try:
         wait_for(f"http://{address}/v2/")
         yield address
@@ -73,15 +72,10 @@ def registry(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def engine():
-    try:
-        client = docker_client()
-    except DockerError as exc:
-        pytest.skip(str(exc))
-    try:
-        client.images.get(BASE)
-    except NotFound:
-        pytest.skip(f"needs the base image {BASE}")
+def engine(docker_engine, base_image):
+    """The session's engine and base image (their fixtures fail when they cannot be had)."""
+    assert base_image == BASE
+    client = docker_client()
     yield client
     client.close()
 

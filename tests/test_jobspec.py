@@ -127,3 +127,15 @@ def test_input_produced_as_directory_is_marked_directory():
     assert spec["input"]["items"] == [
         {"path": "fit/sub-01", "uri": _uri("fit/sub-01") + "/", "directory": True}
     ]
+
+
+def test_encoding_keeps_the_order_of_names_and_config():
+    """input.keys() and iteration over config follow declaration order, as in Snakemake."""
+    from snakemake_executor_knot.jobspec import encode
+
+    job = _job()
+    spec = build_spec(job, "run", _uri, {"zeta": 1, "alpha": 2})
+    decoded = json.loads(encode(spec))
+    assert list(decoded["input"]["names"]) == ["dwi", "masks"]
+    assert list(decoded["params"]["names"]) == ["alpha", "opts"]
+    assert list(decoded["config"]) == ["zeta", "alpha"]
