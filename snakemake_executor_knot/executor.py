@@ -184,6 +184,7 @@ class Executor(RemoteExecutor):
         return info.aux["unknown_polls"] >= LOST_AFTER_POLLS
 
     def _succeeded(self, info: SubmittedJobInfo) -> None:
+        _forget_directory_misses(info.job)
         spec = info.aux["spec"]
         try:
             self._fetch_local(spec, ("output",), must_exist=True)
@@ -241,6 +242,17 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs if info.external_jobid]
         if ids:
             terminate_jobs(self.clients.batch, ids, "cancelled by Snakemake")
+
+
+def _forget_directory_misses(job) -> None:
+    """snakemake-storage-plugin-s3 memoises "not a directory" (``_is_dir``) when Snakemake
+    checks a missing directory() output before the job; after the job wrote it, that stale
+    answer would make the output look missing. Forget it, so the plugin lists again."""
+    for f in job.output:
+        if getattr(f, "is_storage", False) and getattr(f, "is_directory", False):
+            obj = f.storage_object
+            if getattr(obj, "_is_dir", None) is False:
+                obj._is_dir = None
 
 
 def storage_bucket(workflow) -> str | None:
