@@ -51,9 +51,9 @@ class Executor(RemoteExecutor):
         if not rules:
             return
         base_image = resolve_base_image(self.knot)
-        workflow = next(iter(rules.values())).workflow
+        workflow = next(iter(rules.values())).rule.workflow
         plans = {
-            name: plan_rule(workflow, rule, self.knot, base_image) for name, rule in rules.items()
+            name: plan_rule(workflow, job, self.knot, base_image) for name, job in rules.items()
         }
         check_job_resources(jobs, self.knot)
         self._provision(plans)

@@ -35,7 +35,7 @@ class RulePlan:
 
 
 def remote_rules(jobs) -> dict[str, object]:
-    """The distinct rules of the jobs knot will run (local rules stay with Snakemake)."""
+    """The first job of each rule knot will run (local rules stay with Snakemake)."""
     rules = {}
     for job in jobs:
         if job.is_local:
@@ -45,21 +45,24 @@ def remote_rules(jobs) -> dict[str, object]:
                 f"Group jobs ({', '.join(sorted(r.name for r in job.rules))}) are not "
                 "supported by knot: remove the 'group:' directive or the --groups flag."
             )
-        rules.setdefault(job.rule.name, job.rule)
+        rules.setdefault(job.rule.name, job)
     return rules
 
 
-def plan_rule(workflow, rule, config: KnotConfig, base_image: str) -> RulePlan:
+def plan_rule(workflow, job, config: KnotConfig, base_image: str) -> RulePlan:
+    """``job`` is one job of the rule: resources given by --set-resources or a profile
+    exist only as per-job values."""
+    rule = job.rule
     check_supported(rule)
     source = rule_source(workflow, rule)
-    given = _resource(rule, "knot_image")
+    given = _resource(job, "knot_image")
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
-    return RulePlan(source=source, image=image_spec(source, rule, base_image))
+    return RulePlan(source=source, image=image_spec(source, job, base_image))
 
 
-def image_spec(source: RuleSource, rule, base_image: str) -> ImageSpec:
-    packages = _resource(rule, "knot_packages")
+def image_spec(source: RuleSource, job, base_image: str) -> ImageSpec:
+    packages = _resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
     code = _python_source(source)
     requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
@@ -83,13 +86,14 @@ def _python_source(source: RuleSource) -> str | None:
     return None
 
 
-def _resource(rule, name: str):
-    """A rule-level resource as written in the Snakefile. Snakemake wraps each in a
-    ``Resource``; one computed per job (a function) has no rule-level value."""
-    resource = (rule.resources or {}).get(name)
-    if resource is None or resource.is_evaluable():
+def _resource(job, name: str):
+    """A knot resource of the rule, from the Snakefile, --set-resources, --default-resources
+    or a profile: Snakemake evaluates them all into the job's resources."""
+    try:
+        value = job.resources.get(name)
+    except (FileNotFoundError, OSError):  # a callable that needs inputs not made yet
         return None
-    return resource.value
+    return value if isinstance(value, str) and value else None
 
 
 def check_job_resources(jobs, config: KnotConfig) -> None:
