@@ -9,6 +9,7 @@ import pytest
 from moto import mock_aws
 
 from snakemake_executor_knot.clients import Clients
+from snakemake_executor_knot.infra import Infra
 
 # Session fixtures for the end-to-end tier: Docker engine, base image, emulator.
 from .e2e_fixtures import base_image, docker_engine, emulator, emulator_env  # noqa: F401
@@ -66,3 +67,18 @@ class CallCounter:
 @pytest.fixture
 def calls(clients) -> CallCounter:
     return CallCounter().attach(clients)
+
+
+def make_infra(**overrides) -> Infra:
+    """A real Infra with test values, for tests that do not need the stack itself."""
+    values = {
+        "stack_name": "knot",
+        "region": REGION,
+        "bucket": "knot-bucket",
+        "repository_name": "knot",
+        "repository_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot",
+        "job_queue_arn": "arn:aws:batch:us-east-1:123456789012:job-queue/knot",
+        "log_group": "/knot/jobs",
+        "job_role_arn": "arn:aws:iam::123456789012:role/knot-job",
+    }
+    return Infra(**{**values, **overrides})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 from botocore.stub import Stubber
@@ -13,24 +13,12 @@ from snakemake_executor_knot.errors import AwsError, ConfigError
 from snakemake_executor_knot.jobdef import JobDefinitions, build_job_definition
 from snakemake_executor_knot.settings import KnotConfig
 
+from .conftest import make_infra
+
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:fit-0123abcd"
 
 
-@dataclass(frozen=True)
-class Infra:
-    """Stands in for infra.Infra (same fields); these tests do not need the stack."""
-
-    stack_name: str = "knot"
-    region: str = "us-east-1"
-    bucket: str = "knot-bucket"
-    repository_name: str = "knot"
-    repository_uri: str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot"
-    job_queue_arn: str = "arn:aws:batch:us-east-1:123456789012:job-queue/knot"
-    log_group: str = "/knot/jobs"
-    job_role_arn: str = "arn:aws:iam::123456789012:role/knot-job"
-
-
-INFRA = Infra()
+INFRA = make_infra()
 CONFIG = KnotConfig(tags=(("team", "neuro"),), spot_retries=2)
 
 

@@ -7,7 +7,6 @@ no reason or exit code. States moto cannot produce come from botocore's Stubber.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import pytest
 from botocore.stub import Stubber
@@ -33,25 +32,13 @@ from snakemake_executor_knot.submit import (
     build_submit_request,
 )
 
+from .conftest import make_infra
+
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:fit-0123abcd"
 MOTO_LOG_GROUP = "/aws/batch/job"  # moto writes every job's log here
 
 
-@dataclass(frozen=True)
-class Infra:
-    """Stands in for infra.Infra (same fields), with a queue made directly in moto."""
-
-    job_queue_arn: str
-    stack_name: str = "knot"
-    region: str = "us-east-1"
-    bucket: str = "knot-bucket"
-    repository_name: str = "knot"
-    repository_uri: str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot"
-    log_group: str = "/knot/jobs"
-    job_role_arn: str = "arn:aws:iam::123456789012:role/knot-job"
-
-
-def _make_infra(clients) -> Infra:
+def _make_infra(clients):
     role = clients.iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")
     env = clients.batch.create_compute_environment(
         computeEnvironmentName="knot-test",
@@ -65,7 +52,7 @@ def _make_infra(clients) -> Infra:
         priority=1,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
     )["jobQueueArn"]
-    return Infra(job_queue_arn=queue)
+    return make_infra(job_queue_arn=queue)
 
 
 class Batch:
