@@ -151,11 +151,7 @@ class Executor(RemoteExecutor):
             )
 
     def _local_paths(self, files: dict) -> list[str]:
-        return [i["path"] for i in files["items"] if i["uri"].startswith(self._staging_uri)]
-
-    @property
-    def _staging_uri(self) -> str:
-        return f"s3://{self.infra.bucket}/{self.staging.prefix}"
+        return [i["path"] for i in files["items"] if self.staging.holds(i["uri"])]
 
     # -- status --
 
@@ -187,8 +183,8 @@ class Executor(RemoteExecutor):
         _forget_directory_misses(info.job)
         spec = info.aux["spec"]
         try:
-            self._fetch_local(spec, ("output",), must_exist=True)
-            self._fetch_local(spec, ("log",), must_exist=False)
+            self._fetch_local(spec, "output", must_exist=True)
+            self._fetch_local(spec, "log", must_exist=False)
             self._fetch_benchmark(spec)
         except KnotError as exc:
             self.report_job_error(info, msg=str(exc))
@@ -201,7 +197,7 @@ class Executor(RemoteExecutor):
         aux_log = self._save_log(info, tail)
         # The job's own log files are a courtesy; the error below is what matters.
         with contextlib.suppress(KnotError):
-            self._fetch_local(spec, ("log",), must_exist=False)
+            self._fetch_local(spec, "log", must_exist=False)
         exit_code = "none" if state.exit_code is None else state.exit_code
         msg = (
             f"AWS Batch job {info.external_jobid} of rule '{spec['rule']}' failed: "
@@ -217,14 +213,14 @@ class Executor(RemoteExecutor):
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def _fetch_local(self, spec: dict, kinds: tuple[str, ...], must_exist: bool) -> None:
-        for kind in kinds:
-            items = [i for i in spec[kind]["items"] if i["uri"].startswith(self._staging_uri)]
-            self.staging.download_outputs(items, spec["rule"], must_exist=must_exist)
+    def _fetch_local(self, spec: dict, kind: str, must_exist: bool) -> None:
+        """Local mode: bring the job's files of one kind (output, log) back from S3."""
+        items = [i for i in spec[kind]["items"] if self.staging.holds(i["uri"])]
+        self.staging.download_outputs(items, spec["rule"], must_exist=must_exist)
 
     def _fetch_benchmark(self, spec: dict) -> None:
         bench = spec.get("benchmark")
-        if bench and bench["uri"].startswith(self._staging_uri):
+        if bench and self.staging.holds(bench["uri"]):
             item = {**bench, "directory": False}
             self.staging.download_outputs([item], spec["rule"], must_exist=False)
 

@@ -46,6 +46,10 @@ class LocalStaging:
     def uri_for(self, path: str) -> str:
         return f"s3://{self.bucket}/{self.key_for(path)}"
 
+    def holds(self, uri: str) -> bool:
+        """Whether ``uri`` is one of knot's copies of a local file (not a storage object)."""
+        return uri.startswith(f"s3://{self.bucket}/{self.prefix}")
+
     def upload_inputs(self, paths: Iterable[str], rule: str) -> int:
         """Upload what changed; returns the number of files sent."""
         sent = 0
@@ -55,8 +59,7 @@ class LocalStaging:
         return sent
 
     def _upload_if_changed(self, file: Path, rule: str) -> int:
-        stat = file.stat()
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+        stamp = _stamp(file)
         key = self.key_for(str(file))
         with self._lock:
             if self._uploaded.get(key) == stamp:
@@ -114,9 +117,8 @@ class LocalStaging:
         self._transfer.download_file(bucket, key, str(dest))
         # The local copy now equals the object, so a later job that takes it as input
         # needs no upload.
-        stat = dest.stat()
         with self._lock:
-            self._uploaded[key] = f"{stat.st_size}:{stat.st_mtime_ns}"
+            self._uploaded[key] = _stamp(dest)
 
     def _download_prefix(self, uri: str, dest: Path) -> None:
         bucket, prefix = split_uri(uri)
@@ -154,6 +156,11 @@ class StagingError(KnotError):
 
 def _is_missing(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _files_under(path: Path) -> list[Path]:
