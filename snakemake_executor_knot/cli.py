@@ -40,13 +40,17 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand's handler; knot's errors become a message and exit 1."""
     try:
         return int(args.handler(args) or 0)
     except WorkflowError as exc:
         print(f"knot: {exc}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -445,12 +445,9 @@ def register_cli(commands) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m " + SERVE_MODULE)
     _add_actions(parser.add_subparsers(dest="action", required=True), with_serve=True)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except ConfigError as exc:
-        print(f"knot: {exc}", file=sys.stderr)
-        return 1
+    from .cli import dispatch
+
+    return dispatch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
