@@ -128,8 +128,8 @@ class Executor(RemoteExecutor):
         specs = [build_spec(job, plan.source.kind, self.staging.uri_for, config) for job in jobs]
         for spec in specs:
             self.staging.upload_inputs(self._local_paths(spec["input"]), plan.name)
-        key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}/{{index}}.json"
-        upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
+        key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}.jsonl"
+        record_bytes = upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
         array = len(jobs) > 1
         request = build_submit_request(
             job_name=batch_job_name(
@@ -138,6 +138,7 @@ class Executor(RemoteExecutor):
             job_definition_arn=plan.job_definition_arn,
             job_queue=self.infra.job_queue_arn,
             spec_uri=f"s3://{self.infra.bucket}/{key}",
+            spec_record_bytes=record_bytes,
             resources=resources,
             array_size=len(jobs) if array else None,
             tags=self.knot.tag_dict,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -126,21 +125,24 @@ def encode(spec: dict) -> bytes:
     return json.dumps(spec, separators=(",", ":")).encode()
 
 
-def spec_key(prefix: str, index: int) -> str:
-    return prefix.replace("{index}", str(index))
+def spec_records(specs: Iterable[dict]) -> tuple[bytes, int]:
+    """All specs of one submission as one object of equal-width records, and the width.
+
+    Record ``i`` is bytes ``[i * width, (i + 1) * width)``: the document, padded with
+    spaces, then a newline (so the object is also JSON Lines). An array child reads only
+    its own record with a ranged GET, and the executor writes one object per SubmitJob
+    instead of one per job. The jobs of one submission share a rule, so their documents
+    differ only in paths and wildcard values, and the padding stays small."""
+    docs = [encode(spec) for spec in specs]
+    width = max(map(len, docs), default=0) + 1
+    return b"".join(doc.ljust(width - 1) + b"\n" for doc in docs), width
 
 
-def upload_specs(s3, bucket: str, key_template: str, specs: Iterable[dict], rule: str) -> int:
-    """Write one document per job; ``key_template`` contains ``{index}``."""
-    payloads = [(spec_key(key_template, i), encode(s)) for i, s in enumerate(specs)]
-
-    def put(item: tuple[str, bytes]) -> None:
-        key, body = item
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-
+def upload_specs(s3, bucket: str, key: str, specs: Iterable[dict], rule: str) -> int:
+    """Write the specs of one submission to ``key`` as records; returns the record width."""
+    body, width = spec_records(specs)
     try:
-        with ThreadPoolExecutor(max_workers=min(16, len(payloads) or 1)) as pool:
-            list(pool.map(put, payloads))
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/jsonl")
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, "writing job specs to S3", rule=rule, service="s3") from exc
-    return len(payloads)
+    return width

@@ -20,6 +20,7 @@ MIN_TIMEOUT_S = 60  # AWS rejects attemptDurationSeconds below 60
 MAX_ARRAY_SIZE = 10_000
 MAX_OVERRIDES_CHARS = 8192  # AWS limit on the serialised containerOverrides
 SPEC_URI_ENV = "KNOT_SPEC_URI"
+SPEC_RECORD_ENV = "KNOT_SPEC_RECORD_BYTES"
 RULE_TAG = "knot:rule"
 THROTTLING_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "TooManyRequests"})
 
@@ -126,16 +127,21 @@ def build_submit_request(
     job_definition_arn: str,
     job_queue: str,
     spec_uri: str,
+    spec_record_bytes: int,
     resources: BatchResources,
     array_size: int | None = None,
     tags: Mapping[str, str] = {},  # noqa: B006 - read only
     rule: str,
 ) -> dict:
-    """SubmitJob kwargs. The job spec itself lives in S3; only its URI goes here."""
+    """SubmitJob kwargs. The job specs live in S3 as records of ``spec_record_bytes``
+    each (see jobspec.spec_records); only where to find them goes here."""
     _check_array_size(array_size)
     overrides = {
         "resourceRequirements": _requirements(resources),
-        "environment": [{"name": SPEC_URI_ENV, "value": spec_uri}],
+        "environment": [
+            {"name": SPEC_URI_ENV, "value": spec_uri},
+            {"name": SPEC_RECORD_ENV, "value": str(spec_record_bytes)},
+        ],
     }
     if len(json.dumps(overrides)) >= MAX_OVERRIDES_CHARS:
         raise RuleError(

@@ -10,7 +10,9 @@ from snakemake.io import IOFile, directory
 from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
 
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.jobspec import build_spec, upload_specs
+from snakemake_executor_knot.jobspec import build_spec, spec_records, upload_specs
+from snakemake_executor_knot.runtime.report import JobFailure
+from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 
 
 class _Hashable(SimpleNamespace):
@@ -108,13 +110,34 @@ def test_specs_are_small_and_carry_no_credentials():
     assert len(text) < 2000
 
 
-def test_upload_specs_writes_one_object_per_index(clients):
+def test_spec_records_have_one_width_and_are_json_lines():
+    specs = [{"jobid": 1, "wildcards": "a"}, {"jobid": 22, "wildcards": "abcdef"}, {}]
+    body, width = spec_records(specs)
+    assert len(body) == 3 * width
+    assert width == len(b'{"jobid":22,"wildcards":"abcdef"}') + 1
+    records = [body[i * width : (i + 1) * width] for i in range(3)]
+    assert all(r.endswith(b"\n") for r in records)
+    assert [json.loads(r) for r in records] == specs
+    assert [json.loads(line) for line in body.decode().splitlines()] == specs
+
+
+def test_upload_specs_writes_one_object_read_by_range(clients):
+    """What an array child does: a ranged GET of its own record."""
     s3 = clients.s3
     s3.create_bucket(Bucket="bucket")
-    specs = [{"jobid": i} for i in range(3)]
-    assert upload_specs(s3, "bucket", "knot/specs/run/fit-1/{index}.json", specs, "fit") == 3
-    body = s3.get_object(Bucket="bucket", Key="knot/specs/run/fit-1/2.json")["Body"].read()
-    assert json.loads(body) == {"jobid": 2}
+    specs = [
+        {"version": 1, "kind": "run", "rule": "fit", "jobid": i, "p": "x" * i} for i in range(12)
+    ]
+    width = upload_specs(s3, "bucket", "knot/specs/run/fit-1.jsonl", specs, "fit")
+    env = {
+        "KNOT_SPEC_URI": "s3://bucket/knot/specs/run/fit-1.jsonl",
+        "KNOT_SPEC_RECORD_BYTES": str(width),
+        "AWS_BATCH_JOB_ARRAY_INDEX": "7",
+    }
+    assert fetch_spec(s3, spec_location(env)) == specs[7]
+    with pytest.raises(JobFailure, match=rf"job spec .*bytes {12 * width}-.*InvalidRange"):
+        fetch_spec(s3, spec_location({**env, "AWS_BATCH_JOB_ARRAY_INDEX": "12"}))
+    assert len(s3.list_objects_v2(Bucket="bucket")["Contents"]) == 1
 
 
 def test_input_produced_as_directory_is_marked_directory():

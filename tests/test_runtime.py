@@ -242,27 +242,45 @@ def test_prelude_exports():
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"KNOT_SPEC_URI": "s3://b/specs/j-{index}.json"}, "s3://b/specs/j-0.json"),
+        ({"KNOT_SPEC_URI": "s3://b/plain.json"}, None),
+        ({"KNOT_SPEC_URI": "s3://b/j.jsonl", "KNOT_SPEC_RECORD_BYTES": "100"}, (0, 99)),
         (
-            {"KNOT_SPEC_URI": "s3://b/specs/j-{index}.json", "AWS_BATCH_JOB_ARRAY_INDEX": "7"},
-            "s3://b/specs/j-7.json",
+            {
+                "KNOT_SPEC_URI": "s3://b/j.jsonl",
+                "KNOT_SPEC_RECORD_BYTES": "100",
+                "AWS_BATCH_JOB_ARRAY_INDEX": "7",
+            },
+            (700, 799),
         ),
         # moto sets only the job id, whose suffix is the index for array children.
-        ({"KNOT_SPEC_URI": "s3://b/{index}", "AWS_BATCH_JOB_ID": "abc-123:4"}, "s3://b/4"),
-        ({"KNOT_SPEC_URI": "s3://b/{index}", "AWS_BATCH_JOB_ID": "abc-123"}, "s3://b/0"),
         (
-            {"KNOT_SPEC_URI": "s3://b/plain.json", "AWS_BATCH_JOB_ARRAY_INDEX": "2"},
-            "s3://b/plain.json",
+            {
+                "KNOT_SPEC_URI": "s3://b/j",
+                "KNOT_SPEC_RECORD_BYTES": "10",
+                "AWS_BATCH_JOB_ID": "a:4",
+            },
+            (40, 49),
         ),
+        # Without a record width the object is one document, whatever the index.
+        ({"KNOT_SPEC_URI": "s3://b/plain.json", "AWS_BATCH_JOB_ARRAY_INDEX": "2"}, None),
     ],
 )
-def test_spec_uri(env, expected):
-    assert spec.spec_uri(env) == expected
+def test_spec_location(env, expected):
+    where = spec.spec_location(env)
+    assert where.uri == env["KNOT_SPEC_URI"]
+    assert where.byte_range == expected
 
 
-def test_spec_uri_missing():
+def test_spec_location_missing_uri():
     with pytest.raises(JobFailure, match="KNOT_SPEC_URI"):
-        spec.spec_uri({})
+        spec.spec_location({})
+
+
+@pytest.mark.parametrize("width", ["0", "-5", "ten"])
+def test_spec_location_bad_record_width(width):
+    env = {"KNOT_SPEC_URI": "s3://b/j", "KNOT_SPEC_RECORD_BYTES": width}
+    with pytest.raises(JobFailure, match="KNOT_SPEC_RECORD_BYTES"):
+        spec.spec_location(env)
 
 
 def test_parse_s3_uri():

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 import snakemake_executor_knot.runtime as runtime_package
+from snakemake_executor_knot.jobspec import spec_records
 
 BUCKET = "knot-runtime-tests"
 REGION = "us-east-1"
@@ -115,7 +116,7 @@ def write_rule(lib: Path, body: str) -> None:
     (lib / "knot_rule.py").write_text(textwrap.dedent(body))
 
 
-def run_runtime(endpoint, lib, work, prefix, spec_name="job-{index}.json", **extra):
+def run_runtime(endpoint, lib, work, prefix, spec_name="job-0.json", **extra):
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(lib),
@@ -281,10 +282,13 @@ def test_shell_job_failing_command(s3, endpoint, lib, work, prefix):
 
 def test_array_index_selects_spec(s3, endpoint, lib, work, prefix):
     upload_inputs(s3, prefix, {"in/t.txt": b"abc\n"})
-    put_spec(s3, prefix, shell_spec(prefix, "first"), "job-0.json")
-    put_spec(s3, prefix, shell_spec(prefix, "second"), "job-1.json")
+    body, width = spec_records([shell_spec(prefix, "first"), shell_spec(prefix, "second")])
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/array.jsonl", Body=body)
 
-    done = run_runtime(endpoint, lib, work, prefix, AWS_BATCH_JOB_ARRAY_INDEX="1")
+    done = run_runtime(
+        endpoint, lib, work, prefix, "array.jsonl",
+        KNOT_SPEC_RECORD_BYTES=str(width), AWS_BATCH_JOB_ARRAY_INDEX="1",
+    )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
     assert read(s3, prefix, "out/second.txt") == b"ABC\nsecond 3 v1 1000 upper\n"

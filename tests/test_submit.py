@@ -21,7 +21,7 @@ from snakemake_executor_knot.submit import (
 
 CPU = KnotConfig()
 GPU = KnotConfig(instance_types=("c5", "g4dn.xlarge"))
-SPEC = "s3://knot-bucket/specs/run-1/fit-{index}.json"
+SPEC = "s3://knot-bucket/specs/run-1/fit-3.jsonl"
 ARN = "arn:aws:batch:us-east-1:123456789012:job-definition/knot-0123456789abcdef:1"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/knot"
 
@@ -78,6 +78,7 @@ def _request(**overrides):
         job_definition_arn=ARN,
         job_queue=QUEUE,
         spec_uri=SPEC,
+        spec_record_bytes=1200,
         resources=BatchResources(2, 4000, 0, None),
         rule="fit",
     )
@@ -94,7 +95,10 @@ def test_single_job_request():
                 {"type": "VCPU", "value": "2"},
                 {"type": "MEMORY", "value": "4000"},
             ],
-            "environment": [{"name": "KNOT_SPEC_URI", "value": SPEC}],
+            "environment": [
+                {"name": "KNOT_SPEC_URI", "value": SPEC},
+                {"name": "KNOT_SPEC_RECORD_BYTES", "value": "1200"},
+            ],
         },
         "tags": {"team": "neuro", "knot:rule": "fit"},
         "propagateTags": True,
@@ -278,5 +282,6 @@ def test_submits_to_batch(clients, calls):
     assert job["jobName"] == "fit-01-j3-0badc0de"
     assert job["tags"] == {"knot:rule": "fit"}
     assert {"name": "KNOT_SPEC_URI", "value": SPEC} in job["container"]["environment"]
+    assert {"name": "KNOT_SPEC_RECORD_BYTES", "value": "1200"} in job["container"]["environment"]
     assert job["arrayProperties"]["size"] == 3
     assert calls["batch.SubmitJob"] == 1

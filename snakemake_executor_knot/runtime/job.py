@@ -11,7 +11,7 @@ from . import benchmark, staging
 from .kinds import run_kind
 from .namespace import Namespace
 from .report import JobFailure, Reporter, append_text
-from .spec import FileItem, benchmark_item, fetch_spec, file_items, spec_uri
+from .spec import FileItem, benchmark_item, fetch_spec, file_items, spec_location
 
 
 def output_problems(items: list[FileItem]) -> list[str]:
@@ -123,7 +123,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     reporter = Reporter()
     try:
         s3 = staging.make_s3_client()
-        spec = fetch_spec(s3, spec_uri(env))
+        spec = fetch_spec(s3, spec_location(env))
         reporter = Reporter(spec["rule"], spec["jobid"])
         status = Job(spec, s3, reporter, env).execute()
     except (JobFailure, OSError) as exc:  # OSError: folders or files we could not write

@@ -35,15 +35,36 @@ def array_index(env: Mapping[str, str]) -> str:
     return tail if sep and tail.isdigit() else "0"
 
 
-def spec_uri(env: Mapping[str, str]) -> str:
-    """The spec's S3 URI from KNOT_SPEC_URI, with ``{index}`` replaced by the array index."""
-    template = env.get("KNOT_SPEC_URI")
-    if not template:
+@dataclass(frozen=True)
+class SpecLocation:
+    """Where this job's spec is: an S3 object, and the byte range of its record in it
+    (``None``: the whole object)."""
+
+    uri: str
+    byte_range: tuple[int, int] | None = None  # first and last byte, inclusive
+
+    def describe(self) -> str:
+        if self.byte_range is None:
+            return self.uri
+        return f"{self.uri} (bytes {self.byte_range[0]}-{self.byte_range[1]})"
+
+
+def spec_location(env: Mapping[str, str]) -> SpecLocation:
+    """From KNOT_SPEC_URI and KNOT_SPEC_RECORD_BYTES: the object holds one record of that
+    many bytes per array child, in index order."""
+    uri = env.get("KNOT_SPEC_URI")
+    if not uri:
         raise JobFailure(
             "KNOT_SPEC_URI is not set; this image runs knot jobs and expects the job "
             "definition to set it (s3://bucket/key of the job spec)."
         )
-    return template.replace("{index}", array_index(env))
+    width = env.get("KNOT_SPEC_RECORD_BYTES")
+    if not width:
+        return SpecLocation(uri)
+    if not width.isdigit() or int(width) < 1:
+        raise JobFailure(f"KNOT_SPEC_RECORD_BYTES is {width!r}, not a positive whole number")
+    start = int(array_index(env)) * int(width)
+    return SpecLocation(uri, (start, start + int(width) - 1))
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -94,16 +115,18 @@ def benchmark_item(spec: dict[str, Any]) -> FileItem | None:
     return FileItem(str(bench["path"]), bench.get("uri")) if bench else None
 
 
-def fetch_spec(s3, uri: str) -> dict[str, Any]:
-    """Download and parse the spec document at ``uri``."""
+def fetch_spec(s3, where: SpecLocation) -> dict[str, Any]:
+    """Download and parse this job's spec document."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = parse_s3_uri(uri)
+    bucket, key = parse_s3_uri(where.uri)
+    ranged = {} if where.byte_range is None else {"Range": "bytes={}-{}".format(*where.byte_range)}
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = s3.get_object(Bucket=bucket, Key=key, **ranged)["Body"].read()
     except (BotoCoreError, ClientError) as exc:
         raise JobFailure(
-            f"could not read the job spec {uri}: {exc}. Check that the job role may read the "
-            "bucket and that the spec was not removed by the bucket's lifecycle rule."
+            f"could not read the job spec {where.describe()}: {exc}. Check that the job role "
+            "may read the bucket and that the spec was not removed by the bucket's "
+            "lifecycle rule."
         ) from exc
-    return parse_spec(body, uri)
+    return parse_spec(body, where.describe())
