@@ -136,6 +136,11 @@ class CountingMotoServer:
             create_backend_app,
         )
 
+        from snakemake_executor_knot.emulator_patches import patch_ranged_reads
+
+        # The emulator's S3: a ranged GET reads only its range (moto alone copies the
+        # whole object per part, which at 1 GiB measures moto, not the client).
+        patch_ranged_reads()
         # One log line per request would swamp the output of a 10,000-job run.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.tally = Tally()

@@ -6,7 +6,8 @@ carries exitCode and AWS's statusReason; array parents fail when a child fails a
 terminate on to their children; SubmitJob enforces AWS's array-size and override limits.
 ECR: repository URIs and docker login point at the local registry, whose pushes appear in
 ECR (see ``import_pushed_image``). S3: bucket policy conditions cannot be judged over plain
-HTTP, so conditional statements are left out of moto's policy check.
+HTTP, so conditional statements are left out of moto's policy check; a ranged GET reads
+only its range (speed only: moto otherwise copies the whole object for every range).
 
 Each patch says what AWS does and why knot depends on it. The pure helpers hold the rules
 and are tested on their own; the ``_patch_*`` functions only wire them into moto.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from base64 import b64encode
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +31,8 @@ from moto.core.responses import ActionResult
 from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
-from moto.s3.models import FakeBucket
+from moto.s3.models import FakeBucket, FakeKey
+from moto.s3.responses import S3Response
 from moto.utilities.docker_utilities import DockerModel
 
 from . import emulator_registry
@@ -78,6 +81,7 @@ def apply(config: Fidelity) -> None:
         _patch_array_parent()
         _patch_ecr()
         _patch_bucket_policy()
+        patch_ranged_reads()
 
 
 # --- pure rules -------------------------------------------------------------------------
@@ -431,3 +435,57 @@ def _patch_bucket_policy() -> None:
         return policy.is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission
+
+
+class _KeyWindow:
+    """A key's bytes as moto's ranged GET uses them: it takes the whole value, asks its
+    length and slices it. This reads only the slice from the key's buffer, so a multipart
+    download of a large object does not copy the whole object once per part."""
+
+    def __init__(self, key: FakeKey) -> None:
+        self._key = key
+
+    def __len__(self) -> int:
+        return self._key.size
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __getitem__(self, part: slice) -> bytes:
+        start, stop, step = part.indices(len(self))
+        if step != 1:
+            raise ValueError("only contiguous ranges are read")
+        with self._key.lock:
+            self._key._value_buffer.seek(start)
+            return self._key._value_buffer.read(max(0, stop - start))
+
+
+_ranged_get = threading.local()
+
+
+def patch_ranged_reads() -> None:
+    """While a plain GetObject with a Range header is answered, ``FakeKey.value`` is a
+    window onto the buffer. Whatever moto returns unsliced is read in full before it
+    leaves, so responses are byte for byte what moto sends. Idempotent."""
+    if getattr(S3Response, "_knot_ranged_reads", False):
+        return
+    whole_value = FakeKey.value
+    key_response = S3Response.key_response
+
+    def value(key: FakeKey) -> Any:
+        return _KeyWindow(key) if getattr(_ranged_get, "on", False) else whole_value.fget(key)
+
+    def ranged_key_response(response: S3Response, request: Any, full_url: str, headers: Any):
+        plain_get = request.method == "GET" and "?" not in full_url
+        if not (plain_get and request.headers.get("range")):
+            return key_response(response, request, full_url, headers)
+        _ranged_get.on = True
+        try:
+            status, out_headers, body = key_response(response, request, full_url, headers)
+        finally:
+            _ranged_get.on = False
+        return status, out_headers, body[:] if isinstance(body, _KeyWindow) else body
+
+    FakeKey.value = property(value, whole_value.fset)  # type: ignore[method-assign]
+    S3Response.key_response = ranged_key_response  # type: ignore[method-assign]
+    S3Response._knot_ranged_reads = True  # type: ignore[attr-defined]
