@@ -16,6 +16,9 @@ from .errors import ConfigError, KnotError, aws_error
 log = logging.getLogger(__name__)
 
 DESCRIBE_CHUNK = 100  # DescribeJobs limit
+# ListJobs returns up to 1,000 jobs a page when filtered by status (AWS Batch API
+# reference, maxResults): a 10,000-child array is listed in at most 10 calls.
+STATUS_LIST_PAGE = 1000
 SUCCEEDED, FAILED, RUNNING, UNKNOWN = "SUCCEEDED", "FAILED", "RUNNING", "UNKNOWN"
 TERMINAL = (SUCCEEDED, FAILED)
 RULE_TAG = "knot:rule"
@@ -138,7 +141,9 @@ class StatusPoller:
     def _list_children(self, parent: str, status: str) -> list[JobState]:
         try:
             pages = self._batch.get_paginator("list_jobs").paginate(
-                arrayJobId=parent, jobStatus=status
+                arrayJobId=parent,
+                jobStatus=status,
+                PaginationConfig={"PageSize": STATUS_LIST_PAGE},
             )
             return [state_from_description(s) for page in pages for s in page["jobSummaryList"]]
         except (BotoCoreError, ClientError) as exc:

@@ -202,7 +202,7 @@ def test_array_progress_lists_only_statuses_whose_count_changed(clients):
         stub.add_response(
             "list_jobs",
             {"jobSummaryList": [_summary("p:0", "SUCCEEDED"), _summary("p:1", "SUCCEEDED")]},
-            {"arrayJobId": "p", "jobStatus": "SUCCEEDED"},
+            {"arrayJobId": "p", "jobStatus": "SUCCEEDED", "maxResults": 1000},
         )
         first = poller.poll(children)
         # Poll 2: one failed, successes unchanged: ListJobs(FAILED) and one describe.
@@ -212,7 +212,9 @@ def test_array_progress_lists_only_statuses_whose_count_changed(clients):
         )
         failed = _summary("p:3", "FAILED", statusReason="boom", container={"exitCode": 2})
         stub.add_response(
-            "list_jobs", {"jobSummaryList": [failed]}, {"arrayJobId": "p", "jobStatus": "FAILED"}
+            "list_jobs",
+            {"jobSummaryList": [failed]},
+            {"arrayJobId": "p", "jobStatus": "FAILED", "maxResults": 1000},
         )
         described = {**failed, "jobQueue": "q", "jobDefinition": "d", "startedAt": 1}
         described["container"] = {"exitCode": 2, "logStreamName": "knot/default/p3"}
