@@ -14,16 +14,15 @@ from pathlib import Path
 from . import calls, startup
 from .config import FULL, SMALL, Config
 from .report import Row, markdown, table
-from .runner import Bench, Run, run
+from .runner import Bench, run
 from .server import CountingMotoServer
 from .workflows import fanout, pipeline
 
 PARTS = ("calls", "staging", "scale", "images")
 
 
-def call_benchmarks(bench: Bench, config: Config) -> tuple[list[Row], Run]:
-    """Items 2-4: calls per job on the fan-out and the pipeline, warm run, warm start.
-    Also returns knot's warm fan-out run, the scale part's reference."""
+def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
+    """Items 2-4: calls per job on the fan-out and the pipeline, warm run, warm start."""
     fan = fanout(config.fanout_jobs)
     pipe = pipeline(config.pipeline_jobs_per_stage)
     cold = run(bench, fan, "knot")  # creates knot's stack and job definition
@@ -38,18 +37,16 @@ def call_benchmarks(bench: Bench, config: Config) -> tuple[list[Row], Run]:
         *calls.warm_rows(cold, warm),
         *startup.startup_rows(warm, local, plugin_fan),
     ]
-    return rows, warm
+    return rows
 
 
 def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
     rows: list[Row] = []
-    warm_fanout = None
     with CountingMotoServer() as server:
         bench = Bench(server, root)
         bench.setup()
         if "calls" in parts:
-            call_rows, warm_fanout = call_benchmarks(bench, config)
-            rows += _done(call_rows)
+            rows += _done(call_benchmarks(bench, config))
         if "staging" in parts:
             from .staging import staging_rows
 
@@ -57,7 +54,7 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
         if "scale" in parts and config.scale_jobs:
             from .scale import scale_rows
 
-            rows += _done(scale_rows(bench, config, warm_fanout))
+            rows += _done(scale_rows(bench, config))
     if "images" in parts and config.images:
         from .images import image_rows
 

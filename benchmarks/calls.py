@@ -16,6 +16,7 @@ PER_JOB = (
     "batch.TerminateJob",
     "batch.DeregisterJobDefinition",
     "batch",
+    "s3.PutObject",
     "s3",
 )
 DESCRIBE_CHUNK = 100

@@ -2,9 +2,11 @@
 
 ``python -m benchmarks.launch <snakemake args>`` behaves like ``snakemake <args>``. With
 ``KNOT_BENCH_TRACE=<file>`` it also writes, at exit: each status cycle of a remote executor
-(start time and number of active jobs), the process's CPU time and peak memory (VmHWM).
+(start time and number of active jobs), the process's CPU time and peak memory (VmHWM),
+and the CPU time spent inside knot's executor (by method, each thread's own CPU clock).
 With ``KNOT_BENCH_PROFILE=<file>`` every thread runs under cProfile, timed by its own CPU
-clock (time.thread_time), and the merged statistics go to that file.
+clock (time.thread_time), and the merged statistics go to that file: for finding where
+time goes, not used by the benchmark table (it slows Snakemake about threefold).
 Status cycles are recorded by wrapping ``check_active_jobs`` of whichever executor plugin
 runs, so knot and the aws-batch plugin are observed the same way.
 """
@@ -48,6 +50,41 @@ def _wrap_check(cls, cycles: list[dict]) -> None:
 
     traced._traced = True
     cls.check_active_jobs = traced
+
+
+# Where Snakemake hands control to knot. None of them calls another, so their times add up
+# without double counting; what they call (boto3, Snakemake's reporting) is included.
+KNOT_ENTRY_POINTS = {
+    "executor.Executor": ("__post_init__", "run_jobs", "_succeeded", "_failed", "shutdown"),
+    "status.StatusPoller": ("poll",),
+}
+
+
+def install_knot_timer(totals: dict[str, float]) -> None:
+    """Add each entry point's thread CPU time to ``totals``; nothing without knot."""
+    import importlib
+
+    for path, names in KNOT_ENTRY_POINTS.items():
+        module_name, cls_name = path.rsplit(".", 1)
+        try:
+            module = importlib.import_module(f"snakemake_executor_knot.{module_name}")
+        except ImportError:
+            return
+        cls = getattr(module, cls_name)
+        for name in names:
+            setattr(cls, name, _thread_timed(getattr(cls, name), name, totals))
+
+
+def _thread_timed(method, name: str, totals: dict[str, float]):
+    @functools.wraps(method)
+    def timed(*args, **kwargs):
+        start = time.thread_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            totals[name] = totals.get(name, 0.0) + time.thread_time() - start
+
+    return timed
 
 
 def peak_rss_kib() -> int | None:
@@ -123,6 +160,8 @@ def main(argv: list[str]) -> int:
     profile_path = os.environ.get("KNOT_BENCH_PROFILE")
     cycles: list[dict] = []
     install_cycle_trace(cycles)
+    knot_cpu: dict[str, float] = {}
+    install_knot_timer(knot_cpu)
     profiles = ThreadProfiles()
     if profile_path:
         profiles.start()
@@ -136,7 +175,7 @@ def main(argv: list[str]) -> int:
         profiles.dump(profile_path)
     if trace_path:
         with open(trace_path, "w") as fh:
-            json.dump({"cycles": cycles, "exit": code, **usage()}, fh)
+            json.dump({"cycles": cycles, "exit": code, "knot_cpu_s": knot_cpu, **usage()}, fh)
     return code if isinstance(code, int) else (0 if code is None else 1)
 
 
