@@ -4,6 +4,8 @@ Batch jobs: containers get the endpoint, region, dummy job-role credentials and
 AWS_BATCH_JOB_ARRAY_INDEX; logs go to the job definition's awslogs group; describe_jobs
 carries exitCode and AWS's statusReason; array parents fail when a child fails and pass
 terminate on to their children; SubmitJob enforces AWS's array-size and override limits.
+CloudFormation: a stack name is claimed atomically, and deleting a stack deletes its route
+table, job queue and compute environments (moto keeps them, so the VPC could not go).
 ECR: repository URIs and docker login point at the local registry, whose pushes appear in
 ECR (see ``import_pushed_image``). S3: bucket policy conditions cannot be judged over plain
 HTTP, so conditional statements are left out of moto's policy check; a ranged GET reads
@@ -15,6 +17,7 @@ and are tested on their own; the ``_patch_*`` functions only wire them into moto
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -82,6 +85,7 @@ def apply(config: Fidelity) -> None:
         _patch_ecr()
         _patch_bucket_policy()
         patch_ranged_reads()
+        _patch_stacks()
 
 
 # --- pure rules -------------------------------------------------------------------------
@@ -489,3 +493,51 @@ def patch_ranged_reads() -> None:
     FakeKey.value = property(value, whole_value.fset)  # type: ignore[method-assign]
     S3Response.key_response = ranged_key_response  # type: ignore[method-assign]
     S3Response._knot_ranged_reads = True  # type: ignore[attr-defined]
+
+
+# --- CloudFormation -------------------------------------------------------------------------
+
+
+def serialised(method: Any) -> Any:
+    """``method`` one call at a time. AWS claims a stack name atomically; moto checks the
+    name, then inserts the stack, so two first runs at once could each create one."""
+    lock = threading.Lock()
+
+    @functools.wraps(method)
+    def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return one_at_a_time
+
+
+def delete_route_table(route_table: Any, account_id: str, region_name: str) -> None:
+    """moto's RouteTable has no delete, so its VPC, and the stack, could never be deleted.
+    AWS deletes it once its associations are gone (moto raises until then, and
+    CloudFormation tries again after the other resources)."""
+    from moto.ec2.models import ec2_backends
+
+    ec2_backends[account_id][region_name].delete_route_table(route_table.id)
+
+
+def delete_batch_resource(resource: Any, account_id: str, region_name: str) -> None:
+    """moto's stacks keep their job queues and compute environments (with the instances
+    of a managed one, which hold the subnets). AWS deletes them with the stack."""
+    from moto.batch.models import ComputeEnvironment, batch_backends
+
+    backend = batch_backends[account_id][region_name]
+    if isinstance(resource, ComputeEnvironment):
+        backend.delete_compute_environment(resource.arn)
+    else:
+        backend.delete_job_queue(resource.arn)
+
+
+def _patch_stacks() -> None:
+    from moto.batch.models import ComputeEnvironment, JobQueue
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.ec2.models.route_tables import RouteTable
+
+    CloudFormationBackend.create_stack = serialised(CloudFormationBackend.create_stack)
+    RouteTable.delete = delete_route_table
+    ComputeEnvironment.delete = delete_batch_resource
+    JobQueue.delete = delete_batch_resource

@@ -588,3 +588,24 @@ def test_emulator_env_lets_knot_find_the_emulator(emulator_env, emulator):
     assert clients.region == "us-east-1"
     assert caller_identity(clients)["Account"]
     assert emu.emulator_state()["base_image"] == emulator["base_image"]
+
+
+@pytest.mark.e2e
+def test_infra_up_and_down_with_the_knot_command(emulator_env, emulator):
+    """What a user does to start over: ``knot infra down`` deletes the whole stack on the
+    emulator (moto alone keeps its route table, which blocks the VPC), and the queue and
+    compute environments go with it."""
+    stack = ["--emulator", "--stack-name", _unique("updown")]
+    knot = [sys.executable, "-m", "snakemake_executor_knot.cli", *stack, "infra"]
+    up = subprocess.run([*knot, "up"], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stderr
+    batch = boto_client(emulator, "batch")
+    queues = {q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]}
+
+    down = subprocess.run([*knot, "down"], capture_output=True, text=True, timeout=300)
+
+    assert down.returncode == 0, down.stderr
+    status = subprocess.run([*knot, "status"], capture_output=True, text=True, timeout=60)
+    assert "does not exist" in status.stdout, status.stdout + status.stderr
+    left = {q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]}
+    assert len(left) == len(queues) - 1

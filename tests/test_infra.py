@@ -11,14 +11,18 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.batch.models import batch_backends
+from moto.batch.models import ComputeEnvironment, JobQueue, batch_backends
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ec2.models import ec2_backends
 from moto.ec2.models.route_tables import RouteTable
 
 from snakemake_executor_knot.cli import build_parser, main
 from snakemake_executor_knot.clients import Clients
+from snakemake_executor_knot.emulator_patches import (
+    delete_batch_resource,
+    delete_route_table,
+    serialised,
+)
 from snakemake_executor_knot.errors import AwsError, ConfigError
 from snakemake_executor_knot.infra import (
     Infra,
@@ -102,16 +106,10 @@ def test_describe_infra_never_creates(clients, calls):
 
 @pytest.fixture
 def atomic_create_stack(monkeypatch):
-    """moto fidelity fix: AWS creates a stack name atomically; moto checks the name and
-    then inserts the stack, so two threads can both pass the check."""
-    lock = threading.Lock()
+    """The emulator's fix (``emulator_patches.serialised``): AWS creates a stack name
+    atomically; moto checks the name and then inserts the stack."""
     original = CloudFormationBackend.create_stack
-
-    def create_stack(self, *args, **kwargs):
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(CloudFormationBackend, "create_stack", create_stack)
+    monkeypatch.setattr(CloudFormationBackend, "create_stack", serialised(original))
 
 
 def test_concurrent_bootstrap_ends_with_one_shared_stack(moto, atomic_create_stack):
@@ -283,14 +281,11 @@ def test_access_denied_on_describe_names_the_iam_action(plain_clients):
 
 @pytest.fixture
 def deletable_route_tables(monkeypatch):
-    """moto fidelity fix: moto's CloudFormation never deletes an AWS::EC2::RouteTable
-    (the model has no delete), so the VPC, and with it the stack, cannot be deleted.
-    AWS deletes it once its associations are gone; so does this."""
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        ec2_backends[account_id][region_name].delete_route_table(self.id)
-
-    monkeypatch.setattr(RouteTable, "delete", delete, raising=False)
+    """The emulator's fixes: moto's CloudFormation never deletes an AWS::EC2::RouteTable
+    (so the VPC, and the stack, cannot go), a job queue or a compute environment."""
+    monkeypatch.setattr(RouteTable, "delete", delete_route_table, raising=False)
+    monkeypatch.setattr(ComputeEnvironment, "delete", delete_batch_resource, raising=False)
+    monkeypatch.setattr(JobQueue, "delete", delete_batch_resource, raising=False)
 
 
 def _job_definition(clients: Clients, name: str, tags: dict) -> str:
@@ -362,8 +357,8 @@ def test_teardown_deletes_only_what_knot_created(clients, deployed):
     assert deleted[-1] == "stack knot"
     assert live_stacks(clients) == []
     assert infra.bucket not in [b["Name"] for b in clients.s3.list_buckets()["Buckets"]]
-    # (moto's CloudFormation never deletes Batch queues or compute environments, so
-    # their absence cannot be checked here; AWS deletes them with the stack.)
+    assert clients.batch.describe_job_queues()["jobQueues"] == []
+    assert clients.batch.describe_compute_environments()["computeEnvironments"] == []
     assert clients.ecr.describe_repositories()["repositories"] == []
     assert not clients.logs.describe_log_groups(logGroupNamePrefix=infra.log_group)["logGroups"]
     # Untouched: another stack's definition, a definition not named knot-*, a user bucket.
