@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ class Run:
     requests: list[Request]
     trace: dict  # from benchmarks.launch: cycles, cpu_s, peak_rss_kib
     first_rule_line: float | None  # when Snakemake first printed "rule <name>:"
+    server_cpu_s: float = 0.0  # CPU of this process meanwhile: the moto server's work
     calls: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,7 +177,7 @@ def run(
     cmd = [sys.executable, "-m", "benchmarks.launch", *args]
     env = {**bench.env(), "KNOT_BENCH_TRACE": str(trace_path), **(extra_env or {})}
     mark = bench.server.tally.mark()
-    launched = time.time()
+    launched, cpu_before = time.time(), process_cpu_s()
     proc = subprocess.Popen(
         cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
@@ -194,13 +196,18 @@ def run(
         raise RunFailed(
             f"{executor} on {workflow.name} did not finish in {timeout:.0f} s"
         ) from None
-    wall = time.time() - launched
+    wall, server_cpu = time.time() - launched, process_cpu_s() - cpu_before
     watcher.join()
     if code != 0 and not (first_job_only and watcher.first_rule):
         raise RunFailed(f"{executor} on {workflow.name} exited {code}:\n{watcher.tail()}")
     trace = json.loads(trace_path.read_text()) if trace_path.exists() else {"cycles": []}
     requests = bench.server.tally.since(mark)
-    return Run(executor, workflow, launched, wall, requests, trace, watcher.first_rule)
+    return Run(executor, workflow, launched, wall, requests, trace, watcher.first_rule, server_cpu)
+
+
+def process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # Snakemake prints "rule <name>:" ("localrule <name>:" under --executor local) as it

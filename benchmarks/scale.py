@@ -20,6 +20,10 @@ def knot_ms_per_job(run_: Run) -> float:
     return 1000 * sum(run_.trace["knot_cpu_s"].values()) / run_.workflow.jobs
 
 
+def server_ms_per_job(run_: Run) -> float:
+    return 1000 * run_.server_cpu_s / run_.workflow.jobs
+
+
 def peak_mib(run_: Run) -> float:
     return run_.trace["peak_rss_kib"] / 1024
 
@@ -41,6 +45,8 @@ def scale_rows(bench: Bench, config: Config) -> list[Row]:
             cpu_ms_per_job(small), name),
         Row(section, "knot executor CPU per job (ms)", knot_ms_per_job(large),
             knot_ms_per_job(small), name, note="thread CPU inside knot's entry points"),
+        Row(section, "emulator (moto server) CPU per job (ms)", server_ms_per_job(large),
+            server_ms_per_job(small), name, note="moto lists a prefix by scanning the bucket"),
         Row(section, "Snakemake process peak memory, VmHWM (MiB)", peak_mib(large),
             peak_mib(small), name),
         Row(section, "most jobs in one status cycle", busiest),

@@ -77,6 +77,8 @@ def test_small_benchmark_counts_calls_per_job(small_run):
     submit = _row(data, "calls (fanout", "SubmitJob per job")
     assert submit["knot"] <= 0.02
     assert submit["baseline"] == 1.0  # the aws-batch plugin: one SubmitJob per job
+    # knot writes one spec object per SubmitJob (the storage plugin writes nothing here).
+    assert _row(data, "calls (fanout", "PutObject per job")["knot"] == submit["knot"]
     register = _row(data, "calls (fanout", "RegisterJobDefinition per job")
     assert register["knot"] == 0 and register["baseline"] == 1.0
     assert _row(data, "warm run", "RegisterJobDefinition calls, first run")["knot"] == 1
