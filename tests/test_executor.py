@@ -4,7 +4,6 @@ and cancelling terminates every active job."""
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +15,7 @@ from snakemake_executor_knot.infra import ensure_infra
 from snakemake_executor_knot.jobdef import JobDefinitions
 from snakemake_executor_knot.plan import RulePlan
 from snakemake_executor_knot.rules import RuleSource
+from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 from snakemake_executor_knot.settings import KnotConfig
 from snakemake_executor_knot.staging import LocalStaging
 from snakemake_executor_knot.status import StatusPoller
@@ -78,10 +78,13 @@ def test_equal_jobs_become_one_array_job(executor, calls):
     ids = [info.external_jobid for info in executor.submitted]
     parent = ids[0].split(":")[0]
     assert ids == [f"{parent}:{i}" for i in range(5)]
-    # Every child's spec was in S3 before the submission, at its array index.
-    s3 = executor.clients.s3
-    key = f"knot/specs/test-run/sample-1/{3}.json"
-    spec = json.loads(s3.get_object(Bucket=executor.infra.bucket, Key=key)["Body"].read())
+    # Every child's spec was in S3 before the submission: one object, which child 3
+    # reads as the runtime does, from the environment Batch gives it.
+    (job,) = executor.clients.batch.describe_jobs(jobs=[parent])["jobs"]
+    env = {e["name"]: e["value"] for e in job["container"]["environment"]}
+    env["AWS_BATCH_JOB_ARRAY_INDEX"] = "3"
+    assert env["KNOT_SPEC_URI"].endswith("knot/specs/test-run/sample-1.jsonl")
+    spec = fetch_spec(executor.clients.s3, spec_location(env))
     assert spec["jobid"] == 4 and spec["wildcards"]["items"] == ["4"]
 
 
