@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -69,8 +70,6 @@ def _done(rows: list[Row]) -> list[Row]:
 
 
 def machine() -> str:
-    import os
-
     return (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.platform(terse=True)}"

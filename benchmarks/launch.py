@@ -4,23 +4,17 @@
 ``KNOT_BENCH_TRACE=<file>`` it also writes, at exit: each status cycle of a remote executor
 (start time and number of active jobs), the process's CPU time and peak memory (VmHWM),
 and the CPU time spent inside knot's executor (by method, each thread's own CPU clock).
-With ``KNOT_BENCH_PROFILE=<file>`` every thread runs under cProfile, timed by its own CPU
-clock (time.thread_time), and the merged statistics go to that file: for finding where
-time goes, not used by the benchmark table (it slows Snakemake about threefold).
 Status cycles are recorded by wrapping ``check_active_jobs`` of whichever executor plugin
 runs, so knot and the aws-batch plugin are observed the same way.
 """
 
 from __future__ import annotations
 
-import cProfile
 import functools
 import json
 import os
-import pstats
 import resource
 import sys
-import threading
 import time
 
 
@@ -99,80 +93,34 @@ def peak_rss_kib() -> int | None:
     return None
 
 
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User plus system CPU time of this process (or of its finished children)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def usage() -> dict:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
-        "cpu_s": own.ru_utime + own.ru_stime,
-        "children_cpu_s": children.ru_utime + children.ru_stime,
+        "cpu_s": cpu_seconds(),
+        "children_cpu_s": cpu_seconds(resource.RUSAGE_CHILDREN),
         "peak_rss_kib": peak_rss_kib(),
     }
-
-
-class ThreadProfiles:
-    """cProfile in every thread. cProfile only sees the thread that enabled it, so each
-    new thread enables its own profiler from threading's profile hook, whose first call
-    replaces the hook with the profiler."""
-
-    def __init__(self) -> None:
-        self.profiles: list[cProfile.Profile] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        threading.setprofile(self._enable_here)
-        self._enable_here()
-
-    def _enable_here(self, *_args) -> None:
-        profile = cProfile.Profile(time.thread_time)
-        with self._lock:
-            self.profiles.append(profile)
-        profile.enable()
-
-    def dump(self, path: str) -> None:
-        """Merge every thread's finished calls. Only this thread's profiler is disabled:
-        disabling another thread's would close its open calls with this thread's CPU
-        clock (idle pool workers would seem to burn this thread's CPU time)."""
-        threading.setprofile(None)
-        with self._lock:
-            profiles = list(self.profiles)
-        profiles[0].disable()
-        stats = pstats.Stats(_Snapshot(profiles[0]))
-        for profile in profiles[1:]:
-            stats.add(_Snapshot(profile))
-        stats.dump_stats(path)
-
-
-class _Snapshot:
-    """What pstats needs from a profiler, taken without disabling it."""
-
-    def __init__(self, profile: cProfile.Profile) -> None:
-        self.profile = profile
-
-    def create_stats(self) -> None:
-        self.profile.snapshot_stats()
-        self.stats = self.profile.stats
 
 
 def main(argv: list[str]) -> int:
     from snakemake.cli import main as snakemake_main
 
     trace_path = os.environ.get("KNOT_BENCH_TRACE")
-    profile_path = os.environ.get("KNOT_BENCH_PROFILE")
     cycles: list[dict] = []
     install_cycle_trace(cycles)
     knot_cpu: dict[str, float] = {}
     install_knot_timer(knot_cpu)
-    profiles = ThreadProfiles()
-    if profile_path:
-        profiles.start()
     sys.argv = ["snakemake", *argv]
     code: int | str | None = 0
     try:
         snakemake_main()
     except SystemExit as exc:
         code = exc.code
-    if profile_path:
-        profiles.dump(profile_path)
     if trace_path:
         with open(trace_path, "w") as fh:
             json.dump({"cycles": cycles, "exit": code, "knot_cpu_s": knot_cpu, **usage()}, fh)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import boto3
 
+from .launch import cpu_seconds
 from .server import CountingMotoServer, Request, counts
 from .workflows import Workflow, seed_outputs
 
@@ -177,7 +177,7 @@ def run(
     cmd = [sys.executable, "-m", "benchmarks.launch", *args]
     env = {**bench.env(), "KNOT_BENCH_TRACE": str(trace_path), **(extra_env or {})}
     mark = bench.server.tally.mark()
-    launched, cpu_before = time.time(), process_cpu_s()
+    launched, cpu_before = time.time(), cpu_seconds()
     proc = subprocess.Popen(
         cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
@@ -196,18 +196,13 @@ def run(
         raise RunFailed(
             f"{executor} on {workflow.name} did not finish in {timeout:.0f} s"
         ) from None
-    wall, server_cpu = time.time() - launched, process_cpu_s() - cpu_before
+    wall, server_cpu = time.time() - launched, cpu_seconds() - cpu_before
     watcher.join()
     if code != 0 and not (first_job_only and watcher.first_rule):
         raise RunFailed(f"{executor} on {workflow.name} exited {code}:\n{watcher.tail()}")
     trace = json.loads(trace_path.read_text()) if trace_path.exists() else {"cycles": []}
     requests = bench.server.tally.since(mark)
     return Run(executor, workflow, launched, wall, requests, trace, watcher.first_rule, server_cpu)
-
-
-def process_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 # Snakemake prints "rule <name>:" ("localrule <name>:" under --executor local) as it
