@@ -449,11 +449,8 @@ class _KeyWindow:
     def __init__(self, key: FakeKey) -> None:
         self._key = key
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # also its truth value, as for bytes
         return self._key.size
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
 
     def __getitem__(self, part: slice) -> bytes:
         start, stop, step = part.indices(len(self))

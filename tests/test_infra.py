@@ -147,7 +147,7 @@ def test_concurrent_bootstrap_ends_with_one_shared_stack(moto, atomic_create_sta
     assert len(clients.batch.describe_job_queues()["jobQueues"]) == 1
 
 
-def test_a_stack_knot_did_not_create_is_left_alone(clients, deletable_route_tables):
+def test_a_stack_knot_did_not_create_is_left_alone(clients, deletable_stack_resources):
     foreign = {"Resources": {"Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {}}}}
     clients.cloudformation.create_stack(StackName="knot", TemplateBody=json.dumps(foreign))
     with pytest.raises(ConfigError, match="did not create it"):
@@ -280,7 +280,7 @@ def test_access_denied_on_describe_names_the_iam_action(plain_clients):
 
 
 @pytest.fixture
-def deletable_route_tables(monkeypatch):
+def deletable_stack_resources(monkeypatch):
     """The emulator's fixes: moto's CloudFormation never deletes an AWS::EC2::RouteTable
     (so the VPC, and the stack, cannot go), a job queue or a compute environment."""
     monkeypatch.setattr(RouteTable, "delete", delete_route_table, raising=False)
@@ -309,7 +309,7 @@ def _active_job(clients: Clients, infra: Infra, definition: str) -> str:
 
 
 @pytest.fixture
-def deployed(clients, deletable_route_tables):
+def deployed(clients, deletable_stack_resources):
     """A stack with objects, an image, job definitions (knot's and others') and a
     bucket knot did not create."""
     infra = ensure_infra(clients, CONFIG)
@@ -425,7 +425,7 @@ def _knot(*argv: str) -> int:
     return main(["--region", REGION, "--stack-name", "cli-test", *argv])
 
 
-def test_cli_up_status_down(moto, deletable_route_tables, capsys):
+def test_cli_up_status_down(moto, deletable_stack_resources, capsys):
     assert _knot("infra", "up") == 0
     assert "Stack 'cli-test' is ready" in capsys.readouterr().out
     assert _knot("infra", "status") == 0
