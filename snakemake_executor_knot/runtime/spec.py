@@ -58,13 +58,14 @@ def spec_location(env: Mapping[str, str]) -> SpecLocation:
             "KNOT_SPEC_URI is not set; this image runs knot jobs and expects the job "
             "definition to set it (s3://bucket/key of the job spec)."
         )
-    width = env.get("KNOT_SPEC_RECORD_BYTES")
-    if not width:
+    given = env.get("KNOT_SPEC_RECORD_BYTES")
+    if not given:
         return SpecLocation(uri)
-    if not width.isdigit() or int(width) < 1:
-        raise JobFailure(f"KNOT_SPEC_RECORD_BYTES is {width!r}, not a positive whole number")
-    start = int(array_index(env)) * int(width)
-    return SpecLocation(uri, (start, start + int(width) - 1))
+    width = int(given) if given.isdigit() else 0
+    if width < 1:
+        raise JobFailure(f"KNOT_SPEC_RECORD_BYTES is {given!r}, not a positive whole number")
+    start = int(array_index(env)) * width
+    return SpecLocation(uri, (start, start + width - 1))
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
