@@ -59,7 +59,7 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
     if "images" in parts and config.images:
         from .images import image_rows
 
-        rows += _done(image_rows(root))
+        rows += _done(image_rows())
     return rows
 
 

@@ -112,7 +112,7 @@ def snakemake_image(docker) -> Build:
     return build(docker, _dockerfile_context(text), TAG.format(name="snakemake"))
 
 
-def image_rows(_root=None) -> list[Row]:
+def image_rows() -> list[Row]:
     docker = docker_client()
     numpy = (f"numpy=={importlib.metadata.version('numpy')}",)
     tags = [TAG.format(name=n) for n in ("rule", "plain", "snakemake")]

@@ -71,8 +71,11 @@ def rest_operations(service: str) -> dict[tuple[str, str], str]:
     return ops
 
 
-def s3_operation(method: str, path: str, query: dict[str, list[str]]) -> str:
-    """The S3 operation of a path-style request (the endpoint is 127.0.0.1)."""
+def s3_operation(
+    method: str, path: str, query: dict[str, list[str]], copy_source: bool = False
+) -> str:
+    """The S3 operation of a path-style request (the endpoint is 127.0.0.1);
+    ``copy_source``: the request carries an x-amz-copy-source header."""
     has_key = "/" in path.strip("/")
     if "uploadId" in query:
         return {"PUT": "UploadPart", "POST": "CompleteMultipartUpload"}.get(
@@ -85,7 +88,7 @@ def s3_operation(method: str, path: str, query: dict[str, list[str]]) -> str:
             return "ListObjects" + ("V2" if "list-type" in query else "")
         return {"HEAD": "HeadBucket", "PUT": "CreateBucket"}.get(method, f"{method}Bucket")
     named = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject"}
-    if method == "PUT" and "x-amz-copy-source" in query:
+    if method == "PUT" and copy_source:
         return "CopyObject"
     return named.get(method, {"DELETE": "DeleteObject", "POST": "PostObject"}.get(method, method))
 
@@ -97,9 +100,7 @@ def operation(environ: dict, service: str, body: bytes | None) -> str:
     method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
     query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     if service == "s3":
-        if environ.get("HTTP_X_AMZ_COPY_SOURCE"):
-            query["x-amz-copy-source"] = [""]
-        return s3_operation(method, path, query)
+        return s3_operation(method, path, query, bool(environ.get("HTTP_X_AMZ_COPY_SOURCE")))
     if body is not None:
         action = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action")
         if action:

@@ -27,6 +27,7 @@ def test_s3_operations_are_named_from_method_and_query():
     assert s3_operation("GET", "/b", {"list-type": ["2"]}) == "ListObjectsV2"
     assert s3_operation("POST", "/b/k", {"uploads": [""]}) == "CreateMultipartUpload"
     assert s3_operation("PUT", "/b/k", {"uploadId": ["1"], "partNumber": ["2"]}) == "UploadPart"
+    assert s3_operation("PUT", "/b/k", {}, copy_source=True) == "CopyObject"
 
 
 def test_targets_check_the_knot_value_or_the_ratio():
