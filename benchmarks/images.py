@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from docker.errors import ImageNotFound
 
-from snakemake_executor_knot.dockerfile import LIB, ImageSpec, build_context, pip_build_args
-from snakemake_executor_knot.image import docker_client
+from snakemake_executor_knot.image.builder import docker_client
+from snakemake_executor_knot.image.dockerfile import LIB, ImageSpec, build_context, pip_build_args
 
 from .report import Row, Target
 
@@ -26,7 +26,7 @@ BASE = "knot-base:py3.11"
 TAG = "knot-bench/{name}:latest"
 MIB = 1024 * 1024
 
-# A generated rule module of the shape rules.py writes (see docs/internals.md): the run
+# A generated rule module of the shape rules.module writes (see docs/internals.md): the run
 # block of a Monte-Carlo sampling rule that needs numpy.
 RULE_MODULE = """\
 from knot_runtime.prelude import *

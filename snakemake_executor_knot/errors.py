@@ -35,6 +35,26 @@ class DockerError(KnotError):
     """The Docker engine is unreachable or a build failed."""
 
 
+class StagingError(KnotError):
+    """A file the job should have produced is not in S3."""
+
+
+NO_REGION = (
+    "No AWS region is set{where}. Pass --knot-region, set AWS_REGION, or add 'region' to "
+    "your ~/.aws/config profile."
+)
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ClientError ("AccessDenied", "404", ...); "" if none."""
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def error_message(exc: ClientError) -> str:
+    """AWS's own message of a ClientError; "" if none."""
+    return exc.response.get("Error", {}).get("Message", "")
+
+
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _BAD_CREDENTIALS = {
     "InvalidClientTokenId",
@@ -59,10 +79,7 @@ def aws_error(
             "or use the local emulator with --knot-emulator."
         )
     if isinstance(exc, NoRegionError):
-        return ConfigError(
-            f"No AWS region is set while {doing}{where}. Pass --knot-region, set "
-            "AWS_REGION, or add 'region' to your ~/.aws/config profile."
-        )
+        return ConfigError(NO_REGION.format(where=f" while {doing}{where}"))
     if isinstance(exc, EndpointConnectionError):
         return AwsError(
             f"Could not reach the AWS endpoint while {doing}{where}: {exc}. Check the "
@@ -75,9 +92,8 @@ def aws_error(
 
 
 def _client_error(exc: ClientError, doing: str, where: str, service: str | None) -> KnotError:
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "")
-    message = error.get("Message", str(exc))
+    code = error_code(exc)
+    message = error_message(exc) or str(exc)
     action = exc.operation_name
     if code in _ACCESS_DENIED:
         return ConfigError(
@@ -99,8 +115,7 @@ _ACTION_IN_MESSAGE = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 def _iam_action(exc: ClientError, service: str | None) -> str:
     """The IAM action that was refused, e.g. 'batch:SubmitJob'. AWS usually names it in
     the message; otherwise it is derived from the operation."""
-    message = exc.response.get("Error", {}).get("Message", "")
-    found = _ACTION_IN_MESSAGE.search(message)
+    found = _ACTION_IN_MESSAGE.search(error_message(exc))
     if found:
         return found.group(1)
     return f"{service or '<service>'}:{exc.operation_name}"

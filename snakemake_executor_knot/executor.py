@@ -16,15 +16,19 @@ from pathlib import Path
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 
-from .clients import caller_identity, make_clients
+from .aws.clients import caller_identity, make_clients
+from .aws.jobdef import JobDefinitions
+from .aws.logs import log_tail
+from .aws.stack import ensure_infra
+from .aws.status import StatusPoller, terminate_jobs
+from .aws.submit import Submitter, build_submit_request
 from .errors import KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
+from .resources import batch_resources
 from .settings import KnotConfig, parse_settings
 from .staging import LocalStaging, ensure_bucket
-from .status import StatusPoller, log_tail, terminate_jobs
-from .submit import Submitter, batch_resources, build_submit_request
 
 MAX_ARRAY = 10_000  # AWS Batch's limit on array children
 LOG_TAIL_LINES = 30
@@ -59,9 +63,9 @@ class Executor(RemoteExecutor):
         self._provision(plans)
 
     def _provision(self, plans: dict[str, RulePlan]) -> None:
-        from .image import ImageBuilder, docker_client
-        from .infra import ensure_infra
-        from .jobdef import JobDefinitions
+        # The docker SDK is slow to import, and Snakemake imports every installed executor
+        # plugin at start-up: load it only when a run with knot builds images.
+        from .image.builder import ImageBuilder, docker_client
 
         to_build = [p.image for p in plans.values() if p.image is not None]
         docker = docker_client() if to_build else None

@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import RuleError, aws_error
-
-SPEC_VERSION = 1
+from .runtime.contract import SPEC_VERSION
 
 # Maps a local path Snakemake uses to the S3 URI it travels through (local mode only;
 # storage-mode files carry their own URI).

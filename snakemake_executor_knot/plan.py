@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .emulator.state import emulator_state
 from .errors import RuleError
-from .image import ImageSpec
-from .requirements import find_requirements, parse_packages
-from .rules import RuleSource, check_supported, rule_source
+from .image.dockerfile import ImageSpec
+from .image.requirements import find_requirements, parse_packages
+from .resources import batch_resources
+from .rules.source import RuleSource, check_supported, rule_source
 from .settings import KnotConfig, default_base_image
-from .submit import batch_resources
 
 log = logging.getLogger("knot")
 
@@ -55,14 +56,14 @@ def plan_rule(workflow, job, config: KnotConfig, base_image: str) -> RulePlan:
     rule = job.rule
     check_supported(rule)
     source = rule_source(workflow, rule)
-    given = _resource(job, "knot_image")
+    given = knot_resource(job, "knot_image")
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
     return RulePlan(source=source, image=image_spec(source, job, base_image))
 
 
 def image_spec(source: RuleSource, job, base_image: str) -> ImageSpec:
-    packages = _resource(job, "knot_packages")
+    packages = knot_resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
     code = _python_source(source)
     requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
@@ -86,7 +87,7 @@ def _python_source(source: RuleSource) -> str | None:
     return None
 
 
-def _resource(job, name: str):
+def knot_resource(job, name: str):
     """A knot resource of the rule, from the Snakefile, --set-resources, --default-resources
     or a profile: Snakemake evaluates them all into the job's resources."""
     try:
@@ -113,7 +114,5 @@ def resolve_base_image(config: KnotConfig) -> str:
     if config.base_image:
         return config.base_image
     if config.emulator:
-        from .emulator import emulator_state
-
         return emulator_state().get("base_image") or default_base_image()
     return default_base_image()

@@ -156,7 +156,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         profile=settings.profile or None,
         endpoint_url=settings.endpoint_url or None,
         emulator=bool(settings.emulator),
-        stack_name=_stack_name(settings.stack_name),
+        stack_name=check_stack_name(settings.stack_name),
         instance_types=_split(settings.instance_types) or ("optimal",),
         min_vcpus=settings.min_vcpus,
         max_vcpus=settings.max_vcpus,
@@ -189,7 +189,7 @@ def parse_tags(value: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(tags)
 
 
-def _stack_name(name: str) -> str:
+def check_stack_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name or ""):
         raise ConfigError(
             f"--knot-stack-name '{name}' is not a valid CloudFormation stack name: use a "

@@ -16,7 +16,7 @@ from pathlib import Path
 from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import KnotError, aws_error
+from .errors import StagingError, aws_error, error_code
 
 _TRANSFER = TransferConfig(max_concurrency=16, multipart_threshold=64 * 1024 * 1024)
 _STAMP = "knot-stamp"  # object metadata: "<size>:<mtime_ns>" of the local file uploaded
@@ -138,7 +138,7 @@ def ensure_bucket(s3, bucket: str, region: str) -> bool:
         s3.head_bucket(Bucket=bucket)
         return False
     except ClientError as exc:
-        if not _is_missing(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+        if not _is_missing(exc) and error_code(exc) != "NoSuchBucket":
             raise aws_error(exc, f"checking the storage bucket {bucket}", service="s3") from exc
     params: dict = {"Bucket": bucket}
     if region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
@@ -150,12 +150,8 @@ def ensure_bucket(s3, bucket: str, region: str) -> bool:
     return True
 
 
-class StagingError(KnotError):
-    """A file the job should have produced is not in S3."""
-
-
 def _is_missing(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+    return error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
 def _stamp(path: Path) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from snakemake_executor_knot.emulator.state import emulator_state
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 REGION = "us-east-1"
@@ -43,9 +45,9 @@ def run_script(name: str, timeout: float, env: dict | None = None) -> str:
 
 
 def emulator_cli(*args: str, knot_home: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    """``python -m snakemake_executor_knot.emulator <args>`` with KNOT_HOME set."""
+    """``knot emulator <args>`` with KNOT_HOME set."""
     return subprocess.run(
-        [sys.executable, "-m", "snakemake_executor_knot.emulator", *args],
+        [sys.executable, "-m", "snakemake_executor_knot.cli", "emulator", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -59,11 +61,9 @@ def start_emulator(knot_home: Path) -> dict:
     done = emulator_cli("start", "--port", "0", knot_home=knot_home)
     if done.returncode != 0:
         pytest.fail(f"knot emulator start failed:\n{done.stderr}", pytrace=False)
-    from snakemake_executor_knot import emulator
-
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KNOT_HOME", str(knot_home))
-        state = emulator.emulator_state()
+        state = emulator_state()
     return {**state, "knot_home": str(knot_home)}
 
 

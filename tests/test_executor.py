@@ -4,45 +4,30 @@ and cancelling terminates every active job."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
-from snakemake.io import IOFile
-from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
 
+from snakemake_executor_knot.aws.jobdef import JobDefinitions
+from snakemake_executor_knot.aws.stack import ensure_infra
+from snakemake_executor_knot.aws.status import StatusPoller
+from snakemake_executor_knot.aws.submit import Submitter
 from snakemake_executor_knot.executor import Executor
-from snakemake_executor_knot.infra import ensure_infra
-from snakemake_executor_knot.jobdef import JobDefinitions
 from snakemake_executor_knot.plan import RulePlan
-from snakemake_executor_knot.rules import RuleSource
+from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 from snakemake_executor_knot.settings import KnotConfig
 from snakemake_executor_knot.staging import LocalStaging
-from snakemake_executor_knot.status import StatusPoller
-from snakemake_executor_knot.submit import Submitter
 
-
-class _Job(SimpleNamespace):
-    __hash__ = object.__hash__
+from .conftest import fake_job
 
 
 def _job(jobid: int, rule: str = "sample", mem_mb: int = 1000):
-    wildcards = Wildcards([str(jobid)])
-    wildcards._set_name("chunk", 0)
-    return _Job(
-        rule=SimpleNamespace(name=rule, workflow=SimpleNamespace(config={"seed": 1})),
+    return fake_job(
+        rule=rule,
         jobid=jobid,
-        is_local=False,
-        input=InputFiles(),
-        output=OutputFiles([IOFile(f"out/{jobid}.txt", rule=None)]),
-        log=Log(),
-        benchmark=None,
-        params=Params(),
-        wildcards=wildcards,
-        wildcards_dict={"chunk": str(jobid)},
-        resources=ResourceList(fromdict={"_cores": 1, "mem_mb": mem_mb}),
-        threads=1,
-        log_info=lambda: None,
+        output=[f"out/{jobid}.txt"],
+        wildcards={"chunk": str(jobid)},
+        resources={"mem_mb": mem_mb},
+        config={"seed": 1},
     )
 
 

@@ -7,46 +7,29 @@ from types import SimpleNamespace
 
 import pytest
 from snakemake.io import IOFile, directory
-from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
+from snakemake.iocontainers import InputFiles
 
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.jobspec import build_spec, spec_records, upload_specs
+from snakemake_executor_knot.jobspec import build_spec, encode, spec_records, upload_specs
 from snakemake_executor_knot.runtime.report import JobFailure
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 
-
-class _Hashable(SimpleNamespace):
-    """A stand-in job; Snakemake's DAG keys its dependencies by job."""
-
-    __hash__ = object.__hash__
-
-
-def _named(cls, items, names):
-    nl = cls(items)
-    for name, index in names.items():
-        nl._set_name(name, index)
-    return nl
+from .conftest import FakeJob, fake_job, named
 
 
 def _job(params=None, shellcmd=None):
-    rule = SimpleNamespace(name="fit", shellcmd=shellcmd, script="scripts/plot.py")
-    return _Hashable(
-        rule=rule,
+    return fake_job(
+        rule="fit",
         jobid=7,
-        input=_named(
-            InputFiles,
-            [IOFile("sub-01/dwi.npy", rule=None), IOFile(directory("masks"), rule=None)],
-            {"dwi": 0, "masks": 1},
-        ),
-        output=_named(OutputFiles, [IOFile("fit/sub-01.json", rule=None)], {"fa": 0}),
-        log=_named(Log, [IOFile("logs/fit-01.log", rule=None)], {}),
-        benchmark=None,
-        params=params
-        if params is not None
-        else _named(Params, [0.5, {"k": [1, 2]}], {"alpha": 0, "opts": 1}),
-        wildcards=_named(Wildcards, ["01"], {"subject": 0}),
-        resources=ResourceList(fromdict={"_cores": 2, "mem_mb": 1000, "tmpdir": "/tmp/x"}),
+        input={"dwi": "sub-01/dwi.npy", "masks": directory("masks")},
+        output={"fa": "fit/sub-01.json"},
+        log=["logs/fit-01.log"],
+        params=params if params is not None else {"alpha": 0.5, "opts": {"k": [1, 2]}},
+        wildcards={"subject": "01"},
+        resources={"mem_mb": 1000, "tmpdir": "/tmp/x"},
         threads=2,
+        shellcmd=shellcmd,
+        script="scripts/plot.py",
     )
 
 
@@ -98,7 +81,7 @@ def test_shell_and_script_specs_carry_their_command():
 
 
 def test_unserialisable_param_names_rule_and_param():
-    params = _named(Params, [object()], {"model": 0})
+    params = {"model": object()}
     with pytest.raises(RuleError, match=r"Rule 'fit': param 'model'"):
         build_spec(_job(params=params), "run", _uri, {})
 
@@ -143,8 +126,8 @@ def test_upload_specs_writes_one_object_read_by_range(clients):
 def test_input_produced_as_directory_is_marked_directory():
     """Snakemake flags directory() on the producer's output only."""
     job = _job()
-    job.input = _named(InputFiles, [IOFile("fit/sub-01", rule=None)], {})
-    producer = _Hashable(output=[IOFile(directory("fit/sub-01"), rule=None)])
+    job.input = named(InputFiles, [IOFile("fit/sub-01", rule=None)])
+    producer = FakeJob(output=[IOFile(directory("fit/sub-01"), rule=None)])
     job.dag = SimpleNamespace(dependencies={job: {producer: {"fit/sub-01"}}})
     spec = build_spec(job, "run", _uri, {})
     assert spec["input"]["items"] == [
@@ -154,8 +137,6 @@ def test_input_produced_as_directory_is_marked_directory():
 
 def test_encoding_keeps_the_order_of_names_and_config():
     """input.keys() and iteration over config follow declaration order, as in Snakemake."""
-    from snakemake_executor_knot.jobspec import encode
-
     job = _job()
     spec = build_spec(job, "run", _uri, {"zeta": 1, "alpha": 2})
     decoded = json.loads(encode(spec))

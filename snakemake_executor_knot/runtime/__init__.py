@@ -5,7 +5,3 @@ Copied into every image as the top-level package ``knot_runtime`` and started wi
 s3transfer (Snakemake is not installed in the image), and uses relative imports so it works
 both as ``snakemake_executor_knot.runtime`` and as ``knot_runtime``.
 """
-
-from __future__ import annotations
-
-SPEC_VERSION = 1

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from .contract import RULE_MODULE, RUN_FUNCTION
 from .namespace import Namespace
 from .script import run_script
 from .shell import shell
 
-RULE_MODULE = "knot_rule"
 # shell()'s own keyword arguments; a global of the same name must not be passed as one.
 _SHELL_KEYWORDS = frozenset({"read", "iterable", "bench_record", "additional_envvars"})
 
@@ -29,7 +29,7 @@ def import_rule_module() -> ModuleType | None:
 def run_block(ns: Namespace) -> None:
     module = importlib.import_module(RULE_MODULE)
     module.config = ns.config  # a module global, so a config change needs no new image
-    module.knot_run(**ns.run_arguments())
+    getattr(module, RUN_FUNCTION)(**ns.run_arguments())
 
 
 def run_shell(ns: Namespace, shell_spec: Mapping[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .contract import RUN_ARGUMENTS
 from .namedlist import Namedlist, Wildcards, from_section, paths_of
 
 
@@ -38,9 +39,7 @@ class Namespace:
 
     def run_arguments(self) -> dict[str, Any]:
         """The arguments of the generated ``knot_run(...)`` (config is a module global)."""
-        names = ("input", "output", "params", "wildcards", "threads", "resources", "log")
-        arguments = {name: getattr(self, name) for name in names}
-        return arguments | {"rule": self.rule, "jobid": self.jobid}
+        return {name: getattr(self, name) for name in RUN_ARGUMENTS}
 
     def variables(self) -> dict[str, Any]:
         """Everything, for formatting a shell rule's command."""

@@ -10,11 +10,10 @@ import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .contract import RULE_DIR, RULE_DIR_ENV
 from .namespace import Namespace
 from .report import JobFailure
 from .shell import shell
-
-DEFAULT_RULE_DIR = "/opt/knot/rule"
 
 
 class ScriptContext:
@@ -47,7 +46,7 @@ class ScriptContext:
 
 def script_path(relative: str, env: Mapping[str, str]) -> str:
     """Where the image holds the script: ``<KNOT_RULE_DIR>/<path as written in the rule>``."""
-    base = env.get("KNOT_RULE_DIR", DEFAULT_RULE_DIR)
+    base = env.get(RULE_DIR_ENV, RULE_DIR)
     return os.path.join(base, relative.lstrip("/"))
 
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import SPEC_VERSION
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .contract import ARRAY_INDEX_ENV, JOB_ID_ENV, SPEC_RECORD_ENV, SPEC_URI_ENV, SPEC_VERSION
 from .report import JobFailure
 
 KINDS = ("run", "shell", "script")
@@ -28,10 +30,10 @@ def array_index(env: Mapping[str, str]) -> str:
     AWS Batch sets AWS_BATCH_JOB_ARRAY_INDEX. moto's Batch sets only AWS_BATCH_JOB_ID,
     which for an array child ends in ``:<index>``, so fall back to that suffix.
     """
-    index = env.get("AWS_BATCH_JOB_ARRAY_INDEX")
+    index = env.get(ARRAY_INDEX_ENV)
     if index:
         return index
-    _, sep, tail = env.get("AWS_BATCH_JOB_ID", "").rpartition(":")
+    _, sep, tail = env.get(JOB_ID_ENV, "").rpartition(":")
     return tail if sep and tail.isdigit() else "0"
 
 
@@ -52,13 +54,13 @@ class SpecLocation:
 def spec_location(env: Mapping[str, str]) -> SpecLocation:
     """From KNOT_SPEC_URI and KNOT_SPEC_RECORD_BYTES: the object holds one record of that
     many bytes per array child, in index order."""
-    uri = env.get("KNOT_SPEC_URI")
+    uri = env.get(SPEC_URI_ENV)
     if not uri:
         raise JobFailure(
             "KNOT_SPEC_URI is not set; this image runs knot jobs and expects the job "
             "definition to set it (s3://bucket/key of the job spec)."
         )
-    given = env.get("KNOT_SPEC_RECORD_BYTES")
+    given = env.get(SPEC_RECORD_ENV)
     if not given:
         return SpecLocation(uri)
     width = int(given) if given.isdigit() else 0
@@ -118,8 +120,6 @@ def benchmark_item(spec: dict[str, Any]) -> FileItem | None:
 
 def fetch_spec(s3, where: SpecLocation) -> dict[str, Any]:
     """Download and parse this job's spec document."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     bucket, key = parse_s3_uri(where.uri)
     ranged = {} if where.byte_range is None else {"Range": "bytes={}-{}".format(*where.byte_range)}
     try:

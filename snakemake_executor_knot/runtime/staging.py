@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import RetriesExceededError, S3ValidationError
 from s3transfer.manager import TransferConfig, TransferManager
@@ -35,9 +37,6 @@ class Transfer:
 
 def make_s3_client(concurrency: int = CONCURRENCY):
     """The S3 client; endpoint, credentials and region come from the environment."""
-    import boto3
-    from botocore.config import Config
-
     # One pooled connection per transfer thread, or urllib3 discards the extra ones.
     config = Config(max_pool_connections=concurrency, retries={"mode": "standard"})
     return boto3.session.Session().client("s3", config=config)

@@ -1,0 +1,110 @@
+"""Build every boto3 client in one place, so the rest of knot takes them as arguments.
+
+Region, profile and endpoint follow boto3's own lookup (environment, ~/.aws/config,
+AWS_ENDPOINT_URL); knot's flags override them. With --knot-emulator the endpoint and
+dummy credentials come from the running emulator's state file.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass, field
+
+import boto3
+import botocore.config
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from ..emulator.state import emulator_state
+from ..errors import NO_REGION, ConfigError, aws_error
+from ..settings import KnotConfig
+
+# Standard retry mode backs off on throttling (TooManyRequestsException and friends).
+_RETRIES = botocore.config.Config(
+    retries={"mode": "standard", "max_attempts": 8},
+    max_pool_connections=32,
+)
+
+SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts")
+
+
+@dataclass
+class Clients:
+    """Lazily built boto3 clients sharing one session. ``calls`` counts every API call
+    made through them, by "service.Operation", for run summaries and benchmarks."""
+
+    session: boto3.Session
+    endpoint_url: str | None = None
+    calls: collections.Counter = field(default_factory=collections.Counter)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _built: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name
+
+    def client(self, service: str):
+        with self._lock:
+            if service not in self._built:
+                self._built[service] = self._build(service)
+            return self._built[service]
+
+    def __getattr__(self, service: str):
+        if service in SERVICES:
+            return self.client(service)
+        raise AttributeError(service)
+
+    def _build(self, service: str):
+        client = self.session.client(service, endpoint_url=self.endpoint_url, config=_RETRIES)
+        client.meta.events.register("before-call.*.*", self._count)
+        return client
+
+    def _count(self, event_name: str, **_kwargs) -> None:
+        # before-call fires once per API call; retries fire before-send only.
+        _, service, operation = event_name.split(".", 2)
+        with self._lock:
+            self.calls[f"{service}.{operation}"] += 1
+
+
+def make_clients(config: KnotConfig) -> Clients:
+    """Create the session and check region and credentials before any call is made."""
+    endpoint, region = config.endpoint_url, config.region
+    session_kwargs = {}
+    if config.emulator:
+        # The emulator accepts any credentials; fixed dummy ones keep real keys out of it.
+        state = emulator_state()
+        endpoint = endpoint or state["endpoint"]
+        region = region or state.get("region", "us-east-1")
+        session_kwargs = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    try:
+        session = boto3.Session(profile_name=config.profile, region_name=region, **session_kwargs)
+    except BotoCoreError as exc:
+        raise ConfigError(f"Could not load AWS profile '{config.profile}': {exc}") from exc
+    _check_region(session, config)
+    if session.get_credentials() is None:
+        raise aws_error(NoCredentialsError(), "starting knot")
+    # With no endpoint given, boto3 reads AWS_ENDPOINT_URL itself.
+    return Clients(session=session, endpoint_url=endpoint)
+
+
+def _check_region(session: boto3.Session, config: KnotConfig) -> None:
+    region = session.region_name
+    if not region:
+        raise ConfigError(NO_REGION.format(where=""))
+    known = set(session.get_available_regions("batch"))
+    for partition in ("aws-cn", "aws-us-gov"):
+        known |= set(session.get_available_regions("batch", partition_name=partition))
+    if region not in known and not config.emulator:
+        raise ConfigError(
+            f"AWS region '{region}' does not exist or has no AWS Batch. Pick one of: "
+            f"{', '.join(sorted(known))}."
+        )
+
+
+def caller_identity(clients: Clients) -> dict:
+    """STS GetCallerIdentity: the cheapest check that credentials work."""
+    try:
+        return clients.sts.get_caller_identity()
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, "checking your AWS credentials", service="sts") from exc

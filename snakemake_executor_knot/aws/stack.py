@@ -1,0 +1,414 @@
+"""Create or reuse knot's shared CloudFormation stack, describe it, and tear it down.
+
+One stack per account, region and stack name. The template's content hash is deployed with
+it (the ``TemplateHash`` output, see ``template.stamp``), so a run whose settings match does
+nothing but read the outputs, and a run whose settings differ updates the stack in place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
+from ..settings import KnotConfig
+from .clients import Clients
+from .status import terminate_jobs
+from .template import HASH_OUTPUT, OUTPUTS, STACK_TAG, Tags, build_template, render, stamp
+
+CAPABILITIES = ["CAPABILITY_IAM"]
+WAIT_TIMEOUT = 45 * 60.0
+POLL_SECONDS = 10.0
+# Bounds the create/update loop when several runs with different settings race.
+MAX_ROUNDS = 4
+ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+USABLE_STATES = {
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+}
+_NO_UPDATES = "No updates are to be performed"
+_CASCADE = ("Resource creation cancelled", "Resource update cancelled")
+_BotoErrors = (BotoCoreError, ClientError)
+
+
+@dataclass(frozen=True)
+class Infra:
+    """What the rest of knot needs to know about the deployed stack."""
+
+    stack_name: str
+    region: str
+    bucket: str
+    repository_name: str
+    repository_uri: str
+    job_queue_arn: str
+    log_group: str
+    job_role_arn: str
+
+
+def _in_progress(status: str) -> bool:
+    # moto shows CREATE_PENDING for a moment, between accepting a stack and creating it.
+    return status.endswith(("_IN_PROGRESS", "_PENDING"))
+
+
+def _outputs(stack: dict) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+
+
+def deployed_hash(stack: dict) -> str | None:
+    return _outputs(stack).get(HASH_OUTPUT)
+
+
+def infra_from_stack(stack: dict, region: str) -> Infra | None:
+    """The Infra from a stack's outputs, or None while any output is missing."""
+    out = _outputs(stack)
+    if not all(out.get(key) for key in OUTPUTS):
+        return None
+    fields = {field: out[key] for key, field in OUTPUTS.items()}
+    return Infra(stack_name=stack["StackName"], region=region, **fields)
+
+
+def require_knots(stack: dict) -> None:
+    """Refuse to change or delete a stack of that name that knot did not create."""
+    tags = {t["Key"]: t["Value"] for t in stack.get("Tags") or []}
+    if tags.get(STACK_TAG) != stack["StackName"]:
+        raise ConfigError(
+            f"A CloudFormation stack named '{stack['StackName']}' exists but knot did not "
+            f"create it (it has no tag {STACK_TAG}={stack['StackName']}), so knot leaves it "
+            "alone. Pick another name with --knot-stack-name."
+        )
+
+
+def failure_reasons(events: list[dict]) -> list[str]:
+    """The *_FAILED reasons of the latest stack operation, oldest first, from
+    DescribeStackEvents (newest first). Cascade noise ("Resource creation cancelled")
+    is dropped when a real cause is present."""
+    reasons = []
+    for event in events:
+        status = event.get("ResourceStatus", "")
+        is_stack = event.get("ResourceType") == "AWS::CloudFormation::Stack"
+        if is_stack and event.get("ResourceStatusReason") == "User Initiated":
+            break  # the start of the latest operation
+        if status.endswith("_FAILED") and event.get("ResourceStatusReason"):
+            reasons.append(f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}")
+    real = [r for r in reasons if not r.endswith(_CASCADE)]
+    return list(reversed(real or reasons))
+
+
+_DOWN = "run 'knot --stack-name {name} infra down'"
+_ADVICE = {
+    "ROLLBACK_COMPLETE": "Its creation failed, so it cannot be updated. Fix the cause, "
+    + _DOWN
+    + ", then run knot again.",
+    "UPDATE_ROLLBACK_FAILED": "Finish the rollback ('aws cloudformation "
+    "continue-update-rollback --stack-name {name}'), then run knot again.",
+    "UPDATE_ROLLBACK_COMPLETE": "The update was rolled back; the stack keeps its previous "
+    "settings. Fix the cause and run knot again.",
+    "DELETE_FAILED": "Remove what blocks the deletion, then " + _DOWN + " again.",
+}
+_ADVICE["ROLLBACK_FAILED"] = _ADVICE["CREATE_FAILED"] = _ADVICE["ROLLBACK_COMPLETE"]
+
+
+def _advice(name: str, status: str) -> str:
+    default = "Wait until it settles or " + _DOWN + ", then retry."
+    return _ADVICE.get(status, default).format(name=name)
+
+
+def _operation(status: str) -> str:
+    if status.startswith(("ROLLBACK", "CREATE")):
+        return "Creating"
+    if status.startswith("UPDATE"):
+        return "Updating"
+    if status.startswith("DELETE"):
+        return "Deleting"
+    return "Using"
+
+
+def _missing(exc: ClientError) -> bool:
+    return error_code(exc) == "ValidationError" and "does not exist" in error_message(exc)
+
+
+def _already_exists(exc: ClientError) -> bool:
+    return error_code(exc) == "AlreadyExistsException"
+
+
+def _busy_or_unchanged(exc: ClientError) -> bool:
+    message = error_message(exc)
+    busy = "IN_PROGRESS state" in message or _NO_UPDATES in message
+    return error_code(exc) == "ValidationError" and busy
+
+
+def _never(exc: ClientError) -> bool:
+    return False
+
+
+class StackOps:
+    """CloudFormation calls on one stack, each translated into knot's errors."""
+
+    def __init__(
+        self,
+        clients: Clients,
+        name: str,
+        timeout: float = WAIT_TIMEOUT,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        self.cfn = clients.cloudformation
+        self.name = name
+        self.timeout = timeout
+        self.poll = poll
+
+    def _call(
+        self, method: str, doing: str, expected: Callable[[ClientError], bool] = _never, **kwargs
+    ) -> dict | None:
+        """Call CloudFormation; None when ``expected`` accepts the ClientError."""
+        try:
+            return getattr(self.cfn, method)(**kwargs)
+        except ClientError as exc:
+            if expected(exc):
+                return None
+            raise aws_error(exc, f"{doing} stack '{self.name}'", service="cloudformation") from exc
+        except BotoCoreError as exc:
+            raise aws_error(exc, f"{doing} stack '{self.name}'", service="cloudformation") from exc
+
+    def describe(self) -> dict | None:
+        """The stack, or None when it does not exist (or is fully deleted)."""
+        found = self._call("describe_stacks", "describing", _missing, StackName=self.name)
+        stacks = (found or {}).get("Stacks") or [None]
+        if stacks[0] is None or stacks[0]["StackStatus"] == "DELETE_COMPLETE":
+            return None
+        return stacks[0]
+
+    def settled(self) -> dict | None:
+        """Describe the stack, waiting while an operation on it is in progress."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            stack = self.describe()
+            if stack is None or not _in_progress(stack["StackStatus"]):
+                return stack
+            if time.monotonic() >= deadline:
+                raise AwsError(
+                    f"knot's stack '{self.name}' is still {stack['StackStatus']} after "
+                    f"{self.timeout:.0f} s. Check it in the CloudFormation console and retry."
+                )
+            time.sleep(self.poll)
+
+    def reasons(self) -> list[str]:
+        page = self._call("describe_stack_events", "reading the events of", StackName=self.name)
+        return failure_reasons((page or {}).get("StackEvents", []))
+
+    def failure(self, stack: dict, what: str) -> AwsError:
+        status = stack["StackStatus"]
+        reasons = self.reasons() or [stack.get("StackStatusReason") or "no reason given"]
+        return AwsError(
+            f"{what} knot's stack '{self.name}' failed ({status}): "
+            + "; ".join(reasons)
+            + ". "
+            + _advice(self.name, status)
+        )
+
+    def create(self, body: str, tags: list[dict]) -> bool:
+        """CreateStack; False when another run created it first (AlreadyExists)."""
+        kwargs = {"TemplateBody": body, "Capabilities": CAPABILITIES, "Tags": tags}
+        done = self._call(
+            "create_stack", "creating", _already_exists, StackName=self.name, **kwargs
+        )
+        return done is not None
+
+    def update(self, body: str, tags: list[dict]) -> bool:
+        """UpdateStack; False when there was nothing to do or another update is running."""
+        kwargs = {"TemplateBody": body, "Capabilities": CAPABILITIES, "Tags": tags}
+        done = self._call(
+            "update_stack", "updating", _busy_or_unchanged, StackName=self.name, **kwargs
+        )
+        return done is not None
+
+    def delete(self) -> None:
+        self._call("delete_stack", "deleting", StackName=self.name)
+        stack = self.settled()
+        if stack is not None:
+            raise self.failure(stack, "Deleting")
+
+    def resources(self) -> dict[str, tuple[str, str]]:
+        """{logical id: (type, physical id)} of the stack's live resources."""
+        found = {}
+        try:
+            pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=self.name)
+            for page in pages:
+                for res in page["StackResourceSummaries"]:
+                    # moto lists a resource it could not update with an empty id.
+                    live = res.get("ResourceStatus") != "DELETE_COMPLETE"
+                    if live and res.get("PhysicalResourceId"):
+                        found[res["LogicalResourceId"]] = (
+                            res["ResourceType"],
+                            res["PhysicalResourceId"],
+                        )
+        except _BotoErrors as exc:
+            raise aws_error(exc, f"listing stack '{self.name}'", service="cloudformation") from exc
+        return found
+
+
+# --- create or reuse -------------------------------------------------------------------
+
+
+def ensure_infra(
+    clients: Clients,
+    config: KnotConfig,
+    *,
+    timeout: float = WAIT_TIMEOUT,
+    poll: float = POLL_SECONDS,
+) -> Infra:
+    """The shared stack for these settings: created if missing, updated in place when its
+    template hash differs, otherwise only read. Concurrent callers end with one stack."""
+    template, digest = stamp(build_template(config))
+    body, tags = render(template), Tags(config).as_list()
+    ops = StackOps(clients, config.stack_name, timeout, poll)
+    updated = False
+    for _ in range(MAX_ROUNDS):
+        stack = ops.settled()
+        if stack is None:
+            ops.create(body, tags)  # on AlreadyExists, the next round waits for the other run
+            continue
+        require_knots(stack)
+        if stack["StackStatus"] not in USABLE_STATES:
+            raise ops.failure(stack, _operation(stack["StackStatus"]))
+        if deployed_hash(stack) == digest:
+            return _require_outputs(stack, clients.region)
+        if updated and stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE":
+            raise ops.failure(stack, "Updating")
+        updated = ops.update(body, tags) or updated
+    raise AwsError(
+        f"knot's stack '{config.stack_name}' kept changing while knot tried to bring it to "
+        "the current settings: another knot run with different settings is updating it. "
+        "Give all runs that share the stack the same --knot-* settings, or use separate "
+        "--knot-stack-name values."
+    )
+
+
+def _require_outputs(stack: dict, region: str) -> Infra:
+    infra = infra_from_stack(stack, region)
+    if infra is None:
+        raise AwsError(
+            f"knot's stack '{stack['StackName']}' lacks outputs knot needs. It was not made "
+            f"by this version of knot: run 'knot --stack-name {stack['StackName']} infra down' "
+            "and run knot again."
+        )
+    return infra
+
+
+def describe_infra(clients: Clients, config: KnotConfig) -> Infra | None:
+    """The deployed stack's Infra, or None when it does not exist or is not usable yet."""
+    stack = StackOps(clients, config.stack_name).describe()
+    if stack is None or stack["StackStatus"] not in USABLE_STATES:
+        return None
+    return infra_from_stack(stack, clients.region)
+
+
+# --- teardown --------------------------------------------------------------------------
+
+
+def active_jobs(clients: Clients, queue_arn: str) -> list[str]:
+    """Ids of the jobs in the queue that have not finished."""
+    ids = []
+    paginator = clients.batch.get_paginator("list_jobs")
+    try:
+        for state in ACTIVE_JOB_STATES:
+            for page in paginator.paginate(jobQueue=queue_arn, jobStatus=state):
+                ids += [job["jobId"] for job in page["jobSummaryList"]]
+    except _BotoErrors as exc:
+        raise aws_error(exc, "listing active jobs in knot's job queue", service="batch") from exc
+    return ids
+
+
+def _empty_bucket(clients: Clients, bucket: str) -> list[str]:
+    # Versioning is never enabled on knot's bucket, so deleting the keys empties it.
+    count = 0
+    try:
+        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:  # a page holds at most 1000 keys, DeleteObjects' limit
+                clients.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                count += len(keys)
+    except _BotoErrors as exc:
+        raise aws_error(exc, f"emptying bucket '{bucket}'", service="s3") from exc
+    return [f"{count} objects in s3://{bucket}"] if count else []
+
+
+def _empty_repository(clients: Clients, repository: str) -> list[str]:
+    count = 0
+    try:
+        pages = clients.ecr.get_paginator("list_images").paginate(repositoryName=repository)
+        for page in pages:
+            ids = page.get("imageIds", [])
+            for start in range(0, len(ids), 100):  # BatchDeleteImage takes 100 at a time
+                chunk = ids[start : start + 100]
+                clients.ecr.batch_delete_image(repositoryName=repository, imageIds=chunk)
+                count += len(chunk)
+    except _BotoErrors as exc:
+        raise aws_error(exc, f"emptying ECR repository '{repository}'", service="ecr") from exc
+    return [f"{count} images in ECR repository {repository}"] if count else []
+
+
+def _knot_job_definitions(clients: Clients, stack_name: str) -> list[str]:
+    arns = []
+    paginator = clients.batch.get_paginator("describe_job_definitions")
+    try:
+        for page in paginator.paginate(status="ACTIVE"):
+            for jd in page["jobDefinitions"]:
+                ours = jd.get("tags", {}).get(STACK_TAG) == stack_name
+                if ours and jd["jobDefinitionName"].startswith("knot-"):
+                    arns.append(jd["jobDefinitionArn"])
+    except _BotoErrors as exc:
+        raise aws_error(exc, "listing knot's job definitions", service="batch") from exc
+    return arns
+
+
+def _deregister_job_definitions(clients: Clients, stack_name: str) -> list[str]:
+    arns = _knot_job_definitions(clients, stack_name)
+    for arn in arns:
+        try:
+            clients.batch.deregister_job_definition(jobDefinition=arn)
+        except _BotoErrors as exc:
+            raise aws_error(exc, f"deregistering job definition {arn}", service="batch") from exc
+    return [f"job definition {arn}" for arn in arns]
+
+
+def _of_type(resources: dict[str, tuple[str, str]], kind: str) -> list[str]:
+    return [physical for rtype, physical in resources.values() if rtype == kind]
+
+
+def teardown(clients: Clients, config: KnotConfig, force: bool = False) -> list[str]:
+    """Delete the stack and what knot put in it; return what was deleted.
+
+    Refuses while jobs are active unless ``force`` (which terminates them). Only the
+    stack's own bucket and repository are emptied, and only job definitions named
+    ``knot-*`` tagged with this stack are deregistered."""
+    ops = StackOps(clients, config.stack_name)
+    stack = ops.settled()
+    if stack is None:
+        return []
+    require_knots(stack)
+    resources = ops.resources()
+    jobs = [j for q in _of_type(resources, "AWS::Batch::JobQueue") for j in active_jobs(clients, q)]
+    if jobs and not force:
+        raise ConfigError(
+            f"{len(jobs)} jobs are still active in the job queue of knot's stack "
+            f"'{config.stack_name}'. Wait for them to finish, or run "
+            f"'knot --stack-name {config.stack_name} infra down --force' to terminate them."
+        )
+    terminate_jobs(clients.batch, jobs, "knot infra down --force")
+    deleted = [f"job {job_id} (terminated)" for job_id in jobs]
+    for bucket in _of_type(resources, "AWS::S3::Bucket"):
+        deleted += _empty_bucket(clients, bucket)
+    for repository in _of_type(resources, "AWS::ECR::Repository"):
+        deleted += _empty_repository(clients, repository)
+    deleted += _deregister_job_definitions(clients, config.stack_name)
+    ops.delete()
+    return [*deleted, f"stack {config.stack_name}"]
+
+
+# --- status and CLI --------------------------------------------------------------------

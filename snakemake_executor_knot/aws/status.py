@@ -1,0 +1,201 @@
+"""Job status in batches (DescribeJobs takes at most 100 ids), array children without a
+call per child, recent jobs of the queue, and termination."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import aws_error, error_code
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_CHUNK = 100  # DescribeJobs limit
+# ListJobs returns up to 1,000 jobs a page when filtered by status (AWS Batch API
+# reference, maxResults): a 10,000-child array is listed in at most 10 calls.
+STATUS_LIST_PAGE = 1000
+SUCCEEDED, FAILED, RUNNING, UNKNOWN = "SUCCEEDED", "FAILED", "RUNNING", "UNKNOWN"
+TERMINAL = (SUCCEEDED, FAILED)
+
+
+@dataclass(frozen=True)
+class JobState:
+    job_id: str
+    status: str
+    reason: str | None = None
+    exit_code: int | None = None
+    log_stream: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+def split_child(job_id: str) -> tuple[str, int | None]:
+    """``'<parent>:<index>'`` -> (parent, index); a single job id -> (id, None)."""
+    parent, sep, index = job_id.rpartition(":")
+    if sep and parent and index.isdigit():
+        return parent, int(index)
+    return job_id, None
+
+
+def chunks(items: Sequence[str], size: int = DESCRIBE_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _reason(status_reason: str | None, container_reason: str | None) -> str | None:
+    # Batch puts the useful half (e.g. "OutOfMemoryError: Container killed ...") in
+    # container.reason and a generic one ("Essential container in task exited") on top.
+    parts = [r for r in (status_reason, container_reason) if r]
+    return "; ".join(dict.fromkeys(parts)) or None
+
+
+def log_stream(description: dict) -> str | None:
+    stream = (description.get("container") or {}).get("logStreamName")
+    if stream:
+        return stream
+    for attempt in reversed(description.get("attempts") or []):
+        stream = (attempt.get("container") or {}).get("logStreamName")
+        if stream:
+            return stream
+    return None
+
+
+def state_from_description(description: dict) -> JobState:
+    """A JobState from a DescribeJobs entry (or a ListJobs summary, which lacks logs)."""
+    container = description.get("container") or {}
+    return JobState(
+        job_id=description["jobId"],
+        status=description["status"],
+        reason=_reason(description.get("statusReason"), container.get("reason")),
+        exit_code=container.get("exitCode"),
+        log_stream=log_stream(description),
+    )
+
+
+def describe_jobs(batch_client, job_ids: Sequence[str]) -> dict[str, dict]:
+    """DescribeJobs for any number of ids, 100 per call; returns id -> description."""
+    found: dict[str, dict] = {}
+    try:
+        for chunk in chunks(list(job_ids)):
+            for job in batch_client.describe_jobs(jobs=list(chunk))["jobs"]:
+                found[job["jobId"]] = job
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, "checking the status of Batch jobs", service="batch") from exc
+    return found
+
+
+class StatusPoller:
+    """States of single jobs and array children, with as few Batch calls as possible."""
+
+    def __init__(self, batch_client) -> None:
+        self._batch = batch_client
+        # (parent, status) -> children of that status listed so far.
+        self._listed: dict[tuple[str, str], int] = {}
+        # Finished children: they cannot change again.
+        self._children: dict[str, JobState] = {}
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        wanted = list(dict.fromkeys(job_ids))
+        split = {job_id: split_child(job_id) for job_id in wanted}
+        # Children already known finished need no call; their parents may need none.
+        pending = {job_id: p for job_id, (p, _) in split.items() if job_id not in self._children}
+        described = describe_jobs(self._batch, list(dict.fromkeys(pending.values())))
+        parents = {p for job_id, p in pending.items() if split[job_id][1] is not None}
+        for parent in parents & described.keys():
+            self._follow_children(parent, described[parent])
+        return {job_id: self._state_of(job_id, split[job_id], described) for job_id in wanted}
+
+    def _state_of(self, job_id: str, split: tuple[str, int | None], described: dict) -> JobState:
+        parent, index = split
+        if job_id in self._children:
+            return self._children[job_id]
+        if parent not in described:
+            return JobState(job_id, UNKNOWN, f"AWS Batch has no record of job {parent}.")
+        if index is None:
+            return state_from_description(described[parent])
+        # A child not (yet) listed as finished: Batch has it somewhere before that.
+        status = described[parent]["status"]
+        return JobState(job_id, RUNNING if status in TERMINAL else status)
+
+    def _follow_children(self, parent: str, description: dict) -> None:
+        summary = (description.get("arrayProperties") or {}).get("statusSummary") or {}
+        for status in TERMINAL:
+            count = summary.get(status, 0)
+            if count and count != self._listed.get((parent, status), 0):
+                listed = self._list_children(parent, status)
+                self._listed[(parent, status)] = len(listed)
+                if status == FAILED:
+                    listed = self._failed_details(listed)
+                self._children.update({s.job_id: s for s in listed})
+
+    def _list_children(self, parent: str, status: str) -> list[JobState]:
+        try:
+            pages = self._batch.get_paginator("list_jobs").paginate(
+                arrayJobId=parent,
+                jobStatus=status,
+                PaginationConfig={"PageSize": STATUS_LIST_PAGE},
+            )
+            return [state_from_description(s) for page in pages for s in page["jobSummaryList"]]
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(
+                exc, f"listing the children of array job {parent}", service="batch"
+            ) from exc
+
+    def _failed_details(self, listed: list[JobState]) -> list[JobState]:
+        # ListJobs carries no log stream; describe only the newly failed children.
+        new = [s.job_id for s in listed if s.job_id not in self._children]
+        described = describe_jobs(self._batch, new)
+        return [
+            state_from_description(described[s.job_id]) if s.job_id in described else s
+            for s in listed
+        ]
+
+
+def terminate_jobs(batch_client, job_ids: Iterable[str], reason: str) -> int:
+    """Terminate each distinct job once (children through their array parent) and
+    return how many TerminateJob calls Batch accepted."""
+    parents = dict.fromkeys(split_child(job_id)[0] for job_id in job_ids)
+    terminated = 0
+    for job_id in parents:
+        try:
+            batch_client.terminate_job(jobId=job_id, reason=reason)
+            terminated += 1
+        except ClientError as exc:
+            # Batch answers ClientException for jobs it can no longer terminate
+            # (finished long ago, or unknown); cancelling carries on with the others.
+            if error_code(exc) != "ClientException":
+                raise aws_error(exc, f"terminating Batch job {job_id}", service="batch") from exc
+            log.debug("Not terminated %s: %s", job_id, exc)
+        except BotoCoreError as exc:
+            raise aws_error(exc, f"terminating Batch job {job_id}", service="batch") from exc
+    return terminated
+
+
+# ---------------------------------------------------------------- recent jobs (knot jobs)
+
+
+def _queue_summaries(batch_client, queue: str, since_ms: int) -> list[dict]:
+    # Without a filter ListJobs returns RUNNING jobs only; a created-after filter
+    # returns every status.
+    pages = batch_client.get_paginator("list_jobs").paginate(
+        jobQueue=queue, filters=[{"name": "AFTER_CREATED_AT", "values": [str(since_ms)]}]
+    )
+    # moto also lists array children in the queue; AWS lists only their parents.
+    return [s for p in pages for s in p["jobSummaryList"] if split_child(s["jobId"])[1] is None]
+
+
+def recent_jobs(batch_client, queue: str, limit: int, since_ms: int) -> list[dict]:
+    """The newest ``limit`` jobs of the queue, described (for their tags)."""
+    try:
+        summaries = _queue_summaries(batch_client, queue, since_ms)
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, f"listing jobs in queue {queue}", service="batch") from exc
+    summaries.sort(key=lambda s: s.get("createdAt", 0), reverse=True)
+    ids = [s["jobId"] for s in summaries[:limit]]
+    described = describe_jobs(batch_client, ids)
+    return [described[i] for i in ids if i in described]

@@ -1,0 +1,53 @@
+"""The ``knot`` command: the top floor. It parses the flags, builds the config once and calls
+into the packages below; nothing in knot imports it. Each subcommand lives in its own module
+and registers itself here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from snakemake_interface_common.exceptions import WorkflowError
+
+from ..settings import KnotConfig, check_stack_name
+from . import emulator, infra, jobs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="knot", description="Inspect and manage knot's AWS Batch infrastructure."
+    )
+    parser.add_argument("--region", help="AWS region (default: as boto3 finds it)")
+    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint URL (default: AWS_ENDPOINT_URL)")
+    parser.add_argument("--stack-name", default="knot", help="stack name (default: knot)")
+    parser.add_argument("--emulator", action="store_true", help="talk to the local emulator")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in (infra, jobs, emulator):
+        module.register(commands)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> KnotConfig:
+    """A KnotConfig from the common flags, for subcommands that talk to AWS."""
+    return KnotConfig(
+        region=args.region,
+        profile=args.profile,
+        endpoint_url=args.endpoint_url,
+        emulator=args.emulator,
+        stack_name=check_stack_name(args.stack_name),
+    )
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand's handler with the config; knot's errors become a message
+    and exit 1."""
+    try:
+        return int(args.handler(args, config_from_args(args)) or 0)
+    except WorkflowError as exc:
+        print(f"knot: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(build_parser().parse_args(argv))

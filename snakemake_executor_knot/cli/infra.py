@@ -1,0 +1,73 @@
+"""``knot infra status|up|down``: show, create or delete the shared stack."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..aws.clients import Clients, make_clients
+from ..aws.stack import StackOps, deployed_hash, ensure_infra, infra_from_stack, teardown
+from ..aws.template import build_template, stamp
+from ..settings import KnotConfig
+
+
+def status_report(clients: Clients, config: KnotConfig) -> str:
+    """A human-readable summary of the stack and whether it matches these settings."""
+    ops = StackOps(clients, config.stack_name)
+    stack = ops.describe()
+    where = f"'{config.stack_name}' in {clients.region}"
+    if stack is None:
+        return f"Stack {where} does not exist. 'knot infra up' (or any knot run) creates it."
+    _, digest = stamp(build_template(config))
+    deployed = deployed_hash(stack)
+    lines = [f"Stack:       {where}", f"Status:      {stack['StackStatus']}"]
+    state = "up to date" if deployed == digest else "differs (the next knot run updates it)"
+    lines.append(f"Template:    {deployed or '-'}, these settings {digest}: {state}")
+    if stack["StackStatus"].endswith("FAILED") or "ROLLBACK" in stack["StackStatus"]:
+        lines.append("Problems:    " + ("; ".join(ops.reasons()) or "-"))
+    infra = infra_from_stack(stack, clients.region)
+    if infra is not None:
+        lines += [
+            f"Bucket:      s3://{infra.bucket}",
+            f"Repository:  {infra.repository_uri}",
+            f"Job queue:   {infra.job_queue_arn}",
+            f"Log group:   {infra.log_group}",
+            f"Job role:    {infra.job_role_arn}",
+        ]
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace, config: KnotConfig) -> int:
+    print(status_report(make_clients(config), config))
+    return 0
+
+
+def _up(args: argparse.Namespace, config: KnotConfig) -> int:
+    clients = make_clients(config)
+    infra = ensure_infra(clients, config)
+    print(f"Stack '{infra.stack_name}' is ready in {infra.region}.")
+    print(status_report(clients, config))
+    return 0
+
+
+def _down(args: argparse.Namespace, config: KnotConfig) -> int:
+    deleted = teardown(make_clients(config), config, force=args.force)
+    if not deleted:
+        print(f"Stack '{config.stack_name}' does not exist; nothing to delete.")
+    for item in deleted:
+        print(f"deleted {item}")
+    return 0
+
+
+def register(commands) -> None:
+    """Add ``knot infra status|up|down [--force]`` to the ``knot`` command."""
+    infra = commands.add_parser("infra", help="show, create or delete knot's AWS infrastructure")
+    sub = infra.add_subparsers(dest="infra_command", required=True)
+    sub.add_parser("status", help="show the stack and whether it is up to date").set_defaults(
+        handler=_status
+    )
+    sub.add_parser("up", help="create or update the stack").set_defaults(handler=_up)
+    down = sub.add_parser("down", help="delete the stack and everything knot put in it")
+    down.add_argument(
+        "--force", action="store_true", help="terminate active jobs instead of refusing"
+    )
+    down.set_defaults(handler=_down)

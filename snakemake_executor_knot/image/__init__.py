@@ -1,0 +1,3 @@
+"""Stage 2: a rule's container image. ``requirements`` pins what its code imports,
+``dockerfile`` renders the image and its content-hash tag (pure), and ``builder`` builds,
+pushes, or skips both when ECR already holds the tag."""

@@ -1,0 +1,218 @@
+"""Per-rule container images: build with the Docker engine, push to ECR, and skip both
+when ECR already holds the content-hash tag. The pure parts live in ``dockerfile``."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import io
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import docker
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+from docker.errors import DockerException
+
+from ..errors import DockerError, aws_error
+from .dockerfile import (
+    ImageSpec,
+    build_context,
+    image_tag,
+    pip_build_args,
+    render_dockerfile,
+    runtime_files,
+)
+
+__all__ = [
+    "ImageBuilder",
+    "ImageSpec",
+    "docker_client",
+    "image_tag",
+    "render_dockerfile",
+    "runtime_files",
+]
+
+log = logging.getLogger("knot.image")
+
+# A build step may print nothing for minutes (pip compiling a wheel); the SDK's default
+# 60 s read timeout would abort such a build. The first contact uses a short one, so an
+# engine that does not answer is reported quickly.
+DOCKER_TIMEOUT = 1800
+PING_TIMEOUT = 20
+MAX_WORKERS = 3
+TAIL_LINES = 40
+
+_ENGINE_ERRORS = (DockerException, requests.RequestException)
+
+
+def docker_client() -> docker.DockerClient:
+    """A client for the local engine, checked with a ping."""
+    try:
+        client = docker.from_env(timeout=PING_TIMEOUT)
+        client.ping()
+    except _ENGINE_ERRORS as exc:
+        raise DockerError(
+            f"No Docker engine is reachable ({exc}). knot builds each rule's image with "
+            "Docker: start Docker, or set DOCKER_HOST to a running engine, or run "
+            "scripts/ensure-docker (as root) to install and start one."
+        ) from exc
+    client.api.timeout = DOCKER_TIMEOUT
+    return client
+
+
+class ImageBuilder:
+    """Makes sure each rule's image is in the ECR repository and returns its URI."""
+
+    def __init__(self, docker_client, ecr_client, repository_uri: str, repository_name: str):
+        self.docker = docker_client
+        self.ecr = ecr_client
+        self.repository_uri = repository_uri
+        self.repository_name = repository_name
+        self.built = 0
+        self.pushed = 0
+        self.skipped = 0
+        self._lock = threading.Lock()
+        self._auth: dict | None = None
+
+    def uri(self, spec: ImageSpec) -> str:
+        return f"{self.repository_uri}:{image_tag(spec)}"
+
+    def ensure(self, spec: ImageSpec) -> str:
+        tag = image_tag(spec)
+        uri = f"{self.repository_uri}:{tag}"
+        if self._in_ecr(spec, tag):
+            log.info("Image for rule '%s' is already in ECR (%s).", spec.rule, tag)
+            self._count("skipped")
+            return uri
+        log.info("Building the image for rule '%s' (%s).", spec.rule, tag)
+        self._build(spec, uri)
+        self._count("built")
+        self._push(spec, tag)
+        self._count("pushed")
+        return uri
+
+    def ensure_all(self, specs: Iterable[ImageSpec]) -> dict[str, str]:
+        """Rule -> image URI. Distinct images build in parallel; rules whose content is
+        identical share one tag and one build."""
+        by_tag: dict[str, list[ImageSpec]] = collections.defaultdict(list)
+        for spec in specs:
+            by_tag[image_tag(spec)].append(spec)
+        if not by_tag:
+            return {}
+        workers = min(MAX_WORKERS, len(by_tag))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="knot-image") as pool:
+            futures = {tag: pool.submit(self.ensure, group[0]) for tag, group in by_tag.items()}
+            uris = {tag: future.result() for tag, future in futures.items()}
+        return {spec.rule: uris[tag] for tag, group in by_tag.items() for spec in group}
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+    def _in_ecr(self, spec: ImageSpec, tag: str) -> bool:
+        try:
+            self.ecr.describe_images(
+                repositoryName=self.repository_name, imageIds=[{"imageTag": tag}]
+            )
+        except self.ecr.exceptions.ImageNotFoundException:
+            return False
+        except (BotoCoreError, ClientError) as exc:
+            doing = f"looking up image tag {tag} in ECR repository '{self.repository_name}'"
+            raise aws_error(exc, doing, rule=spec.rule, service="ecr") from exc
+        return True
+
+    def _build(self, spec: ImageSpec, uri: str) -> None:
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        try:
+            lines = self.docker.api.build(
+                fileobj=io.BytesIO(build_context(spec)),
+                custom_context=True,
+                tag=uri,
+                network_mode="host",  # no bridge here: pip reaches the index via the host
+                rm=True,
+                forcerm=True,
+                decode=True,
+                buildargs=pip_build_args(),
+            )
+            for text in _build_output(lines, tail):
+                log.debug("[%s] %s", spec.rule, text)
+        except _BuildFailed as failed:
+            raise _build_error(spec, str(failed), tail) from None
+        except _ENGINE_ERRORS as exc:
+            raise _build_error(spec, str(exc), tail) from exc
+
+    def _push(self, spec: ImageSpec, tag: str) -> None:
+        auth = self._auth_config(spec)
+        try:
+            lines = self.docker.api.push(
+                self.repository_uri, tag=tag, auth_config=auth, stream=True, decode=True
+            )
+            for line in lines:
+                if "error" in line:
+                    raise _push_error(spec, tag, _error_text(line))
+                log.debug("[%s] push: %s", spec.rule, line.get("status", line))
+        except _ENGINE_ERRORS as exc:
+            raise _push_error(spec, tag, str(exc)) from exc
+
+    def _auth_config(self, spec: ImageSpec) -> dict:
+        """Docker credentials from ECR's token (base64 "AWS:<password>"). A token lasts
+        12 hours, longer than any one run's builds, so it is fetched once."""
+        with self._lock:
+            if self._auth is None:
+                self._auth = self._fetch_auth(spec)
+            return self._auth
+
+    def _fetch_auth(self, spec: ImageSpec) -> dict:
+        try:
+            data = self.ecr.get_authorization_token()["authorizationData"][0]
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(
+                exc, "getting an ECR login token", rule=spec.rule, service="ecr"
+            ) from exc
+        user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+        return {"username": user, "password": password, "serveraddress": data["proxyEndpoint"]}
+
+
+class _BuildFailed(Exception):
+    """An error line in the build output stream."""
+
+
+def _build_output(lines: Iterable[dict], tail: collections.deque[str]) -> Iterator[str]:
+    """The build's text, line by line, each also kept in ``tail``; an error line raises."""
+    for line in lines:
+        if "error" in line or "errorDetail" in line:
+            raise _BuildFailed(_error_text(line))
+        text = line.get("stream") or line.get("status") or ""
+        for part in text.splitlines():
+            if part.strip():
+                tail.append(part)
+                yield part
+
+
+def _error_text(line: dict) -> str:
+    return str(line.get("error") or line.get("errorDetail", {}).get("message") or line)
+
+
+def _build_error(spec: ImageSpec, error: str, tail: Iterable[str]) -> DockerError:
+    hint = "Check the rule's requirements (pip must be able to install them) and its base image."
+    if "pull access denied" in error or "manifest" in error or "not found" in error:
+        hint = (
+            f"The base image '{spec.base_image}' is not available to the Docker engine: "
+            "build or pull it first, or choose another with --knot-base-image."
+        )
+    output = "\n".join(tail) or "(no output)"
+    return DockerError(
+        f"Building the image for rule '{spec.rule}' failed: {error.strip()}\n"
+        f"Last build output:\n{output}\n{hint}"
+    )
+
+
+def _push_error(spec: ImageSpec, tag: str, error: str) -> DockerError:
+    return DockerError(
+        f"Pushing the image for rule '{spec.rule}' (tag {tag}) failed: {error.strip()}. "
+        "Check that the ECR repository exists and that your identity may push to it "
+        "(ecr:InitiateLayerUpload, ecr:PutImage), then run again."
+    )

@@ -1,0 +1,149 @@
+"""A rule's kind and source: the public face of knot's rule handling.
+
+Script rules carry their script into the image; ``run:`` rules, and shell rules whose command
+names the Snakefile's globals, carry a generated rule module (``module``), built from the
+Snakefiles' original text (``text``) and what the code uses from their globals
+(``shipping``). Rules knot cannot run are a ``RuleError`` raised before any AWS call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+from snakemake.sourcecache import LocalSourceFile, infer_source_file
+
+from ..errors import RuleError
+from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH
+from .module import run_module, shell_module
+
+_UNSUPPORTED_SCRIPTS = {".r": "an R", ".rmd": "an R Markdown", ".jl": "a Julia", ".rs": "a Rust"}
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """What one rule runs, and the files its image holds for it (path in image -> bytes)."""
+
+    rule: str
+    kind: str  # "run" | "shell" | "script"
+    files: dict[str, bytes] = field(default_factory=dict, hash=False)
+    shell_command: str | None = None
+    script_path: str | None = None
+    container: str | None = None
+    module_source: str | None = None
+
+
+# ---- kinds and unsupported rules
+
+
+def rule_kind(rule) -> str:
+    """``run``, ``shell`` or ``script``; any other kind is a RuleError."""
+    if rule.shellcmd is not None:
+        return "shell"
+    if rule.script is not None:
+        return "script"
+    if rule.is_run:
+        return "run"
+    check_supported(rule)
+    raise RuleError(
+        f"Rule '{rule.name}' has nothing to run (no run:, shell: or script:), so it should "
+        f"never reach knot. Add it to 'localrules: {rule.name}'."
+    )
+
+
+def check_supported(rule) -> None:
+    """Raise a RuleError, with the way out, for rules knot cannot run in its containers."""
+    for attribute in ("wrapper", "notebook", "cwl", "template_engine"):
+        if getattr(rule, attribute, None) is not None:
+            raise RuleError(
+                f"Rule '{rule.name}' uses '{attribute}:', which knot does not support. "
+                f"{_way_out(rule.name)}."
+            )
+    if rule.script is not None:
+        _check_script(rule.name, str(rule.script))
+    if rule.conda_env is not None:
+        raise RuleError(
+            f"Rule '{rule.name}' uses 'conda:', which knot does not support: it builds the "
+            "image from the packages installed on this machine. Install them here (knot pins "
+            "their versions) and drop 'conda:', or give the rule a 'container:' image that "
+            f"holds them. Or: {_way_out(rule.name)[0].lower()}{_way_out(rule.name)[1:]}."
+        )
+
+
+def _way_out(rule: str) -> str:
+    return (
+        f"Run it on this machine with 'localrules: {rule}', or rewrite it as a run:, shell: "
+        "or Python script: rule (a 'container:' image can supply other tools)"
+    )
+
+
+def _check_script(rule: str, script: str) -> None:
+    suffix = PurePath(script).suffix.lower()
+    if suffix == ".py":
+        return
+    language = _UNSUPPORTED_SCRIPTS.get(suffix, f"a '{suffix or 'non-Python'}'")
+    raise RuleError(
+        f"Rule '{rule}' runs {language} script ({script}); knot runs only Python (.py) "
+        f"scripts. {_way_out(rule)}."
+    )
+
+
+# ---- the entry point
+
+
+def rule_source(workflow, rule) -> RuleSource:
+    """The kind and source of ``rule``. ``workflow`` is Snakemake's Workflow object (in an
+    executor, ``job.rule.workflow``)."""
+    check_supported(rule)
+    kind = rule_kind(rule)
+    common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
+    if kind == "script":
+        path = str(rule.script)
+        return RuleSource(**common, files=_script_files(workflow, rule, path), script_path=path)
+    module = run_module(workflow, rule) if kind == "run" else shell_module(workflow, rule)
+    files = {RULE_MODULE_PATH: module.encode()} if module else {}
+    command = rule.shellcmd if kind == "shell" else None
+    return RuleSource(**common, files=files, shell_command=command, module_source=module)
+
+
+def _container(rule) -> str | None:
+    image = rule.container_img
+    return image if isinstance(image, str) and image else None
+
+
+# ---- script rules
+
+
+def script_image_path(path: str) -> str:
+    """Where the image holds a rule's script; the runtime joins the same way."""
+    return f"{RULE_DIR}/{path.lstrip('/')}"
+
+
+def _script_files(workflow, rule, path: str) -> dict[str, bytes]:
+    if "{" in path:
+        raise RuleError(
+            f"Rule '{rule.name}' computes its script path from wildcards or params ({path}); "
+            "knot bakes the script into the rule's image, so the path must be fixed."
+        )
+    if ".." in PurePath(path).parts or PurePath(path).is_absolute():
+        raise RuleError(
+            f"Rule '{rule.name}': the script path '{path}' leaves the Snakefile's directory. "
+            "Move the script under that directory (e.g. scripts/) and refer to it relatively."
+        )
+    return {script_image_path(path): _read_script(workflow, rule, path)}
+
+
+def _read_script(workflow, rule, path: str) -> bytes:
+    # Snakemake resolves a script against the directory of the Snakefile defining the rule;
+    # remote Snakefiles (github(...)) are read through its source cache.
+    source_file = infer_source_file(path, rule.basedir)
+    try:
+        if isinstance(source_file, LocalSourceFile):
+            return Path(source_file.get_path_or_uri(secret_free=True)).read_bytes()
+        with workflow.sourcecache.open(source_file) as handle:
+            return handle.read().encode()
+    except OSError as exc:
+        raise RuleError(
+            f"Rule '{rule.name}': cannot read its script '{path}' ({exc}). The path is "
+            "relative to the directory of the Snakefile that defines the rule."
+        ) from exc

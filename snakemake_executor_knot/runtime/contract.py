@@ -1,0 +1,43 @@
+"""What the host and the job's container must agree on, in one place.
+
+The host (``jobspec``, ``image``, ``aws``, ``rules``) imports these names from here, and the
+runtime reads them from here inside the image, so the two halves cannot drift apart. Like the
+rest of the runtime, this module imports nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+# The job spec document's format (docs/internals.md, "The job spec").
+SPEC_VERSION = 1
+# Environment of every job, set in SubmitJob's containerOverrides.
+SPEC_URI_ENV = "KNOT_SPEC_URI"  # s3://bucket/key of the submission's spec object
+SPEC_RECORD_ENV = "KNOT_SPEC_RECORD_BYTES"  # width of one spec record in that object
+# Set by AWS Batch for array children (moto sets only AWS_BATCH_JOB_ID, '<id>:<index>').
+ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+JOB_ID_ENV = "AWS_BATCH_JOB_ID"
+
+# The layout of a rule's image (docs/internals.md, "The image").
+KNOT_ROOT = "/opt/knot"
+VENV = f"{KNOT_ROOT}/venv"
+LIB = f"{KNOT_ROOT}/lib"  # on PYTHONPATH: the runtime package and the rule module
+RULE_DIR = f"{KNOT_ROOT}/rule"  # a script rule's script, at its path as written in the rule
+RULE_DIR_ENV = "KNOT_RULE_DIR"  # overrides RULE_DIR, for running the runtime outside an image
+RUNTIME_PACKAGE = "knot_runtime"  # this package's name inside the image
+RULE_MODULE = "knot_rule"  # the generated module of run: rules
+RULE_MODULE_PATH = f"{LIB}/{RULE_MODULE}.py"
+RUNTIME_COMMAND = (f"{VENV}/bin/python", "-m", RUNTIME_PACKAGE)
+
+# The generated ``knot_run(...)`` function of a run: rule and its arguments, in order.
+# ``config`` is not one of them: it is a module global, so a config change needs no new image.
+RUN_FUNCTION = "knot_run"
+RUN_ARGUMENTS = (
+    "input",
+    "output",
+    "params",
+    "wildcards",
+    "threads",
+    "resources",
+    "log",
+    "rule",
+    "jobid",
+)

@@ -1,0 +1,392 @@
+"""API tier: the shared stack against in-process moto, and error paths with Stubber."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase as fnmatch
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto.batch.models import batch_backends
+from moto.cloudformation.models import CloudFormationBackend
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from snakemake_executor_knot.aws.clients import Clients
+from snakemake_executor_knot.aws.stack import (
+    Infra,
+    describe_infra,
+    ensure_infra,
+    failure_reasons,
+    teardown,
+)
+from snakemake_executor_knot.aws.template import HASH_OUTPUT, build_template, stamp
+from snakemake_executor_knot.cli.infra import status_report
+from snakemake_executor_knot.emulator.patches import (
+    serialised,
+)
+from snakemake_executor_knot.errors import AwsError, ConfigError
+from snakemake_executor_knot.settings import KnotConfig
+
+from ..conftest import REGION
+
+# moto's CloudFormation creates only the types it knows; it skips AWS::S3::BucketPolicy.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy")
+
+CONFIG = KnotConfig(stack_name="knot", max_vcpus=16, buckets=("user-data",))
+
+
+def stack(clients: Clients, name: str = "knot") -> dict:
+    return clients.cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+
+
+def live_stacks(clients: Clients) -> list[str]:
+    summaries = clients.cloudformation.list_stacks()["StackSummaries"]
+    return [s["StackName"] for s in summaries if s["StackStatus"] != "DELETE_COMPLETE"]
+
+
+# --- create, reuse, update ----------------------------------------------------------------
+
+
+def test_first_run_creates_the_stack_and_its_resources(clients, calls):
+    infra = ensure_infra(clients, CONFIG)
+    assert calls["cloudformation.CreateStack"] == 1
+    assert infra.stack_name == "knot" and infra.region == REGION
+    clients.s3.head_bucket(Bucket=infra.bucket)
+    (queue,) = clients.batch.describe_job_queues(jobQueues=[infra.job_queue_arn])["jobQueues"]
+    assert len(queue["computeEnvironmentOrder"]) == 2
+    repos = clients.ecr.describe_repositories(repositoryNames=[infra.repository_name])
+    assert repos["repositories"][0]["repositoryUri"] == infra.repository_uri
+    groups = clients.logs.describe_log_groups(logGroupNamePrefix=infra.log_group)["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [infra.log_group]
+    role = infra.job_role_arn.rsplit("/", 1)[1]
+    clients.iam.get_role(RoleName=role)
+    tags = {t["Key"]: t["Value"] for t in stack(clients)["Tags"]}
+    assert tags == {"knot:stack": "knot"}
+
+
+def test_second_run_only_reads_the_stack(clients, calls):
+    first = ensure_infra(clients, CONFIG)
+    calls.reset()
+    second = ensure_infra(clients, CONFIG)
+    assert second == first
+    assert calls["cloudformation.CreateStack"] == 0
+    assert calls["cloudformation.UpdateStack"] == 0
+    assert calls["cloudformation.DescribeStacks"] == 1
+
+
+def test_changed_setting_updates_the_stack_once(clients, calls):
+    first = ensure_infra(clients, CONFIG)
+    changed = KnotConfig(stack_name="knot", max_vcpus=64, buckets=("user-data",))
+    calls.reset()
+    second = ensure_infra(clients, changed)
+    assert calls["cloudformation.UpdateStack"] == 1
+    assert calls["cloudformation.CreateStack"] == 0
+    assert second == first  # updated in place: same bucket, queue, ...
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack(clients)["Outputs"]}
+    assert outputs[HASH_OUTPUT] == stamp(build_template(changed))[1]
+    calls.reset()
+    ensure_infra(clients, changed)
+    assert calls["cloudformation.UpdateStack"] == 0
+
+
+def test_describe_infra_never_creates(clients, calls):
+    assert describe_infra(clients, CONFIG) is None
+    assert calls["cloudformation.CreateStack"] == 0
+    infra = ensure_infra(clients, CONFIG)
+    assert describe_infra(clients, CONFIG) == infra
+
+
+@pytest.fixture
+def atomic_create_stack(monkeypatch):
+    """The emulator's fix (``emulator.patches.serialised``): AWS creates a stack name
+    atomically; moto checks the name and then inserts the stack."""
+    original = CloudFormationBackend.create_stack
+    monkeypatch.setattr(CloudFormationBackend, "create_stack", serialised(original))
+
+
+def test_concurrent_bootstrap_ends_with_one_shared_stack(moto, atomic_create_stack):
+    # Both runs must have seen "no stack" before either creates it: a barrier in front
+    # of CreateStack makes the race happen every time.
+    barrier = threading.Barrier(2, timeout=10)
+    results: dict[int, Infra] = {}
+    errors: list[BaseException] = []
+    creates = []
+
+    def meet() -> None:  # a before-call hook must return None, or botocore skips the call
+        creates.append(1)
+        barrier.wait()
+
+    def run(index: int) -> None:
+        clients = Clients(session=boto3.Session(region_name=REGION))
+        clients.cloudformation.meta.events.register(
+            "before-call.cloudformation.CreateStack", lambda **_: meet()
+        )
+        try:
+            results[index] = ensure_infra(clients, CONFIG, poll=0.01)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert len(creates) == 2  # both tried; one got AlreadyExistsException and waited
+    assert results[0] == results[1]
+    clients = Clients(session=boto3.Session(region_name=REGION))
+    assert live_stacks(clients) == ["knot"]
+    assert len(clients.batch.describe_job_queues()["jobQueues"]) == 1
+
+
+def test_a_stack_knot_did_not_create_is_left_alone(clients, deletable_stack_resources):
+    foreign = {"Resources": {"Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {}}}}
+    clients.cloudformation.create_stack(StackName="knot", TemplateBody=json.dumps(foreign))
+    with pytest.raises(ConfigError, match="did not create it"):
+        ensure_infra(clients, CONFIG)
+    with pytest.raises(ConfigError, match="did not create it"):
+        teardown(clients, CONFIG, force=True)
+    assert live_stacks(clients) == ["knot"]
+    assert stack(clients)["StackStatus"] == "CREATE_COMPLETE"  # never updated
+
+
+# --- failures -----------------------------------------------------------------------------
+
+
+def _stack(status: str, outputs: list | None = None) -> dict:
+    return {
+        "StackName": "knot",
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/knot/1",
+        "CreationTime": datetime(2024, 1, 1, tzinfo=UTC),
+        "StackStatus": status,
+        "Outputs": outputs or [],
+        "Tags": [{"Key": "knot:stack", "Value": "knot"}],
+    }
+
+
+def _event(logical: str, kind: str, status: str, reason: str | None = None) -> dict:
+    event = {
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/knot/1",
+        "EventId": f"{logical}-{status}-{reason}",
+        "StackName": "knot",
+        "LogicalResourceId": logical,
+        "ResourceType": kind,
+        "Timestamp": datetime(2024, 1, 1, tzinfo=UTC),
+        "ResourceStatus": status,
+    }
+    if reason:
+        event["ResourceStatusReason"] = reason
+    return event
+
+
+STACK = "AWS::CloudFormation::Stack"
+CE = "AWS::Batch::ComputeEnvironment"
+# DescribeStackEvents lists the newest event first.
+ROLLBACK_EVENTS = [
+    _event("knot", STACK, "ROLLBACK_COMPLETE"),
+    _event("Vpc", "AWS::EC2::VPC", "DELETE_COMPLETE"),
+    _event("knot", STACK, "ROLLBACK_IN_PROGRESS", "The following resource(s) failed to create"),
+    _event("LogGroup", "AWS::Logs::LogGroup", "CREATE_FAILED", "Resource creation cancelled"),
+    _event("SpotEnvironment", CE, "CREATE_FAILED", "Instance type q9.huge is not supported"),
+    _event("Vpc", "AWS::EC2::VPC", "CREATE_COMPLETE"),
+    _event("knot", STACK, "CREATE_IN_PROGRESS", "User Initiated"),
+    _event("Old", CE, "CREATE_FAILED", "a failure of an earlier operation"),
+]
+
+
+def test_failure_reasons_keep_the_cause_of_the_latest_operation():
+    assert failure_reasons(ROLLBACK_EVENTS) == [
+        "SpotEnvironment: Instance type q9.huge is not supported"
+    ]
+    only_cascade = [ROLLBACK_EVENTS[3]]
+    assert failure_reasons(only_cascade) == ["LogGroup: Resource creation cancelled"]
+
+
+def test_failed_creation_waits_then_reports_the_failed_resources(plain_clients):
+    cfn = plain_clients.cloudformation
+    missing = "Stack with id knot does not exist"
+    with Stubber(cfn) as stub:
+        stub.add_client_error("describe_stacks", "ValidationError", missing)
+        stub.add_response("create_stack", {"StackId": "arn:stack/knot/1"})
+        for status in ("CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE"):
+            stub.add_response("describe_stacks", {"Stacks": [_stack(status)]})
+        stub.add_response("describe_stack_events", {"StackEvents": ROLLBACK_EVENTS})
+        with pytest.raises(AwsError) as caught:
+            ensure_infra(plain_clients, CONFIG, poll=0)
+        stub.assert_no_pending_responses()
+    message = str(caught.value)
+    assert "ROLLBACK_COMPLETE" in message
+    assert "SpotEnvironment: Instance type q9.huge is not supported" in message
+    assert "infra down" in message
+    assert "earlier operation" not in message
+
+
+def test_a_stack_stuck_in_progress_times_out(plain_clients):
+    with Stubber(plain_clients.cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [_stack("UPDATE_IN_PROGRESS")]})
+        with pytest.raises(AwsError, match="still UPDATE_IN_PROGRESS"):
+            ensure_infra(plain_clients, CONFIG, timeout=0, poll=0)
+
+
+def test_failed_update_is_reported_not_retried_forever(plain_clients):
+    old = [{"OutputKey": HASH_OUTPUT, "OutputValue": "0" * 16}]
+    events = [
+        _event("knot", STACK, "UPDATE_ROLLBACK_COMPLETE"),
+        _event("JobQueue", "AWS::Batch::JobQueue", "UPDATE_FAILED", "Internal Failure"),
+        _event("knot", STACK, "UPDATE_IN_PROGRESS", "User Initiated"),
+    ]
+    with Stubber(plain_clients.cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [_stack("CREATE_COMPLETE", old)]})
+        stub.add_response("update_stack", {"StackId": "arn:stack/knot/1"})
+        rolled_back = _stack("UPDATE_ROLLBACK_COMPLETE", old)
+        stub.add_response("describe_stacks", {"Stacks": [rolled_back]})
+        stub.add_response("describe_stack_events", {"StackEvents": events})
+        with pytest.raises(AwsError, match="JobQueue: Internal Failure"):
+            ensure_infra(plain_clients, CONFIG, poll=0)
+        stub.assert_no_pending_responses()
+
+
+def test_access_denied_on_describe_names_the_iam_action(plain_clients):
+    with Stubber(plain_clients.cloudformation) as stub:
+        stub.add_client_error("describe_stacks", "AccessDenied", "Access Denied", 403)
+        with pytest.raises(ConfigError, match="cloudformation:DescribeStacks"):
+            ensure_infra(plain_clients, CONFIG)
+
+
+def test_status_report_of_a_failed_stack_shows_the_reasons(plain_clients):
+    with Stubber(plain_clients.cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [_stack("ROLLBACK_COMPLETE")]})
+        stub.add_response("describe_stack_events", {"StackEvents": ROLLBACK_EVENTS})
+        report = status_report(plain_clients, CONFIG)
+    assert "ROLLBACK_COMPLETE" in report
+    assert "SpotEnvironment: Instance type q9.huge is not supported" in report
+
+
+# --- teardown -----------------------------------------------------------------------------
+
+
+def _job_definition(clients: Clients, name: str, tags: dict) -> str:
+    response = clients.batch.register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128},
+        tags=tags,
+    )
+    return response["jobDefinitionArn"]
+
+
+def _active_job(clients: Clients, infra: Infra, definition: str) -> str:
+    job_id = clients.batch.submit_job(
+        jobName="still-running", jobQueue=infra.job_queue_arn, jobDefinition=definition
+    )["jobId"]
+    # moto's Batch without Docker finishes every job at once; on AWS it would still run.
+    job = batch_backends[DEFAULT_ACCOUNT_ID][REGION]._jobs[job_id]
+    job.status, job.job_stopped = "RUNNING", False
+    return job_id
+
+
+@pytest.fixture
+def deployed(clients, deletable_stack_resources):
+    """A stack with objects, an image, job definitions (knot's and others') and a
+    bucket knot did not create."""
+    infra = ensure_infra(clients, CONFIG)
+    for key in ("knot/specs/run/1.json", "inputs/a.txt"):
+        clients.s3.put_object(Bucket=infra.bucket, Key=key, Body=b"x")
+    clients.s3.create_bucket(Bucket="user-data")
+    clients.s3.put_object(Bucket="user-data", Key="keep.txt", Body=b"mine")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    }
+    clients.ecr.put_image(
+        repositoryName=infra.repository_name, imageManifest=json.dumps(manifest), imageTag="abc"
+    )
+    arns = {
+        "ours": _job_definition(clients, "knot-0123abcd", {"knot:stack": "knot"}),
+        "other_stack": _job_definition(clients, "knot-4567ef01", {"knot:stack": "other"}),
+        "not_knot": _job_definition(clients, "user-def", {"knot:stack": "knot"}),
+    }
+    return infra, arns
+
+
+def _status(clients: Clients, arn: str) -> str:
+    (jd,) = clients.batch.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
+    return jd["status"]
+
+
+def test_teardown_refuses_while_jobs_are_active(clients, deployed):
+    infra, arns = deployed
+    _active_job(clients, infra, arns["ours"])
+    with pytest.raises(ConfigError, match="--force"):
+        teardown(clients, CONFIG)
+    assert live_stacks(clients) == ["knot"]
+    assert _status(clients, arns["ours"]) == "ACTIVE"
+
+
+def test_teardown_deletes_only_what_knot_created(clients, deployed):
+    infra, arns = deployed
+    job_id = _active_job(clients, infra, arns["ours"])
+    deleted = teardown(clients, CONFIG, force=True)
+    assert f"job {job_id} (terminated)" in deleted
+    assert f"2 objects in s3://{infra.bucket}" in deleted
+    assert f"1 images in ECR repository {infra.repository_name}" in deleted
+    assert f"job definition {arns['ours']}" in deleted
+    assert deleted[-1] == "stack knot"
+    assert live_stacks(clients) == []
+    assert infra.bucket not in [b["Name"] for b in clients.s3.list_buckets()["Buckets"]]
+    assert clients.batch.describe_job_queues()["jobQueues"] == []
+    assert clients.batch.describe_compute_environments()["computeEnvironments"] == []
+    assert clients.ecr.describe_repositories()["repositories"] == []
+    assert not clients.logs.describe_log_groups(logGroupNamePrefix=infra.log_group)["logGroups"]
+    # Untouched: another stack's definition, a definition not named knot-*, a user bucket.
+    assert _status(clients, arns["ours"]) == "INACTIVE"
+    assert _status(clients, arns["other_stack"]) == "ACTIVE"
+    assert _status(clients, arns["not_knot"]) == "ACTIVE"
+    body = clients.s3.get_object(Bucket="user-data", Key="keep.txt")["Body"].read()
+    assert body == b"mine"
+
+
+def test_teardown_without_a_stack_deletes_nothing(clients):
+    assert teardown(clients, CONFIG) == []
+
+
+# S3 operations whose IAM action has another name.
+_S3_ACTIONS = {
+    "ListObjectsV2": "ListBucket",
+    "HeadBucket": "ListBucket",
+    "DeleteObjects": "DeleteObject",
+    "HeadObject": "GetObject",
+}
+
+
+def _allowed_actions() -> list[str]:
+    policy = json.loads((Path(__file__).parents[2] / "docs" / "iam-policy.json").read_text())
+    actions = []
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        listed = statement["Action"]
+        actions += [listed] if isinstance(listed, str) else listed
+    return actions
+
+
+def test_iam_policy_allows_every_call_infra_makes(clients, deployed, calls):
+    infra, arns = deployed
+    _active_job(clients, infra, arns["ours"])
+    calls.reset()
+    ensure_infra(clients, CONFIG)
+    status_report(clients, CONFIG)
+    teardown(clients, CONFIG, force=True)
+    made = {
+        f"{service}:{_S3_ACTIONS.get(op, op) if service == 's3' else op}"
+        for service, op in (key.split(".") for key in calls.counts)
+    }
+    assert {"cloudformation:DeleteStack", "batch:TerminateJob", "s3:DeleteObject"} <= made
+    allowed = _allowed_actions()
+    assert sorted(a for a in made if not any(fnmatch(a, p) for p in allowed)) == []
+
+
+# --- status and CLI -----------------------------------------------------------------------

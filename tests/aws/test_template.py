@@ -1,0 +1,299 @@
+"""Unit tier: the CloudFormation template as a dict, and cfn-lint on the rendered text."""
+
+from __future__ import annotations
+
+import pytest
+from cfnlint.api import lint
+
+from snakemake_executor_knot.aws.template import (
+    HASH_OUTPUT,
+    OUTPUTS,
+    SPEC_PREFIX,
+    build_template,
+    render,
+    stamp,
+    template_hash,
+)
+from snakemake_executor_knot.errors import ConfigError
+from snakemake_executor_knot.settings import KnotConfig
+
+CUSTOM = KnotConfig(
+    stack_name="knot-test",
+    instance_types=("c5", "m5.2xlarge"),
+    min_vcpus=2,
+    max_vcpus=64,
+    spot_bid_percentage=70,
+    ami="ami-0123456789abcdef0",
+    root_volume_gb=100,
+    buckets=("my-data", "s3://my-results/"),
+    tags=(("team", "neuro"), ("project", "hcp")),
+)
+
+
+def resources(config: KnotConfig) -> dict:
+    return build_template(config)["Resources"]
+
+
+def of_type(config: KnotConfig, kind: str) -> dict:
+    return {k: v for k, v in resources(config).items() if v["Type"] == kind}
+
+
+def props(config: KnotConfig, logical_id: str) -> dict:
+    return resources(config)[logical_id]["Properties"]
+
+
+def test_security_group_allows_no_inbound_traffic():
+    groups = of_type(CUSTOM, "AWS::EC2::SecurityGroup")
+    assert list(groups) == ["SecurityGroup"]
+    assert "SecurityGroupIngress" not in groups["SecurityGroup"]["Properties"]
+    assert not of_type(CUSTOM, "AWS::EC2::SecurityGroupIngress")
+
+
+def test_network_has_public_subnets_in_two_zones():
+    subnets = of_type(CUSTOM, "AWS::EC2::Subnet")
+    zones = [s["Properties"]["AvailabilityZone"]["Fn::Select"][0] for s in subnets.values()]
+    assert sorted(zones) == [0, 1]
+    route = props(CUSTOM, "DefaultRoute")
+    assert route["DestinationCidrBlock"] == "0.0.0.0/0"
+    assert route["GatewayId"] == {"Ref": "InternetGateway"}
+    associated = {
+        a["Properties"]["SubnetId"]["Ref"]
+        for a in of_type(CUSTOM, "AWS::EC2::SubnetRouteTableAssociation").values()
+    }
+    assert associated == set(subnets)
+
+
+def test_bucket_policy_denies_requests_without_tls():
+    policy = props(CUSTOM, "BucketPolicy")
+    assert policy["Bucket"] == {"Ref": "Bucket"}
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "s3:*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["Bucket", "Arn"]},
+        {"Fn::Sub": "${Bucket.Arn}/*"},
+    ]
+
+
+def test_bucket_is_private_encrypted_and_expires_job_specs():
+    bucket = props(CUSTOM, "Bucket")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    expiring = [r for r in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r]
+    assert expiring == [
+        {
+            "Id": "expire-job-specs",
+            "Status": "Enabled",
+            "Prefix": "knot/specs/",
+            "ExpirationInDays": 7,
+        }
+    ]
+    assert SPEC_PREFIX == "knot/specs/"
+
+
+def _job_role_statements(config: KnotConfig) -> list[dict]:
+    (policy,) = props(config, "JobRole")["Policies"]
+    return policy["PolicyDocument"]["Statement"]
+
+
+def test_job_role_reaches_only_knots_bucket_and_the_configured_ones():
+    statements = _job_role_statements(CUSTOM)
+    listed, objects = statements
+    assert listed["Resource"] == [
+        {"Fn::GetAtt": ["Bucket", "Arn"]},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-data"},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-results"},
+    ]
+    assert objects["Resource"] == [
+        {"Fn::Sub": "${Bucket.Arn}/*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-data/*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-results/*"},
+    ]
+    actions = [a for s in statements for a in s["Action"]]
+    assert all(a.startswith("s3:") and "*" not in a for a in actions)
+    assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_job_role_without_extra_buckets_has_only_knots_bucket():
+    listed, objects = _job_role_statements(KnotConfig())
+    assert listed["Resource"] == [{"Fn::GetAtt": ["Bucket", "Arn"]}]
+    assert objects["Resource"] == [{"Fn::Sub": "${Bucket.Arn}/*"}]
+
+
+@pytest.mark.parametrize("bad", ["My_Bucket", "s3://b", "bucket/with/prefix", "*"])
+def test_bad_extra_bucket_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="--knot-buckets"):
+        build_template(KnotConfig(buckets=(bad,)))
+
+
+def test_roles_trust_the_right_services():
+    trusted = {
+        name: role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        for name, role in of_type(CUSTOM, "AWS::IAM::Role").items()
+    }
+    assert trusted == {
+        "BatchServiceRole": {"Service": "batch.amazonaws.com"},
+        "InstanceRole": {"Service": "ec2.amazonaws.com"},
+        "JobRole": {"Service": "ecs-tasks.amazonaws.com"},
+        "SpotFleetRole": {"Service": "spotfleet.amazonaws.com"},
+    }
+    assert props(CUSTOM, "InstanceProfile")["Roles"] == [{"Ref": "InstanceRole"}]
+
+
+def test_queue_tries_spot_first_then_on_demand():
+    order = props(CUSTOM, "JobQueue")["ComputeEnvironmentOrder"]
+    assert order == [
+        {"Order": 1, "ComputeEnvironment": {"Ref": "SpotEnvironment"}},
+        {"Order": 2, "ComputeEnvironment": {"Ref": "OnDemandEnvironment"}},
+    ]
+    spot = props(CUSTOM, "SpotEnvironment")["ComputeResources"]
+    assert spot["Type"] == "SPOT"
+    assert spot["BidPercentage"] == 70
+    assert spot["AllocationStrategy"] == "SPOT_CAPACITY_OPTIMIZED"
+    assert spot["SpotIamFleetRole"] == {"Fn::GetAtt": ["SpotFleetRole", "Arn"]}
+
+
+def test_without_spot_there_is_only_on_demand():
+    config = KnotConfig(spot=False)
+    assert list(of_type(config, "AWS::Batch::ComputeEnvironment")) == ["OnDemandEnvironment"]
+    assert "SpotFleetRole" not in resources(config)
+    assert props(config, "JobQueue")["ComputeEnvironmentOrder"] == [
+        {"Order": 1, "ComputeEnvironment": {"Ref": "OnDemandEnvironment"}}
+    ]
+
+
+@pytest.mark.parametrize("logical_id", ["SpotEnvironment", "OnDemandEnvironment"])
+def test_instance_settings_flow_into_both_environments(logical_id):
+    compute = props(CUSTOM, logical_id)["ComputeResources"]
+    assert compute["InstanceTypes"] == ["c5", "m5.2xlarge"]
+    assert (compute["MinvCpus"], compute["MaxvCpus"]) == (2, 64)
+    assert compute["Ec2Configuration"] == [
+        {"ImageType": "ECS_AL2023", "ImageIdOverride": "ami-0123456789abcdef0"}
+    ]
+    assert compute["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "LaunchTemplate"}
+    assert compute["SecurityGroupIds"] == [{"Fn::GetAtt": ["SecurityGroup", "GroupId"]}]
+    assert compute["Subnets"] == [{"Ref": "SubnetA"}, {"Ref": "SubnetB"}]
+
+
+def test_root_volume_size_goes_into_the_launch_template():
+    data = props(CUSTOM, "LaunchTemplate")["LaunchTemplateData"]
+    (device,) = data["BlockDeviceMappings"]
+    assert device["Ebs"]["VolumeSize"] == 100
+    assert device["Ebs"]["Encrypted"] is True
+
+
+def test_default_ami_is_ecs_optimised_and_gpu_types_get_the_nvidia_image():
+    default = props(KnotConfig(), "OnDemandEnvironment")["ComputeResources"]
+    assert default["Ec2Configuration"] == [{"ImageType": "ECS_AL2023"}]
+    gpu = props(KnotConfig(instance_types=("g5.xlarge",)), "OnDemandEnvironment")
+    assert gpu["ComputeResources"]["Ec2Configuration"] == [{"ImageType": "ECS_AL2_NVIDIA"}]
+
+
+def test_repository_scans_on_push_and_expires_untagged_images():
+    import json
+
+    repo = props(CUSTOM, "Repository")
+    assert repo["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert repo["RepositoryName"] == "knot-test-rules"
+    (rule,) = json.loads(repo["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    assert rule["selection"]["tagStatus"] == "untagged"
+    assert rule["action"] == {"type": "expire"}
+
+
+def test_log_group_has_retention():
+    group = props(CUSTOM, "LogGroup")
+    assert group["LogGroupName"] == "/knot/knot-test"
+    assert group["RetentionInDays"] > 0
+
+
+def test_every_taggable_resource_carries_user_tags_and_the_stack_tag():
+    expected = {"team": "neuro", "project": "hcp", "knot:stack": "knot-test"}
+    tagged = 0
+    for res in resources(CUSTOM).values():
+        p = res["Properties"]
+        tags = p.get("Tags")
+        if res["Type"] == "AWS::EC2::LaunchTemplate":
+            tags = p["TagSpecifications"][0]["Tags"]
+        if tags is None:
+            assert res["Type"] in _UNTAGGABLE, res["Type"]
+            continue
+        tagged += 1
+        as_dict = tags if isinstance(tags, dict) else {t["Key"]: t["Value"] for t in tags}
+        assert as_dict == expected, res["Type"]
+        if res["Type"] == "AWS::Batch::ComputeEnvironment":
+            assert p["ComputeResources"]["Tags"] == expected  # the instances themselves
+    assert tagged == 17
+
+
+_UNTAGGABLE = {
+    "AWS::IAM::InstanceProfile",
+    "AWS::EC2::VPCGatewayAttachment",
+    "AWS::EC2::Route",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::S3::BucketPolicy",
+}
+
+
+def test_outputs_are_what_infra_reads():
+    outputs = build_template(CUSTOM)["Outputs"]
+    assert (
+        set(outputs)
+        == set(OUTPUTS)
+        == {
+            "BucketName",
+            "RepositoryName",
+            "RepositoryUri",
+            "JobQueueArn",
+            "LogGroupName",
+            "JobRoleArn",
+        }
+    )
+    assert outputs["JobQueueArn"]["Value"] == {"Ref": "JobQueue"}
+
+
+def test_template_hash_is_stable_and_follows_every_setting():
+    assert template_hash(build_template(CUSTOM)) == template_hash(build_template(CUSTOM))
+    variants = [
+        KnotConfig(),
+        KnotConfig(max_vcpus=128),
+        KnotConfig(spot=False),
+        KnotConfig(buckets=("other",)),
+        KnotConfig(tags=(("a", "b"),)),
+        KnotConfig(root_volume_gb=50),
+    ]
+    hashes = {template_hash(build_template(c)) for c in variants}
+    assert len(hashes) == len(variants)
+    assert all(len(h) == 16 and int(h, 16) >= 0 for h in hashes)
+
+
+def test_stamp_adds_the_hash_as_an_output_without_changing_resources():
+    template = build_template(CUSTOM)
+    stamped, digest = stamp(template)
+    assert digest == template_hash(template)
+    assert stamped["Outputs"][HASH_OUTPUT] == {"Value": digest}
+    assert stamped["Resources"] == template["Resources"]
+    assert HASH_OUTPUT not in template["Outputs"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [CUSTOM, KnotConfig(spot=False), KnotConfig(instance_types=("p3.2xlarge",), buckets=("x12",))],
+    ids=["spot", "on-demand-only", "gpu"],
+)
+def test_cfn_lint_finds_no_errors(config):
+    stamped, _ = stamp(build_template(config))
+    matches = lint(render(stamped), regions=["us-east-1"])
+    errors = [str(m) for m in matches if m.rule.severity == "error"]
+    assert errors == []
+
+
+def test_cfn_lint_does_catch_a_broken_template():
+    """Guards the test above: the linter is really looking at the template."""
+    template = build_template(KnotConfig())
+    template["Resources"]["Vpc"]["Properties"]["NoSuchProperty"] = 1
+    matches = lint(render(template), regions=["us-east-1"])
+    assert any(m.rule.severity == "error" for m in matches)

@@ -1,0 +1,77 @@
+"""The ``knot`` command: infra, jobs and logs against in-process moto, and the emulator's
+commands where they need no emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from snakemake_executor_knot import cli
+from snakemake_executor_knot.aws.stack import ensure_infra
+from snakemake_executor_knot.cli import build_parser, jobs, main
+from snakemake_executor_knot.cli.infra import status_report
+from snakemake_executor_knot.cli.jobs import format_duration, format_table, job_row
+from snakemake_executor_knot.settings import KnotConfig
+
+from ..conftest import REGION, put_log
+
+CONFIG = KnotConfig(stack_name="knot", max_vcpus=16, buckets=("user-data",))
+
+
+def test_status_report_says_whether_the_stack_matches(clients):
+    assert "does not exist" in status_report(clients, CONFIG)
+    infra = ensure_infra(clients, CONFIG)
+    report = status_report(clients, CONFIG)
+    assert "CREATE_COMPLETE" in report and "up to date" in report
+    for value in (infra.bucket, infra.repository_uri, infra.job_queue_arn, infra.log_group):
+        assert value in report
+    assert "differs" in status_report(clients, KnotConfig(max_vcpus=1))
+
+
+def _knot(*argv: str) -> int:
+    return main(["--region", REGION, "--stack-name", "cli-test", *argv])
+
+
+def test_cli_up_status_down(moto, deletable_stack_resources, capsys):
+    assert _knot("infra", "up") == 0
+    assert "Stack 'cli-test' is ready" in capsys.readouterr().out
+    assert _knot("infra", "status") == 0
+    assert "up to date" in capsys.readouterr().out
+    assert _knot("infra", "down") == 0
+    out = capsys.readouterr().out
+    assert "deleted stack cli-test" in out
+    assert _knot("infra", "down", "--force") == 0
+    assert "nothing to delete" in capsys.readouterr().out
+
+
+def test_cli_down_requires_a_subcommand():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["infra"])
+    assert build_parser().parse_args(["infra", "down", "--force"]).force is True
+
+
+def test_job_row_falls_back_to_the_name_and_formats_durations():
+    job = {"jobId": "j", "jobName": "fit-01-j1-abc", "status": "RUNNING", "startedAt": 1_000}
+    assert job_row(job, now_ms=3_726_000) == ["j", "fit-01-j1-abc", "fit", "RUNNING", "1h02m05s"]
+    assert job_row({**job, "startedAt": None}, 0)[4] == "-"
+    assert format_duration(59.9) == "0m59s"
+    assert format_table(["A", "BB"], [["xyz", "1"]]) == "A    BB\nxyz  1"
+
+
+def test_cli_commands(clients, batch, monkeypatch, capsys):
+    # The stack is aws.stack's business; here the queue made above stands in for it.
+    monkeypatch.setattr(jobs, "make_clients", lambda config: clients)
+    monkeypatch.setattr(jobs, "describe_infra", lambda made, config: batch.infra)
+    job = batch.submit("fit-01-j1-0badc0de")
+    assert cli.main(["jobs", "--limit", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["JOB", "ID", "NAME", "RULE", "STATUS", "DURATION"]
+    assert out[1].split()[:4] == [job, "fit-01-j1-0badc0de", "fit", "SUCCEEDED"]
+
+    stream = clients.batch.describe_jobs(jobs=[job])["jobs"][0]["container"]["logStreamName"]
+    put_log(clients, batch.infra.log_group, stream, ["done"])
+    assert cli.main(["logs", job]) == 0
+    assert capsys.readouterr().out == "done\n"
+
+    monkeypatch.setattr(jobs, "describe_infra", lambda made, config: None)
+    assert cli.main(["logs", job]) == 1
+    assert "Create it with 'knot infra up'" in capsys.readouterr().err

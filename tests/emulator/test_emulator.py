@@ -1,0 +1,612 @@
+"""The knot emulator: its pure fidelity rules (fast), and end to end against a running
+emulator with real Docker containers (marked e2e)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+from snakemake_executor_knot.emulator import patches as patches
+from snakemake_executor_knot.emulator import registry as registry
+from snakemake_executor_knot.emulator import server as emu
+from snakemake_executor_knot.emulator import state as emu_state
+from snakemake_executor_knot.errors import ConfigError
+
+from ..e2e_fixtures import boto_client, emulator_cli, start_emulator, stop_emulator
+
+# --- pure rules ---------------------------------------------------------------------------
+
+
+def test_job_environment_adds_what_aws_gives_and_keeps_the_jobs_own():
+    env = patches.job_environment(
+        {"KNOT_SPEC_URI": "s3://b/k", "AWS_REGION": "eu-west-1", "AWS_BATCH_JOB_ID": "x"},
+        endpoint="http://127.0.0.1:9",
+        region="us-east-1",
+        job_id="abc:2",
+        queue="q",
+        array_index=2,
+    )
+    assert env["KNOT_SPEC_URI"] == "s3://b/k"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
+    assert env["AWS_REGION"] == "eu-west-1"  # the job's own value wins
+    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
+    assert env["AWS_BATCH_JOB_ID"] == "abc:2"  # reserved: Batch's value wins
+    assert env["AWS_BATCH_JOB_ARRAY_INDEX"] == "2"
+    assert env["AWS_BATCH_JQ_NAME"] == "q"
+
+
+def test_job_environment_has_no_array_index_outside_arrays():
+    env = patches.job_environment({}, endpoint="e", region="r", job_id="j", queue="q")
+    assert "AWS_BATCH_JOB_ARRAY_INDEX" not in env
+
+
+def test_merged_environment_lets_overrides_win_without_mutating():
+    definition = [{"name": "A", "value": "1"}, {"name": "B", "value": "1"}]
+    override = [{"name": "B", "value": "2"}]
+    merged = patches.merged_environment(definition, override, "job:0")
+    assert {e["name"]: e["value"] for e in merged} == {
+        "A": "1",
+        "B": "2",
+        "AWS_BATCH_JOB_ID": "job:0",
+    }
+    assert override == [{"name": "B", "value": "2"}]
+    assert len(definition) == 2
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        (
+            {
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {"awslogs-group": "/knot/jobs", "awslogs-stream-prefix": "knot"},
+                }
+            },
+            ("/knot/jobs", "knot/default/id-3"),
+        ),
+        (
+            {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/g"}}},
+            ("/g", "jd/default/id-3"),
+        ),
+        ({"logConfiguration": {"logDriver": "json-file"}}, ("/aws/batch/job", "jd/default/id-3")),
+        (None, ("/aws/batch/job", "jd/default/id-3")),
+    ],
+)
+def test_log_target_follows_the_awslogs_configuration(properties, expected):
+    assert patches.log_target(properties, "jd", "id:3") == expected
+
+
+@pytest.mark.parametrize(
+    ("statuses", "outcome"),
+    [
+        (["SUCCEEDED", "SUCCEEDED"], "SUCCEEDED"),
+        (["SUCCEEDED", "FAILED"], "FAILED"),
+        (["RUNNING", "FAILED"], None),
+        (["SUBMITTED", None], None),
+    ],
+)
+def test_array_outcome(statuses, outcome):
+    assert patches.array_outcome(statuses) == outcome
+
+
+def test_submit_problem_enforces_aws_limits():
+    assert patches.submit_problem({"size": 2}, {"environment": []}) is None
+    assert patches.submit_problem({}, None) is None
+    assert "between 2 and 10000" in patches.submit_problem({"size": 1}, None)
+    assert "between 2 and 10000" in patches.submit_problem({"size": 10_001}, None)
+    big = {"environment": [{"name": "X", "value": "y" * 8200}]}
+    assert "8192" in patches.submit_problem({}, big)
+
+
+def test_unconditional_policy_drops_conditional_statements():
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": "*"},
+        ],
+    }
+    kept = json.loads(patches.unconditional_policy(json.dumps(policy)))["Statement"]
+    assert kept == [policy["Statement"][1]]
+
+
+def test_authorization_data_points_at_the_local_registry():
+    [data] = patches.authorization_data(["123456789012"], "127.0.0.1:5101")
+    assert data["proxyEndpoint"] == "https://127.0.0.1:5101"
+    assert data["authorizationToken"]
+
+
+def test_registry_config_stores_on_disk_and_notifies(tmp_path):
+    config = registry.registry_config(tmp_path, 5101, "http://127.0.0.1:9/registry-events")
+    assert config["storage"]["filesystem"]["rootdirectory"] == str(tmp_path)
+    assert config["http"]["addr"] == "127.0.0.1:5101"
+    assert config["notifications"]["endpoints"][0]["url"] == "http://127.0.0.1:9/registry-events"
+
+
+def test_pushed_manifests_keeps_tagged_manifest_pushes_only():
+    manifest = registry.MANIFEST_TYPES[0]
+    envelope = {
+        "events": [
+            {
+                "action": "push",
+                "target": {
+                    "mediaType": manifest,
+                    "repository": "knot",
+                    "tag": "t1",
+                    "digest": "sha256:1",
+                },
+            },
+            {
+                "action": "push",
+                "target": {
+                    "mediaType": "application/octet-stream",
+                    "repository": "knot",
+                    "digest": "sha256:2",
+                },
+            },
+            {
+                "action": "pull",
+                "target": {
+                    "mediaType": manifest,
+                    "repository": "knot",
+                    "tag": "t1",
+                    "digest": "sha256:1",
+                },
+            },
+            {
+                "action": "push",
+                "target": {"mediaType": manifest, "repository": "knot", "digest": "sha256:3"},
+            },
+        ]
+    }
+    assert list(registry.pushed_manifests(envelope)) == [("knot", "t1", "sha256:1")]
+
+
+def test_build_state_and_base_image_name(tmp_path):
+    ready = {"port": 5100, "registry_port": 5101, "pid": 11, "registry_pid": 12}
+    state = emu_state.build_state(ready, tmp_path)
+    assert state["endpoint"] == "http://127.0.0.1:5100"
+    assert state["registry"] == "127.0.0.1:5101"
+    assert state["region"] == "us-east-1"
+    assert state["pids"] == {"server": 11, "registry": 12}
+    assert state["base_image"] == emu_state.base_image_name()
+    assert emu_state.base_image_name((3, 12)) == "knot-base:py3.12"
+
+
+def test_emulator_state_says_how_to_start_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOT_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="knot emulator start"):
+        emu_state.emulator_state()
+    # A state file whose server is gone (pid 0 never names a process) is stale.
+    ready = {"port": 1, "registry_port": 2, "pid": 0, "registry_pid": 0}
+    emu_state.write_json(emu_state.state_path(), emu_state.build_state(ready, tmp_path))
+    with pytest.raises(ConfigError, match="stale"):
+        emu_state.emulator_endpoint()
+
+
+def test_process_alive_checks_the_command_line():
+    me = os.getpid()
+    assert emu_state.process_alive(me, "python")
+    assert not emu_state.process_alive(me, "no-such-marker-in-my-command-line")
+    assert not emu_state.process_alive(None)
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+PRINT_ENV = (
+    "import os, sys, urllib.request\n"
+    "env = os.environ\n"
+    "index = env.get('AWS_BATCH_JOB_ARRAY_INDEX')\n"
+    "print('index=%s endpoint=%s region=%s' % (index, env.get('AWS_ENDPOINT_URL'),"
+    " env.get('AWS_DEFAULT_REGION')))\n"
+    "bucket = env.get('MARK_BUCKET')\n"
+    "if bucket:\n"
+    "    request = urllib.request.Request('%s/%s-%s' % (env['AWS_ENDPOINT_URL'], bucket, index),"
+    " method='PUT')\n"
+    "    urllib.request.urlopen(request, timeout=10)\n"
+    "sys.exit(3 if index is not None and index == env.get('FAIL_INDEX') else 0)\n"
+)
+TERMINAL = ("SUCCEEDED", "FAILED")
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def queue(emulator) -> str:
+    """A job queue on the emulator, made directly with boto3."""
+    iam, ec2, batch = (boto_client(emulator, s) for s in ("iam", "ec2", "batch"))
+    name = _unique("e2e")
+    role = iam.create_role(RoleName=f"{name}-svc", AssumeRolePolicyDocument="{}")["Role"]
+    iam.create_instance_profile(InstanceProfileName=f"{name}-ip")
+    profile = iam.get_instance_profile(InstanceProfileName=f"{name}-ip")["InstanceProfile"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=name, Description="e2e", VpcId=vpc)["GroupId"]
+    resources = {
+        "type": "EC2",
+        "minvCpus": 0,
+        "maxvCpus": 8,
+        "instanceTypes": ["optimal"],
+        "subnets": [subnet],
+        "securityGroupIds": [group],
+        "instanceRole": profile["Arn"],
+    }
+    env_arn = batch.create_compute_environment(
+        computeEnvironmentName=f"{name}-ce",
+        type="MANAGED",
+        computeResources=resources,
+        serviceRole=role["Arn"],
+    )["computeEnvironmentArn"]
+    batch.create_job_queue(
+        jobQueueName=f"{name}-q",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
+    )
+    return f"{name}-q"
+
+
+@pytest.fixture(scope="module")
+def job_definition(emulator) -> dict:
+    """A job definition printing its environment, logging to its own awslogs group."""
+    group = f"/knot/{_unique('e2e')}"
+    boto_client(emulator, "logs").create_log_group(logGroupName=group)
+    arn = boto_client(emulator, "batch").register_job_definition(
+        jobDefinitionName=_unique("print-env"),
+        type="container",
+        containerProperties={
+            "image": emulator["base_image"],
+            "command": ["python3", "-c", PRINT_ENV],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "256"},
+            ],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": group, "awslogs-stream-prefix": "knot"},
+            },
+        },
+    )["jobDefinitionArn"]
+    return {"arn": arn, "log_group": group}
+
+
+def _wait(batch, job_ids: list[str], timeout: float = 90) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = {j["jobId"]: j for j in batch.describe_jobs(jobs=job_ids)["jobs"]}
+        if all(jobs[i]["status"] in TERMINAL for i in job_ids):
+            return jobs
+        time.sleep(0.5)
+    pytest.fail(f"jobs did not finish within {timeout:.0f} s: {job_ids}")
+
+
+def _submit_array(emulator, queue, job_definition, size: int, env: dict) -> str:
+    return boto_client(emulator, "batch").submit_job(
+        jobName=_unique("array"),
+        jobQueue=queue,
+        jobDefinition=job_definition["arn"],
+        arrayProperties={"size": size},
+        containerOverrides={"environment": [{"name": k, "value": v} for k, v in env.items()]},
+    )["jobId"]
+
+
+def _log_messages(emulator, group: str, stream: str) -> list[str]:
+    events = boto_client(emulator, "logs").get_log_events(logGroupName=group, logStreamName=stream)[
+        "events"
+    ]
+    return [event["message"] for event in events]
+
+
+@pytest.mark.e2e
+def test_array_children_see_their_index_and_reach_the_emulator(emulator, queue, job_definition):
+    batch, s3 = boto_client(emulator, "batch"), boto_client(emulator, "s3")
+    mark = _unique("mark")
+    parent = _submit_array(emulator, queue, job_definition, 3, {"MARK_BUCKET": mark})
+    children = [f"{parent}:{i}" for i in range(3)]
+    jobs = _wait(batch, [parent, *children])
+    assert [jobs[i]["status"] for i in (parent, *children)] == ["SUCCEEDED"] * 4
+    for index, child in enumerate(children):
+        assert jobs[child]["arrayProperties"] == {"index": index}
+        stream = jobs[child]["container"]["logStreamName"]
+        assert stream.startswith("knot/default/")
+        messages = _log_messages(emulator, job_definition["log_group"], stream)
+        assert f"index={index} endpoint={emulator['endpoint']} region=us-east-1" in messages
+    # Each child reached the emulator's S3 from inside its container.
+    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert {f"{mark}-{i}" for i in range(3)} <= buckets
+
+
+@pytest.mark.e2e
+def test_job_definitions_and_jobs_carry_no_credentials(emulator, job_definition):
+    batch = boto_client(emulator, "batch")
+    [definition] = batch.describe_job_definitions(jobDefinitions=[job_definition["arn"]])[
+        "jobDefinitions"
+    ]
+    text = json.dumps(definition)
+    assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    assert "testing" not in text
+
+
+@pytest.mark.e2e
+def test_a_failing_child_fails_the_parent(emulator, queue, job_definition):
+    batch = boto_client(emulator, "batch")
+    parent = _submit_array(emulator, queue, job_definition, 3, {"FAIL_INDEX": "1"})
+    children = [f"{parent}:{i}" for i in range(3)]
+    jobs = _wait(batch, [parent, *children])
+    assert jobs[parent]["status"] == "FAILED"
+    assert jobs[parent]["arrayProperties"]["statusSummary"]["FAILED"] == 1
+    assert [jobs[c]["status"] for c in children] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+    assert jobs[children[1]]["container"]["exitCode"] == 3
+    assert jobs[children[1]]["statusReason"] == patches.NONZERO_EXIT_REASON
+
+
+@pytest.mark.e2e
+def test_array_of_one_is_refused_as_on_aws(emulator, queue, job_definition):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="between 2 and 10000"):
+        _submit_array(emulator, queue, job_definition, 1, {})
+
+
+def _tiny_image(client: docker.DockerClient, repository: str, tag: str) -> None:
+    """A one-file image made with docker import (no base image, no registry)."""
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as tar:
+        data = uuid.uuid4().hex.encode()
+        info = tarfile.TarInfo("marker.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    client.api.import_image_from_data(payload.getvalue(), repository=repository, tag=tag)
+
+
+def _push(client: docker.DockerClient, repository: str, tag: str) -> str:
+    """Push and return the manifest digest docker reports."""
+    digest = ""
+    for line in client.images.push(repository, tag=tag, stream=True, decode=True):
+        if "error" in line:
+            pytest.fail(f"docker push failed: {line['error']}")
+        digest = line.get("aux", {}).get("Digest", digest)
+    return digest
+
+
+def _wait_for_image(ecr, repository: str, tag: str, timeout: float = 15) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        details = ecr.describe_images(repositoryName=repository)["imageDetails"]
+        if any(tag in d.get("imageTags", []) for d in details):
+            return details
+        time.sleep(0.2)
+    pytest.fail(f"{repository}:{tag} did not appear in ECR within {timeout:.0f} s")
+
+
+@pytest.mark.e2e
+def test_docker_push_to_the_repository_uri_appears_in_ecr(emulator):
+    ecr, client = boto_client(emulator, "ecr"), docker.from_env()
+    name = _unique("knot")
+    uri = ecr.create_repository(repositoryName=name)["repository"]["repositoryUri"]
+    assert uri == f"{emulator['registry']}/{name}"
+    [auth] = ecr.get_authorization_token()["authorizationData"]
+    assert auth["proxyEndpoint"] == f"https://{emulator['registry']}"
+    _tiny_image(client, uri, "v1")
+    try:
+        digest = _push(client, uri, "v1")
+        [detail] = _wait_for_image(ecr, name, "v1")
+        assert detail["imageDigest"] == digest
+        [image] = ecr.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "v1"}])["images"]
+        assert json.loads(image["imageManifest"])["schemaVersion"] == 2
+    finally:
+        client.images.remove(f"{uri}:v1", force=True)
+
+
+@pytest.mark.e2e
+def test_a_registry_image_name_runs_without_a_pull(emulator, queue, job_definition):
+    """Rule images are built locally and tagged <registry>/<repo>:<tag>; a job using that
+    name must run from the local image. This tag is never pushed, so a pull would fail."""
+    client, batch = docker.from_env(), boto_client(emulator, "batch")
+    local = f"{emulator['registry']}/{_unique('never-pushed')}"
+    client.images.get(emulator["base_image"]).tag(local, "t")
+    try:
+        arn = batch.register_job_definition(
+            jobDefinitionName=_unique("local-image"),
+            type="container",
+            containerProperties={
+                "image": f"{local}:t",
+                "command": ["python3", "-c", "print('ran')"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "256"},
+                ],
+            },
+        )["jobDefinitionArn"]
+        job = batch.submit_job(jobName="local", jobQueue=queue, jobDefinition=arn)["jobId"]
+        assert _wait(batch, [job])[job]["status"] == "SUCCEEDED"
+    finally:
+        client.images.remove(f"{local}:t")
+
+
+@pytest.mark.e2e
+def test_tls_only_bucket_policy_does_not_block_the_emulator(emulator):
+    s3 = boto_client(emulator, "s3")
+    bucket = _unique("tls-only")
+    s3.create_bucket(Bucket=bucket)
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    s3.put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+
+
+@pytest.mark.e2e
+def test_knot_emulator_status_and_a_second_start(emulator):
+    env = {**os.environ, "KNOT_HOME": emulator["knot_home"]}
+    knot = [sys.executable, "-m", "snakemake_executor_knot.cli", "emulator"]
+    status = subprocess.run([*knot, "status"], capture_output=True, text=True, env=env)
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert shown["endpoint"] == emulator["endpoint"]
+    assert shown["pids"] == emulator["pids"]
+    again = subprocess.run([*knot, "start"], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+    state_file = Path(emulator["knot_home"]) / "emulator.json"
+    assert json.loads(state_file.read_text())["pids"] == emulator["pids"]
+
+
+@pytest.mark.e2e
+def test_stop_ends_its_processes_and_images_survive_a_restart(docker_engine, tmp_path):
+    """A second emulator of its own: push, stop, start again, recreate the repository."""
+    knot_home = tmp_path / "home"
+    client = docker.from_env()
+    first = start_emulator(knot_home)
+    name = _unique("kept")
+    try:
+        uri = boto_client(first, "ecr").create_repository(repositoryName=name)["repository"][
+            "repositoryUri"
+        ]
+        _tiny_image(client, uri, "v1")
+        digest = _push(client, uri, "v1")
+        _wait_for_image(boto_client(first, "ecr"), name, "v1")
+    finally:
+        client.images.remove(f"{uri}:v1", force=True)
+        stop_emulator(knot_home)
+    assert not (knot_home / "emulator.json").exists()
+    for pid in first["pids"].values():
+        assert not emu_state.process_alive(pid, first["state_dir"])
+    stopped = emulator_cli("status", knot_home=knot_home)
+    assert stopped.returncode == 1 and "knot emulator start" in stopped.stderr
+
+    second = start_emulator(knot_home)
+    try:
+        ecr = boto_client(second, "ecr")
+        ecr.create_repository(repositoryName=name)
+        [detail] = ecr.describe_images(repositoryName=name)["imageDetails"]
+        assert detail["imageTags"] == ["v1"] and detail["imageDigest"] == digest
+    finally:
+        stop_emulator(knot_home)
+
+
+@pytest.mark.e2e
+def test_knots_stack_is_created_and_runs_a_job(emulator):
+    """knot's own CloudFormation template, in server mode: the stack completes, its
+    repository URI names the local registry, and a job in its queue runs, writes to its
+    bucket and logs to its log group."""
+    from snakemake_executor_knot.aws.template import build_template, render
+    from snakemake_executor_knot.settings import KnotConfig
+
+    cfn, batch = boto_client(emulator, "cloudformation"), boto_client(emulator, "batch")
+    config = KnotConfig(region="us-east-1", emulator=True, stack_name=_unique("stack"))
+    cfn.create_stack(
+        StackName=config.stack_name,
+        TemplateBody=render(build_template(config)),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    [stack] = cfn.describe_stacks(StackName=config.stack_name)["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    out = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert out["RepositoryUri"] == f"{emulator['registry']}/{out['RepositoryName']}"
+    put = (
+        "import os, urllib.request\n"
+        "url = '%s/%s/from-job' % (os.environ['AWS_ENDPOINT_URL'], os.environ['BUCKET'])\n"
+        "headers = {'Content-Type': 'application/octet-stream'}\n"
+        "request = urllib.request.Request(url, data=b'hi', method='PUT', headers=headers)\n"
+        "urllib.request.urlopen(request)\n"
+        "print('wrote', url)\n"
+    )
+    arn = batch.register_job_definition(
+        jobDefinitionName=_unique("stack-job"),
+        type="container",
+        containerProperties={
+            "image": emulator["base_image"],
+            "command": ["python3", "-c", put],
+            "jobRoleArn": out["JobRoleArn"],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "256"},
+            ],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": out["LogGroupName"], "awslogs-stream-prefix": "k"},
+            },
+        },
+    )["jobDefinitionArn"]
+    job = batch.submit_job(
+        jobName="stack-job",
+        jobQueue=out["JobQueueArn"],
+        jobDefinition=arn,
+        containerOverrides={"environment": [{"name": "BUCKET", "value": out["BucketName"]}]},
+    )["jobId"]
+    done = _wait(batch, [job])[job]
+    assert done["status"] == "SUCCEEDED"
+    messages = _log_messages(emulator, out["LogGroupName"], done["container"]["logStreamName"])
+    assert any(m.startswith("wrote ") for m in messages)
+    body = boto_client(emulator, "s3").get_object(Bucket=out["BucketName"], Key="from-job")
+    assert body["Body"].read() == b"hi"
+
+
+def test_stop_discards_a_damaged_state_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOT_HOME", str(tmp_path))
+    emu_state.state_path().write_text("{not json")
+    with pytest.raises(ConfigError, match="damaged"):
+        emu_state.emulator_state()
+    assert emu.stop() is None
+    assert not emu_state.state_path().exists()
+
+
+@pytest.mark.e2e
+def test_emulator_env_lets_knot_find_the_emulator(emulator_env, emulator):
+    from snakemake_executor_knot.aws.clients import caller_identity, make_clients
+    from snakemake_executor_knot.settings import KnotConfig
+
+    clients = make_clients(KnotConfig(emulator=True))
+    assert clients.endpoint_url == emulator["endpoint"]
+    assert clients.region == "us-east-1"
+    assert caller_identity(clients)["Account"]
+    assert emu_state.emulator_state()["base_image"] == emulator["base_image"]
+
+
+@pytest.mark.e2e
+def test_infra_up_and_down_with_the_knot_command(emulator_env, emulator):
+    """What a user does to start over: ``knot infra down`` deletes the whole stack on the
+    emulator (moto alone keeps its route table, which blocks the VPC), and the queue and
+    compute environments go with it."""
+    stack = ["--emulator", "--stack-name", _unique("updown")]
+    knot = [sys.executable, "-m", "snakemake_executor_knot.cli", *stack, "infra"]
+    up = subprocess.run([*knot, "up"], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stderr
+    batch = boto_client(emulator, "batch")
+    queues = {q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]}
+
+    down = subprocess.run([*knot, "down"], capture_output=True, text=True, timeout=300)
+
+    assert down.returncode == 0, down.stderr
+    status = subprocess.run([*knot, "status"], capture_output=True, text=True, timeout=60)
+    assert "does not exist" in status.stdout, status.stdout + status.stderr
+    left = {q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]}
+    assert len(left) == len(queues) - 1

@@ -1,0 +1,338 @@
+"""Unit and API tests for per-rule images: Dockerfile text, build context, content-hash
+tags, pip index build args, and the ECR skip logic against in-process moto."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from snakemake_executor_knot.errors import AwsError, DockerError
+from snakemake_executor_knot.image import dockerfile as dockerfile
+from snakemake_executor_knot.image.builder import ImageBuilder, docker_client
+from snakemake_executor_knot.image.dockerfile import (
+    ImageSpec,
+    build_context,
+    image_tag,
+    pip_build_args,
+    render_dockerfile,
+    requirements_txt,
+    runtime_files,
+)
+
+RULE_FILE = "/opt/knot/lib/knot_rule.py"
+
+
+def make_spec(**changes) -> ImageSpec:
+    fields = {
+        "rule": "fit",
+        "base_image": "knot-base:py3.11",
+        "requirements": ("numpy==2.1.0", "six==1.17.0"),
+        "files": {RULE_FILE: b"def knot_run(input, output):\n    pass\n"},
+    }
+    fields.update(changes)
+    return ImageSpec(**fields)
+
+
+def line_index(text: str, prefix: str) -> int:
+    lines = text.splitlines()
+    found = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    assert len(found) == 1, f"expected one line starting {prefix!r}, got {found}"
+    return found[0]
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+
+def test_dockerfile_layer_order():
+    text = render_dockerfile(make_spec())
+    order = [
+        line_index(text, "FROM knot-base:py3.11"),
+        line_index(text, "RUN set -e"),  # user knot, before anything is installed
+        line_index(text, "RUN python3 -m venv /opt/knot/venv"),
+        line_index(text, "COPY requirements.txt"),
+        line_index(text, "RUN /opt/knot/venv/bin/pip install --no-cache-dir"),
+        line_index(text, "COPY runtime/ /opt/knot/lib/knot_runtime/"),
+        line_index(text, "COPY rule/ /opt/knot/"),
+        line_index(text, "USER knot"),
+        line_index(text, "CMD "),
+    ]
+    assert order == sorted(order)
+
+
+def test_dockerfile_user_workdir_env_cmd():
+    text = render_dockerfile(make_spec())
+    assert "useradd --non-unique --uid 1000" in text
+    assert ">> /etc/passwd" in text  # fallback for bases without useradd
+    assert "chown knot /work" in text
+    assert text.splitlines()[-5:] == [
+        "ENV PYTHONPATH=/opt/knot/lib PYTHONUNBUFFERED=1 PATH=/opt/knot/venv/bin:$PATH",
+        "WORKDIR /work",
+        "USER knot",
+        "ENTRYPOINT []",
+        'CMD ["/opt/knot/venv/bin/python", "-m", "knot_runtime"]',
+    ]
+
+
+def test_dockerfile_pins_host_boto3():
+    version = importlib.metadata.version("boto3")
+    assert f"boto3=={version}" in render_dockerfile(make_spec())
+    assert "boto3==1.2.3" in render_dockerfile(make_spec(), boto3_version="1.2.3")
+
+
+def test_dockerfile_without_requirements_skips_layer():
+    spec = make_spec(requirements=())
+    text = render_dockerfile(spec)
+    assert "requirements.txt" not in text
+    with tarfile.open(fileobj=io.BytesIO(build_context(spec))) as tar:
+        assert "requirements.txt" not in tar.getnames()
+
+
+def test_dockerfile_from_container_keeps_its_path():
+    text = render_dockerfile(make_spec(from_container=True))
+    assert "PATH=/opt/knot/venv" not in text
+    assert "ENV PYTHONPATH=/opt/knot/lib PYTHONUNBUFFERED=1\n" in text
+    assert "USER root" in text  # the rule's container may end as a non-root user
+
+
+def test_no_credentials_in_dockerfile_or_context(monkeypatch):
+    secret = "wJalrXUtnFEMI-very-secret"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
+    monkeypatch.setenv("PIP_INDEX_URL", f"https://user:{secret}@pypi.example.org/simple")
+    spec = make_spec()
+    text = render_dockerfile(spec)
+    context = build_context(spec)
+    assert "AWS_" not in text
+    for needle in (secret, "AKIAEXAMPLEKEY", "pypi.example.org"):
+        assert needle not in text
+        assert needle.encode() not in context
+    assert pip_build_args() == {}
+
+
+# --- build context ------------------------------------------------------------------------
+
+
+def test_build_context_layout_and_determinism():
+    spec = make_spec(files={RULE_FILE: b"a", "/opt/knot/rule/scripts/plot.py": b"b"})
+    first, second = build_context(spec), build_context(spec)
+    assert first == second
+    with tarfile.open(fileobj=io.BytesIO(first)) as tar:
+        names = tar.getnames()
+        assert "rule/lib/knot_rule.py" in names
+        assert "rule/rule/scripts/plot.py" in names
+        assert tar.extractfile("requirements.txt").read() == b"numpy==2.1.0\nsix==1.17.0\n"
+        assert tar.extractfile("Dockerfile").read().decode() == render_dockerfile(spec)
+        for name in runtime_files():
+            assert f"runtime/{name}" in names
+        assert {m.mtime for m in tar.getmembers()} == {0}
+
+
+def test_requirements_txt_sorted_and_deduplicated():
+    assert requirements_txt(["b==1", "a==2", "b==1", " "]) == b"a==2\nb==1\n"
+    assert requirements_txt([]) == b""
+
+
+@pytest.mark.parametrize(
+    "path", ["relative.py", "/etc/passwd", "/opt/knot/../etc/x", "/opt/knot//lib/x.py", "/opt/knot"]
+)
+def test_spec_rejects_paths_outside_opt_knot(path):
+    with pytest.raises(ValueError, match="under /opt/knot"):
+        make_spec(files={path: b""})
+
+
+def test_runtime_files_match_package_directory():
+    expected = {
+        p.relative_to(dockerfile.RUNTIME_DIR).as_posix()
+        for p in dockerfile.RUNTIME_DIR.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    found = runtime_files()
+    assert set(found) == expected
+    for name, data in found.items():
+        assert (dockerfile.RUNTIME_DIR / name).read_bytes() == data
+
+
+def test_runtime_files_tolerate_missing_package(monkeypatch, tmp_path):
+    monkeypatch.setattr(dockerfile, "RUNTIME_DIR", tmp_path / "absent")
+    assert runtime_files() == {}
+    assert len(image_tag(make_spec())) == 24
+
+
+# --- tags ---------------------------------------------------------------------------------
+
+
+def test_tag_is_stable_across_processes():
+    code = (
+        "from snakemake_executor_knot.image.dockerfile import ImageSpec, image_tag;"
+        f"print(image_tag(ImageSpec(rule='fit', base_image='knot-base:py3.11',"
+        f" requirements=('numpy==2.1.0', 'six==1.17.0'),"
+        f" files={{{RULE_FILE!r}: b'def knot_run(input, output):\\n    pass\\n'}})))"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == image_tag(make_spec())
+
+
+def test_tag_ignores_rule_name_and_input_order():
+    tag = image_tag(make_spec())
+    assert image_tag(make_spec(rule="other")) == tag
+    assert image_tag(make_spec(requirements=("six==1.17.0", "numpy==2.1.0"))) == tag
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"files": {RULE_FILE: b"def knot_run(input, output):\n    print(1)\n"}},
+        {"files": {RULE_FILE: b"def knot_run(input, output):\n    pass\n", "/opt/knot/x": b""}},
+        {"requirements": ("numpy==2.1.1", "six==1.17.0")},
+        {"requirements": ()},
+        {"base_image": "python:3.11-slim"},
+        {"from_container": True},
+    ],
+)
+def test_tag_changes_with_content(changes):
+    assert image_tag(make_spec(**changes)) != image_tag(make_spec())
+
+
+def test_tag_changes_with_runtime_source(monkeypatch, tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / "__main__.py").write_text("print('a')\n")
+    monkeypatch.setattr(dockerfile, "RUNTIME_DIR", runtime)
+    before = image_tag(make_spec())
+    (runtime / "__main__.py").write_text("print('b')\n")
+    assert image_tag(make_spec()) == before  # read once per process
+    dockerfile._read_runtime.cache_clear()
+    assert image_tag(make_spec()) != before
+
+
+def test_tag_changes_with_knot_version_and_template(monkeypatch):
+    before = image_tag(make_spec())
+    monkeypatch.setattr(dockerfile, "__version__", "999.0")
+    after_version = image_tag(make_spec())
+    monkeypatch.setattr(dockerfile, "TEMPLATE_VERSION", "999")
+    assert len({before, after_version, image_tag(make_spec())}) == 3
+
+
+# --- pip index build args -----------------------------------------------------------------
+
+
+def test_pip_build_args_filter():
+    environ = {
+        "PIP_INDEX_URL": "https://pypi.example.org/simple",
+        "PIP_EXTRA_INDEX_URL": (
+            "file:///opt/wheels http://127.0.0.1:3141/simple https://u:p@private.example/simple"
+        ),
+        "PIP_FIND_LINKS": "/opt/wheels",
+    }
+    assert pip_build_args(environ) == {
+        "PIP_INDEX_URL": "https://pypi.example.org/simple",
+        "PIP_EXTRA_INDEX_URL": "http://127.0.0.1:3141/simple",
+    }
+
+
+@pytest.mark.parametrize(
+    "value", ["file:///srv/simple", "/local/dir", "https://tok@host/simple", "ftp://h/x", ""]
+)
+def test_pip_build_args_drop_unusable_index(value):
+    assert pip_build_args({"PIP_INDEX_URL": value}) == {}
+
+
+# --- ECR skip logic (moto in-process) -----------------------------------------------------
+
+
+class NoDockerAllowed:
+    """Stands in for the docker client only to prove that nothing is built or pushed."""
+
+    class api:
+        @staticmethod
+        def build(**_kwargs):
+            raise AssertionError("ensure() built an image that ECR already holds")
+
+        @staticmethod
+        def push(*_args, **_kwargs):
+            raise AssertionError("ensure() pushed an image that ECR already holds")
+
+
+def fake_manifest(seed: str) -> str:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": f"sha256:{seed * 64}"[:71], "size": 1, "mediaType": "x"},
+            "layers": [],
+        }
+    )
+
+
+@pytest.fixture
+def repository(clients):
+    return clients.ecr.create_repository(repositoryName="knot")["repository"]
+
+
+def builder_for(clients, repository) -> ImageBuilder:
+    return ImageBuilder(
+        NoDockerAllowed(), clients.ecr, repository["repositoryUri"], repository["repositoryName"]
+    )
+
+
+def test_ensure_skips_tag_already_in_ecr(clients, repository, calls):
+    spec = make_spec()
+    tag = image_tag(spec)
+    clients.ecr.put_image(repositoryName="knot", imageManifest=fake_manifest("a"), imageTag=tag)
+    builder = builder_for(clients, repository)
+    assert builder.ensure(spec) == f"{repository['repositoryUri']}:{tag}"
+    assert (builder.built, builder.pushed, builder.skipped) == (0, 0, 1)
+    assert calls["ecr.DescribeImages"] == 1
+    assert calls["ecr.GetAuthorizationToken"] == 0
+
+
+def test_ensure_all_deduplicates_identical_images(clients, repository, calls):
+    shared, other = make_spec(rule="a"), make_spec(rule="c", requirements=())
+    for index, spec in enumerate((shared, other)):
+        clients.ecr.put_image(
+            repositoryName="knot", imageManifest=fake_manifest(str(index)), imageTag=image_tag(spec)
+        )
+    builder = builder_for(clients, repository)
+    uris = builder.ensure_all([shared, make_spec(rule="b"), other])
+    assert uris["a"] == uris["b"] != uris["c"]
+    assert builder.skipped == 2
+    assert calls["ecr.DescribeImages"] == 2
+    assert builder.ensure_all([]) == {}
+
+
+def test_tag_lookup_tells_absent_from_present(clients, repository):
+    spec = make_spec()
+    builder = builder_for(clients, repository)
+    assert builder._in_ecr(spec, image_tag(spec)) is False  # ImageNotFoundException
+    clients.ecr.put_image(
+        repositoryName="knot", imageManifest=fake_manifest("b"), imageTag=image_tag(spec)
+    )
+    assert builder._in_ecr(spec, image_tag(spec)) is True
+
+
+def test_missing_repository_is_an_aws_error_naming_the_rule(clients):
+    builder = ImageBuilder(NoDockerAllowed(), clients.ecr, "123.dkr.ecr/none", "none")
+    with pytest.raises(AwsError, match="rule 'fit'.*RepositoryNotFoundException"):
+        builder.ensure(make_spec())
+
+
+def test_auth_config_from_ecr_token(clients, repository, calls):
+    builder = builder_for(clients, repository)
+    auth = builder._auth_config(make_spec())
+    assert auth["username"] == "AWS"
+    assert auth["password"]
+    assert auth["serveraddress"].startswith("https://")
+    assert builder._auth_config(make_spec()) is auth
+    assert calls["ecr.GetAuthorizationToken"] == 1
+
+
+def test_unreachable_engine_is_a_docker_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(DockerError, match="No Docker engine is reachable.*scripts/ensure-docker"):
+        docker_client()
