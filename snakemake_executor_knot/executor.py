@@ -133,7 +133,7 @@ class Executor(RemoteExecutor):
         for spec in specs:
             self.staging.upload_inputs(self._local_paths(spec["input"]), plan.name)
         key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}.jsonl"
-        record_bytes = upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
+        written = upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
         array = len(jobs) > 1
         request = build_submit_request(
             job_name=batch_job_name(
@@ -142,7 +142,8 @@ class Executor(RemoteExecutor):
             job_definition_arn=plan.job_definition_arn,
             job_queue=self.infra.job_queue_arn,
             spec_uri=f"s3://{self.infra.bucket}/{key}",
-            spec_record_bytes=record_bytes,
+            spec_record_bytes=written.record_bytes,
+            spec_digest=written.digest,
             resources=resources,
             array_size=len(jobs) if array else None,
             tags=self.knot.tag_dict,

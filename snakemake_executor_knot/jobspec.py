@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import RuleError, aws_error
+from .errors import aws_error
 from .runtime.contract import SPEC_VERSION
+from .runtime.integrity import merkle_tree
+from .values import encode_value, required_modules
 
 # Maps a local path Snakemake uses to the S3 URI it travels through (local mode only;
 # storage-mode files carry their own URI).
@@ -34,7 +37,7 @@ def build_spec(job, kind: str, uri_for: UriFor, config: dict) -> dict:
         "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
         "resources": resource_list(job.resources, rule.name),
         "threads": job.threads,
-        "config": _json_checked(config, rule.name, "config"),
+        "config": encode_value(config, rule=rule.name, what="config"),
     }
     if kind == "shell":
         spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
@@ -72,8 +75,27 @@ def file_list(files, uri_for: UriFor, directories: set[str] = frozenset()) -> di
 
 
 def value_list(values, rule: str, what: str) -> dict:
-    items = [_json_checked(v, rule, f"{what} {_name_of(values, i)}") for i, v in enumerate(values)]
+    items = [
+        encode_value(v, rule=rule, what=f"{what} {_name_of(values, i)}")
+        for i, v in enumerate(values)
+    ]
     return {"items": items, "names": _names(values)}
+
+
+def value_modules(job, config: dict) -> set[str]:
+    """The modules the job's params, resources and config need in the image to load (see
+    values.required_modules). Raises RuleError for a value that cannot be sent at all."""
+    rule = job.rule.name
+    try:
+        params, resources = job.params, job.resources
+    except (FileNotFoundError, OSError):  # computed from inputs not made yet: checked later
+        return set()
+    encoded = [
+        value_list(params, rule, "param")["items"],
+        resource_list(resources, rule)["items"],
+        encode_value(config, rule=rule, what="config"),
+    ]
+    return required_modules(encoded)
 
 
 def _names(namedlist) -> dict:
@@ -103,20 +125,8 @@ def resource_list(resources, rule: str) -> dict:
         if name == "tmpdir" or callable(value):
             continue
         names[name] = [len(items), None]
-        items.append(_json_checked(value, rule, f"resource '{name}'"))
+        items.append(encode_value(value, rule=rule, what=f"resource '{name}'"))
     return {"items": items, "names": names}
-
-
-def _json_checked(value, rule: str, what: str):
-    try:
-        json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise RuleError(
-            f"Rule '{rule}': {what} cannot be sent to the job: {exc}. knot ships params, "
-            "wildcards, resources and config as JSON; use strings, numbers, booleans, lists "
-            "and dicts, or compute the value inside the run block."
-        ) from exc
-    return value
 
 
 def encode(spec: dict) -> bytes:
@@ -124,24 +134,39 @@ def encode(spec: dict) -> bytes:
     return json.dumps(spec, separators=(",", ":")).encode()
 
 
-def spec_records(specs: Iterable[dict]) -> tuple[bytes, int]:
-    """All specs of one submission as one object of equal-width records, and the width.
+@dataclass(frozen=True)
+class SpecObject:
+    """The specs of one submission as one S3 object (see ``spec_records``)."""
 
-    Record ``i`` is bytes ``[i * width, (i + 1) * width)``: the document, padded with
-    spaces, then a newline (so the object is also JSON Lines). An array child reads only
-    its own record with a ranged GET, and the executor writes one object per SubmitJob
-    instead of one per job. The jobs of one submission share a rule, so their documents
-    differ only in paths and wildcard values, and the padding stays small."""
+    body: bytes
+    record_bytes: int  # the width of every record
+    digest: str  # the Merkle root of the records (runtime/integrity.py), for SubmitJob
+
+
+def spec_records(specs: Iterable[dict]) -> SpecObject:
+    """All specs of one submission as one object of equal-width records.
+
+    Record ``i`` is bytes ``[i * width, (i + 1) * width)``: the Merkle proof of document
+    ``i``, a newline, the document, spaces, and a newline. An array child reads only its
+    own record with a ranged GET and checks it against the root that SubmitJob carries;
+    the executor writes one object per SubmitJob instead of one per job. The jobs of one
+    submission share a rule, so their documents differ only in paths and wildcard values,
+    and the padding stays small."""
     docs = [encode(spec) for spec in specs]
-    width = max(map(len, docs), default=0) + 1
-    return b"".join(doc.ljust(width - 1) + b"\n" for doc in docs), width
+    root, proofs = merkle_tree(docs)
+    heads = [
+        ",".join(proof).encode() + b"\n" + doc for proof, doc in zip(proofs, docs, strict=True)
+    ]
+    width = max(map(len, heads), default=0) + 1
+    body = b"".join(head.ljust(width - 1) + b"\n" for head in heads)
+    return SpecObject(body, width, root)
 
 
-def upload_specs(s3, bucket: str, key: str, specs: Iterable[dict], rule: str) -> int:
-    """Write the specs of one submission to ``key`` as records; returns the record width."""
-    body, width = spec_records(specs)
+def upload_specs(s3, bucket: str, key: str, specs: Iterable[dict], rule: str) -> SpecObject:
+    """Write the specs of one submission to ``key`` as records."""
+    written = spec_records(specs)
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/jsonl")
+        s3.put_object(Bucket=bucket, Key=key, Body=written.body, ContentType="text/plain")
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, "writing job specs to S3", rule=rule, service="s3") from exc
-    return width
+    return written

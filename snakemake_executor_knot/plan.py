@@ -14,6 +14,7 @@ from .emulator.state import emulator_state
 from .errors import RuleError
 from .image.dockerfile import ImageSpec
 from .image.requirements import find_requirements, parse_packages
+from .jobspec import value_modules
 from .resources import batch_resources
 from .rules.source import RuleSource, check_supported, rule_source
 from .settings import KnotConfig, default_base_image
@@ -59,13 +60,15 @@ def plan_rule(workflow, job, config: KnotConfig, base_image: str) -> RulePlan:
     given = knot_resource(job, "knot_image")
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
-    return RulePlan(source=source, image=image_spec(source, job, base_image))
+    return RulePlan(source=source, image=image_spec(source, job, base_image, workflow.config))
 
 
-def image_spec(source: RuleSource, job, base_image: str) -> ImageSpec:
+def image_spec(source: RuleSource, job, base_image: str, config: dict) -> ImageSpec:
     packages = knot_resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
-    code = _python_source(source)
+    # A numpy param needs numpy in the image even when the code never imports it.
+    loads = "".join(f"import {name}\n" for name in sorted(value_modules(job, config)))
+    code = (_python_source(source) or "") + loads
     requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
     from_container = bool(source.container)
     return ImageSpec(

@@ -83,6 +83,14 @@ def _pickled(value: Any, rule: str, what: str) -> str:
             "Compute it inside the run block, or pass a plain value (str, number, list, "
             "dict) it can be built from."
         ) from exc
+    if "snakemake" in _loaded_modules(data):
+        # Classes defined in a Snakefile live in snakemake.workflow, and the image has no
+        # Snakemake: the job could not load the value.
+        raise RuleError(
+            f"Rule '{rule}': {what} is (or holds) a {type(value).__name__} defined in the "
+            "Snakefile, which the job cannot load: its image has no Snakemake. Build the "
+            "object inside the run block from plain values passed as params."
+        )
     return base64.b64encode(data).decode("ascii")
 
 

@@ -149,6 +149,7 @@ class Batch:
             job_queue=self.infra.job_queue_arn,
             spec_uri=f"s3://knot-bucket/specs/{name}.jsonl",
             spec_record_bytes=1000,
+            spec_digest="00" * 32,
             resources=BatchResources(1, 512, 0, None),
             array_size=array_size,
             rule=rule,

@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AwsError, RuleError, aws_error, error_code
 from ..resources import BatchResources
-from ..runtime.contract import SPEC_RECORD_ENV, SPEC_URI_ENV
+from ..runtime.contract import SPEC_DIGEST_ENV, SPEC_RECORD_ENV, SPEC_URI_ENV
 
 MAX_ARRAY_SIZE = 10_000
 MAX_OVERRIDES_CHARS = 8192  # AWS limit on the serialised containerOverrides
@@ -42,6 +42,7 @@ def build_submit_request(
     job_queue: str,
     spec_uri: str,
     spec_record_bytes: int,
+    spec_digest: str,
     resources: BatchResources,
     array_size: int | None = None,
     tags: Mapping[str, str] = {},
@@ -55,6 +56,7 @@ def build_submit_request(
         "environment": [
             {"name": SPEC_URI_ENV, "value": spec_uri},
             {"name": SPEC_RECORD_ENV, "value": str(spec_record_bytes)},
+            {"name": SPEC_DIGEST_ENV, "value": spec_digest},
         ],
     }
     if len(json.dumps(overrides)) >= MAX_OVERRIDES_CHARS:

@@ -8,10 +8,11 @@ rest of the runtime, this module imports nothing outside the standard library.
 from __future__ import annotations
 
 # The job spec document's format (docs/internals.md, "The job spec").
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 # Environment of every job, set in SubmitJob's containerOverrides.
 SPEC_URI_ENV = "KNOT_SPEC_URI"  # s3://bucket/key of the submission's spec object
 SPEC_RECORD_ENV = "KNOT_SPEC_RECORD_BYTES"  # width of one spec record in that object
+SPEC_DIGEST_ENV = "KNOT_SPEC_SHA256"  # Merkle root of that object's records (integrity.py)
 # Set by AWS Batch for array children (moto sets only AWS_BATCH_JOB_ID, '<id>:<index>').
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 JOB_ID_ENV = "AWS_BATCH_JOB_ID"

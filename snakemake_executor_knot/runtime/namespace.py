@@ -7,6 +7,7 @@ from typing import Any
 
 from .contract import RUN_ARGUMENTS
 from .namedlist import Namedlist, Wildcards, from_section, paths_of
+from .values import decode_value
 
 
 @dataclass
@@ -27,12 +28,12 @@ class Namespace:
         return cls(
             input=paths_of(spec.get("input")),
             output=paths_of(spec.get("output")),
-            params=from_section(spec.get("params")),
-            wildcards=from_section(spec.get("wildcards"), Wildcards),
+            params=from_section(decoded(spec.get("params"))),
+            wildcards=from_section(decoded(spec.get("wildcards")), Wildcards),
             threads=int(spec.get("threads") or 1),
-            resources=from_section(spec.get("resources")),
+            resources=from_section(decoded(spec.get("resources"))),
             log=paths_of(spec.get("log")),
-            config=spec.get("config") or {},
+            config=decode_value(spec.get("config") or {}),
             rule=str(spec["rule"]),
             jobid=spec["jobid"],
         )
@@ -44,3 +45,11 @@ class Namespace:
     def variables(self) -> dict[str, Any]:
         """Everything, for formatting a shell rule's command."""
         return self.run_arguments() | {"config": self.config}
+
+
+def decoded(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A named-list section of the spec with its items decoded (values.py): params,
+    wildcards and resources may hold any Python value."""
+    if not section:
+        return section
+    return {**section, "items": [decode_value(item) for item in section.get("items") or []]}

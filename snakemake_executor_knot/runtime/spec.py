@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,7 +10,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .contract import ARRAY_INDEX_ENV, JOB_ID_ENV, SPEC_RECORD_ENV, SPEC_URI_ENV, SPEC_VERSION
+from .contract import (
+    ARRAY_INDEX_ENV,
+    JOB_ID_ENV,
+    SPEC_DIGEST_ENV,
+    SPEC_RECORD_ENV,
+    SPEC_URI_ENV,
+    SPEC_VERSION,
+)
+from .integrity import root_from_proof
 from .report import JobFailure
 
 KINDS = ("run", "shell", "script")
@@ -43,6 +52,8 @@ class SpecLocation:
     (``None``: the whole object)."""
 
     uri: str
+    digest: str  # the Merkle root of the object's records, from SubmitJob
+    index: int = 0  # this job's record
     byte_range: tuple[int, int] | None = None  # first and last byte, inclusive
 
     def describe(self) -> str:
@@ -52,22 +63,45 @@ class SpecLocation:
 
 
 def spec_location(env: Mapping[str, str]) -> SpecLocation:
-    """From KNOT_SPEC_URI and KNOT_SPEC_RECORD_BYTES: the object holds one record of that
-    many bytes per array child, in index order."""
-    uri = env.get(SPEC_URI_ENV)
-    if not uri:
+    """From KNOT_SPEC_URI, KNOT_SPEC_SHA256 and KNOT_SPEC_RECORD_BYTES: the object holds
+    one record of that many bytes per array child, in index order."""
+    uri, digest = env.get(SPEC_URI_ENV), env.get(SPEC_DIGEST_ENV)
+    if not uri or not digest:
         raise JobFailure(
-            "KNOT_SPEC_URI is not set; this image runs knot jobs and expects the job "
-            "definition to set it (s3://bucket/key of the job spec)."
+            f"{SPEC_URI_ENV} and {SPEC_DIGEST_ENV} must both be set; this image runs knot "
+            "jobs, and knot's SubmitJob sets them (where the job spec is, and its SHA-256)."
         )
+    index = int(array_index(env))
     given = env.get(SPEC_RECORD_ENV)
     if not given:
-        return SpecLocation(uri)
+        return SpecLocation(uri, digest, index)
     width = int(given) if given.isdigit() else 0
     if width < 1:
-        raise JobFailure(f"KNOT_SPEC_RECORD_BYTES is {given!r}, not a positive whole number")
-    start = int(array_index(env)) * width
-    return SpecLocation(uri, (start, start + width - 1))
+        raise JobFailure(f"{SPEC_RECORD_ENV} is {given!r}, not a positive whole number")
+    start = index * width
+    return SpecLocation(uri, digest, index, (start, start + width - 1))
+
+
+def verified_document(record: bytes, where: SpecLocation) -> bytes:
+    """The spec document of a record, once its Merkle proof leads to the digest SubmitJob
+    carries. Nothing in the spec is decoded before this check (params may be pickles)."""
+    proof_line, newline, document = record.rstrip(b" \n").partition(b"\n")
+    try:
+        proof = proof_line.decode("ascii").split(",") if proof_line else []
+        root = root_from_proof(where.index, document, proof)
+    except ValueError as exc:  # non-ASCII or non-hex proof
+        raise _tampered(where, f"its proof is malformed ({exc})") from exc
+    if not newline or not hmac.compare_digest(root, where.digest):
+        raise _tampered(where, "it does not match the SHA-256 its submission carries")
+    return document
+
+
+def _tampered(where: SpecLocation, why: str) -> JobFailure:
+    return JobFailure(
+        f"the job spec {where.describe()} failed its integrity check: {why}. It was changed "
+        "after knot wrote it, so nothing was run. Run the workflow again; if this repeats, "
+        "check who else can write to knot's bucket."
+    )
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -130,4 +164,4 @@ def fetch_spec(s3, where: SpecLocation) -> dict[str, Any]:
             "may read the bucket and that the spec was not removed by the bucket's "
             "lifecycle rule."
         ) from exc
-    return parse_spec(body, where.describe())
+    return parse_spec(verified_document(body, where), where.describe())

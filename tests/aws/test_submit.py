@@ -20,6 +20,8 @@ QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/knot"
 
 # ------------------------------------------------------------------- build_submit_request
 
+DIGEST = "5e" * 32
+
 
 def _request(**overrides):
     kwargs = dict(
@@ -28,6 +30,7 @@ def _request(**overrides):
         job_queue=QUEUE,
         spec_uri=SPEC,
         spec_record_bytes=1200,
+        spec_digest=DIGEST,
         resources=BatchResources(2, 4000, 0, None),
         rule="fit",
     )
@@ -47,6 +50,7 @@ def test_single_job_request():
             "environment": [
                 {"name": "KNOT_SPEC_URI", "value": SPEC},
                 {"name": "KNOT_SPEC_RECORD_BYTES", "value": "1200"},
+                {"name": "KNOT_SPEC_SHA256", "value": DIGEST},
             ],
         },
         "tags": {"team": "neuro", "knot:rule": "fit"},
@@ -79,7 +83,7 @@ def test_array_size_out_of_range(size):
 def test_overrides_over_the_aws_limit_name_the_rule():
     with pytest.raises(RuleError, match="Rule 'fit'.*8192"):
         _request(spec_uri="s3://b/" + "k" * 8200)
-    ok = _request(spec_uri="s3://b/" + "k" * 7900)
+    ok = _request(spec_uri="s3://b/" + "k" * 7800)
     assert len(json.dumps(ok["containerOverrides"])) < 8192
 
 
@@ -232,5 +236,6 @@ def test_submits_to_batch(clients, calls):
     assert job["tags"] == {"knot:rule": "fit"}
     assert {"name": "KNOT_SPEC_URI", "value": SPEC} in job["container"]["environment"]
     assert {"name": "KNOT_SPEC_RECORD_BYTES", "value": "1200"} in job["container"]["environment"]
+    assert {"name": "KNOT_SPEC_SHA256", "value": DIGEST} in job["container"]["environment"]
     assert job["arrayProperties"]["size"] == 3
     assert calls["batch.SubmitJob"] == 1

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from snakemake_executor_knot.runtime import benchmark, patterns, spec, staging
+from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 from snakemake_executor_knot.runtime.job import output_problems, parent_folders
 from snakemake_executor_knot.runtime.namedlist import Namedlist, Wildcards, from_section, paths_of
 from snakemake_executor_knot.runtime.namespace import Namespace
@@ -238,17 +239,20 @@ def test_prelude_exports():
 
 # --- spec ------------------------------------------------------------------------------
 
+DIGEST = {"KNOT_SPEC_SHA256": "ab" * 32}
+
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"KNOT_SPEC_URI": "s3://b/plain.json"}, None),
-        ({"KNOT_SPEC_URI": "s3://b/j.jsonl", "KNOT_SPEC_RECORD_BYTES": "100"}, (0, 99)),
+        ({"KNOT_SPEC_URI": "s3://b/plain.json", **DIGEST}, None),
+        ({"KNOT_SPEC_URI": "s3://b/j.jsonl", "KNOT_SPEC_RECORD_BYTES": "100", **DIGEST}, (0, 99)),
         (
             {
                 "KNOT_SPEC_URI": "s3://b/j.jsonl",
                 "KNOT_SPEC_RECORD_BYTES": "100",
                 "AWS_BATCH_JOB_ARRAY_INDEX": "7",
+                **DIGEST,
             },
             (700, 799),
         ),
@@ -258,11 +262,12 @@ def test_prelude_exports():
                 "KNOT_SPEC_URI": "s3://b/j",
                 "KNOT_SPEC_RECORD_BYTES": "10",
                 "AWS_BATCH_JOB_ID": "a:4",
+                **DIGEST,
             },
             (40, 49),
         ),
         # Without a record width the object is one document, whatever the index.
-        ({"KNOT_SPEC_URI": "s3://b/plain.json", "AWS_BATCH_JOB_ARRAY_INDEX": "2"}, None),
+        ({"KNOT_SPEC_URI": "s3://b/plain.json", "AWS_BATCH_JOB_ARRAY_INDEX": "2", **DIGEST}, None),
     ],
 )
 def test_spec_location(env, expected):
@@ -271,14 +276,16 @@ def test_spec_location(env, expected):
     assert where.byte_range == expected
 
 
-def test_spec_location_missing_uri():
-    with pytest.raises(JobFailure, match="KNOT_SPEC_URI"):
+def test_spec_location_needs_the_uri_and_the_digest():
+    with pytest.raises(JobFailure, match="KNOT_SPEC_URI and KNOT_SPEC_SHA256"):
         spec.spec_location({})
+    with pytest.raises(JobFailure, match="KNOT_SPEC_SHA256"):
+        spec.spec_location({"KNOT_SPEC_URI": "s3://b/j"})
 
 
 @pytest.mark.parametrize("width", ["0", "-5", "ten"])
 def test_spec_location_bad_record_width(width):
-    env = {"KNOT_SPEC_URI": "s3://b/j", "KNOT_SPEC_RECORD_BYTES": width}
+    env = {"KNOT_SPEC_URI": "s3://b/j", "KNOT_SPEC_RECORD_BYTES": width, **DIGEST}
     with pytest.raises(JobFailure, match="KNOT_SPEC_RECORD_BYTES"):
         spec.spec_location(env)
 
@@ -291,14 +298,14 @@ def test_parse_s3_uri():
 
 
 def _doc(**changes) -> dict:
-    doc = {"version": 1, "rule": "r", "kind": "run", "jobid": 3}
+    doc = {"version": SPEC_VERSION, "rule": "r", "kind": "run", "jobid": 3}
     return doc | changes
 
 
 def test_parse_spec_checks():
     assert spec.parse_spec(json.dumps(_doc()), "s3://b/k")["rule"] == "r"
-    with pytest.raises(JobFailure, match="version 2"):
-        spec.parse_spec(json.dumps(_doc(version=2)), "s3://b/k")
+    with pytest.raises(JobFailure, match="version 99"):
+        spec.parse_spec(json.dumps(_doc(version=99)), "s3://b/k")
     with pytest.raises(JobFailure, match="kind"):
         spec.parse_spec(json.dumps(_doc(kind="cwl")), "s3://b/k")
     with pytest.raises(JobFailure, match="not valid JSON"):

@@ -25,6 +25,7 @@ from moto.server import ThreadedMotoServer
 
 import snakemake_executor_knot.runtime as runtime_package
 from snakemake_executor_knot.jobspec import spec_records
+from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 
 BUCKET = "knot-runtime-tests"
 REGION = "us-east-1"
@@ -91,7 +92,7 @@ def section(items: list, names: dict | None = None) -> dict:
 
 def make_spec(rule: str, kind: str, **parts) -> dict:
     doc = {
-        "version": 1,
+        "version": SPEC_VERSION,
         "rule": rule,
         "kind": kind,
         "jobid": 7,
@@ -108,8 +109,11 @@ def make_spec(rule: str, kind: str, **parts) -> dict:
     return doc | parts
 
 
-def put_spec(s3, prefix: str, doc: dict, name: str = "job-0.json") -> None:
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/{name}", Body=json.dumps(doc).encode())
+def put_spec(s3, prefix: str, doc: dict, name: str = "job-0.json") -> str:
+    """Write ``doc`` as the executor does (one record); its digest, for KNOT_SPEC_SHA256."""
+    written = spec_records([doc])
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/{name}", Body=written.body)
+    return written.digest
 
 
 def write_rule(lib: Path, body: str) -> None:
@@ -217,10 +221,10 @@ def test_run_job_round_trip(s3, endpoint, lib, work, prefix):
         prefix,
         {"data/a.txt": b"A\n", "data/refs/x.txt": b"X\n", "data/refs/sub/y.txt": b"Y\n"},
     )
-    put_spec(s3, prefix, run_spec(prefix))
+    digest = put_spec(s3, prefix, run_spec(prefix))
     write_rule(lib, RUN_RULE)
 
-    done = run_runtime(endpoint, lib, work, prefix)
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
 
     assert done.returncode == 0, done.stderr
     assert read(s3, prefix, "res/merged out.txt") == b"A\nX\nY\n"
@@ -261,9 +265,9 @@ def shell_spec(prefix: str, sample: str, command: str = SHELL_COMMAND) -> dict:
 
 def test_shell_job(s3, endpoint, lib, work, prefix):
     upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
-    put_spec(s3, prefix, shell_spec(prefix, "s1"))
+    digest = put_spec(s3, prefix, shell_spec(prefix, "s1"))
 
-    done = run_runtime(endpoint, lib, work, prefix)
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
 
     assert done.returncode == 0, done.stderr
     assert read(s3, prefix, "out/s1.txt") == b"HELLO\ns1 3 v1 1000 upper\n"
@@ -271,9 +275,9 @@ def test_shell_job(s3, endpoint, lib, work, prefix):
 
 def test_shell_job_failing_command(s3, endpoint, lib, work, prefix):
     upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
-    put_spec(s3, prefix, shell_spec(prefix, "s1", "false | cat > {output:q}"))
+    digest = put_spec(s3, prefix, shell_spec(prefix, "s1", "false | cat > {output:q}"))
 
-    done = run_runtime(endpoint, lib, work, prefix)
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
 
     assert done.returncode == 1
     assert "CalledProcessError" in done.stderr and "pipefail" in done.stderr
@@ -282,12 +286,13 @@ def test_shell_job_failing_command(s3, endpoint, lib, work, prefix):
 
 def test_array_index_selects_spec(s3, endpoint, lib, work, prefix):
     upload_inputs(s3, prefix, {"in/t.txt": b"abc\n"})
-    body, width = spec_records([shell_spec(prefix, "first"), shell_spec(prefix, "second")])
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/array.jsonl", Body=body)
+    written = spec_records([shell_spec(prefix, "first"), shell_spec(prefix, "second")])
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/array.jsonl", Body=written.body)
 
     done = run_runtime(
         endpoint, lib, work, prefix, "array.jsonl",
-        KNOT_SPEC_RECORD_BYTES=str(width), AWS_BATCH_JOB_ARRAY_INDEX="1",
+        KNOT_SPEC_RECORD_BYTES=str(written.record_bytes), AWS_BATCH_JOB_ARRAY_INDEX="1",
+        KNOT_SPEC_SHA256=written.digest,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
@@ -332,9 +337,11 @@ def test_script_job(s3, endpoint, lib, work, prefix, tmp_path):
         config={"c": [1, 2]},
         script={"path": "scripts/count.py"},
     )
-    put_spec(s3, prefix, doc)
+    digest = put_spec(s3, prefix, doc)
 
-    done = run_runtime(endpoint, lib, work, prefix, KNOT_RULE_DIR=str(rule_dir))
+    done = run_runtime(
+        endpoint, lib, work, prefix, KNOT_RULE_DIR=str(rule_dir), KNOT_SPEC_SHA256=digest
+    )
 
     assert done.returncode == 0, done.stderr
     assert json.loads(read(s3, prefix, "out/count.json")) == {
@@ -354,7 +361,7 @@ def two_output_spec(prefix: str) -> dict:
 
 
 def test_missing_output_fails_and_names_it(s3, endpoint, lib, work, prefix):
-    put_spec(s3, prefix, two_output_spec(prefix))
+    digest = put_spec(s3, prefix, two_output_spec(prefix))
     write_rule(
         lib,
         """
@@ -365,7 +372,7 @@ def test_missing_output_fails_and_names_it(s3, endpoint, lib, work, prefix):
         """,
     )
 
-    done = run_runtime(endpoint, lib, work, prefix)
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
 
     assert done.returncode == 1
     assert "out/two.txt (missing)" in done.stderr
@@ -376,7 +383,7 @@ def test_missing_output_fails_and_names_it(s3, endpoint, lib, work, prefix):
 
 
 def test_exception_uploads_log_not_outputs(s3, endpoint, lib, work, prefix):
-    put_spec(s3, prefix, two_output_spec(prefix))
+    digest = put_spec(s3, prefix, two_output_spec(prefix))
     write_rule(
         lib,
         """
@@ -390,7 +397,7 @@ def test_exception_uploads_log_not_outputs(s3, endpoint, lib, work, prefix):
         """,
     )
 
-    done = run_runtime(endpoint, lib, work, prefix)
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
 
     assert done.returncode == 1
     assert "knot: rule pair, jobid 7: FAILED: ValueError: boom 7" in done.stderr
@@ -406,9 +413,9 @@ def test_exception_uploads_log_not_outputs(s3, endpoint, lib, work, prefix):
 
 def test_missing_input_fails_naming_it(s3, endpoint, lib, work, prefix):
     doc = shell_spec(prefix, "s1")
-    put_spec(s3, prefix, doc)
+    digest = put_spec(s3, prefix, doc)
 
-    done = run_runtime(endpoint, lib, work, prefix)
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
 
     assert done.returncode == 1
     assert f"could not download 1 of 1 files:\n  {uri(prefix, 'in/t.txt')}" in done.stderr
@@ -416,7 +423,7 @@ def test_missing_input_fails_naming_it(s3, endpoint, lib, work, prefix):
 
 
 def test_missing_spec_fails_clearly(endpoint, lib, work, prefix):
-    done = run_runtime(endpoint, lib, work, prefix)
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256="0" * 64)
 
     assert done.returncode == 1
     assert f"could not read the job spec {uri(prefix, 'specs/job-0.json')}" in done.stderr

@@ -24,7 +24,11 @@ EXPECTED_JOBS = {
     },
     "tests/workflows/parity": {
         **{rule: 2 for rule in ("count", "shout", "count_upper", "shell_in_run", "summarise")},
-        **{rule: 1 for rule in ("merge", "split", "index", "expand_in_run", "final", "all")},
+        **{
+            rule: 1
+            for rule in ("merge", "split", "index", "expand_in_run", "typed_values", "final")
+        },
+        "all": 1,
     },
 }
 
