@@ -56,7 +56,7 @@ def plan_rule(workflow, job, config: KnotConfig, base_image: str) -> RulePlan:
     exist only as per-job values."""
     rule = job.rule
     check_supported(rule)
-    source = rule_source(workflow, rule)
+    source = rule_source(workflow, rule, config.public_globals)
     given = knot_resource(job, "knot_image")
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))

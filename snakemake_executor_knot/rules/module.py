@@ -20,13 +20,14 @@ _LOCAL_LOADS = frozenset({"LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"})
 # ---- shell rules
 
 
-def shell_module(workflow, rule) -> str | None:
+def shell_module(workflow, rule, public: frozenset[str] = frozenset()) -> str | None:
     """Snakemake also formats a shell command with the Snakefile's globals ("{SCALE}"); the
     globals a command names travel in a rule module without ``knot_run``."""
     names = [name for name in _format_names(rule.shellcmd) if name not in _JOB_NAMES]
     if not names or rule.run_func is None:
         return None
-    shipper = Shipper(rule.name, rule.run_func.__globals__, Snakefiles(workflow, rule.name))
+    files = Snakefiles(workflow, rule.name)
+    shipper = Shipper(rule.name, rule.run_func.__globals__, files, public)
     for name in names:
         shipper.need(name)
     return shipper.module_text(None) if shipper.has_content() else None
@@ -48,13 +49,13 @@ def _format_names(command: str) -> list[str]:
 # ---- run rules
 
 
-def run_module(workflow, rule) -> str:
+def run_module(workflow, rule, public: frozenset[str] = frozenset()) -> str:
     """The text of the generated ``knot_rule.py`` of a ``run:`` rule."""
     func = rule.run_func
     files = Snakefiles(workflow, rule.name)
     body = run_block(files, func.__code__)
     _check_run_arguments(rule.name, func.__code__)
-    shipper = Shipper(rule.name, func.__globals__, files)
+    shipper = Shipper(rule.name, func.__globals__, files, public)
     for name in global_names(func.__code__):
         shipper.need(name)
     return shipper.module_text(f"def {RUN_FUNCTION}({', '.join(RUN_ARGUMENTS)}):\n{body}")

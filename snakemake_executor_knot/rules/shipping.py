@@ -12,6 +12,7 @@ import builtins
 import dis
 import inspect
 import io
+import os
 import socket
 import types
 
@@ -19,6 +20,7 @@ from ..errors import RuleError
 from ..runtime.contract import RUNTIME_PACKAGE
 from .imports import MISSING, SnakefileImport, module_import, object_import, snakefile_imports
 from .literals import literal
+from .secrets import assignments, secret_reason
 from .text import Snakefiles
 
 # What `from knot_runtime.prelude import *` provides, as a Snakefile does without imports.
@@ -55,10 +57,13 @@ class Shipper:
     """Gathers what generated code needs from a Snakefile's globals: import statements,
     constants, and helper definitions in dependency order."""
 
-    def __init__(self, rule: str, namespace: dict, files: Snakefiles) -> None:
+    def __init__(
+        self, rule: str, namespace: dict, files: Snakefiles, public: frozenset[str] = frozenset()
+    ) -> None:
         self.rule = rule
         self.namespace = namespace
         self.files = files
+        self.public = public  # globals the user declared not secret (--knot-public-globals)
         self.imports: dict[str, tuple[int, int]] = {}
         self.definitions: list[str] = []
         self._seen: set[str] = set()
@@ -89,11 +94,27 @@ class Shipper:
         elif (source := self._definition(name, value, via)) is not None:
             self._ship_definition(name, source)
         elif (text := literal(value)) is not None:
+            self._refuse_secret(name, value, via)
             self.definitions.append(f"{name} = {text}\n")
         elif not _snakemake_owned(value) and (statement := object_import(name, value)):
             self.imports.setdefault(statement, self._late())
         else:
             raise self._error(name, via, _describe(value, self._snakefile_class(type(value))))
+
+    def _refuse_secret(self, name: str, value: object, via: str | None) -> None:
+        if name in self.public:
+            return
+        reason = secret_reason(name, value, assignments(self.files, name), os.environ)
+        if reason:
+            raise RuleError(
+                f"Rule '{self.rule}' uses the global '{name}'"
+                + (f" (through the helper '{via}')" if via else "")
+                + f", which looks like a secret: {reason}. knot writes the globals a rule "
+                "uses into its image, and images are kept in ECR, so a secret there would "
+                f"leak. Pass it to jobs as an environment variable instead (envvars: "
+                f'"{name}", then os.environ["{name}"] in the rule), or, if it is not '
+                f"secret, say so with --knot-public-globals {name}."
+            )
 
     def _snakefile_class(self, cls: type) -> bool:
         # Snakefile classes share __module__ with Snakemake's own (the globals are

@@ -91,16 +91,17 @@ def _check_script(rule: str, script: str) -> None:
 # ---- the entry point
 
 
-def rule_source(workflow, rule) -> RuleSource:
+def rule_source(workflow, rule, public: frozenset[str] = frozenset()) -> RuleSource:
     """The kind and source of ``rule``. ``workflow`` is Snakemake's Workflow object (in an
-    executor, ``job.rule.workflow``)."""
+    executor, ``job.rule.workflow``); ``public`` names globals declared not secret."""
     check_supported(rule)
     kind = rule_kind(rule)
     common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
     if kind == "script":
         path = str(rule.script)
         return RuleSource(**common, files=_script_files(workflow, rule, path), script_path=path)
-    module = run_module(workflow, rule) if kind == "run" else shell_module(workflow, rule)
+    build = run_module if kind == "run" else shell_module
+    module = build(workflow, rule, public)
     files = {RULE_MODULE_PATH: module.encode()} if module else {}
     command = rule.shellcmd if kind == "shell" else None
     return RuleSource(**common, files=files, shell_command=command, module_source=module)

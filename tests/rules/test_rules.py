@@ -485,3 +485,51 @@ def test_literals_refuse_other_objects():
     assert literal(Path("a/b")) == "Path('a/b')"
     assert literal(set()) == "set()"
     assert literal((1,)) == "(1,)"
+
+
+# ---- secrets never ship in code
+
+SECRET = "s3cr3t-value-for-tests"
+
+
+@pytest.fixture
+def secrets_workflow(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOT_TEST_SECRET", SECRET)
+    return load_workflow("secrets", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("rule", "name", "reason"),
+    [
+        ("uses_token", "TOKEN", "equals the environment variable KNOT_TEST_SECRET"),
+        ("uses_environment_copy", "ENV", "its value equals the environment variable"),
+        ("uses_api_key", "API_KEY", "its name says it holds a secret"),
+        ("uses_copied_value", "COPIED", "equals the environment variable KNOT_TEST_SECRET"),
+        ("uses_sort_key", "SORT_KEY", "its name says it holds a secret"),
+    ],
+)
+def test_a_secret_looking_global_is_refused_pointing_to_envvars(
+    secrets_workflow, rule, name, reason
+):
+    with pytest.raises(RuleError) as caught:
+        rule_source(secrets_workflow, secrets_workflow.get_rule(rule))
+    message = str(caught.value)
+    assert f"Rule '{rule}' uses the global '{name}'" in message
+    assert reason in message
+    assert f'envvars: "{name}"' in message and f"--knot-public-globals {name}" in message
+    assert SECRET not in message
+
+
+def test_a_global_read_from_the_environment_is_refused_whatever_its_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOT_TEST_SECRET", "short")  # too short to match by value
+    workflow = load_workflow("secrets", tmp_path)
+    with pytest.raises(RuleError, match="read from the environment"):
+        rule_source(workflow, workflow.get_rule("uses_token"))
+
+
+def test_public_globals_let_a_false_positive_through(secrets_workflow):
+    rule = secrets_workflow.get_rule("uses_sort_key")
+    source = rule_source(secrets_workflow, rule, frozenset({"SORT_KEY"}))
+    assert "SORT_KEY = 'name'" in source.module_source
+    plain = rule_source(secrets_workflow, secrets_workflow.get_rule("plain")).module_source
+    assert SECRET not in plain and "SEPARATOR = ' | '" in plain
