@@ -7,9 +7,9 @@ because Snakemake then checks that they exist locally.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,8 +29,7 @@ class LocalStaging:
         self.s3 = s3
         self.bucket = bucket
         self.workdir = Path(workdir).resolve()
-        workdir_id = hashlib.sha256(str(self.workdir).encode()).hexdigest()[:16]
-        self.prefix = f"knot/files/{workdir_id}/"
+        self.prefix = f"knot/files/{workflow_id(self.workdir)}/"
         self._transfer = S3Transfer(s3, _TRANSFER)
         self._uploaded: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -129,6 +128,26 @@ class LocalStaging:
                 rel = obj["Key"][len(prefix) :]
                 if rel:
                     self._download(f"s3://{bucket}/{obj['Key']}", dest / rel)
+
+
+WORKFLOW_ID_FILE = Path(".snakemake", "knot", "workflow-id")
+
+
+def workflow_id(workdir: Path) -> str:
+    """This working directory's random id, made on first use and kept in
+    .snakemake/knot/workflow-id. A hash of the path would be the same for two machines
+    (or two users) with the same path, and they would share their copies in S3."""
+    path = workdir / WORKFLOW_ID_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+        return text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = uuid.uuid4().hex
+    path.write_text(made + "\n")
+    return made
 
 
 def ensure_bucket(s3, bucket: str, region: str) -> bool:

@@ -31,3 +31,16 @@ def test_unchanged_and_fetched_files_are_not_uploaded_again(clients, calls, tmp_
     calls.reset()
     assert staging.upload_inputs(["out/b.txt"], "r") == 0
     assert calls["s3.PutObject"] == 0
+
+
+def test_the_workflow_prefix_is_a_random_id_kept_with_the_workflow(clients, tmp_path):
+    """Two machines with the same working-directory path must not share copies."""
+    first = LocalStaging(clients.s3, "knot-bucket", tmp_path / "a" / "wf")
+    again = LocalStaging(clients.s3, "knot-bucket", tmp_path / "a" / "wf")
+    elsewhere = LocalStaging(clients.s3, "knot-bucket", tmp_path / "b" / "wf")
+    assert first.prefix == again.prefix != elsewhere.prefix
+    kept = (tmp_path / "a" / "wf" / ".snakemake" / "knot" / "workflow-id").read_text().strip()
+    assert first.prefix == f"knot/files/{kept}/" and len(kept) == 32
+    (tmp_path / "a" / "wf" / ".snakemake" / "knot" / "workflow-id").write_text("../../etc\n")
+    replaced = LocalStaging(clients.s3, "knot-bucket", tmp_path / "a" / "wf")
+    assert replaced.prefix != first.prefix and ".." not in replaced.prefix
