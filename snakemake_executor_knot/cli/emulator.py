@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from ..emulator.faults import (
+    FAULTS_FILE,
+    Switches,
+    read_injected,
+    read_switches,
+    write_switches,
+)
 from ..emulator.server import DEFAULT_PORT, base_image_present, start, stop
 from ..emulator.state import emulator_state, state_path
 from ..errors import ConfigError
@@ -49,6 +57,60 @@ def _status(args: argparse.Namespace, config: KnotConfig) -> int:
     return 0
 
 
+def _faults(args: argparse.Namespace, config: KnotConfig) -> int:
+    folder = Path(emulator_state()["state_dir"])
+    if args.clear or args.s3_errors is not None or args.throttle:
+        try:
+            switches = Switches(
+                s3_error_share=args.s3_errors or 0.0,
+                s3_error_status=args.s3_status,
+                throttle=dict(_throttle(item) for item in args.throttle),
+                seed=args.seed,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"knot emulator faults: {exc}.") from exc
+        write_switches(folder, switches)
+    print(
+        json.dumps(
+            {
+                "switches": vars(read_switches(folder / FAULTS_FILE)),
+                "injected": read_injected(folder),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _throttle(item: str) -> tuple[str, int]:
+    operation, sep, count = item.partition("=")
+    if not sep or not count.isdigit():
+        raise ValueError(f"--throttle wants OPERATION=N, e.g. batch.SubmitJob=3, not '{item}'")
+    return operation, int(count)
+
+
+def _add_faults(actions) -> None:
+    faults = actions.add_parser(
+        "faults", help="make the emulator fail some requests, as AWS does under load"
+    )
+    faults.add_argument(
+        "--s3-errors", type=float, metavar="SHARE", help="fail this share (0-1) of S3 requests"
+    )
+    faults.add_argument(
+        "--s3-status", type=int, default=503, choices=(500, 503), help="HTTP status of S3 faults"
+    )
+    faults.add_argument(
+        "--throttle",
+        action="append",
+        default=[],
+        metavar="OP=N",
+        help="refuse the next N calls of OP (e.g. batch.SubmitJob=3); repeatable",
+    )
+    faults.add_argument("--seed", type=int, help="seed of the S3 fault draws")
+    faults.add_argument("--clear", action="store_true", help="inject nothing")
+    faults.set_defaults(handler=_faults)
+
+
 def register(commands) -> None:
     """Add ``knot emulator start|stop|status`` to the ``knot`` command."""
     parser = commands.add_parser(
@@ -66,3 +128,4 @@ def register(commands) -> None:
     start_parser.set_defaults(handler=_start)
     actions.add_parser("stop", help="stop the emulator").set_defaults(handler=_stop)
     actions.add_parser("status", help="show the emulator's state").set_defaults(handler=_status)
+    _add_faults(actions)

@@ -24,6 +24,7 @@ import threading
 from base64 import b64encode
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from moto import settings as moto_settings
@@ -38,11 +39,13 @@ from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import FakeBucket, FakeKey
 from moto.s3.responses import S3Response
 from moto.utilities.docker_utilities import DockerModel
 
 from . import registry as local_registry
+from .faults import Injector, error_body, request_operation
 
 log = logging.getLogger("knot.emulator.patches")
 
@@ -64,6 +67,7 @@ class Fidelity:
     endpoint: str  # http://127.0.0.1:<port>: AWS_ENDPOINT_URL inside jobs
     registry: str  # 127.0.0.1:<registry port>: ECR's registry host
     label: str  # value of the knot.emulator label on containers this process starts
+    state_dir: Path | None = None  # where `knot emulator faults` leaves its switches
 
 
 _fidelity: Fidelity | None = None
@@ -90,6 +94,7 @@ def apply(config: Fidelity) -> None:
         _patch_bucket_policy()
         patch_ranged_reads()
         _patch_stacks()
+        _patch_faults()
 
 
 # --- pure rules -------------------------------------------------------------------------
@@ -532,3 +537,29 @@ def _patch_stacks() -> None:
     RouteTable.delete = delete_route_table
     ComputeEnvironment.delete = delete_batch_resource
     JobQueue.delete = delete_batch_resource
+
+
+# --- injected faults ----------------------------------------------------------------------
+
+
+def _patch_faults() -> None:
+    """Answer some requests with AWS's load errors when the tests ask for it (faults.py).
+    Off unless a faults file says otherwise; it costs a stat a second."""
+    folder = fidelity().state_dir
+    if folder is None:
+        return
+    injector = Injector(folder)
+    original = DomainDispatcherApplication.__call__
+
+    def call(app: Any, environ: dict, start_response: Any) -> Any:
+        operation = request_operation(environ)
+        fault = injector.fault_for(operation)
+        if fault is None:
+            return original(app, environ, start_response)
+        status, code = fault
+        body, content_type = error_body(operation or "", status, code)
+        headers = [("Content-Type", content_type), ("x-amzn-ErrorType", code)]
+        start_response(f"{status} {code}", headers)
+        return [body]
+
+    DomainDispatcherApplication.__call__ = call

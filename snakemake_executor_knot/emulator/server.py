@@ -253,6 +253,7 @@ def _running(port: int, registry_port: int, directory: Path) -> Iterator[subproc
             endpoint=f"http://127.0.0.1:{port}",
             registry=f"127.0.0.1:{registry_port}",
             label=str(os.getpid()),
+            state_dir=directory,
         )
     )
     events = registry.notification_server(patches.import_pushed_image)

@@ -38,7 +38,10 @@ class Transfer:
 def make_s3_client(concurrency: int = CONCURRENCY):
     """The S3 client; endpoint, credentials and region come from the environment."""
     # One pooled connection per transfer thread, or urllib3 discards the extra ones.
-    config = Config(max_pool_connections=concurrency, retries={"mode": "standard"})
+    # Standard mode with 8 attempts, as on the host: S3 answers 503 SlowDown under load.
+    config = Config(
+        max_pool_connections=concurrency, retries={"mode": "standard", "max_attempts": 8}
+    )
     return boto3.session.Session().client("s3", config=config)
 
 
