@@ -109,6 +109,13 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=20.0,
         metadata=_opt("Most Batch submissions per second (AWS allows about 50 per account)."),
     )
+    locked: bool = field(
+        default=False,
+        metadata=_opt(
+            "Require knot.lock next to the Snakefile to match the workflow: a changed, added "
+            "or removed rule is an error instead of a refresh of the lock."
+        ),
+    )
 
 
 GPU_FAMILY_PREFIXES = ("p2", "p3", "p4", "p5", "g3", "g4", "g5", "g6", "g7", "gr6", "dl1")
@@ -136,6 +143,7 @@ class KnotConfig:
     base_image: str | None = None  # None: the emulator's base image, else default_base_image()
     array_jobs: bool = True
     submit_rate: float = 20.0
+    locked: bool = False  # --knot-locked: knot.lock must match, never refreshed
 
     @property
     def has_gpu_instances(self) -> bool:
@@ -170,6 +178,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         base_image=settings.base_image or None,
         array_jobs=not settings.single_jobs,
         submit_rate=settings.submit_rate,
+        locked=bool(settings.locked),
     )
 
 
