@@ -113,7 +113,10 @@ def test_drift_refreshes_only_what_changed_with_a_notice(lock_file, caplog, monk
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        ({"platform": "linux/arm64"}, "platform linux/amd64, but this run uses platform linux/arm64"),
+        (
+            {"platform": "linux/arm64"},
+            "platform linux/amd64, but this run uses platform linux/arm64",
+        ),
         ({"base_name": "python:3.11-slim"}, "base image knot-base:py3.11, but this run uses"),
     ],
 )
