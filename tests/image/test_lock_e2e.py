@@ -238,3 +238,17 @@ def test_locked_plan_refuses_a_local_base_image_that_moved(locked_workflow, tmp_
     (tmp_path / LOCK_FILE).write_text(lock.replace(digest, "sha256:" + "0" * 64))
     with pytest.raises(ConfigError, match="has no registry digest to pull the locked one by"):
         locked_spec(tmp_path, read_lock(tmp_path / LOCK_FILE).base_image.name)
+
+
+def test_graviton_images_on_an_x86_engine_without_qemu_fail_first(tmp_path, emulator_env, emulator):
+    # This engine runs on x86_64 and has no binfmt handlers registered (checked here, so the
+    # test says so if the machine changes rather than passing for another reason).
+    assert docker_client().info()["Architecture"] == "x86_64"
+    assert not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists()
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    stack = f"lock-{uuid.uuid4().hex[:8]}"
+    result = snakemake(tmp_path, *KNOT, "--knot-stack-name", stack, "--knot-instance-types", "m7g")
+    assert result.returncode != 0
+    assert "must be built for linux/arm64" in result.stdout, result.stdout[-3000:]
+    assert "qemu-user-static" in result.stdout
+    assert stacks(emulator, stack) == []
