@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from .rules.source import RuleSource, check_supported, rule_source
 log = logging.getLogger("knot")
 
 RUNTIME_REQUIREMENT = "boto3"  # what knot's runtime imports; locked with every rule
+FETCH_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,14 @@ class HashCache:
     fetch: Callable[[str], bytes] | None = None
     found: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
-    def pin(self, pin: Pinned) -> Pinned:
-        key = (pin.name, pin.version)
-        if key not in self.found:
-            self.found[key] = tuple(index_hashes(pin.name, pin.version, self.fetch))
-        return Pinned(pin.name, pin.version, self.found[key])
+    def pin_all(self, pins: list[Pinned]) -> list[Pinned]:
+        """``pins`` with their hashes; the releases not seen yet are fetched in parallel
+        (one request each, some of them large: numpy's lists hundreds of files)."""
+        todo = sorted({(pin.name, pin.version) for pin in pins} - set(self.found))
+        with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
+            fetched = pool.map(lambda key: tuple(index_hashes(*key, self.fetch)), todo)
+            self.found.update(zip(todo, fetched, strict=True))
+        return [Pinned(pin.name, pin.version, self.found[(pin.name, pin.version)]) for pin in pins]
 
     def warn_missing(self) -> None:
         missing = sorted(f"{name}=={version}" for (name, version), h in self.found.items() if not h)
@@ -164,7 +169,7 @@ def top_level(basis: RuleBasis) -> list[str]:
 
 def lock_rule(basis: RuleBasis, *, python: str, platform: str, hashes: HashCache) -> RuleLock:
     pins = closure(top_level(basis), python=python, platform=platform, rule=basis.rule)
-    return RuleLock(tuple(hashes.pin(pin) for pin in pins), basis.source)
+    return RuleLock(tuple(hashes.pin_all(pins)), basis.source)
 
 
 def build_lock(
