@@ -39,15 +39,19 @@ def bases(*items: RuleBasis) -> dict[str, RuleBasis]:
     return {item.rule: item for item in items}
 
 
-@pytest.fixture
-def lock_file(tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def scipy_lock():
     """A lock of rules 'a' (knot_packages scipy) and 'b' (nothing but knot's runtime)."""
-    path = tmp_path / "knot.lock"
     rules = bases(basis("a", "scipy", packages=("scipy",)), basis("b"))
-    lock = build_lock(
+    return build_lock(
         rules, platform="linux/amd64", base_image=BASE, hashes=HashCache(fetch=fake_pypi)
     )
-    write_lock(path, lock)
+
+
+@pytest.fixture
+def lock_file(tmp_path, scipy_lock) -> Path:
+    path = tmp_path / "knot.lock"
+    write_lock(path, scipy_lock)
     return path
 
 
