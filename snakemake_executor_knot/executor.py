@@ -25,7 +25,7 @@ from .aws.submit import Submitter, build_submit_request
 from .errors import KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
-from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
+from .plan import RulePlan, build_target, check_job_resources, plan_rule, remote_rules
 from .resources import batch_resources
 from .settings import KnotConfig, parse_settings
 from .staging import LocalStaging, ensure_bucket
@@ -46,6 +46,7 @@ class Executor(RemoteExecutor):
         # the first preparation (stack, images) is still under way.
         self.poller = StatusPoller(self.clients.batch)
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
+        self._docker_client = None
         self._prepare(list(self.dag.needrun_jobs()))
 
     # -- preparation: everything that can fail does so before the first submission --
@@ -54,21 +55,33 @@ class Executor(RemoteExecutor):
         rules = remote_rules(jobs)
         if not rules:
             return
-        base_image = resolve_base_image(self.knot)
         workflow = next(iter(rules.values())).rule.workflow
-        plans = {
-            name: plan_rule(workflow, job, self.knot, base_image) for name, job in rules.items()
-        }
+        target = build_target(workflow, rules, self.knot, self._base_reference)
+        plans = {name: plan_rule(workflow, job, self.knot, target) for name, job in rules.items()}
         check_job_resources(jobs, self.knot)
         self._provision(plans)
 
-    def _provision(self, plans: dict[str, RulePlan]) -> None:
+    def _docker(self):
         # The docker SDK is slow to import, and Snakemake imports every installed executor
         # plugin at start-up: load it only when a run with knot builds images.
-        from .image.builder import ImageBuilder, docker_client
+        from .image.builder import docker_client
+
+        if self._docker_client is None:
+            self._docker_client = docker_client()
+        return self._docker_client
+
+    def _base_reference(self, base) -> str:
+        from .image.builder import base_reference  # the docker SDK, as in _docker
+
+        return base_reference(self._docker(), base)
+
+    def _provision(self, plans: dict[str, RulePlan]) -> None:
+        from .image.builder import ImageBuilder, check_platform  # the docker SDK, as in _docker
 
         to_build = [p.image for p in plans.values() if p.image is not None]
-        docker = docker_client() if to_build else None
+        docker = self._docker() if to_build else None
+        for platform in sorted({spec.platform for spec in to_build}):
+            check_platform(docker, platform)
         caller_identity(self.clients)
         if self.infra is None:
             self._ensure_storage_bucket()

@@ -8,18 +8,30 @@ input fails fast and costs nothing. Images for different rules are built in para
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .emulator.state import emulator_state
 from .errors import RuleError
 from .image.dockerfile import ImageSpec
+from .image.lock import BaseImage, Lock, platform_for
 from .image.requirements import find_requirements, parse_packages
 from .jobspec import value_modules
+from .locking import (
+    follow_lock,
+    lock_path,
+    locked_lines,
+    locked_rules,
+    python_source,
+    static_packages,
+)
 from .resources import batch_resources
 from .rules.source import RuleSource, check_supported, rule_source
 from .settings import KnotConfig, default_base_image
 
 log = logging.getLogger("knot")
+
+BaseReference = Callable[[BaseImage], str]
 
 
 @dataclass
@@ -51,7 +63,41 @@ def remote_rules(jobs) -> dict[str, object]:
     return rules
 
 
-def plan_rule(workflow, job, config: KnotConfig, base_image: str) -> RulePlan:
+@dataclass(frozen=True)
+class BuildTarget:
+    """What every rule image of a run shares: the base (a FROM reference; with a lock, the
+    locked digest), the platform of the compute environments, and knot.lock if followed."""
+
+    base_image: str
+    platform: str
+    lock: Lock | None = None
+
+
+def build_target(
+    workflow, jobs: Mapping[str, object], config: KnotConfig, base_reference: BaseReference
+) -> BuildTarget:
+    """``jobs`` is one job per rule of this run (their evaluated knot_packages count);
+    ``base_reference`` turns the locked base image into a FROM reference (needs Docker)."""
+    platform = platform_for(config.instance_types)
+    base = resolve_base_image(config)
+
+    def packages(rule) -> object:
+        job = jobs.get(rule.name)
+        return knot_resource(job, "knot_packages") if job else static_packages(rule)
+
+    lock = follow_lock(
+        lock_path(workflow),
+        lambda: locked_rules(workflow, packages),
+        platform=platform,
+        base_name=base,
+        locked=config.locked,
+    )
+    if lock is None:
+        return BuildTarget(base, platform)
+    return BuildTarget(base_reference(lock.base_image), platform, lock)
+
+
+def plan_rule(workflow, job, config: KnotConfig, target: BuildTarget) -> RulePlan:
     """``job`` is one job of the rule: resources given by --set-resources or a profile
     exist only as per-job values."""
     rule = job.rule
@@ -60,34 +106,29 @@ def plan_rule(workflow, job, config: KnotConfig, base_image: str) -> RulePlan:
     given = knot_resource(job, "knot_image")
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
-    return RulePlan(source=source, image=image_spec(source, job, base_image, workflow.config))
+    return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))
 
 
-def image_spec(source: RuleSource, job, base_image: str, config: dict) -> ImageSpec:
+def image_spec(source: RuleSource, job, target: BuildTarget, config: dict) -> ImageSpec:
+    """The rule's image: from knot.lock's lines when the run follows a lock, else from
+    the rule's imports pinned to the versions installed here."""
+    shared = {
+        "rule": source.rule,
+        "base_image": source.container or target.base_image,
+        "files": tuple(sorted(source.files.items())),
+        "from_container": bool(source.container),
+        "platform": target.platform,
+    }
+    if target.lock is not None and source.rule in target.lock.rules:
+        lines, hashed = locked_lines(target.lock, source.rule)
+        return ImageSpec(**shared, requirements=lines, locked=True, require_hashes=hashed)
     packages = knot_resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
     # A numpy param needs numpy in the image even when the code never imports it.
     loads = "".join(f"import {name}\n" for name in sorted(value_modules(job, config)))
-    code = (_python_source(source) or "") + loads
+    code = (python_source(source) or "") + loads
     requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
-    from_container = bool(source.container)
-    return ImageSpec(
-        rule=source.rule,
-        base_image=source.container or base_image,
-        requirements=tuple(requirements),
-        files=tuple(sorted(source.files.items())),
-        from_container=from_container,
-    )
-
-
-def _python_source(source: RuleSource) -> str | None:
-    """The Python code whose imports the image needs: the rule module (run rules, and
-    shell rules whose command uses Snakefile globals), or the script."""
-    if source.module_source:
-        return source.module_source
-    if source.kind == "script":
-        return b"\n".join(source.files.values()).decode()
-    return None
+    return ImageSpec(**shared, requirements=tuple(requirements))
 
 
 def knot_resource(job, name: str):

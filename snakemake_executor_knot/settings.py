@@ -116,6 +116,13 @@ class ExecutorSettings(ExecutorSettingsBase):
             "refuses to write secret-looking globals into rule images otherwise."
         ),
     )
+    locked: bool = field(
+        default=False,
+        metadata=_opt(
+            "Require knot.lock next to the Snakefile to match the workflow: a changed, added "
+            "or removed rule is an error instead of a refresh of the lock."
+        ),
+    )
 
 
 GPU_FAMILY_PREFIXES = ("p2", "p3", "p4", "p5", "g3", "g4", "g5", "g6", "g7", "gr6", "dl1")
@@ -144,6 +151,7 @@ class KnotConfig:
     array_jobs: bool = True
     submit_rate: float = 20.0
     public_globals: frozenset[str] = frozenset()
+    locked: bool = False  # --knot-locked: knot.lock must match, never refreshed
 
     @property
     def has_gpu_instances(self) -> bool:
@@ -179,6 +187,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         array_jobs=not settings.single_jobs,
         submit_rate=settings.submit_rate,
         public_globals=frozenset(_split(settings.public_globals)),
+        locked=bool(settings.locked),
     )
 
 

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 DEFERRED = {
     (f"{PACKAGE}.executor", f"{PACKAGE}.image.builder"),  # the docker SDK
     (f"{PACKAGE}.image.requirements", "pipreqs"),
+    (f"{PACKAGE}.cli.lock", f"{PACKAGE}.image.builder"),  # the docker SDK
+    (f"{PACKAGE}.cli.lock", "snakemake.api"),  # only 'knot lock' loads a workflow
+    (f"{PACKAGE}.cli.lock", "snakemake.settings.types"),
     (f"{PACKAGE}.report.render", "matplotlib"),  # only pictures need it
     (f"{PACKAGE}.emulator.server", "moto.server"),  # the optional 'emulator' extra
     (f"{PACKAGE}.emulator.server", f"{PACKAGE}.emulator.patches"),  # moto, likewise

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.plan import image_spec, knot_resource
+from snakemake_executor_knot.plan import BuildTarget, image_spec, knot_resource
 from snakemake_executor_knot.rules.source import RuleSource
 
 from .conftest import fake_job
+
+TARGET = BuildTarget("knot-base:py3.11", "linux/amd64")
 
 
 def _job(**resources):
@@ -34,9 +36,9 @@ def test_absent_or_non_text_resources_are_none():
 def test_a_numpy_param_puts_numpy_in_the_image_of_a_rule_that_never_imports_it():
     source = RuleSource(rule="fit", kind="shell", shell_command="echo {params.n}")
     job = fake_job(params={"n": np.int64(1), "where": Path("/tmp")})
-    spec = image_spec(source, job, "knot-base:py3.11", {"when": datetime.date(2026, 1, 1)})
+    spec = image_spec(source, job, TARGET, {"when": datetime.date(2026, 1, 1)})
     assert spec.requirements == (f"numpy=={importlib.metadata.version('numpy')}",)
-    plain = image_spec(source, fake_job(params={"n": 1}), "knot-base:py3.11", {})
+    plain = image_spec(source, fake_job(params={"n": 1}), TARGET, {})
     assert plain.requirements == ()
 
 
@@ -45,6 +47,6 @@ def test_an_unpicklable_config_value_stops_planning_naming_rule_and_config():
     config = {"log": open(os.devnull)}  # noqa: SIM115 - a value that cannot be sent
     try:
         with pytest.raises(RuleError, match=r"Rule 'fit': config cannot be sent"):
-            image_spec(source, fake_job(), "knot-base:py3.11", config)
+            image_spec(source, fake_job(), TARGET, config)
     finally:
         config["log"].close()

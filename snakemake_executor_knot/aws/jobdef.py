@@ -8,6 +8,7 @@ import threading
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import aws_error
+from ..image.lock import platform_for
 from ..names import short_hash
 from ..runtime.contract import RUNTIME_COMMAND
 from ..settings import KnotConfig
@@ -57,12 +58,15 @@ def _container_properties(image_uri: str, infra: Infra) -> dict:
 def build_job_definition(image_uri: str, infra: Infra, config: KnotConfig) -> dict:
     """RegisterJobDefinition kwargs. The name is a hash of everything else, so equal
     specs share one definition and a changed spec gets a new one."""
+    platform = platform_for(config.instance_types)
     spec = {
         "type": "container",
         "platformCapabilities": ["EC2"],
         "containerProperties": _container_properties(image_uri, infra),
         "retryStrategy": retry_strategy(config.spot_retries),
-        "tags": {**config.tag_dict, "knot:stack": infra.stack_name},
+        # Batch's runtimePlatform is for Fargate only; on EC2 the compute environment's
+        # instance types decide. The tag (and so the name) records the image's platform.
+        "tags": {**config.tag_dict, "knot:stack": infra.stack_name, "knot:platform": platform},
         "propagateTags": True,
     }
     return {"jobDefinitionName": f"knot-{short_hash(spec)}", **spec}

@@ -10,13 +10,14 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import docker
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
-from docker.errors import DockerException
+from docker.errors import DockerException, ImageNotFound
 
-from ..errors import DockerError, aws_error
+from ..errors import ConfigError, DockerError, aws_error
 from .dockerfile import (
     ImageSpec,
     build_context,
@@ -25,11 +26,15 @@ from .dockerfile import (
     render_dockerfile,
     runtime_files,
 )
+from .lock import BaseImage, base_image_digest, image_repository
 
 __all__ = [
     "ImageBuilder",
     "ImageSpec",
+    "base_reference",
+    "check_platform",
     "docker_client",
+    "local_base_image",
     "image_tag",
     "render_dockerfile",
     "runtime_files",
@@ -61,6 +66,82 @@ def docker_client() -> docker.DockerClient:
         ) from exc
     client.api.timeout = DOCKER_TIMEOUT
     return client
+
+
+# The engine's Architecture (Go's runtime or uname) and the binfmt handler that lets it run
+# the other one's RUN steps; names as registered by qemu-user-static and tonistiigi/binfmt.
+_ENGINE_ARCH = {
+    "x86_64": "linux/amd64",
+    "amd64": "linux/amd64",
+    "aarch64": "linux/arm64",
+    "arm64": "linux/arm64",
+}
+_BINFMT = {"linux/amd64": "qemu-x86_64", "linux/arm64": "qemu-aarch64"}
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+
+def check_platform(client, platform: str, binfmt_dir: Path = BINFMT_DIR) -> None:
+    """Refuse, before any build, a platform the engine can neither run natively nor emulate:
+    the build would otherwise fail in its first RUN step with "exec format error"."""
+    try:
+        arch = str(client.info().get("Architecture", ""))
+    except _ENGINE_ERRORS as exc:
+        raise DockerError(f"Asking the Docker engine for its architecture failed: {exc}") from exc
+    native = _ENGINE_ARCH.get(arch.lower())
+    if native == platform or _emulates(binfmt_dir / _BINFMT.get(platform, "-")):
+        return
+    raise DockerError(
+        f"Rule images must be built for {platform} (the compute environments' architecture), "
+        f"but the Docker engine runs on {arch or 'an unknown architecture'} and has no QEMU "
+        f"handler for it ({binfmt_dir / _BINFMT.get(platform, '?')} is missing). Register "
+        "one on the engine's host (apt-get install qemu-user-static binfmt-support, or docker "
+        "run --privileged --rm tonistiigi/binfmt --install all), build on a "
+        f"{platform} machine, or pick instance types of the engine's architecture with "
+        "--knot-instance-types."
+    )
+
+
+def _emulates(handler: Path) -> bool:
+    try:
+        return handler.read_text().splitlines()[0].strip() == "enabled"
+    except (OSError, IndexError):
+        return False
+
+
+def local_base_image(client, name: str) -> BaseImage:
+    """``name`` with the digest the local engine has for it, for writing knot.lock."""
+    try:
+        return BaseImage(name, base_image_digest(client, name))
+    except ImageNotFound as exc:
+        raise DockerError(
+            f"The base image '{name}' is not in the local Docker engine, so knot cannot "
+            "record its digest: pull or build it first (docker pull ...), or choose another "
+            "with --base-image / --knot-base-image."
+        ) from exc
+    except _ENGINE_ERRORS as exc:
+        raise DockerError(f"Inspecting the base image '{name}' failed: {exc}") from exc
+
+
+def base_reference(client, base: BaseImage) -> str:
+    """The FROM reference that gives exactly the locked base image: ``repo@digest`` for a
+    registry image (the engine pulls it when missing), or the name of a local image
+    without a registry digest after checking its id is the locked one."""
+    try:
+        attrs = client.images.get(base.name).attrs
+    except ImageNotFound:
+        return f"{image_repository(base.name)}@{base.digest}"
+    except _ENGINE_ERRORS as exc:
+        raise DockerError(f"Inspecting the base image '{base.name}' failed: {exc}") from exc
+    if attrs.get("Id") == base.digest:
+        return base.name
+    if attrs.get("RepoDigests"):
+        return f"{image_repository(base.name)}@{base.digest}"
+    raise ConfigError(
+        f"knot.lock pins the base image {base.name} to {base.digest}, but the local "
+        f"{base.name} is {attrs.get('Id')} and has no registry digest to pull the locked "
+        "one by. Restore the locked image (docker tag <image> " + base.name + "), or run "
+        "'knot lock' to lock the new one."
+    )
 
 
 class ImageBuilder:
@@ -131,6 +212,7 @@ class ImageBuilder:
                 fileobj=io.BytesIO(build_context(spec)),
                 custom_context=True,
                 tag=uri,
+                platform=spec.platform,
                 network_mode="host",  # no bridge here: pip reaches the index via the host
                 rm=True,
                 forcerm=True,

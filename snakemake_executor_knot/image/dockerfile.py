@@ -31,6 +31,7 @@ log = logging.getLogger("knot.image")
 TEMPLATE_VERSION = "1"
 
 KNOT_UID = 1000
+DEFAULT_PLATFORM = "linux/amd64"
 PIP_INDEX_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 RUNTIME_DIR = Path(__file__).parent.parent / "runtime"
 
@@ -45,6 +46,11 @@ class ImageSpec:
     requirements: tuple[str, ...] = ()
     files: tuple[tuple[str, bytes], ...] = ()
     from_container: bool = False  # the base is the rule's own `container:` image
+    platform: str = DEFAULT_PLATFORM
+    # Locked: ``requirements`` is knot.lock's whole closure, boto3 for the runtime included,
+    # installed with --no-deps so nothing outside the lock enters the venv.
+    locked: bool = False
+    require_hashes: bool = False  # every line carries --hash (pip's mode is all or nothing)
 
     def __post_init__(self) -> None:
         files = self.files.items() if isinstance(self.files, Mapping) else self.files
@@ -94,8 +100,8 @@ def render_dockerfile(spec: ImageSpec, boto3_version: str | None = None) -> str:
     blocks = [
         f"FROM {spec.base_image}",
         _system_block(),
-        _venv_block(boto3_version or host_boto3_version()),
-        _requirements_block(spec.requirements),
+        _venv_block(None if spec.locked else boto3_version or host_boto3_version()),
+        _requirements_block(spec),
         f"COPY runtime/ {LIB}/{RUNTIME_PACKAGE}/",
         f"COPY rule/ {KNOT_ROOT}/" if spec.files else "",
         _final_block(spec.from_container),
@@ -125,20 +131,26 @@ RUN set -e; \\
     chown knot /work"""
 
 
-def _venv_block(boto3_version: str) -> str:
+def _venv_block(boto3_version: str | None) -> str:
     # A venv, because Debian's python3 marks its pip as externally managed (PEP 668).
     # The ARGs come after the user layer so a changed index URL keeps that layer cached.
+    # A locked image gets boto3 from the lock's lines instead: its dependencies float here.
     args = "\n".join(f"ARG {name}" for name in PIP_INDEX_VARS)
+    venv = f"RUN python3 -m venv {VENV}"
+    if boto3_version is None:
+        return f"{args}\n{venv}"
     return f"""{args}
-RUN python3 -m venv {VENV} && \\
+{venv} && \\
     {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check boto3=={boto3_version}"""
 
 
-def _requirements_block(requirements: tuple[str, ...]) -> str:
-    if not requirements_txt(requirements):
+def _requirements_block(spec: ImageSpec) -> str:
+    if not requirements_txt(spec.requirements):
         return ""
+    flags = " --no-deps" if spec.locked else ""
+    flags += " --require-hashes" if spec.require_hashes else ""
     return f"""COPY requirements.txt {KNOT_ROOT}/requirements.txt
-RUN {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check \\
+RUN {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check{flags} \\
     -r {KNOT_ROOT}/requirements.txt"""
 
 
@@ -230,6 +242,7 @@ def image_tag(spec: ImageSpec, boto3_version: str | None = None) -> str:
         ("template", TEMPLATE_VERSION),
         ("knot", __version__),
         ("base", spec.base_image),
+        ("platform", spec.platform),
         ("dockerfile", render_dockerfile(spec, boto3_version)),
         ("requirements", requirements_txt(spec.requirements)),
     ]

@@ -499,7 +499,7 @@ def base_image_digest(docker_client: Any, name: str) -> str:
     attrs = docker_client.images.get(name).attrs
     digests = sorted(attrs.get("RepoDigests") or [])
     if digests:
-        repository = _repository(name)
+        repository = image_repository(name)
         matching = [d for d in digests if d.split("@", 1)[0] == repository] or digests
         return matching[0].split("@", 1)[1]
     if not attrs.get("Id"):
@@ -507,7 +507,7 @@ def base_image_digest(docker_client: Any, name: str) -> str:
     return attrs["Id"]
 
 
-def _repository(name: str) -> str:
+def image_repository(name: str) -> str:
     """``name`` without its tag or digest: "python:3.11-slim" -> "python"."""
     name = name.split("@", 1)[0]
     head, _, last = name.rpartition("/")
@@ -548,6 +548,7 @@ __all__ = [
     "base_image_digest",
     "check_lock",
     "closure",
+    "image_repository",
     "index_hashes",
     "lock_document",
     "parse_lock",

@@ -56,6 +56,13 @@ def find_requirements(module_source: str, *, rule: str, extra: Sequence[str] = (
     return sorted(result, key=lambda spec: (canonicalize_name(_name(spec)), spec))
 
 
+def import_names(module_source: str, *, rule: str) -> list[str]:
+    """The module's third-party top-level import names, sorted. Unlike the pins, they do not
+    depend on what is installed here, so knot.lock can tell from them whether a rule's
+    requirements changed on any machine."""
+    return sorted(_third_party_imports(module_source, rule))
+
+
 def parse_packages(value: object, *, rule: str) -> list[str]:
     """The entries of a rule's ``knot_packages`` resource: requirement specifiers separated
     by commas or whitespace ("scikit-learn==1.5.2, pandas>=2,<3 tqdm"), each validated."""
@@ -194,4 +201,4 @@ def _unresolved(rule: str, missing: list[str]) -> RuleError:
     )
 
 
-__all__ = ["find_requirements", "parse_packages", "pypi_name"]
+__all__ = ["find_requirements", "import_names", "parse_packages", "pypi_name"]

@@ -53,10 +53,19 @@ def test_job_definition_request():
                 {"onReason": "*", "action": "EXIT"},
             ],
         },
-        "tags": {"team": "neuro", "knot:stack": "knot"},
+        "tags": {"team": "neuro", "knot:stack": "knot", "knot:platform": "linux/amd64"},
         "propagateTags": True,
     }
     assert name.startswith("knot-") and len(name) == len("knot-") + 16
+
+
+def test_job_definition_names_the_graviton_platform():
+    graviton = build_job_definition(IMAGE, INFRA, replace(CONFIG, instance_types=("m7g", "c7g")))
+    x86 = build_job_definition(IMAGE, INFRA, CONFIG)
+    assert graviton["tags"]["knot:platform"] == "linux/arm64"
+    # Batch's runtimePlatform is for Fargate; knot's EC2 definitions leave it out.
+    assert "runtimePlatform" not in graviton["containerProperties"]
+    assert graviton["jobDefinitionName"] != x86["jobDefinitionName"]
 
 
 def test_name_is_a_content_hash_of_the_spec():

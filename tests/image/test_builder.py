@@ -11,10 +11,16 @@ import sys
 import tarfile
 
 import pytest
+from docker.errors import ImageNotFound
 
-from snakemake_executor_knot.errors import AwsError, DockerError
+from snakemake_executor_knot.errors import AwsError, ConfigError, DockerError
 from snakemake_executor_knot.image import dockerfile as dockerfile
-from snakemake_executor_knot.image.builder import ImageBuilder, docker_client
+from snakemake_executor_knot.image.builder import (
+    ImageBuilder,
+    base_reference,
+    check_platform,
+    docker_client,
+)
 from snakemake_executor_knot.image.dockerfile import (
     ImageSpec,
     build_context,
@@ -24,6 +30,7 @@ from snakemake_executor_knot.image.dockerfile import (
     requirements_txt,
     runtime_files,
 )
+from snakemake_executor_knot.image.lock import BaseImage
 
 RULE_FILE = "/opt/knot/lib/knot_rule.py"
 
@@ -63,6 +70,83 @@ def test_dockerfile_layer_order():
         line_index(text, "CMD "),
     ]
     assert order == sorted(order)
+
+
+def test_locked_dockerfile_installs_only_the_lock_with_hashes():
+    hashed = ("numpy==2.1.0 --hash=sha256:" + "a" * 64, "boto3==1.0 --hash=sha256:" + "b" * 64)
+    text = render_dockerfile(make_spec(requirements=hashed, locked=True, require_hashes=True))
+    # boto3 and its dependencies come from the lock, not from a floating install.
+    assert "RUN python3 -m venv /opt/knot/venv\n" in text and "boto3==" not in text
+    assert "pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes" in (
+        text
+    )
+    unhashed = render_dockerfile(make_spec(locked=True))
+    assert "--no-deps \\\n" in unhashed and "--require-hashes" not in unhashed
+
+
+def test_locked_requirements_layer_depends_only_on_the_lock_lines():
+    # A code edit changes the tag but not the Dockerfile, so docker reuses every layer up to
+    # COPY rule/ (checked on real builds in tests/image/test_builder_e2e.py).
+    locked = make_spec(locked=True, require_hashes=False)
+    edited = make_spec(locked=True, files={RULE_FILE: b"def knot_run(input, output):\n    1\n"})
+    assert render_dockerfile(locked) == render_dockerfile(edited)
+    assert image_tag(locked) != image_tag(edited)
+
+
+class FakeEngine:
+    def __init__(self, arch="x86_64", images=None):
+        self.arch = arch
+        self.images = self
+        self._images = images or {}
+
+    def info(self):
+        return {"Architecture": self.arch}
+
+    def get(self, name):
+        if name not in self._images:
+            raise ImageNotFound(name)
+        return type("Image", (), {"attrs": self._images[name]})
+
+
+def test_check_platform_accepts_the_native_architecture(tmp_path):
+    check_platform(FakeEngine("x86_64"), "linux/amd64", binfmt_dir=tmp_path)
+    check_platform(FakeEngine("aarch64"), "linux/arm64", binfmt_dir=tmp_path)
+
+
+def test_check_platform_accepts_a_registered_emulator(tmp_path):
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\n")
+    check_platform(FakeEngine("x86_64"), "linux/arm64", binfmt_dir=tmp_path)
+
+
+@pytest.mark.parametrize("handler", [None, "disabled\n"])
+def test_check_platform_says_how_to_build_the_other_architecture(tmp_path, handler):
+    if handler:
+        (tmp_path / "qemu-aarch64").write_text(handler)
+    with pytest.raises(DockerError) as error:
+        check_platform(FakeEngine("x86_64"), "linux/arm64", binfmt_dir=tmp_path)
+    text = str(error.value)
+    assert "linux/arm64" in text and "x86_64" in text and "qemu-user-static" in text
+    assert "--knot-instance-types" in text
+
+
+ID = "sha256:" + "1" * 64
+DIGEST = "sha256:" + "2" * 64
+
+
+def test_base_reference_of_a_local_image_checks_its_id():
+    engine = FakeEngine(images={"knot-base:py3.11": {"Id": ID, "RepoDigests": []}})
+    assert base_reference(engine, BaseImage("knot-base:py3.11", ID)) == "knot-base:py3.11"
+    with pytest.raises(ConfigError, match="pins the base image knot-base:py3.11 to sha256:2"):
+        base_reference(engine, BaseImage("knot-base:py3.11", DIGEST))
+
+
+def test_base_reference_of_a_registry_image_is_by_digest():
+    attrs = {"Id": ID, "RepoDigests": [f"python@{DIGEST}"]}
+    engine = FakeEngine(images={"python:3.11-slim": attrs})
+    assert base_reference(engine, BaseImage("python:3.11-slim", DIGEST)) == f"python@{DIGEST}"
+    # Not here (another machine): the engine pulls it by digest.
+    other = BaseImage("ghcr.io/org/py:1", DIGEST)
+    assert base_reference(FakeEngine(), other) == f"ghcr.io/org/py@{DIGEST}"
 
 
 def test_dockerfile_user_workdir_env_cmd():
@@ -193,6 +277,8 @@ def test_tag_ignores_rule_name_and_input_order():
         {"requirements": ()},
         {"base_image": "python:3.11-slim"},
         {"from_container": True},
+        {"platform": "linux/arm64"},
+        {"locked": True},
     ],
 )
 def test_tag_changes_with_content(changes):
