@@ -27,6 +27,7 @@ common_settings = CommonSettings(
 )
 
 DEFAULT_STACK = "knot"
+DEFAULT_FILES_EXPIRY_DAYS = 30
 
 
 def default_base_image() -> str:
@@ -109,6 +110,17 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=20.0,
         metadata=_opt("Most Batch submissions per second (AWS allows about 50 per account)."),
     )
+    files_expiry_days: int = field(
+        default=DEFAULT_FILES_EXPIRY_DAYS,
+        metadata=_opt("Days after which knot's copies of local files in its bucket expire."),
+    )
+    cfn_role: str | None = field(
+        default=None,
+        metadata=_text(
+            "ARN of the CloudFormation service role that creates knot's stack (see 'knot "
+            "infra service-role'). Default: that role if it exists, else your own identity."
+        ),
+    )
 
 
 GPU_FAMILY_PREFIXES = ("p2", "p3", "p4", "p5", "g3", "g4", "g5", "g6", "g7", "gr6", "dl1")
@@ -136,6 +148,8 @@ class KnotConfig:
     base_image: str | None = None  # None: the emulator's base image, else default_base_image()
     array_jobs: bool = True
     submit_rate: float = 20.0
+    files_expiry_days: int = DEFAULT_FILES_EXPIRY_DAYS
+    cfn_role: str | None = None
 
     @property
     def has_gpu_instances(self) -> bool:
@@ -170,6 +184,8 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         base_image=settings.base_image or None,
         array_jobs=not settings.single_jobs,
         submit_rate=settings.submit_rate,
+        files_expiry_days=settings.files_expiry_days,
+        cfn_role=settings.cfn_role or None,
     )
 
 
