@@ -19,9 +19,11 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from .aws.clients import caller_identity, make_clients
 from .aws.jobdef import JobDefinitions
 from .aws.logs import log_tail
+from .aws.service_role import find_service_role
 from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
+from .aws.template import STACK_TAG
 from .errors import KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
@@ -72,6 +74,7 @@ class Executor(RemoteExecutor):
         caller_identity(self.clients)
         if self.infra is None:
             self._ensure_storage_bucket()
+            self.knot = find_service_role(self.clients, self.knot)
             self.infra = ensure_infra(self.clients, self.knot)
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
@@ -145,7 +148,8 @@ class Executor(RemoteExecutor):
             spec_record_bytes=record_bytes,
             resources=resources,
             array_size=len(jobs) if array else None,
-            tags=self.knot.tag_dict,
+            # The stack's tag lets a runner terminate only its stack's jobs (policy.py).
+            tags={**self.knot.tag_dict, STACK_TAG: self.knot.stack_name},
             rule=plan.name,
         )
         batch_id = self.submitter.submit(request)

@@ -174,12 +174,12 @@ def render(template: dict) -> str:
     return json.dumps(template, sort_keys=True, separators=(",", ":"))
 
 
-def repository_name(config: KnotConfig) -> str:
-    return f"{config.stack_name.lower()}-rules"
+def repository_name(stack_name: str) -> str:
+    return f"{stack_name.lower()}-rules"
 
 
-def log_group_name(config: KnotConfig) -> str:
-    return f"/knot/{config.stack_name}"
+def log_group_name(stack_name: str) -> str:
+    return f"/knot/{stack_name}"
 
 
 def role_path(stack_name: str, kind: str) -> str:
@@ -458,7 +458,7 @@ def ecr_lifecycle_rules() -> list[dict]:
 def _repository(config: KnotConfig, tags: Tags) -> dict:
     text = json.dumps({"rules": ecr_lifecycle_rules()}, sort_keys=True)
     repository = {
-        "RepositoryName": repository_name(config),
+        "RepositoryName": repository_name(config.stack_name),
         "ImageScanningConfiguration": {"ScanOnPush": True},
         # Tags are content hashes: a tag never has to point at other content.
         "ImageTagMutability": "IMMUTABLE",
@@ -478,7 +478,7 @@ def _repository(config: KnotConfig, tags: Tags) -> dict:
 
 def _log_group(config: KnotConfig, tags: Tags) -> dict:
     group = {
-        "LogGroupName": log_group_name(config),
+        "LogGroupName": log_group_name(config.stack_name),
         "RetentionInDays": LOG_RETENTION_DAYS,
         "Tags": tags.as_list(),
     }

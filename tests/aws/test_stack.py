@@ -18,10 +18,12 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from snakemake_executor_knot.aws.clients import Clients
 from snakemake_executor_knot.aws.stack import (
     Infra,
+    deployed_settings,
     describe_infra,
     ensure_infra,
     failure_reasons,
     teardown,
+    with_deployed_buckets,
 )
 from snakemake_executor_knot.aws.template import HASH_OUTPUT, build_template, stamp
 from snakemake_executor_knot.cli.infra import status_report
@@ -91,6 +93,85 @@ def test_changed_setting_updates_the_stack_once(clients, calls):
     calls.reset()
     ensure_infra(clients, changed)
     assert calls["cloudformation.UpdateStack"] == 0
+
+
+def _job_role_buckets(clients: Clients, infra: Infra) -> list[str]:
+    """The buckets of the job role's policy in the template the stack now holds (moto
+    does not keep the inline policy as JSON, so read it where CloudFormation keeps it)."""
+    body = clients.cloudformation.get_template(StackName=infra.stack_name)["TemplateBody"]
+    template = json.loads(body) if isinstance(body, str) else body
+    (policy,) = template["Resources"]["JobRole"]["Properties"]["Policies"]
+    listed = policy["PolicyDocument"]["Statement"][0]["Resource"]
+    return sorted(arn["Fn::Sub"].rsplit(":", 1)[1] for arn in listed if "Fn::Sub" in arn)
+
+
+def test_a_run_needing_other_buckets_adds_them_and_keeps_the_deployed_ones(clients, calls):
+    infra = ensure_infra(clients, CONFIG)  # user-data
+    other = KnotConfig(stack_name="knot", max_vcpus=16, buckets=("other-data",))
+    calls.reset()
+    assert ensure_infra(clients, other) == infra
+    assert calls["cloudformation.UpdateStack"] == 1
+    assert _job_role_buckets(clients, infra) == ["other-data", "user-data"]
+    # Both runs now find what they need: neither updates the stack again.
+    calls.reset()
+    ensure_infra(clients, CONFIG)
+    ensure_infra(clients, other)
+    assert calls["cloudformation.UpdateStack"] == 0
+
+
+def test_a_run_needing_fewer_buckets_leaves_the_stack_alone(clients, calls):
+    ensure_infra(clients, CONFIG)
+    calls.reset()
+    infra = ensure_infra(clients, KnotConfig(stack_name="knot", max_vcpus=16))
+    assert calls["cloudformation.UpdateStack"] == 0
+    assert "user-data" in _job_role_buckets(clients, infra)
+
+
+def test_other_settings_under_active_jobs_are_one_clear_error(clients, calls):
+    infra = ensure_infra(clients, CONFIG)
+    definition = _job_definition(clients, "knot-0123abcd", {"knot:stack": "knot"})
+    _active_job(clients, infra, definition)
+    calls.reset()
+    other = KnotConfig(stack_name="knot", max_vcpus=64, buckets=("user-data",))
+    with pytest.raises(ConfigError) as caught:
+        ensure_infra(clients, other)
+    assert calls["cloudformation.UpdateStack"] == 0
+    message = str(caught.value)
+    assert "--knot-max-vcpus is 16 in the stack, this run asks for 64" in message
+    assert "jobs are active" in message and "--knot-stack-name" in message
+
+
+def test_runs_changing_settings_back_and_forth_stop_with_one_error(clients, calls):
+    """Another run changes the stack right after this run's update: the next round sees
+    values this run did not ask for and stops, naming both, instead of updating again."""
+    ensure_infra(clients, CONFIG)
+    rival = KnotConfig(stack_name="knot", max_vcpus=32, buckets=("user-data",))
+    mine = KnotConfig(stack_name="knot", max_vcpus=64, buckets=("user-data",))
+    rival_clients = Clients(session=boto3.Session(region_name=REGION))
+
+    def rival_updates(**_kwargs) -> None:
+        ensure_infra(rival_clients, rival)
+
+    clients.cloudformation.meta.events.register(
+        "after-call.cloudformation.UpdateStack", rival_updates
+    )
+    calls.reset()
+    with pytest.raises(ConfigError, match="--knot-max-vcpus is 32 in the stack, this run asks "
+                       "for 64 .another knot run changed them"):  # fmt: skip
+        ensure_infra(clients, mine)
+    assert calls["cloudformation.UpdateStack"] == 1
+
+
+def test_settings_output_from_an_old_or_hostile_stack_is_ignored():
+    assert deployed_settings({"Outputs": []}) is None
+    broken = {"Outputs": [{"OutputKey": "Settings", "OutputValue": "{not json"}]}
+    assert deployed_settings(broken) is None
+    listed = {"Outputs": [{"OutputKey": "Settings", "OutputValue": "[1, 2]"}]}
+    assert deployed_settings(listed) is None
+    odd = {"buckets": ["fine-bucket", 7, None]}
+    assert with_deployed_buckets(CONFIG, odd).buckets == ("fine-bucket", "user-data")
+    with pytest.raises(ConfigError, match="--knot-buckets"):
+        build_template(with_deployed_buckets(CONFIG, {"buckets": ["../../etc"]}))
 
 
 def test_describe_infra_never_creates(clients, calls):
