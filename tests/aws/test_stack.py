@@ -16,6 +16,8 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from snakemake_executor_knot.aws.clients import Clients
+from snakemake_executor_knot.aws.policy import runner_policy
+from snakemake_executor_knot.aws.service_role import create_service_role, find_service_role
 from snakemake_executor_knot.aws.stack import (
     Infra,
     deployed_settings,
@@ -34,6 +36,7 @@ from snakemake_executor_knot.errors import AwsError, ConfigError
 from snakemake_executor_knot.settings import KnotConfig
 
 from ..conftest import REGION
+from .test_policy import allowed
 
 # moto's CloudFormation creates only the types it knows; it skips AWS::S3::BucketPolicy.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy")
@@ -457,17 +460,37 @@ def _allowed_actions() -> list[str]:
 def test_iam_policy_allows_every_call_infra_makes(clients, deployed, calls):
     infra, arns = deployed
     _active_job(clients, infra, arns["ours"])
+    create_service_role(clients, "knot")  # the administrator, once
+    calls.attach(clients, services=("iam", "sts"))
     calls.reset()
-    ensure_infra(clients, CONFIG)
-    status_report(clients, CONFIG)
-    teardown(clients, CONFIG, force=True)
+    config = find_service_role(clients, CONFIG)
+    ensure_infra(clients, config)
+    status_report(clients, config)
+    teardown(clients, config, force=True)
     made = {
         f"{service}:{_S3_ACTIONS.get(op, op) if service == 's3' else op}"
         for service, op in (key.split(".") for key in calls.counts)
     }
     assert {"cloudformation:DeleteStack", "batch:TerminateJob", "s3:DeleteObject"} <= made
+    assert "iam:GetRole" in made and config.cfn_role
     allowed = _allowed_actions()
     assert sorted(a for a in made if not any(fnmatch(a, p) for p in allowed)) == []
+
+
+def test_iam_policy_names_the_resources_the_stack_really_has(clients):
+    """The runner policy's patterns match the names CloudFormation gave (moto's names)."""
+    infra = ensure_infra(clients, CONFIG)
+    policy = runner_policy("aws", "knot", ["user-data"])
+    stack_tag = {"aws:ResourceTag/knot:stack": "knot"}
+    to_batch = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    repository = clients.ecr.describe_repositories(repositoryNames=[infra.repository_name])
+    group = f"arn:aws:logs:{REGION}:{DEFAULT_ACCOUNT_ID}:log-group:{infra.log_group}:*"
+    assert allowed(policy, "s3:PutObject", f"arn:aws:s3:::{infra.bucket}/knot/specs/r/a.jsonl")
+    assert allowed(policy, "s3:ListBucket", f"arn:aws:s3:::{infra.bucket}")
+    assert allowed(policy, "ecr:PutImage", repository["repositories"][0]["repositoryArn"])
+    assert allowed(policy, "logs:GetLogEvents", group)
+    assert allowed(policy, "batch:SubmitJob", infra.job_queue_arn, **stack_tag)
+    assert allowed(policy, "iam:PassRole", infra.job_role_arn, **to_batch)
 
 
 # --- status and CLI -----------------------------------------------------------------------
