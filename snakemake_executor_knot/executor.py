@@ -24,12 +24,12 @@ from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
 from .aws.template import STACK_TAG
-from .errors import KnotError
+from .errors import ConfigError, KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
 from .resources import batch_resources
-from .settings import KnotConfig, parse_settings
+from .settings import KnotConfig, bucket_name_problem, parse_settings
 from .staging import LocalStaging, ensure_bucket
 
 MAX_ARRAY = 10_000  # AWS Batch's limit on array children
@@ -261,11 +261,19 @@ def _forget_directory_misses(job) -> None:
 
 
 def storage_bucket(workflow) -> str | None:
-    """The bucket of an s3:// --default-storage-prefix (storage mode), if any."""
+    """The bucket of an s3:// --default-storage-prefix (storage mode), if any; a name S3
+    would refuse is a ConfigError before knot creates anything."""
     prefix = workflow.storage_settings.default_storage_prefix or ""
-    if prefix.startswith("s3://"):
-        return prefix[5:].split("/", 1)[0] or None
-    return None
+    if not prefix.startswith("s3://"):
+        return None
+    bucket = prefix[5:].split("/", 1)[0]
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise ConfigError(
+            f"--default-storage-prefix '{prefix}': '{bucket}' is not a valid S3 bucket name "
+            f"({problem}). Use a prefix such as 's3://my-results/run1'."
+        )
+    return bucket
 
 
 def knot_config(workflow) -> KnotConfig:

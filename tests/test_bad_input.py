@@ -54,16 +54,24 @@ def moto_endpoint():
     server.stop()
 
 
-def _run(tmp_path, endpoint, snakefile, env=None):
+def _run(tmp_path, endpoint, snakefile, env=None, args=()):
     (tmp_path / "Snakefile").write_text(HEADER + snakefile)
     (tmp_path / "make.R").write_text("cat('x')\n")
     return snakemake(
         tmp_path,
-        "--executor", "knot", "--jobs", "1", "--knot-endpoint-url", endpoint,
+        "--executor", "knot", "--jobs", "1", "--knot-endpoint-url", endpoint, *args,
         env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_DEFAULT_REGION": "us-east-1", **(env or {})},
         timeout=300,
     )  # fmt: skip
+
+
+def _buckets(endpoint):
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    return s3.list_buckets()["Buckets"]
 
 
 def _stacks(endpoint):
@@ -90,3 +98,24 @@ def test_unreachable_docker_fails_before_anything_is_created(tmp_path, moto_endp
     assert result.returncode != 0
     assert "No Docker engine is reachable" in result.stdout, result.stdout[-3000:]
     assert _stacks(moto_endpoint) == []
+
+
+SETTINGS = {
+    "aws_tag": (["--knot-tags", "Aws:owner=me"], "--knot-tags: the key 'Aws:owner'"),
+    "storage_bucket": (
+        ["--default-storage-provider", "s3", "--default-storage-prefix", "s3://knot..results/x"],
+        "--default-storage-prefix",
+    ),
+    "submit_rate": (["--knot-submit-rate", "500"], "--knot-submit-rate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SETTINGS))
+def test_bad_setting_fails_before_anything_is_created(case, tmp_path, moto_endpoint):
+    args, expected = SETTINGS[case]
+    snakefile = "rule make:\n    output: 'out.txt'\n    run:\n        open(output[0], 'w')\n"
+    result = _run(tmp_path, moto_endpoint, snakefile, args=args)
+    assert result.returncode != 0
+    assert expected in result.stdout, result.stdout[-3000:]
+    assert _stacks(moto_endpoint) == []
+    assert _buckets(moto_endpoint) == []

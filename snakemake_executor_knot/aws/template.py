@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 
-from ..errors import ConfigError
 from ..names import short_hash
 from ..runtime.contract import KNOT_UID
-from ..settings import KnotConfig
+from ..settings import KnotConfig, parse_buckets
 
 # Job specs live under this prefix of knot's bucket and expire after SPEC_EXPIRY_DAYS.
 SPEC_PREFIX = "knot/specs/"
@@ -58,7 +56,6 @@ OUTPUTS = {
     "JobRoleArn": "job_role_arn",
 }
 
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _VPC_CIDR = "10.70.0.0/16"
 _SUBNET_CIDRS = ("10.70.0.0/18", "10.70.64.0/18")
 
@@ -253,17 +250,9 @@ def _iam(config: KnotConfig, tags: Tags, boundary: str | None) -> dict:
 
 
 def extra_buckets(config: KnotConfig) -> list[str]:
-    """The user's extra buckets as plain names (an ``s3://`` prefix is tolerated)."""
-    names = []
-    for raw in config.buckets:
-        name = raw.removeprefix("s3://").strip("/")
-        if not _BUCKET_NAME.fullmatch(name):
-            raise ConfigError(
-                f"--knot-buckets: '{raw}' is not an S3 bucket name. List bucket names "
-                "only, comma-separated (e.g. 'my-data,my-results')."
-            )
-        names.append(name)
-    return sorted(set(names))
+    """The user's extra buckets as plain names, sorted (also those read back from a
+    deployed stack, so they are checked again here)."""
+    return sorted(set(parse_buckets(",".join(config.buckets))))
 
 
 def _job_s3_policy(config: KnotConfig) -> dict:
