@@ -66,20 +66,19 @@ def _run(tmp_path, endpoint, snakefile, env=None, args=()):
     )  # fmt: skip
 
 
-def _buckets(endpoint):
-    s3 = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
+def _client(service, endpoint):
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )  # fmt: skip
-    return s3.list_buckets()["Buckets"]
+
+
+def _buckets(endpoint):
+    return _client("s3", endpoint).list_buckets()["Buckets"]
 
 
 def _stacks(endpoint):
-    cfn = boto3.client(
-        "cloudformation", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
-    return cfn.describe_stacks()["Stacks"]
+    return _client("cloudformation", endpoint).describe_stacks()["Stacks"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

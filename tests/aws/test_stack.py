@@ -494,3 +494,12 @@ def test_iam_policy_names_the_resources_the_stack_really_has(clients):
 
 
 # --- status and CLI -----------------------------------------------------------------------
+
+
+def test_status_shows_retention_and_differing_settings(clients):
+    ensure_infra(clients, KnotConfig(stack_name="knot", max_vcpus=16, files_expiry_days=9))
+    report = status_report(clients, KnotConfig(stack_name="knot", max_vcpus=64))
+    assert "local-mode copies (s3://<bucket>/knot/files/) 9 days" in report
+    assert "images: the newest 1000 tagged, untagged after 1 day" in report
+    assert "Differs:     --knot-max-vcpus is 16 in the stack, this run asks for 64" in report
+    assert "Made by:     your own identity (no service role)" in report
