@@ -19,15 +19,17 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from .aws.clients import caller_identity, make_clients
 from .aws.jobdef import JobDefinitions
 from .aws.logs import log_tail
+from .aws.service_role import find_service_role
 from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
-from .errors import KnotError
+from .aws.template import STACK_TAG
+from .errors import ConfigError, KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .plan import RulePlan, build_target, check_job_resources, plan_rule, remote_rules
 from .resources import batch_resources
-from .settings import KnotConfig, parse_settings
+from .settings import KnotConfig, bucket_name_problem, parse_settings
 from .staging import LocalStaging, ensure_bucket
 
 MAX_ARRAY = 10_000  # AWS Batch's limit on array children
@@ -85,6 +87,7 @@ class Executor(RemoteExecutor):
         caller_identity(self.clients)
         if self.infra is None:
             self._ensure_storage_bucket()
+            self.knot = find_service_role(self.clients, self.knot)
             self.infra = ensure_infra(self.clients, self.knot)
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
@@ -159,7 +162,8 @@ class Executor(RemoteExecutor):
             spec_digest=written.digest,
             resources=resources,
             array_size=len(jobs) if array else None,
-            tags=self.knot.tag_dict,
+            # The stack's tag lets a runner terminate only its stack's jobs (policy.py).
+            tags={**self.knot.tag_dict, STACK_TAG: self.knot.stack_name},
             rule=plan.name,
         )
         batch_id = self.submitter.submit(request)
@@ -271,11 +275,19 @@ def _forget_directory_misses(job) -> None:
 
 
 def storage_bucket(workflow) -> str | None:
-    """The bucket of an s3:// --default-storage-prefix (storage mode), if any."""
+    """The bucket of an s3:// --default-storage-prefix (storage mode), if any; a name S3
+    would refuse is a ConfigError before knot creates anything."""
     prefix = workflow.storage_settings.default_storage_prefix or ""
-    if prefix.startswith("s3://"):
-        return prefix[5:].split("/", 1)[0] or None
-    return None
+    if not prefix.startswith("s3://"):
+        return None
+    bucket = prefix[5:].split("/", 1)[0]
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise ConfigError(
+            f"--default-storage-prefix '{prefix}': '{bucket}' is not a valid S3 bucket name "
+            f"({problem}). Use a prefix such as 's3://my-results/run1'."
+        )
+    return bucket
 
 
 def knot_config(workflow) -> KnotConfig:

@@ -27,6 +27,7 @@ common_settings = CommonSettings(
 )
 
 DEFAULT_STACK = "knot"
+DEFAULT_FILES_EXPIRY_DAYS = 30
 
 
 def default_base_image() -> str:
@@ -123,6 +124,17 @@ class ExecutorSettings(ExecutorSettingsBase):
             "or removed rule is an error instead of a refresh of the lock."
         ),
     )
+    files_expiry_days: int = field(
+        default=DEFAULT_FILES_EXPIRY_DAYS,
+        metadata=_opt("Days after which knot's copies of local files in its bucket expire."),
+    )
+    cfn_role: str | None = field(
+        default=None,
+        metadata=_text(
+            "ARN of the CloudFormation service role that creates knot's stack (see 'knot "
+            "infra service-role'). Default: that role if it exists, else your own identity."
+        ),
+    )
 
 
 GPU_FAMILY_PREFIXES = ("p2", "p3", "p4", "p5", "g3", "g4", "g5", "g6", "g7", "gr6", "dl1")
@@ -152,6 +164,8 @@ class KnotConfig:
     submit_rate: float = 20.0
     public_globals: frozenset[str] = frozenset()
     locked: bool = False  # --knot-locked: knot.lock must match, never refreshed
+    files_expiry_days: int = DEFAULT_FILES_EXPIRY_DAYS
+    cfn_role: str | None = None
 
     @property
     def has_gpu_instances(self) -> bool:
@@ -181,13 +195,15 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         spot_retries=settings.spot_retries,
         ami=settings.ami or None,
         root_volume_gb=settings.root_volume_gb,
-        buckets=_split(settings.buckets),
+        buckets=parse_buckets(settings.buckets),
         tags=parse_tags(settings.tags),
         base_image=settings.base_image or None,
         array_jobs=not settings.single_jobs,
         submit_rate=settings.submit_rate,
         public_globals=frozenset(_split(settings.public_globals)),
         locked=bool(settings.locked),
+        files_expiry_days=settings.files_expiry_days,
+        cfn_role=settings.cfn_role or None,
     )
 
 
@@ -195,16 +211,67 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
+def parse_buckets(value: str | None) -> tuple[str, ...]:
+    """--knot-buckets as plain bucket names (an ``s3://`` prefix is tolerated)."""
+    names = []
+    for raw in _split(value):
+        name = raw.removeprefix("s3://").strip("/")
+        problem = bucket_name_problem(name)
+        if problem:
+            raise ConfigError(
+                f"--knot-buckets: '{raw}' is not an S3 bucket name ({problem}). List bucket "
+                "names only, comma-separated (e.g. 'my-data,my-results')."
+            )
+        names.append(name)
+    return tuple(names)
+
+
 def parse_tags(value: str | None) -> tuple[tuple[str, str], ...]:
     tags = []
     for item in _split(value):
         key, sep, val = item.partition("=")
-        if not sep or not key.strip():
+        key, val = key.strip(), val.strip()
+        if not sep or not key:
             raise ConfigError(
                 f"--knot-tags: '{item}' is not key=value. Write tags as 'team=neuro,project=hcp'."
             )
-        tags.append((key.strip(), val.strip()))
+        _check_tag(key, val)
+        tags.append((key, val))
     return tuple(tags)
+
+
+def _check_tag(key: str, value: str) -> None:
+    # AWS reserves the aws: prefix in any case, and refuses such tags on every resource.
+    if key.lower().startswith("aws:"):
+        raise ConfigError(
+            f"--knot-tags: the key '{key}' starts with 'aws:', which AWS reserves for its own "
+            "tags. Rename the tag (e.g. 'team=neuro')."
+        )
+    if len(key) > 128 or len(value) > 256:
+        raise ConfigError(
+            f"--knot-tags: '{key[:40]}' is too long; AWS allows keys of up to 128 and values "
+            "of up to 256 characters."
+        )
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` breaks S3's rules for general purpose bucket names, or None."""
+    if not _BUCKET.fullmatch(name):
+        return (
+            "a bucket name has 3 to 63 characters: lower-case letters, digits, dots and "
+            "hyphens, beginning and ending with a letter or digit"
+        )
+    if ".." in name or _IP_ADDRESS.fullmatch(name):
+        return "a bucket name has no two adjacent dots and is not an IP address"
+    if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
+        return "the name starts or ends with a prefix or suffix S3 reserves"
+    return None
 
 
 def check_stack_name(name: str) -> str:
@@ -216,6 +283,12 @@ def check_stack_name(name: str) -> str:
     return name
 
 
+# AWS's own limits: a gp3 volume holds at most 16 TiB; SubmitJob allows about 50 calls per
+# second per account.
+MAX_ROOT_VOLUME_GB = 16384
+MAX_SUBMIT_RATE = 50.0
+
+
 def _check_ranges(s: ExecutorSettings) -> None:
     problems = []
     if s.min_vcpus < 0 or s.max_vcpus < 1 or s.min_vcpus > s.max_vcpus:
@@ -224,9 +297,15 @@ def _check_ranges(s: ExecutorSettings) -> None:
         problems.append("--knot-spot-bid-percentage must be between 1 and 100")
     if not 0 <= s.spot_retries <= 9:
         problems.append("--knot-spot-retries must be between 0 and 9 (AWS allows 10 attempts)")
-    if s.root_volume_gb < 8:
-        problems.append("--knot-root-volume-gb must be at least 8")
-    if s.submit_rate <= 0:
-        problems.append("--knot-submit-rate must be positive")
+    if not 8 <= s.root_volume_gb <= MAX_ROOT_VOLUME_GB:
+        problems.append(
+            f"--knot-root-volume-gb must be between 8 and {MAX_ROOT_VOLUME_GB} (gp3's largest)"
+        )
+    if not 0 < s.submit_rate <= MAX_SUBMIT_RATE:
+        problems.append(
+            f"--knot-submit-rate must be above 0 and at most {MAX_SUBMIT_RATE:g} (AWS's limit)"
+        )
+    if s.files_expiry_days < 1:
+        problems.append("--knot-files-expiry-days must be at least 1")
     if problems:
         raise ConfigError("Invalid knot settings: " + "; ".join(problems) + ".")

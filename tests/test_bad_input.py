@@ -54,24 +54,31 @@ def moto_endpoint():
     server.stop()
 
 
-def _run(tmp_path, endpoint, snakefile, env=None):
+def _run(tmp_path, endpoint, snakefile, env=None, args=()):
     (tmp_path / "Snakefile").write_text(HEADER + snakefile)
     (tmp_path / "make.R").write_text("cat('x')\n")
     return snakemake(
         tmp_path,
-        "--executor", "knot", "--jobs", "1", "--knot-endpoint-url", endpoint,
+        "--executor", "knot", "--jobs", "1", "--knot-endpoint-url", endpoint, *args,
         env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_DEFAULT_REGION": "us-east-1", **(env or {})},
         timeout=300,
     )  # fmt: skip
 
 
-def _stacks(endpoint):
-    cfn = boto3.client(
-        "cloudformation", endpoint_url=endpoint, region_name="us-east-1",
+def _client(service, endpoint):
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )  # fmt: skip
-    return cfn.describe_stacks()["Stacks"]
+
+
+def _buckets(endpoint):
+    return _client("s3", endpoint).list_buckets()["Buckets"]
+
+
+def _stacks(endpoint):
+    return _client("cloudformation", endpoint).describe_stacks()["Stacks"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -90,3 +97,26 @@ def test_unreachable_docker_fails_before_anything_is_created(tmp_path, moto_endp
     assert result.returncode != 0
     assert "No Docker engine is reachable" in result.stdout, result.stdout[-3000:]
     assert _stacks(moto_endpoint) == []
+
+
+SETTINGS = {
+    "aws_tag": (["--knot-tags", "Aws:owner=me"], "--knot-tags: the key 'Aws:owner'"),
+    "storage_bucket": (
+        ["--default-storage-provider", "s3", "--default-storage-prefix", "s3://knot..results/x"],
+        "--default-storage-prefix",
+    ),
+    "submit_rate": (["--knot-submit-rate", "500"], "--knot-submit-rate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SETTINGS))
+def test_bad_setting_fails_before_anything_is_created(case, tmp_path, moto_endpoint):
+    args, expected = SETTINGS[case]
+    snakefile = "rule make:\n    output: 'out.txt'\n    run:\n        open(output[0], 'w')\n"
+    # moto's backends are per process: other tests' servers may have left buckets.
+    before = {b["Name"] for b in _buckets(moto_endpoint)}
+    result = _run(tmp_path, moto_endpoint, snakefile, args=args)
+    assert result.returncode != 0
+    assert expected in result.stdout, result.stdout[-3000:]
+    assert _stacks(moto_endpoint) == []
+    assert {b["Name"] for b in _buckets(moto_endpoint)} == before

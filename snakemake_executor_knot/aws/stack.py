@@ -2,11 +2,19 @@
 
 One stack per account, region and stack name. The template's content hash is deployed with
 it (the ``TemplateHash`` output, see ``template.stamp``), so a run whose settings match does
-nothing but read the outputs, and a run whose settings differ updates the stack in place.
+nothing but read the outputs.
+
+Runs share the stack, so a run never takes from another what it needs: the job role's
+buckets are the union of the deployed ones and this run's (a run that needs more updates
+the stack, one that needs fewer leaves it alone). Other settings are recorded in the
+``Settings`` output; a run asking for different ones updates the stack only while its queue
+is idle, and otherwise stops with an error naming the setting and both values.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,14 +24,38 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
 from ..settings import KnotConfig
 from .clients import Clients
+from .policy import boundary_arn
 from .status import terminate_jobs
-from .template import HASH_OUTPUT, OUTPUTS, STACK_TAG, Tags, build_template, render, stamp
+from .template import (
+    HASH_OUTPUT,
+    OUTPUTS,
+    SETTINGS_OUTPUT,
+    STACK_TAG,
+    Tags,
+    build_template,
+    extra_buckets,
+    recorded_settings,
+    render,
+    stamp,
+)
 
 CAPABILITIES = ["CAPABILITY_IAM"]
 WAIT_TIMEOUT = 45 * 60.0
 POLL_SECONDS = 10.0
-# Bounds the create/update loop when several runs with different settings race.
+# Bounds the create/update loop; conflicting settings stop it with an error first.
 MAX_ROUNDS = 4
+# The flag behind each recorded setting, for error messages.
+SETTING_FLAGS = {
+    "instance_types": "--knot-instance-types",
+    "min_vcpus": "--knot-min-vcpus",
+    "max_vcpus": "--knot-max-vcpus",
+    "spot": "spot instances (--knot-on-demand turns them off)",
+    "spot_bid_percentage": "--knot-spot-bid-percentage",
+    "ami": "--knot-ami",
+    "root_volume_gb": "--knot-root-volume-gb",
+    "tags": "--knot-tags",
+    "files_expiry_days": "--knot-files-expiry-days",
+}
 ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 USABLE_STATES = {
     "CREATE_COMPLETE",
@@ -156,11 +188,15 @@ class StackOps:
         name: str,
         timeout: float = WAIT_TIMEOUT,
         poll: float = POLL_SECONDS,
+        role_arn: str | None = None,
     ) -> None:
         self.cfn = clients.cloudformation
         self.name = name
         self.timeout = timeout
         self.poll = poll
+        # CloudFormation acts as this service role, so the caller needs no IAM rights
+        # beyond passing it (see policy.py); it keeps the role for later operations.
+        self.role = {"RoleARN": role_arn} if role_arn else {}
 
     def _call(
         self, method: str, doing: str, expected: Callable[[ClientError], bool] = _never, **kwargs
@@ -213,7 +249,7 @@ class StackOps:
 
     def create(self, body: str, tags: list[dict]) -> bool:
         """CreateStack; False when another run created it first (AlreadyExists)."""
-        kwargs = {"TemplateBody": body, "Capabilities": CAPABILITIES, "Tags": tags}
+        kwargs = {"TemplateBody": body, "Capabilities": CAPABILITIES, "Tags": tags, **self.role}
         done = self._call(
             "create_stack", "creating", _already_exists, StackName=self.name, **kwargs
         )
@@ -221,7 +257,7 @@ class StackOps:
 
     def update(self, body: str, tags: list[dict]) -> bool:
         """UpdateStack; False when there was nothing to do or another update is running."""
-        kwargs = {"TemplateBody": body, "Capabilities": CAPABILITIES, "Tags": tags}
+        kwargs = {"TemplateBody": body, "Capabilities": CAPABILITIES, "Tags": tags, **self.role}
         done = self._call(
             "update_stack", "updating", _busy_or_unchanged, StackName=self.name, **kwargs
         )
@@ -262,31 +298,101 @@ def ensure_infra(
     timeout: float = WAIT_TIMEOUT,
     poll: float = POLL_SECONDS,
 ) -> Infra:
-    """The shared stack for these settings: created if missing, updated in place when its
-    template hash differs, otherwise only read. Concurrent callers end with one stack."""
-    template, digest = stamp(build_template(config))
-    body, tags = render(template), Tags(config).as_list()
-    ops = StackOps(clients, config.stack_name, timeout, poll)
+    """The shared stack for these settings: created if missing, updated in place when it
+    lacks what this run needs, otherwise only read. Concurrent callers end with one stack.
+    ``config.cfn_role``, when set, is the service role CloudFormation acts as."""
+    ops = StackOps(clients, config.stack_name, timeout, poll, config.cfn_role)
+    tags = Tags(config).as_list()
     updated = False
     for _ in range(MAX_ROUNDS):
         stack = ops.settled()
         if stack is None:
-            ops.create(body, tags)  # on AlreadyExists, the next round waits for the other run
+            ops.create(wanted_template(config, None)[0], tags)  # AlreadyExists: next round waits
             continue
         require_knots(stack)
         if stack["StackStatus"] not in USABLE_STATES:
             raise ops.failure(stack, _operation(stack["StackStatus"]))
+        deployed = deployed_settings(stack)
+        wanted = with_deployed_buckets(config, deployed)
+        body, digest = wanted_template(config, deployed)
         if deployed_hash(stack) == digest:
             return _require_outputs(stack, clients.region)
         if updated and stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE":
             raise ops.failure(stack, "Updating")
+        _refuse_conflicts(clients, stack, conflicts(deployed, wanted), updated)
         updated = ops.update(body, tags) or updated
     raise AwsError(
         f"knot's stack '{config.stack_name}' kept changing while knot tried to bring it to "
-        "the current settings: another knot run with different settings is updating it. "
-        "Give all runs that share the stack the same --knot-* settings, or use separate "
-        "--knot-stack-name values."
+        "the current settings. Run knot again; if this repeats, give runs that share the "
+        "stack the same --knot-* settings, or use separate --knot-stack-name values."
     )
+
+
+def wanted_template(config: KnotConfig, deployed: dict | None) -> tuple[str, str]:
+    """The rendered template this run wants, given the deployed settings, and its hash."""
+    config = with_deployed_buckets(config, deployed)
+    boundary = boundary_arn(config.cfn_role, config.stack_name) if config.cfn_role else None
+    template, digest = stamp(build_template(config, boundary))
+    return render(template), digest
+
+
+def deployed_settings(stack: dict) -> dict | None:
+    """The settings recorded in the stack's ``Settings`` output; None when it has none (a
+    stack of an older knot) or it is not a JSON object."""
+    raw = _outputs(stack).get(SETTINGS_OUTPUT)
+    try:
+        settings = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def with_deployed_buckets(config: KnotConfig, deployed: dict | None) -> KnotConfig:
+    """This run's settings with the deployed buckets added: the job role keeps every
+    bucket another run's jobs may be using."""
+    listed = (deployed or {}).get("buckets")
+    if not isinstance(listed, list):
+        return config
+    names = {name for name in listed if isinstance(name, str)} | set(extra_buckets(config))
+    return dataclasses.replace(config, buckets=tuple(sorted(names)))
+
+
+def conflicts(deployed: dict | None, wanted: KnotConfig) -> list[str]:
+    """'<flag>: <deployed> deployed, <asked> asked' for each setting that differs."""
+    asked = recorded_settings(wanted)
+    return [
+        f"{flag} is {_show(deployed[key])} in the stack, this run asks for {_show(asked[key])}"
+        for key, flag in SETTING_FLAGS.items()
+        if deployed and key in deployed and deployed[key] != asked[key]
+    ]
+
+
+def _show(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _refuse_conflicts(clients: Clients, stack: dict, found: list[str], updated: bool) -> None:
+    """Settings may change while nothing runs on the stack; not under another run's jobs,
+    and not back and forth with another run that is changing them too."""
+    if not found:
+        return
+    if updated:
+        why = "another knot run changed them after this run did"
+    elif _queue_busy(clients, stack):
+        why = "jobs are active in its queue, and knot does not change the stack under them"
+    else:
+        return
+    raise ConfigError(
+        f"knot's stack '{stack['StackName']}' is in use with other settings: "
+        + "; ".join(found)
+        + f" ({why}). Use the stack's values, wait until its jobs finish, or give this run "
+        "its own stack with --knot-stack-name."
+    )
+
+
+def _queue_busy(clients: Clients, stack: dict) -> bool:
+    infra = infra_from_stack(stack, clients.region)
+    return infra is not None and bool(active_jobs(clients, infra.job_queue_arn))
 
 
 def _require_outputs(stack: dict, region: str) -> Infra:

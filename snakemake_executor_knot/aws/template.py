@@ -15,24 +15,37 @@ the emulator and the tests use. moto quirks that shaped it:
   (their models lack a delete), so deleting the stack in the emulator needs a fix there.
 - moto names generated ECR repositories with upper-case letters, which Docker refuses;
   the repository and the log group therefore get explicit (lower-case) names.
+
+Findings of the checkov linter that knot accepts are justified on the resource itself, in
+checkov's ``Metadata: checkov: skip`` form (see ``SKIPS``); tests/aws runs checkov.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-import re
 
-from ..errors import ConfigError
 from ..names import short_hash
-from ..settings import KnotConfig
+from ..runtime.contract import KNOT_UID
+from ..settings import KnotConfig, parse_buckets
 
 # Job specs live under this prefix of knot's bucket and expire after SPEC_EXPIRY_DAYS.
 SPEC_PREFIX = "knot/specs/"
 SPEC_EXPIRY_DAYS = 7
+# Local-mode copies of the user's files live here; they expire after
+# --knot-files-expiry-days (a later run uploads again what it still needs).
+FILES_PREFIX = "knot/files/"
 LOG_RETENTION_DAYS = 30
 UNTAGGED_IMAGE_DAYS = 1
+# Tagged images kept in the repository, newest pushes first. Tags are content hashes and
+# the stack is shared by workflows whose rules it never sees, so a lifecycle policy (whose
+# rules select fixed tag prefixes) cannot count per rule: the bound is per repository.
+MAX_IMAGES = 1000
 STACK_TAG = "knot:stack"
 HASH_OUTPUT = "TemplateHash"
+# The settings the stack was deployed with (JSON), compared by later runs (stack.py).
+SETTINGS_OUTPUT = "Settings"
+METADATA_ADDRESS = "169.254.169.254"
 # The stack's outputs, and the field of ``stack.Infra`` each one fills.
 OUTPUTS = {
     "BucketName": "bucket",
@@ -43,7 +56,6 @@ OUTPUTS = {
     "JobRoleArn": "job_role_arn",
 }
 
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _VPC_CIDR = "10.70.0.0/16"
 _SUBNET_CIDRS = ("10.70.0.0/18", "10.70.64.0/18")
 
@@ -75,13 +87,39 @@ class Tags:
         return dict(sorted(self.mapping.items()))
 
 
-def build_template(config: KnotConfig) -> dict:
-    """The whole stack: IAM, network, bucket, repository, log group, compute, queue."""
+def resource(kind: str, properties: dict, **extra) -> dict:
+    """One template resource; ``extra`` holds DependsOn, Metadata and the like."""
+    return {"Type": kind, "Properties": properties, **extra}
+
+
+def checkov_skips(*ids: str) -> dict:
+    """checkov's skip comments for a resource: one reason per finding, from SKIPS."""
+    return {"checkov": {"skip": [{"id": i, "comment": SKIPS[i]} for i in ids]}}
+
+
+# Each checkov finding knot accepts, and why, in one sentence.
+SKIPS = {
+    "CKV_AWS_18": "Access logs need a second bucket; this one holds only transient copies and "
+    "specs, and CloudTrail data events audit it account-wide if wanted.",
+    "CKV_AWS_21": "Versioning would keep every overwritten copy and spec forever, defeating "
+    "the lifecycle expiry, and the contents are reproducible by re-running the workflow.",
+    "CKV_AWS_136": "Images are encrypted with AES256; a customer-managed KMS key would cost a "
+    "key per stack and add no control that the repository's IAM policies lack.",
+    "CKV_AWS_158": "Logs are encrypted by CloudWatch by default; a customer-managed KMS key "
+    "would need a key policy for the logs service and add no control IAM lacks.",
+}
+
+
+def build_template(config: KnotConfig, boundary: str | None = None) -> dict:
+    """The whole stack: IAM, network, bucket, repository, log group, compute, queue.
+
+    ``boundary`` is the ARN of the permissions boundary every role gets when the stack is
+    made through knot's CloudFormation service role (see ``policy``)."""
     tags = Tags(config)
     resources = {
-        **_iam(config, tags),
+        **_iam(config, tags, boundary),
         **_network(tags),
-        **_bucket(tags),
+        **_bucket(config, tags),
         **_repository(config, tags),
         **_log_group(config, tags),
         **_compute(config, tags),
@@ -90,7 +128,24 @@ def build_template(config: KnotConfig) -> dict:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"knot: shared AWS Batch infrastructure (stack {config.stack_name})",
         "Resources": resources,
-        "Outputs": _outputs(),
+        "Outputs": _outputs(config),
+    }
+
+
+def recorded_settings(config: KnotConfig) -> dict:
+    """The settings the template is built from, as deployed in the ``Settings`` output; a
+    later run compares them with its own (``stack.py``)."""
+    return {
+        "instance_types": list(config.instance_types),
+        "min_vcpus": config.min_vcpus,
+        "max_vcpus": config.max_vcpus,
+        "spot": config.spot,
+        "spot_bid_percentage": config.spot_bid_percentage,
+        "ami": config.ami,
+        "root_volume_gb": config.root_volume_gb,
+        "tags": config.tag_dict,
+        "files_expiry_days": config.files_expiry_days,
+        "buckets": extra_buckets(config),
     }
 
 
@@ -116,12 +171,19 @@ def render(template: dict) -> str:
     return json.dumps(template, sort_keys=True, separators=(",", ":"))
 
 
-def repository_name(config: KnotConfig) -> str:
-    return f"{config.stack_name.lower()}-rules"
+def repository_name(stack_name: str) -> str:
+    return f"{stack_name.lower()}-rules"
 
 
-def log_group_name(config: KnotConfig) -> str:
-    return f"/knot/{config.stack_name}"
+def log_group_name(stack_name: str) -> str:
+    return f"/knot/{stack_name}"
+
+
+def role_path(stack_name: str, kind: str) -> str:
+    """The IAM path of the stack's roles: ``job`` for the job role, ``infra`` for the rest.
+    Paths, unlike generated role names, hold the whole stack name, so a policy can name
+    exactly this stack's roles, and the job role apart from the others."""
+    return f"/knot/{stack_name}/{kind}/"
 
 
 # --- IAM -----------------------------------------------------------------------------
@@ -140,51 +202,57 @@ def _managed(*names: str) -> list[dict]:
     return [sub(f"arn:${{AWS::Partition}}:iam::aws:policy/{name}") for name in names]
 
 
-def _role(service: str, tags: Tags, managed: list[dict] | None = None, **extra) -> dict:
-    props = {"AssumeRolePolicyDocument": _assume(service), "Tags": tags.as_list(), **extra}
-    if managed:
-        props["ManagedPolicyArns"] = managed
-    return {"Type": "AWS::IAM::Role", "Properties": props}
+class _Roles:
+    """Builds the stack's roles, all on the stack's path, all under one boundary if any."""
+
+    def __init__(self, config: KnotConfig, tags: Tags, boundary: str | None) -> None:
+        self.stack, self.tags, self.boundary = config.stack_name, tags, boundary
+
+    def role(self, service: str, managed: list[dict] | None = None, kind="infra", **extra):
+        props = {
+            "AssumeRolePolicyDocument": _assume(service),
+            "Path": role_path(self.stack, kind),
+            "Tags": self.tags.as_list(),
+            **extra,
+        }
+        if managed:
+            props["ManagedPolicyArns"] = managed
+        if self.boundary:
+            props["PermissionsBoundary"] = self.boundary
+        return resource("AWS::IAM::Role", props)
 
 
-def _iam(config: KnotConfig, tags: Tags) -> dict:
+def _iam(config: KnotConfig, tags: Tags, boundary: str | None) -> dict:
+    roles = _Roles(config, tags, boundary)
     resources = {
-        "BatchServiceRole": _role(
-            "batch.amazonaws.com", tags, _managed("service-role/AWSBatchServiceRole")
+        "BatchServiceRole": roles.role(
+            "batch.amazonaws.com", _managed("service-role/AWSBatchServiceRole")
         ),
         # The instance role pulls images from ECR and ships container logs (awslogs).
-        "InstanceRole": _role(
-            "ec2.amazonaws.com",
-            tags,
-            _managed("service-role/AmazonEC2ContainerServiceforEC2Role"),
+        "InstanceRole": roles.role(
+            "ec2.amazonaws.com", _managed("service-role/AmazonEC2ContainerServiceforEC2Role")
         ),
-        "InstanceProfile": {
-            "Type": "AWS::IAM::InstanceProfile",
-            "Properties": {"Roles": [ref("InstanceRole")]},
-        },
-        "JobRole": _role("ecs-tasks.amazonaws.com", tags, Policies=[_job_s3_policy(config)]),
+        "InstanceProfile": resource(
+            "AWS::IAM::InstanceProfile",
+            {"Path": role_path(config.stack_name, "infra"), "Roles": [ref("InstanceRole")]},
+        ),
+        "JobRole": roles.role(
+            "ecs-tasks.amazonaws.com",
+            kind="job",
+            Policies=[_job_s3_policy(config)],
+        ),
     }
     if config.spot:
-        resources["SpotFleetRole"] = _role(
-            "spotfleet.amazonaws.com",
-            tags,
-            _managed("service-role/AmazonEC2SpotFleetTaggingRole"),
+        resources["SpotFleetRole"] = roles.role(
+            "spotfleet.amazonaws.com", _managed("service-role/AmazonEC2SpotFleetTaggingRole")
         )
     return resources
 
 
 def extra_buckets(config: KnotConfig) -> list[str]:
-    """The user's extra buckets as plain names (an ``s3://`` prefix is tolerated)."""
-    names = []
-    for raw in config.buckets:
-        name = raw.removeprefix("s3://").strip("/")
-        if not _BUCKET_NAME.fullmatch(name):
-            raise ConfigError(
-                f"--knot-buckets: '{raw}' is not an S3 bucket name. List bucket names "
-                "only, comma-separated (e.g. 'my-data,my-results')."
-            )
-        names.append(name)
-    return sorted(set(names))
+    """The user's extra buckets as plain names, sorted (also those read back from a
+    deployed stack, so they are checked again here)."""
+    return sorted(set(parse_buckets(",".join(config.buckets))))
 
 
 def _job_s3_policy(config: KnotConfig) -> dict:
@@ -219,9 +287,9 @@ def _job_s3_policy(config: KnotConfig) -> dict:
 
 def _subnet(index: int, tags: Tags) -> dict:
     zone = {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
-    return {
-        "Type": "AWS::EC2::Subnet",
-        "Properties": {
+    return resource(
+        "AWS::EC2::Subnet",
+        {
             "VpcId": ref("Vpc"),
             "CidrBlock": _SUBNET_CIDRS[index],
             "AvailabilityZone": zone,
@@ -229,49 +297,40 @@ def _subnet(index: int, tags: Tags) -> dict:
             "MapPublicIpOnLaunch": True,
             "Tags": tags.as_list(),
         },
-    }
+    )
 
 
 def _route_association(subnet: str) -> dict:
-    return {
-        "Type": "AWS::EC2::SubnetRouteTableAssociation",
-        "Properties": {"SubnetId": ref(subnet), "RouteTableId": ref("RouteTable")},
-    }
+    return resource(
+        "AWS::EC2::SubnetRouteTableAssociation",
+        {"SubnetId": ref(subnet), "RouteTableId": ref("RouteTable")},
+    )
 
 
 def _network(tags: Tags) -> dict:
+    vpc = {
+        "CidrBlock": _VPC_CIDR,
+        "EnableDnsSupport": True,
+        "EnableDnsHostnames": True,
+        "Tags": tags.as_list(),
+    }
+    route = {
+        "RouteTableId": ref("RouteTable"),
+        "DestinationCidrBlock": "0.0.0.0/0",
+        "GatewayId": ref("InternetGateway"),
+    }
     return {
-        "Vpc": {
-            "Type": "AWS::EC2::VPC",
-            "Properties": {
-                "CidrBlock": _VPC_CIDR,
-                "EnableDnsSupport": True,
-                "EnableDnsHostnames": True,
-                "Tags": tags.as_list(),
-            },
-        },
-        "InternetGateway": {
-            "Type": "AWS::EC2::InternetGateway",
-            "Properties": {"Tags": tags.as_list()},
-        },
-        "GatewayAttachment": {
-            "Type": "AWS::EC2::VPCGatewayAttachment",
-            "Properties": {"VpcId": ref("Vpc"), "InternetGatewayId": ref("InternetGateway")},
-        },
-        "RouteTable": {
-            "Type": "AWS::EC2::RouteTable",
-            "Properties": {"VpcId": ref("Vpc"), "Tags": tags.as_list()},
-        },
-        "DefaultRoute": {
-            "Type": "AWS::EC2::Route",
-            # The route needs the gateway attached first; nothing in it says so.
-            "DependsOn": "GatewayAttachment",
-            "Properties": {
-                "RouteTableId": ref("RouteTable"),
-                "DestinationCidrBlock": "0.0.0.0/0",
-                "GatewayId": ref("InternetGateway"),
-            },
-        },
+        "Vpc": resource("AWS::EC2::VPC", vpc),
+        "InternetGateway": resource("AWS::EC2::InternetGateway", {"Tags": tags.as_list()}),
+        "GatewayAttachment": resource(
+            "AWS::EC2::VPCGatewayAttachment",
+            {"VpcId": ref("Vpc"), "InternetGatewayId": ref("InternetGateway")},
+        ),
+        "RouteTable": resource(
+            "AWS::EC2::RouteTable", {"VpcId": ref("Vpc"), "Tags": tags.as_list()}
+        ),
+        # The route needs the gateway attached first; nothing in it says so.
+        "DefaultRoute": resource("AWS::EC2::Route", route, DependsOn="GatewayAttachment"),
         "SubnetA": _subnet(0, tags),
         "SubnetB": _subnet(1, tags),
         "SubnetARoutes": _route_association("SubnetA"),
@@ -282,57 +341,58 @@ def _network(tags: Tags) -> dict:
 
 def _security_group(tags: Tags) -> dict:
     # No ingress at all: jobs only call out (S3, ECR, Logs).
-    return {
-        "Type": "AWS::EC2::SecurityGroup",
-        "Properties": {
+    egress = {"IpProtocol": "-1", "CidrIp": "0.0.0.0/0", "Description": "all outbound"}
+    return resource(
+        "AWS::EC2::SecurityGroup",
+        {
             "GroupDescription": "knot Batch instances: no inbound traffic",
             "VpcId": ref("Vpc"),
-            "SecurityGroupEgress": [
-                {"IpProtocol": "-1", "CidrIp": "0.0.0.0/0", "Description": "all outbound"}
-            ],
+            "SecurityGroupEgress": [egress],
             "Tags": tags.as_list(),
         },
-    }
+    )
 
 
 # --- Storage, images, logs -----------------------------------------------------------
 
 
-def _bucket(tags: Tags) -> dict:
+def _bucket(config: KnotConfig, tags: Tags) -> dict:
+    encryption = {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    bucket = {
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [encryption]},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "LifecycleConfiguration": {"Rules": _lifecycle_rules(config)},
+        "Tags": tags.as_list(),
+    }
     return {
-        "Bucket": {
-            "Type": "AWS::S3::Bucket",
-            "Properties": {
-                "PublicAccessBlockConfiguration": {
-                    "BlockPublicAcls": True,
-                    "BlockPublicPolicy": True,
-                    "IgnorePublicAcls": True,
-                    "RestrictPublicBuckets": True,
-                },
-                "BucketEncryption": {
-                    "ServerSideEncryptionConfiguration": [
-                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-                    ]
-                },
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-                "LifecycleConfiguration": {"Rules": _lifecycle_rules()},
-                "Tags": tags.as_list(),
-            },
-        },
-        "BucketPolicy": {
-            "Type": "AWS::S3::BucketPolicy",
-            "Properties": {"Bucket": ref("Bucket"), "PolicyDocument": _tls_only_policy()},
-        },
+        "Bucket": resource(
+            "AWS::S3::Bucket", bucket, Metadata=checkov_skips("CKV_AWS_18", "CKV_AWS_21")
+        ),
+        "BucketPolicy": resource(
+            "AWS::S3::BucketPolicy", {"Bucket": ref("Bucket"), "PolicyDocument": _tls_only()}
+        ),
     }
 
 
-def _lifecycle_rules() -> list[dict]:
+def _lifecycle_rules(config: KnotConfig) -> list[dict]:
     return [
         {
             "Id": "expire-job-specs",
             "Status": "Enabled",
             "Prefix": SPEC_PREFIX,
             "ExpirationInDays": SPEC_EXPIRY_DAYS,
+        },
+        {
+            "Id": "expire-local-copies",
+            "Status": "Enabled",
+            "Prefix": FILES_PREFIX,
+            "ExpirationInDays": config.files_expiry_days,
         },
         {
             "Id": "abort-incomplete-uploads",
@@ -342,7 +402,7 @@ def _lifecycle_rules() -> list[dict]:
     ]
 
 
-def _tls_only_policy() -> dict:
+def _tls_only() -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -358,53 +418,95 @@ def _tls_only_policy() -> dict:
     }
 
 
-def _ecr_lifecycle() -> str:
-    rule = {
-        "rulePriority": 1,
-        "description": "expire untagged images",
-        "selection": {
-            "tagStatus": "untagged",
-            "countType": "sinceImagePushed",
-            "countUnit": "days",
-            "countNumber": UNTAGGED_IMAGE_DAYS,
-        },
-        "action": {"type": "expire"},
+def ecr_lifecycle_rules() -> list[dict]:
+    """Untagged layers go after a day; of the tagged images, the newest MAX_IMAGES stay.
+    ECR evaluates a ``tagStatus: any`` rule last, so it must have the highest priority."""
+    untagged = {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": UNTAGGED_IMAGE_DAYS,
     }
-    return json.dumps({"rules": [rule]}, sort_keys=True)
+    bounded = {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": MAX_IMAGES}
+    return [
+        {
+            "rulePriority": 1,
+            "description": "expire untagged images",
+            "selection": untagged,
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 2,
+            "description": f"keep the newest {MAX_IMAGES} images",
+            "selection": bounded,
+            "action": {"type": "expire"},
+        },
+    ]
 
 
 def _repository(config: KnotConfig, tags: Tags) -> dict:
+    text = json.dumps({"rules": ecr_lifecycle_rules()}, sort_keys=True)
+    repository = {
+        "RepositoryName": repository_name(config.stack_name),
+        "ImageScanningConfiguration": {"ScanOnPush": True},
+        # Tags are content hashes: a tag never has to point at other content.
+        "ImageTagMutability": "IMMUTABLE",
+        "EncryptionConfiguration": {"EncryptionType": "AES256"},
+        "LifecyclePolicy": {"LifecyclePolicyText": text},
+        # On AWS, deleting the stack also deletes the images (moto ignores it,
+        # and teardown empties the repository itself anyway).
+        "EmptyOnDelete": True,
+        "Tags": tags.as_list(),
+    }
     return {
-        "Repository": {
-            "Type": "AWS::ECR::Repository",
-            "Properties": {
-                "RepositoryName": repository_name(config),
-                "ImageScanningConfiguration": {"ScanOnPush": True},
-                "EncryptionConfiguration": {"EncryptionType": "AES256"},
-                "LifecyclePolicy": {"LifecyclePolicyText": _ecr_lifecycle()},
-                # On AWS, deleting the stack also deletes the images (moto ignores it,
-                # and teardown empties the repository itself anyway).
-                "EmptyOnDelete": True,
-                "Tags": tags.as_list(),
-            },
-        }
+        "Repository": resource(
+            "AWS::ECR::Repository", repository, Metadata=checkov_skips("CKV_AWS_136")
+        )
     }
 
 
 def _log_group(config: KnotConfig, tags: Tags) -> dict:
+    group = {
+        "LogGroupName": log_group_name(config.stack_name),
+        "RetentionInDays": LOG_RETENTION_DAYS,
+        "Tags": tags.as_list(),
+    }
     return {
-        "LogGroup": {
-            "Type": "AWS::Logs::LogGroup",
-            "Properties": {
-                "LogGroupName": log_group_name(config),
-                "RetentionInDays": LOG_RETENTION_DAYS,
-                "Tags": tags.as_list(),
-            },
-        }
+        "LogGroup": resource("AWS::Logs::LogGroup", group, Metadata=checkov_skips("CKV_AWS_158"))
     }
 
 
 # --- Compute -------------------------------------------------------------------------
+
+# Jobs on EC2 run in the host's network namespace (Batch's only mode for EC2 jobs), so the
+# IMDSv2 hop limit does not keep them from the instance role. The rule drops the job
+# user's packets to the metadata service; the ECS agent (root, host network) keeps it, and
+# the job role's credentials come from the agent's endpoint (169.254.170.2), not from it.
+# DOCKER-USER covers containers on a bridge, should a job definition ever use one; Docker
+# keeps a DOCKER-USER chain that exists before it starts. A cloud-boothook runs on every
+# boot, before the ECS agent starts jobs, so the rules survive reboots.
+_BOOTHOOK = f"""#cloud-boothook
+#!/bin/sh
+iptables --insert OUTPUT 1 --destination {METADATA_ADDRESS}/32 \
+  --match owner --uid-owner {KNOT_UID} --jump DROP
+iptables --new-chain DOCKER-USER 2>/dev/null || true
+iptables --insert DOCKER-USER 1 --destination {METADATA_ADDRESS}/32 --jump DROP
+"""
+_MIME_BOUNDARY = "==KNOT=="
+
+
+def user_data() -> str:
+    """The launch template's user data, base64: Batch merges MIME multi-part user data
+    with its own, so the boothook goes in one part of that form."""
+    text = (
+        'Content-Type: multipart/mixed; boundary="' + _MIME_BOUNDARY + '"\n'
+        "MIME-Version: 1.0\n\n"
+        f"--{_MIME_BOUNDARY}\n"
+        'Content-Type: text/cloud-boothook; charset="us-ascii"\n\n'
+        f"{_BOOTHOOK}\n"
+        f"--{_MIME_BOUNDARY}--\n"
+    )
+    return base64.b64encode(text.encode()).decode()
 
 
 def _launch_template(config: KnotConfig, tags: Tags) -> dict:
@@ -417,17 +519,19 @@ def _launch_template(config: KnotConfig, tags: Tags) -> dict:
             "DeleteOnTermination": True,
         },
     }
-    return {
-        "Type": "AWS::EC2::LaunchTemplate",
-        "Properties": {
-            "LaunchTemplateData": {
-                "BlockDeviceMappings": [root],
-                # IMDSv2 with one hop: containers cannot borrow the instance role.
-                "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
-            },
+    data = {
+        "BlockDeviceMappings": [root],
+        # IMDSv2 with one hop keeps bridged containers out; user_data() keeps jobs out.
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+        "UserData": user_data(),
+    }
+    return resource(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": data,
             "TagSpecifications": [{"ResourceType": "launch-template", "Tags": tags.as_list()}],
         },
-    }
+    )
 
 
 def _ec2_configuration(config: KnotConfig) -> list[dict]:
@@ -461,18 +565,16 @@ def _compute_resources(config: KnotConfig, tags: Tags, spot: bool) -> dict:
 
 
 def _environment(config: KnotConfig, tags: Tags, spot: bool) -> dict:
-    return {
-        "Type": "AWS::Batch::ComputeEnvironment",
-        # Instances need a route out before they can join the cluster.
-        "DependsOn": ["DefaultRoute", "SubnetARoutes", "SubnetBRoutes"],
-        "Properties": {
-            "Type": "MANAGED",
-            "State": "ENABLED",
-            "ServiceRole": get_att("BatchServiceRole", "Arn"),
-            "ComputeResources": _compute_resources(config, tags, spot),
-            "Tags": tags.as_map(),
-        },
+    environment = {
+        "Type": "MANAGED",
+        "State": "ENABLED",
+        "ServiceRole": get_att("BatchServiceRole", "Arn"),
+        "ComputeResources": _compute_resources(config, tags, spot),
+        "Tags": tags.as_map(),
     }
+    # Instances need a route out before they can join the cluster.
+    needs = ["DefaultRoute", "SubnetARoutes", "SubnetBRoutes"]
+    return resource("AWS::Batch::ComputeEnvironment", environment, DependsOn=needs)
 
 
 def _compute(config: KnotConfig, tags: Tags) -> dict:
@@ -485,21 +587,19 @@ def _compute(config: KnotConfig, tags: Tags) -> dict:
         resources["SpotEnvironment"] = _environment(config, tags, spot=True)
         order.append("SpotEnvironment")
     order.append("OnDemandEnvironment")
-    resources["JobQueue"] = {
-        "Type": "AWS::Batch::JobQueue",
-        "Properties": {
-            "Priority": 1,
-            "State": "ENABLED",
-            "ComputeEnvironmentOrder": [
-                {"Order": i + 1, "ComputeEnvironment": ref(name)} for i, name in enumerate(order)
-            ],
-            "Tags": tags.as_map(),
-        },
+    queue = {
+        "Priority": 1,
+        "State": "ENABLED",
+        "ComputeEnvironmentOrder": [
+            {"Order": i + 1, "ComputeEnvironment": ref(name)} for i, name in enumerate(order)
+        ],
+        "Tags": tags.as_map(),
     }
+    resources["JobQueue"] = resource("AWS::Batch::JobQueue", queue)
     return resources
 
 
-def _outputs() -> dict:
+def _outputs(config: KnotConfig) -> dict:
     values = {
         "BucketName": ref("Bucket"),
         "RepositoryName": ref("Repository"),
@@ -508,4 +608,7 @@ def _outputs() -> dict:
         "LogGroupName": ref("LogGroup"),
         "JobRoleArn": get_att("JobRole", "Arn"),
     }
-    return {key: {"Value": values[key]} for key in OUTPUTS}
+    outputs = {key: {"Value": values[key]} for key in OUTPUTS}
+    settings = json.dumps(recorded_settings(config), sort_keys=True, separators=(",", ":"))
+    outputs[SETTINGS_OUTPUT] = {"Value": settings}
+    return outputs

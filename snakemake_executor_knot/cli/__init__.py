@@ -10,7 +10,7 @@ import sys
 from snakemake_interface_common.exceptions import WorkflowError
 
 from ..settings import KnotConfig, check_stack_name
-from . import emulator, infra, jobs, lock, report
+from . import emulator, iam, infra, jobs, lock, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stack-name", default="knot", help="stack name (default: knot)")
     parser.add_argument("--emulator", action="store_true", help="talk to the local emulator")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (infra, jobs, emulator, report, lock):
+    iam.register(infra.register(commands))
+    for module in (jobs, emulator, report, lock):
         module.register(commands)
     return parser
 

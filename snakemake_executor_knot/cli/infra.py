@@ -5,8 +5,24 @@ from __future__ import annotations
 import argparse
 
 from ..aws.clients import Clients, make_clients
-from ..aws.stack import StackOps, deployed_hash, ensure_infra, infra_from_stack, teardown
-from ..aws.template import build_template, stamp
+from ..aws.service_role import find_service_role
+from ..aws.stack import (
+    StackOps,
+    conflicts,
+    deployed_hash,
+    deployed_settings,
+    ensure_infra,
+    infra_from_stack,
+    teardown,
+    wanted_template,
+)
+from ..aws.template import (
+    FILES_PREFIX,
+    MAX_IMAGES,
+    SPEC_EXPIRY_DAYS,
+    SPEC_PREFIX,
+    UNTAGGED_IMAGE_DAYS,
+)
 from ..settings import KnotConfig
 
 
@@ -17,11 +33,15 @@ def status_report(clients: Clients, config: KnotConfig) -> str:
     where = f"'{config.stack_name}' in {clients.region}"
     if stack is None:
         return f"Stack {where} does not exist. 'knot infra up' (or any knot run) creates it."
-    _, digest = stamp(build_template(config))
+    settings = deployed_settings(stack)
+    _, digest = wanted_template(config, settings)
     deployed = deployed_hash(stack)
     lines = [f"Stack:       {where}", f"Status:      {stack['StackStatus']}"]
     state = "up to date" if deployed == digest else "differs (the next knot run updates it)"
     lines.append(f"Template:    {deployed or '-'}, these settings {digest}: {state}")
+    lines += [f"Differs:     {line}" for line in conflicts(settings, config)]
+    lines.append(f"Made by:     {config.cfn_role or 'your own identity (no service role)'}")
+    lines += retention_lines(settings)
     if stack["StackStatus"].endswith("FAILED") or "ROLLBACK" in stack["StackStatus"]:
         lines.append("Problems:    " + ("; ".join(ops.reasons()) or "-"))
     infra = infra_from_stack(stack, clients.region)
@@ -36,13 +56,26 @@ def status_report(clients: Clients, config: KnotConfig) -> str:
     return "\n".join(lines)
 
 
+def retention_lines(settings: dict | None) -> list[str]:
+    """What the stack expires, from its recorded settings and the template's constants."""
+    days = (settings or {}).get("files_expiry_days", "?")
+    return [
+        f"Retention:   local-mode copies (s3://<bucket>/{FILES_PREFIX}) {days} days, "
+        f"job specs ({SPEC_PREFIX}) {SPEC_EXPIRY_DAYS} days",
+        f"             images: the newest {MAX_IMAGES} tagged, untagged after "
+        f"{UNTAGGED_IMAGE_DAYS} day",
+    ]
+
+
 def _status(args: argparse.Namespace, config: KnotConfig) -> int:
-    print(status_report(make_clients(config), config))
+    clients = make_clients(config)
+    print(status_report(clients, find_service_role(clients, config)))
     return 0
 
 
 def _up(args: argparse.Namespace, config: KnotConfig) -> int:
     clients = make_clients(config)
+    config = find_service_role(clients, config)
     infra = ensure_infra(clients, config)
     print(f"Stack '{infra.stack_name}' is ready in {infra.region}.")
     print(status_report(clients, config))
@@ -58,8 +91,9 @@ def _down(args: argparse.Namespace, config: KnotConfig) -> int:
     return 0
 
 
-def register(commands) -> None:
-    """Add ``knot infra status|up|down [--force]`` to the ``knot`` command."""
+def register(commands):
+    """Add ``knot infra status|up|down [--force]`` to the ``knot`` command; return the
+    ``infra`` subcommands, to which ``cli.iam`` adds its own."""
     infra = commands.add_parser("infra", help="show, create or delete knot's AWS infrastructure")
     sub = infra.add_subparsers(dest="infra_command", required=True)
     sub.add_parser("status", help="show the stack and whether it is up to date").set_defaults(
@@ -71,3 +105,4 @@ def register(commands) -> None:
         "--force", action="store_true", help="terminate active jobs instead of refusing"
     )
     down.set_defaults(handler=_down)
+    return sub

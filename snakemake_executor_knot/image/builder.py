@@ -233,11 +233,18 @@ class ImageBuilder:
                 self.repository_uri, tag=tag, auth_config=auth, stream=True, decode=True
             )
             for line in lines:
+                if "error" in line and self._pushed_by_another(spec, tag, line):
+                    return
                 if "error" in line:
                     raise _push_error(spec, tag, _error_text(line))
                 log.debug("[%s] push: %s", spec.rule, line.get("status", line))
         except _ENGINE_ERRORS as exc:
             raise _push_error(spec, tag, str(exc)) from exc
+
+    def _pushed_by_another(self, spec: ImageSpec, tag: str, line: dict) -> bool:
+        """The repository's tags are immutable, so when another run pushed the same tag
+        first, ECR refuses ours; the tag is a content hash, so that image is this one."""
+        return _IMMUTABLE_TAG in _error_text(line) and self._in_ecr(spec, tag)
 
     def _auth_config(self, spec: ImageSpec) -> dict:
         """Docker credentials from ECR's token (base64 "AWS:<password>"). A token lasts
@@ -256,6 +263,10 @@ class ImageBuilder:
             ) from exc
         user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
         return {"username": user, "password": password, "serveraddress": data["proxyEndpoint"]}
+
+
+# ECR's refusal to overwrite a tag in a repository with immutable tags.
+_IMMUTABLE_TAG = "cannot be overwritten because the repository is immutable"
 
 
 class _BuildFailed(Exception):

@@ -23,14 +23,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..runtime.contract import KNOT_ROOT, LIB, RUNTIME_COMMAND, RUNTIME_PACKAGE, VENV
+from ..runtime.contract import KNOT_ROOT, KNOT_UID, LIB, RUNTIME_COMMAND, RUNTIME_PACKAGE, VENV
 
 log = logging.getLogger("knot.image")
 
 # Bump when the rendered Dockerfile changes meaning, so old tags are not reused.
 TEMPLATE_VERSION = "1"
 
-KNOT_UID = 1000
 DEFAULT_PLATFORM = "linux/amd64"
 PIP_INDEX_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 RUNTIME_DIR = Path(__file__).parent.parent / "runtime"

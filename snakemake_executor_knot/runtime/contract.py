@@ -27,6 +27,8 @@ RUNTIME_PACKAGE = "knot_runtime"  # this package's name inside the image
 RULE_MODULE = "knot_rule"  # the generated module of run: rules
 RULE_MODULE_PATH = f"{LIB}/{RULE_MODULE}.py"
 RUNTIME_COMMAND = (f"{VENV}/bin/python", "-m", RUNTIME_PACKAGE)
+# The user every job runs as; the instances block its traffic to the metadata service.
+KNOT_UID = 1000
 
 # The generated ``knot_run(...)`` function of a run: rule and its arguments, in order.
 # ``config`` is not one of them: it is a module global, so a config change needs no new image.

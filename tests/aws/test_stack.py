@@ -16,12 +16,16 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from snakemake_executor_knot.aws.clients import Clients
+from snakemake_executor_knot.aws.policy import runner_policy
+from snakemake_executor_knot.aws.service_role import create_service_role, find_service_role
 from snakemake_executor_knot.aws.stack import (
     Infra,
+    deployed_settings,
     describe_infra,
     ensure_infra,
     failure_reasons,
     teardown,
+    with_deployed_buckets,
 )
 from snakemake_executor_knot.aws.template import HASH_OUTPUT, build_template, stamp
 from snakemake_executor_knot.cli.infra import status_report
@@ -32,6 +36,7 @@ from snakemake_executor_knot.errors import AwsError, ConfigError
 from snakemake_executor_knot.settings import KnotConfig
 
 from ..conftest import REGION
+from .test_policy import allowed
 
 # moto's CloudFormation creates only the types it knows; it skips AWS::S3::BucketPolicy.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy")
@@ -91,6 +96,85 @@ def test_changed_setting_updates_the_stack_once(clients, calls):
     calls.reset()
     ensure_infra(clients, changed)
     assert calls["cloudformation.UpdateStack"] == 0
+
+
+def _job_role_buckets(clients: Clients, infra: Infra) -> list[str]:
+    """The buckets of the job role's policy in the template the stack now holds (moto
+    does not keep the inline policy as JSON, so read it where CloudFormation keeps it)."""
+    body = clients.cloudformation.get_template(StackName=infra.stack_name)["TemplateBody"]
+    template = json.loads(body) if isinstance(body, str) else body
+    (policy,) = template["Resources"]["JobRole"]["Properties"]["Policies"]
+    listed = policy["PolicyDocument"]["Statement"][0]["Resource"]
+    return sorted(arn["Fn::Sub"].rsplit(":", 1)[1] for arn in listed if "Fn::Sub" in arn)
+
+
+def test_a_run_needing_other_buckets_adds_them_and_keeps_the_deployed_ones(clients, calls):
+    infra = ensure_infra(clients, CONFIG)  # user-data
+    other = KnotConfig(stack_name="knot", max_vcpus=16, buckets=("other-data",))
+    calls.reset()
+    assert ensure_infra(clients, other) == infra
+    assert calls["cloudformation.UpdateStack"] == 1
+    assert _job_role_buckets(clients, infra) == ["other-data", "user-data"]
+    # Both runs now find what they need: neither updates the stack again.
+    calls.reset()
+    ensure_infra(clients, CONFIG)
+    ensure_infra(clients, other)
+    assert calls["cloudformation.UpdateStack"] == 0
+
+
+def test_a_run_needing_fewer_buckets_leaves_the_stack_alone(clients, calls):
+    ensure_infra(clients, CONFIG)
+    calls.reset()
+    infra = ensure_infra(clients, KnotConfig(stack_name="knot", max_vcpus=16))
+    assert calls["cloudformation.UpdateStack"] == 0
+    assert "user-data" in _job_role_buckets(clients, infra)
+
+
+def test_other_settings_under_active_jobs_are_one_clear_error(clients, calls):
+    infra = ensure_infra(clients, CONFIG)
+    definition = _job_definition(clients, "knot-0123abcd", {"knot:stack": "knot"})
+    _active_job(clients, infra, definition)
+    calls.reset()
+    other = KnotConfig(stack_name="knot", max_vcpus=64, buckets=("user-data",))
+    with pytest.raises(ConfigError) as caught:
+        ensure_infra(clients, other)
+    assert calls["cloudformation.UpdateStack"] == 0
+    message = str(caught.value)
+    assert "--knot-max-vcpus is 16 in the stack, this run asks for 64" in message
+    assert "jobs are active" in message and "--knot-stack-name" in message
+
+
+def test_runs_changing_settings_back_and_forth_stop_with_one_error(clients, calls):
+    """Another run changes the stack right after this run's update: the next round sees
+    values this run did not ask for and stops, naming both, instead of updating again."""
+    ensure_infra(clients, CONFIG)
+    rival = KnotConfig(stack_name="knot", max_vcpus=32, buckets=("user-data",))
+    mine = KnotConfig(stack_name="knot", max_vcpus=64, buckets=("user-data",))
+    rival_clients = Clients(session=boto3.Session(region_name=REGION))
+
+    def rival_updates(**_kwargs) -> None:
+        ensure_infra(rival_clients, rival)
+
+    clients.cloudformation.meta.events.register(
+        "after-call.cloudformation.UpdateStack", rival_updates
+    )
+    calls.reset()
+    with pytest.raises(ConfigError, match="--knot-max-vcpus is 32 in the stack, this run asks "
+                       "for 64 .another knot run changed them"):  # fmt: skip
+        ensure_infra(clients, mine)
+    assert calls["cloudformation.UpdateStack"] == 1
+
+
+def test_settings_output_from_an_old_or_hostile_stack_is_ignored():
+    assert deployed_settings({"Outputs": []}) is None
+    broken = {"Outputs": [{"OutputKey": "Settings", "OutputValue": "{not json"}]}
+    assert deployed_settings(broken) is None
+    listed = {"Outputs": [{"OutputKey": "Settings", "OutputValue": "[1, 2]"}]}
+    assert deployed_settings(listed) is None
+    odd = {"buckets": ["fine-bucket", 7, None]}
+    assert with_deployed_buckets(CONFIG, odd).buckets == ("fine-bucket", "user-data")
+    with pytest.raises(ConfigError, match="--knot-buckets"):
+        build_template(with_deployed_buckets(CONFIG, {"buckets": ["../../etc"]}))
 
 
 def test_describe_infra_never_creates(clients, calls):
@@ -376,17 +460,46 @@ def _allowed_actions() -> list[str]:
 def test_iam_policy_allows_every_call_infra_makes(clients, deployed, calls):
     infra, arns = deployed
     _active_job(clients, infra, arns["ours"])
+    create_service_role(clients, "knot")  # the administrator, once
+    calls.attach(clients, services=("iam", "sts"))
     calls.reset()
-    ensure_infra(clients, CONFIG)
-    status_report(clients, CONFIG)
-    teardown(clients, CONFIG, force=True)
+    config = find_service_role(clients, CONFIG)
+    ensure_infra(clients, config)
+    status_report(clients, config)
+    teardown(clients, config, force=True)
     made = {
         f"{service}:{_S3_ACTIONS.get(op, op) if service == 's3' else op}"
         for service, op in (key.split(".") for key in calls.counts)
     }
     assert {"cloudformation:DeleteStack", "batch:TerminateJob", "s3:DeleteObject"} <= made
+    assert "iam:GetRole" in made and config.cfn_role
     allowed = _allowed_actions()
     assert sorted(a for a in made if not any(fnmatch(a, p) for p in allowed)) == []
 
 
+def test_iam_policy_names_the_resources_the_stack_really_has(clients):
+    """The runner policy's patterns match the names CloudFormation gave (moto's names)."""
+    infra = ensure_infra(clients, CONFIG)
+    policy = runner_policy("aws", "knot", ["user-data"])
+    stack_tag = {"aws:ResourceTag/knot:stack": "knot"}
+    to_batch = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    repository = clients.ecr.describe_repositories(repositoryNames=[infra.repository_name])
+    group = f"arn:aws:logs:{REGION}:{DEFAULT_ACCOUNT_ID}:log-group:{infra.log_group}:*"
+    assert allowed(policy, "s3:PutObject", f"arn:aws:s3:::{infra.bucket}/knot/specs/r/a.jsonl")
+    assert allowed(policy, "s3:ListBucket", f"arn:aws:s3:::{infra.bucket}")
+    assert allowed(policy, "ecr:PutImage", repository["repositories"][0]["repositoryArn"])
+    assert allowed(policy, "logs:GetLogEvents", group)
+    assert allowed(policy, "batch:SubmitJob", infra.job_queue_arn, **stack_tag)
+    assert allowed(policy, "iam:PassRole", infra.job_role_arn, **to_batch)
+
+
 # --- status and CLI -----------------------------------------------------------------------
+
+
+def test_status_shows_retention_and_differing_settings(clients):
+    ensure_infra(clients, KnotConfig(stack_name="knot", max_vcpus=16, files_expiry_days=9))
+    report = status_report(clients, KnotConfig(stack_name="knot", max_vcpus=64))
+    assert "local-mode copies (s3://<bucket>/knot/files/) 9 days" in report
+    assert "images: the newest 1000 tagged, untagged after 1 day" in report
+    assert "Differs:     --knot-max-vcpus is 16 in the stack, this run asks for 64" in report
+    assert "Made by:     your own identity (no service role)" in report

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import email
+import json
+import shlex
+import subprocess
+import sys
+
 import pytest
 from cfnlint.api import lint
 
 from snakemake_executor_knot.aws.template import (
+    FILES_PREFIX,
     HASH_OUTPUT,
+    MAX_IMAGES,
     OUTPUTS,
+    SETTINGS_OUTPUT,
+    SKIPS,
     SPEC_PREFIX,
     build_template,
     render,
@@ -15,6 +26,8 @@ from snakemake_executor_knot.aws.template import (
     template_hash,
 )
 from snakemake_executor_knot.errors import ConfigError
+from snakemake_executor_knot.image.dockerfile import ImageSpec, render_dockerfile
+from snakemake_executor_knot.runtime.contract import KNOT_UID
 from snakemake_executor_knot.settings import KnotConfig
 
 CUSTOM = KnotConfig(
@@ -90,7 +103,13 @@ def test_bucket_is_private_encrypted_and_expires_job_specs():
             "Status": "Enabled",
             "Prefix": "knot/specs/",
             "ExpirationInDays": 7,
-        }
+        },
+        {
+            "Id": "expire-local-copies",
+            "Status": "Enabled",
+            "Prefix": "knot/files/",
+            "ExpirationInDays": 30,
+        },
     ]
     assert SPEC_PREFIX == "knot/specs/"
 
@@ -193,15 +212,28 @@ def test_default_ami_is_ecs_optimised_and_gpu_types_get_the_nvidia_image():
     assert gpu["ComputeResources"]["Ec2Configuration"] == [{"ImageType": "ECS_AL2_NVIDIA"}]
 
 
-def test_repository_scans_on_push_and_expires_untagged_images():
-    import json
-
+def test_repository_scans_on_push_and_bounds_its_images():
     repo = props(CUSTOM, "Repository")
     assert repo["ImageScanningConfiguration"] == {"ScanOnPush": True}
     assert repo["RepositoryName"] == "knot-test-rules"
-    (rule,) = json.loads(repo["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
-    assert rule["selection"]["tagStatus"] == "untagged"
-    assert rule["action"] == {"type": "expire"}
+    assert repo["ImageTagMutability"] == "IMMUTABLE"
+    untagged, bounded = json.loads(repo["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    assert untagged["selection"]["tagStatus"] == "untagged"
+    assert untagged["action"] == {"type": "expire"}
+    assert bounded["selection"] == {
+        "tagStatus": "any",
+        "countType": "imageCountMoreThan",
+        "countNumber": MAX_IMAGES,
+    }
+    # ECR wants the catch-all rule last, i.e. with the highest priority number.
+    assert bounded["rulePriority"] > untagged["rulePriority"]
+
+
+def test_local_copies_expire_after_the_configured_days():
+    rules = props(KnotConfig(files_expiry_days=3), "Bucket")["LifecycleConfiguration"]["Rules"]
+    (rule,) = [r for r in rules if r.get("Prefix") == FILES_PREFIX]
+    assert rule["ExpirationInDays"] == 3
+    assert FILES_PREFIX == "knot/files/"
 
 
 def test_log_group_has_retention():
@@ -240,18 +272,15 @@ _UNTAGGABLE = {
 
 def test_outputs_are_what_infra_reads():
     outputs = build_template(CUSTOM)["Outputs"]
-    assert (
-        set(outputs)
-        == set(OUTPUTS)
-        == {
-            "BucketName",
-            "RepositoryName",
-            "RepositoryUri",
-            "JobQueueArn",
-            "LogGroupName",
-            "JobRoleArn",
-        }
-    )
+    assert set(outputs) - set(OUTPUTS) == {SETTINGS_OUTPUT}
+    assert set(OUTPUTS) == {
+        "BucketName",
+        "RepositoryName",
+        "RepositoryUri",
+        "JobQueueArn",
+        "LogGroupName",
+        "JobRoleArn",
+    }
     assert outputs["JobQueueArn"]["Value"] == {"Ref": "JobQueue"}
 
 
@@ -297,3 +326,97 @@ def test_cfn_lint_does_catch_a_broken_template():
     template["Resources"]["Vpc"]["Properties"]["NoSuchProperty"] = 1
     matches = lint(render(template), regions=["us-east-1"])
     assert any(m.rule.severity == "error" for m in matches)
+
+
+# --- checkov ------------------------------------------------------------------------------
+
+
+def _checkov(template: dict, tmp_path) -> dict:
+    """checkov's CloudFormation results for a template: {"failed": [...], "skipped": [...]}
+    of (check id, resource) pairs. --skip-download keeps it off the network."""
+    pytest.importorskip("checkov", reason="checkov is not installed (pip install '.[test]')")
+    path = tmp_path / "template.json"
+    path.write_text(render(template))
+    command = [sys.executable, "-m", "checkov.main", "--file", str(path)]
+    command += ["--framework", "cloudformation", "--skip-download", "--output", "json"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    results = json.loads(done.stdout)["results"]
+    return {
+        kind: sorted((c["check_id"], c["resource"]) for c in results[f"{kind}_checks"])
+        for kind in ("failed", "skipped")
+    }
+
+
+@pytest.mark.parametrize("config", [CUSTOM, KnotConfig(spot=False)], ids=["spot", "on-demand"])
+def test_checkov_finds_nothing_but_the_justified_skips(config, tmp_path):
+    stamped, _ = stamp(build_template(config))
+    found = _checkov(stamped, tmp_path)
+    assert found["failed"] == []
+    skipped = {check for check, _ in found["skipped"]}
+    assert skipped == set(SKIPS)  # every justification answers a real finding
+    for check, reason in SKIPS.items():
+        assert reason.endswith(".") and reason.count(". ") == 0, check  # one sentence
+
+
+def test_checkov_does_catch_what_the_template_fixed(tmp_path):
+    """Guards the test above: without the immutable tags and the skip comments, checkov
+    reports the findings the issue lists."""
+    template = build_template(KnotConfig())
+    for res in template["Resources"].values():
+        res.pop("Metadata", None)
+    template["Resources"]["Repository"]["Properties"].pop("ImageTagMutability")
+    failed = {check for check, _ in _checkov(template, tmp_path)["failed"]}
+    assert {"CKV_AWS_18", "CKV_AWS_21", "CKV_AWS_51", "CKV_AWS_136", "CKV_AWS_158"} <= failed
+
+
+# --- instance metadata ----------------------------------------------------------------
+
+
+def _user_data_parts(config: KnotConfig) -> list:
+    data = props(config, "LaunchTemplate")["LaunchTemplateData"]
+    message = email.message_from_bytes(base64.b64decode(data["UserData"]))
+    assert message.is_multipart()  # Batch merges only MIME multi-part user data
+    return message.get_payload()
+
+
+def test_jobs_cannot_reach_the_instance_metadata_service():
+    (part,) = _user_data_parts(CUSTOM)
+    assert part.get_content_type() == "text/cloud-boothook"  # runs on every boot
+    lines = " ".join(part.get_payload().split("\\\n")).splitlines()
+    rules = [shlex.split(line) for line in lines if line.startswith("iptables --insert")]
+    by_chain = {rule[2]: rule for rule in rules}
+    job_user = by_chain["OUTPUT"]  # host networking: the job's packets leave from OUTPUT
+    assert job_user[job_user.index("--destination") + 1] == "169.254.169.254/32"
+    assert job_user[job_user.index("--uid-owner") + 1] == str(KNOT_UID)
+    assert job_user[-2:] == ["--jump", "DROP"]
+    bridged = by_chain["DOCKER-USER"]
+    assert bridged[bridged.index("--destination") + 1] == "169.254.169.254/32"
+    assert bridged[-2:] == ["--jump", "DROP"]
+    # The ECS agent runs as root on the host network and needs the service: the only
+    # OUTPUT rule is limited to the job user.
+    assert [rule[2] for rule in rules].count("OUTPUT") == 1
+    options = props(CUSTOM, "LaunchTemplate")["LaunchTemplateData"]["MetadataOptions"]
+    assert options == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+
+
+def test_jobs_run_as_the_user_the_instances_block():
+    dockerfile = render_dockerfile(ImageSpec(rule="r", base_image="knot-base:py3.11"))
+    assert f"--uid {KNOT_UID}" in dockerfile
+    users = [line for line in dockerfile.splitlines() if line.startswith("USER ")]
+    assert users[-1] == "USER knot"  # the last USER is the one the job runs as
+
+
+def test_roles_live_on_the_stacks_path_and_take_the_boundary():
+    boundary = "arn:aws:iam::123456789012:policy/knot/knot-test/knot-knot-test-boundary"
+    roles = {
+        k: v["Properties"]
+        for k, v in build_template(CUSTOM, boundary)["Resources"].items()
+        if v["Type"] in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile")
+    }
+    paths = {name: p["Path"] for name, p in roles.items()}
+    assert paths.pop("JobRole") == "/knot/knot-test/job/"
+    assert set(paths.values()) == {"/knot/knot-test/infra/"}
+    assert {p.get("PermissionsBoundary") for n, p in roles.items() if n != "InstanceProfile"} == {
+        boundary
+    }
+    assert all("PermissionsBoundary" not in p for p in of_type(CUSTOM, "AWS::IAM::Role").values())

@@ -3,9 +3,12 @@ commands where they need no emulator."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from snakemake_executor_knot import cli
+from snakemake_executor_knot.aws.policy import runner_policy
 from snakemake_executor_knot.aws.stack import ensure_infra
 from snakemake_executor_knot.cli import build_parser, jobs, main
 from snakemake_executor_knot.cli.infra import status_report
@@ -75,3 +78,25 @@ def test_cli_commands(clients, batch, monkeypatch, capsys):
     monkeypatch.setattr(jobs, "describe_infra", lambda made, config: None)
     assert cli.main(["logs", job]) == 1
     assert "Create it with 'knot infra up'" in capsys.readouterr().err
+
+
+def test_cli_policy_is_rendered_for_the_sessions_partition(aws_env, capsys):
+    assert main(["--region", "cn-north-1", "--stack-name", "lab", "infra", "policy",
+                 "--bucket", "s3://lab-results", "--bucket", "lab-raw"]) == 0  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == runner_policy("aws-cn", "lab", ["lab-raw", "lab-results"])
+
+
+def test_cli_service_role_prints_then_creates(moto, capsys):
+    assert _knot("infra", "service-role") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["RoleName"] == "knot-cfn-cli-test"
+    assert printed["Boundary"]["Path"] == "/knot/cli-test/"
+    assert _knot("infra", "service-role", "--create") == 0
+    assert "created role knot-cfn-cli-test" in capsys.readouterr().out
+    assert _knot("infra", "status") == 0
+    assert "does not exist" in capsys.readouterr().out
+    assert _knot("infra", "up") == 0
+    assert (
+        "Made by:     arn:aws:iam::123456789012:role/knot-cfn-cli-test" in capsys.readouterr().out
+    )

@@ -422,3 +422,50 @@ def test_unreachable_engine_is_a_docker_error(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     with pytest.raises(DockerError, match="No Docker engine is reachable.*scripts/ensure-docker"):
         docker_client()
+
+
+class PushRefused:
+    """A docker client whose build succeeds and whose push ECR refuses, as it refuses a tag
+    that already exists in a repository with immutable tags. ``meanwhile`` runs first: the
+    other run's push landing between our lookup and our push."""
+
+    def __init__(self, tag: str, meanwhile=lambda: None) -> None:
+        self.api = self
+        self.tag = tag
+        self.meanwhile = meanwhile
+
+    def build(self, **_kwargs):
+        return iter([{"stream": "built"}])
+
+    def push(self, *_args, **_kwargs):
+        self.meanwhile()
+        refusal = (
+            f"tag invalid: The image tag '{self.tag}' already exists in the 'knot' repository "
+            "and cannot be overwritten because the repository is immutable."
+        )
+        return iter([{"status": "Pushing"}, {"error": refusal}])
+
+
+def test_a_tag_another_run_pushed_first_counts_as_pushed(clients, repository):
+    spec = make_spec()
+    tag = image_tag(spec)
+
+    def other_run_pushes() -> None:
+        clients.ecr.put_image(repositoryName="knot", imageManifest=fake_manifest("c"), imageTag=tag)
+
+    docker = PushRefused(tag, other_run_pushes)
+    builder = ImageBuilder(
+        docker, clients.ecr, repository["repositoryUri"], repository["repositoryName"]
+    )
+    assert builder.ensure(spec) == f"{repository['repositoryUri']}:{tag}"
+    assert (builder.built, builder.pushed, builder.skipped) == (1, 1, 0)
+
+
+def test_a_refused_push_of_a_tag_ecr_lacks_is_an_error(clients, repository):
+    spec = make_spec()
+    docker = PushRefused(image_tag(spec))
+    builder = ImageBuilder(
+        docker, clients.ecr, repository["repositoryUri"], repository["repositoryName"]
+    )
+    with pytest.raises(DockerError, match="Pushing the image .* cannot be overwritten"):
+        builder.ensure(spec)

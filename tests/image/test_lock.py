@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snakemake_executor_knot.errors import ConfigError, DockerError, RuleError
@@ -313,6 +313,7 @@ locks = st.builds(
 )
 
 
+@settings(deadline=None)  # writes files; a loaded machine is slow, not wrong
 @given(locks)
 def test_round_trip_property(lock):
     with tempfile.TemporaryDirectory() as folder:
