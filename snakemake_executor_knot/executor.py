@@ -25,6 +25,7 @@ from .aws.submit import Submitter, build_submit_request
 from .errors import KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
+from .pathcheck import check_job_paths
 from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
 from .resources import batch_resources
 from .settings import KnotConfig, parse_settings
@@ -60,6 +61,9 @@ class Executor(RemoteExecutor):
             name: plan_rule(workflow, job, self.knot, base_image) for name, job in rules.items()
         }
         check_job_resources(jobs, self.knot)
+        for job in jobs:
+            if not job.is_local:
+                check_job_paths(job, Path.cwd())
         self._provision(plans)
 
     def _provision(self, plans: dict[str, RulePlan]) -> None:
