@@ -36,12 +36,12 @@ def check_job_paths(job, workdir: Path) -> None:
 def check_name(path: str, rule: str, what: str) -> None:
     try:
         path.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        # os.listdir and friends carry undecodable bytes as lone surrogates.
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise RuleError(
-            f"Rule '{rule}': the {what} file name {shown!r} is not valid UTF-8 (bytes "
-            f"{exc.object[exc.start : exc.end].encode('utf-8', 'surrogateescape')!r}). S3 "
-            "keys and job specs need UTF-8 names: rename the file."
+            f"Rule '{rule}': the {what} file name '{shown}' is not valid UTF-8. S3 keys and "
+            "job specs need UTF-8 names: rename the file."
         ) from None
 
 
@@ -50,7 +50,8 @@ def check_written(path: str, workdir: Path, rule: str, what: str) -> None:
         raise RuleError(
             f"Rule '{rule}': the {what} {path!r} lies outside the working directory "
             f"{workdir} (through '..', an absolute path or a symbolic link). knot jobs write "
-            "only inside the working directory: name the file relative to it."
+            "only inside the working directory: name the file relative to it (in storage "
+            "mode, keep --local-storage-prefix inside it)."
         )
 
 

@@ -161,7 +161,7 @@ class LocalStaging:
     def local_dest(self, path: str, rule: str) -> Path:
         """Where a spec path is written: inside the working directory, or refused."""
         relative = os.path.relpath(os.path.abspath(path), self.workdir)
-        return self._contained(self.workdir, relative, f"output {path!r}", rule)
+        return self._contained(self.workdir, relative, f"the job's file {path!r}", rule)
 
     def _contained(self, root: Path, relative: str, what: str, rule: str) -> Path:
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 from s3transfer.exceptions import RetriesExceededError, S3ValidationError
 from s3transfer.manager import TransferConfig, TransferManager
 
@@ -187,6 +187,8 @@ def _wait(transfers: list[Transfer], submit: Callable, verb: str) -> None:
     for transfer, future in futures:
         try:
             future.result()
+        except FlexibleChecksumError as exc:
+            failed.append(f"{transfer.uri} ({transfer.path}): corrupted, nothing kept: {exc}")
         except _TRANSFER_ERRORS as exc:
             failed.append(f"{transfer.uri} ({transfer.path}): {exc}")
     if failed:
