@@ -27,6 +27,7 @@ from .aws.template import STACK_TAG
 from .errors import ConfigError, KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
+from .pathcheck import check_job_paths
 from .plan import RulePlan, build_target, check_job_resources, plan_rule, remote_rules
 from .resources import batch_resources
 from .settings import KnotConfig, bucket_name_problem, parse_settings
@@ -61,6 +62,9 @@ class Executor(RemoteExecutor):
         target = build_target(workflow, rules, self.knot, self._base_reference)
         plans = {name: plan_rule(workflow, job, self.knot, target) for name, job in rules.items()}
         check_job_resources(jobs, self.knot)
+        for job in jobs:
+            if not job.is_local:
+                check_job_paths(job, Path.cwd())
         self._provision(plans)
 
     def _docker(self):
@@ -125,9 +129,26 @@ class Executor(RemoteExecutor):
         for job in jobs:
             self.run_job_pre(job)
         self._plan_for(jobs)
+        self._clear_outputs(jobs)
         for (rule, resources, *_), group in self._groups(jobs).items():
             for start in range(0, len(group), MAX_ARRAY):
                 self._submit(self.plans[rule], resources, group[start : start + MAX_ARRAY])
+
+    def _clear_outputs(self, jobs) -> None:
+        """Remove each job's existing directory() outputs before it runs, with the user's
+        rights, as Snakemake's local executor does (``Job.prepare``); remote executors leave
+        that to the Snakemake inside the job, and knot's jobs have none. The job role cannot
+        delete, so a re-run's directory under a storage prefix would otherwise keep the files
+        of earlier runs, and so would a local one on disk. A file output is replaced whole
+        by the new upload, so it is left alone (and no call is spent on it)."""
+        removed = False
+        for job in jobs:
+            for f in job.output:
+                if getattr(f, "is_directory", False) and not getattr(f, "flags", {}).get("update"):
+                    self.workflow.async_run(f.remove(remove_non_empty_dir=True))
+                    removed = removed or bool(getattr(f, "is_storage", False))
+        if removed:  # snakemake-storage-plugin-s3 deletes a bucket its removal emptied
+            self._ensure_storage_bucket()
 
     def _groups(self, jobs) -> dict[tuple, list]:
         """Jobs of one rule with equal Batch resources share an array job; with array jobs

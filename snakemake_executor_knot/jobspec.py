@@ -60,13 +60,15 @@ def directory_inputs(job) -> set[str]:
 def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
     path = str(f)
     directory = bool(getattr(f, "is_directory", False)) or path in directories
-    if getattr(f, "is_storage", False):
-        uri = f.storage_object.query
-    else:
-        uri = uri_for(path)
+    storage = bool(getattr(f, "is_storage", False))
+    uri = f.storage_object.query if storage else uri_for(path)
     if directory and not uri.endswith("/"):
         uri += "/"
-    return {"path": path, "uri": uri, "directory": directory}
+    if not directory:
+        return {"path": path, "uri": uri, "directory": False}
+    # In knot's bucket a directory is what its manifest lists; a storage-mode directory is
+    # its prefix, which Snakemake clears (with the user's rights) before the job runs.
+    return {"path": path, "uri": uri, "directory": True, "manifest": not storage}
 
 
 def file_list(files, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:

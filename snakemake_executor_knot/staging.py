@@ -14,9 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from boto3.s3.transfer import S3Transfer, TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
 from .errors import StagingError, aws_error, error_code
+from .pathcheck import directory_files
+from .runtime import manifest
+from .runtime.paths import UnsafePath, contained
 
 _TRANSFER = TransferConfig(max_concurrency=16, multipart_threshold=64 * 1024 * 1024)
 _STAMP = "knot-stamp"  # object metadata: "<size>:<mtime_ns>" of the local file uploaded
@@ -33,14 +36,17 @@ class LocalStaging:
         self._transfer = S3Transfer(s3, _TRANSFER)
         self._uploaded: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._manifests: dict[str, bytes] = {}  # manifest key -> body last uploaded
+        self._hashes: dict[tuple[str, str], str] = {}  # (path, stamp) -> sha256
 
     def key_for(self, path: str) -> str:
-        p = Path(os.path.normpath(path))
-        if p.is_absolute():
-            rel = Path("_abs") / p.relative_to(p.anchor)
-        else:
-            rel = p
-        return self.prefix + rel.as_posix()
+        """A path inside the working directory keeps its relative name; one outside it
+        (read-only reference data) goes under ``_abs/`` by its absolute name, so no key
+        ever holds a '..' part."""
+        full = Path(os.path.abspath(path))
+        if full == self.workdir or self.workdir in full.parents:
+            return self.prefix + full.relative_to(self.workdir).as_posix()
+        return self.prefix + (Path("_abs") / full.relative_to(full.anchor)).as_posix()
 
     def uri_for(self, path: str) -> str:
         return f"s3://{self.bucket}/{self.key_for(path)}"
@@ -53,9 +59,44 @@ class LocalStaging:
         """Upload what changed; returns the number of files sent."""
         sent = 0
         for path in paths:
-            for file in _files_under(Path(path)):
+            if not os.path.isdir(path):
+                sent += self._upload_if_changed(Path(path), rule)
+                continue
+            files = directory_files(Path(path), self.workdir, rule)
+            for file in files:
                 sent += self._upload_if_changed(file, rule)
+            self._upload_manifest(Path(path), files, rule)
         return sent
+
+    def _upload_manifest(self, folder: Path, files: list[Path], rule: str) -> None:
+        """A directory input is exactly its current files: its manifest tells the job
+        which keys under the prefix to fetch (files deleted locally stay in S3)."""
+        entries = [self._entry(folder, file) for file in files]
+        key = manifest.manifest_key(self.key_for(str(folder)))
+        body = manifest.encode(entries)
+        with self._lock:
+            if self._manifests.get(key) == body:
+                return
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(
+                exc, f"uploading the manifest of {folder}", rule=rule, service="s3"
+            ) from exc
+        with self._lock:
+            self._manifests[key] = body
+
+    def _entry(self, folder: Path, file: Path) -> manifest.Entry:
+        """The manifest entry of a file, hashed once per (path, size, mtime)."""
+        stamp = (str(file), _stamp(file))
+        with self._lock:
+            digest = self._hashes.get(stamp)
+        if digest is None:
+            digest = manifest.sha256_file(file)
+            with self._lock:
+                self._hashes[stamp] = digest
+        name = file.relative_to(folder).as_posix()
+        return manifest.Entry(name, file.stat().st_size, digest)
 
     def _upload_if_changed(self, file: Path, rule: str) -> int:
         stamp = _stamp(file)
@@ -94,10 +135,11 @@ class LocalStaging:
         missing object is an error only when ``must_exist``."""
         for item in items:
             try:
+                dest = self.local_dest(item["path"], rule)
                 if item["directory"]:
-                    self._download_prefix(item["uri"], Path(item["path"]))
+                    self._download_directory(item["uri"], dest, rule)
                 else:
-                    self._download(item["uri"], Path(item["path"]))
+                    self._download(item["uri"], dest)
             except ClientError as exc:
                 if _is_missing(exc) and not must_exist:
                     continue
@@ -107,8 +149,24 @@ class LocalStaging:
                         "although the job succeeded. Check the job's log with 'knot logs'."
                     ) from exc
                 raise aws_error(exc, "downloading job outputs", rule=rule, service="s3") from exc
+            except FlexibleChecksumError as exc:
+                raise StagingError(
+                    f"Rule '{rule}': output {item['path']} ({item['uri']}) arrived corrupted: "
+                    f"{exc}. Nothing was written; run the workflow again to fetch it anew."
+                ) from exc
             except BotoCoreError as exc:
                 raise aws_error(exc, "downloading job outputs", rule=rule, service="s3") from exc
+
+    def local_dest(self, path: str, rule: str) -> Path:
+        """Where a spec path is written: inside the working directory, or refused."""
+        relative = os.path.relpath(os.path.abspath(path), self.workdir)
+        return self._contained(self.workdir, relative, f"the job's file {path!r}", rule)
+
+    def _contained(self, root: Path, relative: str, what: str, rule: str) -> Path:
+        try:
+            return contained(root, relative, what=what)
+        except UnsafePath as exc:
+            raise StagingError(f"Rule '{rule}': {exc}. Nothing was written there.") from exc
 
     def _download(self, uri: str, dest: Path) -> None:
         bucket, key = split_uri(uri)
@@ -119,15 +177,41 @@ class LocalStaging:
         with self._lock:
             self._uploaded[key] = _stamp(dest)
 
-    def _download_prefix(self, uri: str, dest: Path) -> None:
+    def _download_directory(self, uri: str, dest: Path, rule: str) -> None:
+        """Exactly the files the job's manifest lists, each checked against it: the prefix
+        may also hold files of earlier runs, which the job role could not delete."""
         bucket, prefix = split_uri(uri)
+        entries = self._manifest(bucket, prefix, dest, rule)
         dest.mkdir(parents=True, exist_ok=True)
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(prefix) :]
-                if rel:
-                    self._download(f"s3://{bucket}/{obj['Key']}", dest / rel)
+        for entry in entries:
+            key = prefix + entry.name
+            target = self._contained(dest, entry.name, f"the key s3://{bucket}/{key}", rule)
+            self._download(f"s3://{bucket}/{key}", target)
+            problem = manifest.mismatch(target, entry)
+            if problem:
+                target.unlink()
+                raise StagingError(
+                    f"Rule '{rule}': s3://{bucket}/{key} downloaded as {problem}; the "
+                    "file was removed. Run the workflow again to rerun the job."
+                )
+
+    def _manifest(self, bucket: str, prefix: str, dest: Path, rule: str) -> list:
+        key = manifest.manifest_key(prefix)
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if not _is_missing(exc):
+                raise
+            raise StagingError(
+                f"Rule '{rule}': the directory output {dest} has no manifest "
+                f"(s3://{bucket}/{key}), so knot cannot tell its files from those of earlier "
+                "runs. The job's image predates manifests or the job did not finish its "
+                "uploads; run the workflow again."
+            ) from exc
+        try:
+            return manifest.decode(body, f"s3://{bucket}/{key}")
+        except manifest.BadManifest as exc:
+            raise StagingError(f"Rule '{rule}': {exc}") from exc
 
 
 WORKFLOW_ID_FILE = Path(".snakemake", "knot", "workflow-id")
@@ -176,12 +260,6 @@ def _is_missing(exc: ClientError) -> bool:
 def _stamp(path: Path) -> str:
     stat = path.stat()
     return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def _files_under(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    return [path]
 
 
 def split_uri(uri: str) -> tuple[str, str]:

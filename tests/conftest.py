@@ -11,7 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.batch.models import ComputeEnvironment, JobQueue
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models.route_tables import RouteTable
+from moto.s3.models import s3_backends
 from snakemake.io import IOFile
 from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
 
@@ -74,6 +76,18 @@ class CallCounter:
 
     def reset(self) -> None:
         self.counts.clear()
+
+
+def corrupt_object(bucket: str, key: str) -> None:
+    """Flip the first byte of an object stored in in-process moto, behind S3's back: its
+    stored checksum no longer matches the bytes a GET returns."""
+    stored = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets[bucket].keys[key]
+    buffer = stored._value_buffer
+    buffer.seek(0)
+    first = buffer.read(1)
+    buffer.seek(0)
+    buffer.write(bytes([first[0] ^ 0xFF]))
+    buffer.seek(0)
 
 
 @pytest.fixture
@@ -215,17 +229,19 @@ def fake_job(
 ) -> FakeJob:
     """One job of ``rule``: files are paths (or ``directory(...)``), in a list or by name."""
     wildcards = wildcards or {}
+    outputs = named(OutputFiles, _files(output))
     return FakeJob(
         rule=SimpleNamespace(
             name=rule,
             shellcmd=shellcmd,
             script=script,
+            output=outputs,
             workflow=SimpleNamespace(config=config or {}),
         ),
         jobid=jobid,
         is_local=False,
         input=named(InputFiles, _files(input)),
-        output=named(OutputFiles, _files(output)),
+        output=outputs,
         log=named(Log, _files(log)),
         benchmark=None,
         params=params if isinstance(params, Params) else named(Params, params or {}),

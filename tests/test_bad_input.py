@@ -3,6 +3,8 @@ before any AWS resource is created: afterwards the account holds no stack."""
 
 from __future__ import annotations
 
+import os
+
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
@@ -66,7 +68,7 @@ def _run(tmp_path, endpoint, snakefile, env=None, args=()):
     )  # fmt: skip
 
 
-def _client(service, endpoint):
+def _client(service: str, endpoint: str):
     return boto3.client(
         service, endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -120,3 +122,72 @@ def test_bad_setting_fails_before_anything_is_created(case, tmp_path, moto_endpo
     assert expected in result.stdout, result.stdout[-3000:]
     assert _stacks(moto_endpoint) == []
     assert {b["Name"] for b in _buckets(moto_endpoint)} == before
+
+
+def _one_rule(output: str, input_: str | None = None, rule: str = "make") -> str:
+    """A Snakefile whose one rule writes ``output`` (from ``input_``)."""
+    given = f"    input: {input_!r}\n" if input_ else ""
+    return (
+        f"rule all:\n    input: {output!r}\n\nrule {rule}:\n{given}    output: {output!r}\n"
+        "    run:\n        open(output[0], 'w').write('x')\n"
+    )
+
+
+def _outside_output(tmp_path) -> tuple[str, list[str]]:
+    expected = ["Rule 'make'", "'../outside.txt' lies outside the working directory"]
+    return _one_rule("../outside.txt"), expected
+
+
+def _absolute_output(tmp_path) -> tuple[str, list[str]]:
+    target = str(tmp_path.parent / "absolute-out.txt")
+    return _one_rule(target), ["Rule 'make'", "lies outside the working directory"]
+
+
+def _non_utf8_name(tmp_path) -> tuple[str, list[str]]:
+    """Inside a directory input: Snakemake itself fails with a traceback on an input or
+    output named so (its lock and persistence files encode the names) before knot is asked
+    anything, but it never looks inside a directory."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / os.fsdecode(b"sub-\xff.txt")).write_text("x")
+    expected = ["Rule 'count'", "data/sub-\\xff.txt' is not valid UTF-8"]
+    return _one_rule("out.txt", "data", rule="count"), expected
+
+
+def _link_out_of_directory_input(tmp_path) -> tuple[str, list[str]]:
+    (tmp_path.parent / "secret.txt").write_text("not for the job")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a")
+    (tmp_path / "data" / "leak.txt").symlink_to(tmp_path.parent / "secret.txt")
+    expected = ["Rule 'make'", "leak.txt", "outside both the directory and the working directory"]
+    return _one_rule("out.txt", "data"), expected
+
+
+PATH_CASES = {
+    "output_outside_by_dot_dot": _outside_output,
+    "output_outside_by_absolute_path": _absolute_output,
+    "file_name_not_utf8": _non_utf8_name,
+    "link_out_of_directory_input": _link_out_of_directory_input,
+}
+
+
+@pytest.mark.parametrize("case", sorted(PATH_CASES))
+def test_bad_path_fails_before_anything_is_created(case, tmp_path, moto_endpoint):
+    work = tmp_path / "work"
+    work.mkdir()
+    snakefile, expected = PATH_CASES[case](work)
+    before = {b["Name"] for b in _buckets(moto_endpoint)}
+    (work / "Snakefile").write_text(snakefile)
+    result = snakemake(
+        work,
+        "--executor", "knot", "--jobs", "1", "--knot-endpoint-url", moto_endpoint,
+        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_DEFAULT_REGION": "us-east-1"},
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    for text in expected:
+        assert text in result.stdout, result.stdout[-3000:]
+    assert _stacks(moto_endpoint) == []
+    assert {b["Name"] for b in _buckets(moto_endpoint)} == before
+    # Nothing was written next to the working directory either.
+    assert {p.name for p in tmp_path.iterdir()} - {"secret.txt"} == {"work"}

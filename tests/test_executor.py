@@ -4,7 +4,12 @@ and cancelling terminates every active job."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from types import SimpleNamespace
+
 import pytest
+from snakemake.io import directory
 
 from snakemake_executor_knot.aws.jobdef import JobDefinitions
 from snakemake_executor_knot.aws.stack import ensure_infra
@@ -13,6 +18,7 @@ from snakemake_executor_knot.aws.submit import Submitter
 from snakemake_executor_knot.executor import Executor
 from snakemake_executor_knot.plan import RulePlan
 from snakemake_executor_knot.rules.source import RuleSource
+from snakemake_executor_knot.runtime import manifest
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 from snakemake_executor_knot.settings import KnotConfig
 from snakemake_executor_knot.staging import LocalStaging
@@ -38,6 +44,9 @@ def executor(clients, tmp_path, monkeypatch):
     config = KnotConfig(region="us-east-1")
     ex = object.__new__(Executor)
     ex.knot, ex.clients = config, clients
+    # What the executor uses of Snakemake's workflow: its async runner and storage settings.
+    storage = SimpleNamespace(default_storage_prefix=None)
+    ex.workflow = SimpleNamespace(async_run=asyncio.run, storage_settings=storage)
     ex.run_id = "test-run"
     ex.infra = ensure_infra(clients, config)
     ex.jobdefs = JobDefinitions(clients.batch, ex.infra, config)
@@ -101,3 +110,29 @@ def test_missing_storage_bucket_is_created_once(clients, calls):
     assert ensure_bucket(clients.s3, "my-study", "us-east-1") is True
     assert ensure_bucket(clients.s3, "my-study", "us-east-1") is False
     assert calls["s3.CreateBucket"] == 1
+
+
+def test_rerun_directory_output_holds_only_the_new_files(executor, tmp_path):
+    """A directory output made by an earlier run, locally and in S3: knot removes the local
+    one before submitting (as Snakemake does), and the host downloads only what the new
+    job's manifest lists, never the earlier run's file the job role could not delete."""
+    job = fake_job(rule="sample", jobid=1, output=[directory("res/tree")])
+    (tmp_path / "res" / "tree").mkdir(parents=True)
+    (tmp_path / "res" / "tree" / "old.txt").write_text("earlier run")
+    staging = executor.staging
+    prefix = staging.key_for("res/tree") + "/"
+    s3 = executor.clients.s3
+    s3.put_object(Bucket=staging.bucket, Key=prefix + "old.txt", Body=b"earlier run")
+
+    executor.run_jobs([job])
+    assert not (tmp_path / "res" / "tree").exists()
+
+    # What the runtime uploads: the new file, then the manifest.
+    s3.put_object(Bucket=staging.bucket, Key=prefix + "new.txt", Body=b"this run")
+    entry = manifest.Entry("new.txt", 8, hashlib.sha256(b"this run").hexdigest())
+    body = manifest.encode([entry])
+    s3.put_object(Bucket=staging.bucket, Key=manifest.manifest_key(prefix), Body=body)
+    info = executor.submitted[0]
+    executor.report_job_success = lambda done: None
+    executor._succeeded(info)
+    assert sorted(p.name for p in (tmp_path / "res" / "tree").iterdir()) == ["new.txt"]

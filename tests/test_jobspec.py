@@ -55,7 +55,7 @@ def test_run_spec_matches_contract():
         "input": {
             "items": [
                 {"path": "sub-01/dwi.npy", "uri": _uri("sub-01/dwi.npy"), "directory": False},
-                {"path": "masks", "uri": _uri("masks") + "/", "directory": True},
+                {"path": "masks", "uri": _uri("masks") + "/", "directory": True, "manifest": True},
             ],
             "names": {"dwi": [0, None], "masks": [1, None]},
         },
@@ -197,7 +197,7 @@ def test_input_produced_as_directory_is_marked_directory():
     job.dag = SimpleNamespace(dependencies={job: {producer: {"fit/sub-01"}}})
     spec = build_spec(job, "run", _uri, {})
     assert spec["input"]["items"] == [
-        {"path": "fit/sub-01", "uri": _uri("fit/sub-01") + "/", "directory": True}
+        {"path": "fit/sub-01", "uri": _uri("fit/sub-01") + "/", "directory": True, "manifest": True}
     ]
 
 

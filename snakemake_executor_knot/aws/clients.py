@@ -18,12 +18,14 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..emulator.state import emulator_state
 from ..errors import NO_REGION, ConfigError, aws_error
+from ..runtime.contract import CHECKSUMS
 from ..settings import KnotConfig
 
 # Standard retry mode backs off on throttling (TooManyRequestsException and friends).
 _RETRIES = botocore.config.Config(
     retries={"mode": "standard", "max_attempts": 8},
     max_pool_connections=32,
+    **CHECKSUMS,
 )
 
 SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts")

@@ -44,3 +44,19 @@ RUN_ARGUMENTS = (
     "rule",
     "jobid",
 )
+
+# A directory() output in knot's own bucket (local mode) is exactly the files its manifest
+# lists: the job role cannot delete, so files of earlier runs stay under the prefix. The
+# manifest is the object ``<prefix without its final '/'>`` + this suffix, next to the
+# prefix rather than under it, so that nothing listing the prefix sees it as a file.
+MANIFEST_SUFFIX = ".knot-manifest.json"
+MANIFEST_VERSION = 1
+
+# botocore >= 1.36 checks a GET's body against the object's stored checksum whenever S3
+# returns one (whole-object reads; ranged part reads carry none), and sends a checksum with
+# every upload. Said explicitly on every S3 client, host and job, so that a user's AWS
+# config (response_checksum_validation = when_required) cannot turn it off.
+CHECKSUMS = {
+    "response_checksum_validation": "when_supported",
+    "request_checksum_calculation": "when_supported",
+}

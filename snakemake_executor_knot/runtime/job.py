@@ -114,6 +114,8 @@ class Job:
         what += [f"{len(logs)} logs"] + (["the benchmark"] if bench else [])
         self.reporter.progress("uploading " + ", ".join(what))
         staging.upload(manager, outputs + logs + bench)
+        if succeeded:
+            staging.upload_manifests(self.s3, self.outputs)
 
 
 def main(env: Mapping[str, str] | None = None) -> int:

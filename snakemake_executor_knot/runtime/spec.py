@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from .contract import (
     SPEC_VERSION,
 )
 from .integrity import root_from_proof
+from .paths import UnsafePath, contained
 from .report import JobFailure
 
 KINDS = ("run", "shell", "script")
@@ -26,11 +28,13 @@ KINDS = ("run", "shell", "script")
 
 @dataclass(frozen=True)
 class FileItem:
-    """One input/output/log file: the local ``path`` and its S3 ``uri``."""
+    """One input/output/log file: the local ``path`` and its S3 ``uri``. A directory with
+    ``manifest`` set is exactly what its manifest in S3 lists (knot's own bucket)."""
 
     path: str
     uri: str | None
     directory: bool = False
+    manifest: bool = False
 
 
 def array_index(env: Mapping[str, str]) -> str:
@@ -142,14 +146,45 @@ def check_spec(spec: Any, uri: str) -> None:
 
 
 def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:
-    """The items of a file section (input, output or log) of the spec."""
+    """The items of a file section (input, output or log) of the spec, each path checked
+    to stay inside the working directory."""
     items = (spec.get(section) or {}).get("items") or []
-    return [FileItem(str(i["path"]), i.get("uri"), bool(i.get("directory"))) for i in items]
+    return [
+        FileItem(
+            local_path(i["path"], section),
+            i.get("uri"),
+            bool(i.get("directory")),
+            bool(i.get("manifest")),
+        )
+        for i in items
+    ]
 
 
 def benchmark_item(spec: dict[str, Any]) -> FileItem | None:
     bench = spec.get("benchmark")
-    return FileItem(str(bench["path"]), bench.get("uri")) if bench else None
+    return FileItem(local_path(bench["path"], "benchmark"), bench.get("uri")) if bench else None
+
+
+def local_path(path: Any, section: str) -> str:
+    """A spec path, as given, once it is known to stay inside the job's working directory
+    (``/work`` in the image; storage-mode paths are ``.snakemake/storage/...`` inside it).
+    The host sends paths relative to its own working directory, so an absolute path or a
+    ``..`` part here means a spec knot did not write."""
+    try:
+        contained(os.getcwd(), path, what=f"the {section} path")
+    except UnsafePath as exc:
+        hint = (
+            " Inputs outside the working directory (such as reference data named by an "
+            "absolute path) are not shipped to jobs yet: place them, or a link to them, "
+            "inside the working directory."
+            if section == "input"
+            else ""
+        )
+        raise JobFailure(
+            f"the job spec is unsafe: {exc}. Every file a job writes must lie inside its "
+            f"working directory.{hint}"
+        ) from exc
+    return path
 
 
 def fetch_spec(s3, where: SpecLocation) -> dict[str, Any]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 from s3transfer.exceptions import RetriesExceededError, S3ValidationError
 from s3transfer.manager import TransferConfig, TransferManager
 
+from . import manifest
+from .contract import CHECKSUMS
+from .paths import UnsafePath, contained
 from .report import JobFailure
 from .spec import FileItem, parse_s3_uri
 
@@ -29,6 +33,7 @@ class Transfer:
     bucket: str
     key: str
     path: str
+    expected: manifest.Entry | None = None  # what the file must be, from a manifest
 
     @property
     def uri(self) -> str:
@@ -40,7 +45,9 @@ def make_s3_client(concurrency: int = CONCURRENCY):
     # One pooled connection per transfer thread, or urllib3 discards the extra ones.
     # Standard mode with 8 attempts, as on the host: S3 answers 503 SlowDown under load.
     config = Config(
-        max_pool_connections=concurrency, retries={"mode": "standard", "max_attempts": 8}
+        max_pool_connections=concurrency,
+        retries={"mode": "standard", "max_attempts": 8},
+        **CHECKSUMS,
     )
     return boto3.session.Session().client("s3", config=config)
 
@@ -58,17 +65,41 @@ def download_plan(item: FileItem, keys: Iterable[str]) -> list[Transfer]:
     bucket, key = parse_s3_uri(item.uri or "")
     if not item.directory:
         return [Transfer(bucket, key, item.path)]
-    prefix, root = folder_prefix(key), os.path.normpath(item.path)
+    prefix = folder_prefix(key)
     plan = []
     for found in keys:
         relative = found[len(prefix) :]
         if not relative or relative.endswith("/"):  # folder marker objects hold no data
             continue
-        target = os.path.normpath(os.path.join(root, relative))
-        if os.path.commonpath([root, target]) != root:
-            raise JobFailure(f"refusing to download {found!r}: it would land outside {root}")
-        plan.append(Transfer(bucket, found, target))
+        plan.append(Transfer(bucket, found, placed(item.path, relative, bucket, found)))
     return plan
+
+
+def placed(folder: str, relative: str, bucket: str, key: str) -> str:
+    """Where the object ``key`` of a directory goes: inside ``folder``, or refused."""
+    try:
+        target = contained(folder, relative, what=f"the key s3://{bucket}/{key}")
+    except UnsafePath as exc:
+        raise JobFailure(f"{exc}; nothing of this job was run") from exc
+    # Named from ``folder`` as given (relative to the working directory), as the spec does.
+    return str(Path(folder, target.relative_to(Path(folder).resolve())))
+
+
+def manifest_plan(s3, item: FileItem) -> list[Transfer]:
+    """The files of a directory exactly as its manifest lists them, each with the size and
+    SHA-256 it must have."""
+    bucket, key = parse_s3_uri(item.uri or "")
+    prefix = folder_prefix(key)
+    where = f"s3://{bucket}/{manifest.manifest_key(prefix)}"
+    try:
+        body = s3.get_object(Bucket=bucket, Key=manifest.manifest_key(prefix))["Body"].read()
+        entries = manifest.decode(body, where)
+    except (BotoCoreError, ClientError, manifest.BadManifest) as exc:
+        raise JobFailure(f"could not read the manifest of directory {item.path}: {exc}") from exc
+    return [
+        Transfer(bucket, prefix + e.name, placed(item.path, e.name, bucket, prefix + e.name), e)
+        for e in entries
+    ]
 
 
 def local_files(path: str) -> list[str]:
@@ -105,6 +136,9 @@ def plan_downloads(s3, items: Iterable[FileItem]) -> list[Transfer]:
     for item in items:
         if not item.uri:  # nothing to fetch (the host sent no copy)
             continue
+        if item.directory and item.manifest:
+            plan.extend(manifest_plan(s3, item))
+            continue
         keys: list[str] = []
         if item.directory:
             bucket, key = parse_s3_uri(item.uri)
@@ -121,6 +155,13 @@ def download(manager: TransferManager, transfers: list[Transfer]) -> None:
     for transfer in transfers:
         os.makedirs(os.path.dirname(transfer.path) or ".", exist_ok=True)
     _wait(transfers, lambda t: manager.download(t.bucket, t.key, t.path), "download")
+    wrong = [
+        f"{t.uri} ({t.path}): {problem}"
+        for t in transfers
+        if t.expected and (problem := manifest.mismatch(t.path, t.expected))
+    ]
+    if wrong:
+        raise JobFailure("downloaded files differ from their manifest:\n  " + "\n  ".join(wrong))
 
 
 def upload(manager: TransferManager, transfers: list[Transfer]) -> None:
@@ -130,6 +171,20 @@ def upload(manager: TransferManager, transfers: list[Transfer]) -> None:
     _wait(transfers, submit, "upload")
 
 
+def upload_manifests(s3, items: Iterable[FileItem]) -> None:
+    """After its files, each directory output with ``manifest`` set gets its manifest, so
+    that a manifest in S3 means every file it lists is there."""
+    for item in items:
+        if not (item.directory and item.manifest and item.uri):
+            continue
+        bucket, key = parse_s3_uri(item.uri)
+        body = manifest.encode(manifest.describe(item.path, local_files(item.path)))
+        try:
+            s3.put_object(Bucket=bucket, Key=manifest.manifest_key(key), Body=body, **UPLOAD_ARGS)
+        except (BotoCoreError, ClientError) as exc:
+            raise JobFailure(f"could not upload the manifest of {item.path}: {exc}") from exc
+
+
 def _wait(transfers: list[Transfer], submit: Callable, verb: str) -> None:
     """Submit all transfers, wait for all, and report every one that failed."""
     futures = [(transfer, submit(transfer)) for transfer in transfers]
@@ -137,6 +192,8 @@ def _wait(transfers: list[Transfer], submit: Callable, verb: str) -> None:
     for transfer, future in futures:
         try:
             future.result()
+        except FlexibleChecksumError as exc:
+            failed.append(f"{transfer.uri} ({transfer.path}): corrupted, nothing kept: {exc}")
         except _TRANSFER_ERRORS as exc:
             failed.append(f"{transfer.uri} ({transfer.path}): {exc}")
     if failed:

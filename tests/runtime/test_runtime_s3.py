@@ -427,3 +427,45 @@ def test_missing_spec_fails_clearly(endpoint, lib, work, prefix):
 
     assert done.returncode == 1
     assert f"could not read the job spec {uri(prefix, 'specs/job-0.json')}" in done.stderr
+
+
+def test_spec_path_outside_workdir_fails_before_writing(s3, endpoint, lib, work, prefix):
+    doc = shell_spec(prefix, "s1", command="echo hi > {output[0]:q}")
+    doc["output"] = section([item("../escape.txt", prefix)])
+    digest = put_spec(s3, prefix, doc)
+    upload_inputs(s3, prefix, {"in/t.txt": b"t"})
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 1
+    assert "the job spec is unsafe: refusing the output path '../escape.txt'" in done.stderr
+    assert sorted(p.name for p in work.parent.iterdir()) == ["lib", "work"]
+    assert list(work.iterdir()) == []
+
+
+def test_planted_key_in_directory_input_fails_the_job(s3, endpoint, lib, work, prefix):
+    upload_inputs(s3, prefix, {"data/refs/x.txt": b"X", "data/refs/../../../evil": b"evil"})
+    doc = shell_spec(prefix, "s1", command="ls {input[0]} > {output[0]:q}")
+    doc["input"] = section([item("data/refs", prefix, directory=True)])
+    digest = put_spec(s3, prefix, doc)
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 1
+    assert "refusing the key" in done.stderr and "'..' part" in done.stderr
+    assert sorted(p.name for p in work.parent.iterdir()) == ["lib", "work"]
+    assert not exists(s3, prefix, "out/s1.txt")
+
+
+def test_directory_output_gets_a_manifest(s3, endpoint, lib, work, prefix):
+    upload_inputs(s3, prefix, {"in/t.txt": b"t", "res/tree/stale.txt": b"earlier run"})
+    doc = shell_spec(prefix, "s1", command="mkdir -p {output[0]}/s && echo n > {output[0]}/s/n.txt")
+    doc["output"] = section([item("res/tree", prefix, directory=True) | {"manifest": True}])
+    digest = put_spec(s3, prefix, doc)
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(read(s3, prefix, "res/tree.knot-manifest.json"))
+    digest = hashlib.sha256(b"n\n").hexdigest()
+    assert listed == {"version": 1, "files": [{"name": "s/n.txt", "size": 2, "sha256": digest}]}
