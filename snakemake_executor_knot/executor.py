@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 import uuid
 from collections import defaultdict
@@ -16,6 +15,7 @@ from pathlib import Path
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 
+from .aws.capacity import RunnableWatch, describe_environments, queue_environments
 from .aws.clients import caller_identity, make_clients
 from .aws.jobdef import JobDefinitions
 from .aws.logs import log_tail
@@ -26,6 +26,8 @@ from .errors import KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
+from .progress import Progress
+from .record import RunLog, pricing, usage_location, write_record
 from .resources import batch_resources
 from .settings import KnotConfig, parse_settings
 from .staging import LocalStaging, ensure_bucket
@@ -40,6 +42,10 @@ class Executor(RemoteExecutor):
         self.knot = knot_config(self.workflow)
         self.clients = make_clients(self.knot)
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self.run_log = RunLog(self.run_id)
+        self.progress = Progress(self.logger.info)
+        self.capacity = RunnableWatch(self._environments)
+        self._environment_arns: list[str] | None = None
         self.plans: dict[str, RulePlan] = {}
         self.infra = None
         # Snakemake's status thread is already running; it must find a poller even while
@@ -106,6 +112,7 @@ class Executor(RemoteExecutor):
         self.run_jobs([job])
 
     def run_jobs(self, jobs) -> None:
+        self.run_log.handed_over(jobs)
         for job in jobs:
             self.run_job_pre(job)
         self._plan_for(jobs)
@@ -151,6 +158,8 @@ class Executor(RemoteExecutor):
         batch_id = self.submitter.submit(request)
         for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
             external = f"{batch_id}:{index}" if array else batch_id
+            where = usage_location(self.infra.bucket, key, index)
+            self.run_log.submitted(job.jobid, external, resources, where)
             self.report_job_submission(
                 SubmittedJobInfo(job, external_jobid=external, aux={"spec": spec})
             )
@@ -166,16 +175,34 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs]
         async with self.status_rate_limiter:
             states = self.poller.poll(ids)
+        self._observe(states)
         for info in active_jobs:
             state = states.get(info.external_jobid)
-            if state is not None and state.status == "SUCCEEDED":
-                self._succeeded(info)
-            elif state is not None and state.status == "FAILED":
-                self._failed(info, state)
+            if state is not None and state.finished:
+                self.run_log.finished(info.job.jobid, state)
+                if state.status == "SUCCEEDED":
+                    self._succeeded(info)
+                else:
+                    self._failed(info, state)
+                self.run_log.reported(info.job.jobid)
             elif self._lost(info, state):
                 self.report_job_error(info, msg=_lost_message(info))
             else:
                 yield info
+
+    def _observe(self, states: dict) -> None:
+        """One line when the counts per Batch state change; a warning when jobs wait on a
+        compute environment that cannot start them."""
+        self.progress.update(states.values())
+        for warning in self.capacity.update(states.values(), time.time()):
+            self.logger.warning(warning)
+
+    def _environments(self) -> list[dict]:
+        if self._environment_arns is None:
+            self._environment_arns = queue_environments(
+                self.clients.batch, self.infra.job_queue_arn
+            )
+        return describe_environments(self.clients.batch, self._environment_arns)
 
     def _lost(self, info: SubmittedJobInfo, state) -> bool:
         """A job Batch does not know, several polls in a row. Not on the first poll: a job
@@ -234,8 +261,11 @@ class Executor(RemoteExecutor):
     def shutdown(self) -> None:
         super().shutdown()
         if self.infra is not None:
-            path = write_summary(self.run_id, self.clients.calls, self.image_counts)
-            self.logger.info(f"knot: run summary in {path}")
+            self.run_log.fetch_usage(self.clients.s3)
+            place = pricing(self.knot, self.clients.region)
+            record = self.run_log.as_dict(place, self.clients.calls, self.image_counts)
+            path = write_record(record)
+            self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")
 
     # -- cancel --
 
@@ -272,15 +302,6 @@ def knot_config(workflow) -> KnotConfig:
     if bucket and bucket not in config.buckets:
         config = dataclasses.replace(config, buckets=(*config.buckets, bucket))
     return config
-
-
-def write_summary(run_id: str, calls, images: dict) -> Path:
-    """What this run cost: AWS calls by operation and image builds, for users and tests."""
-    path = Path(".snakemake", "knot", f"run-{run_id}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"run_id": run_id, "calls": dict(sorted(calls.items())), "images": images}
-    path.write_text(json.dumps(summary, indent=2) + "\n")
-    return path
 
 
 def _lost_message(info: SubmittedJobInfo) -> str:

@@ -12,6 +12,7 @@ from snakemake_executor_knot.aws.status import StatusPoller
 from snakemake_executor_knot.aws.submit import Submitter
 from snakemake_executor_knot.executor import Executor
 from snakemake_executor_knot.plan import RulePlan
+from snakemake_executor_knot.record import RunLog
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 from snakemake_executor_knot.settings import KnotConfig
@@ -39,6 +40,7 @@ def executor(clients, tmp_path, monkeypatch):
     ex = object.__new__(Executor)
     ex.knot, ex.clients = config, clients
     ex.run_id = "test-run"
+    ex.run_log = RunLog(ex.run_id)
     ex.infra = ensure_infra(clients, config)
     ex.jobdefs = JobDefinitions(clients.batch, ex.infra, config)
     ex.staging = LocalStaging(clients.s3, ex.infra.bucket, tmp_path)

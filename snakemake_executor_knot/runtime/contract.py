@@ -41,3 +41,13 @@ RUN_ARGUMENTS = (
     "rule",
     "jobid",
 )
+
+# The usage document a job writes next to its spec: ``<spec key>.usage/<array index>.json``
+# in the spec's bucket (knot's own, which the job role can write). The host reads it back.
+USAGE_SUFFIX = ".usage"
+USAGE_VERSION = 1
+
+
+def usage_key(spec_key: str, index: int | str) -> str:
+    """The S3 key of one job's usage document (array index 0 for a single job)."""
+    return f"{spec_key}{USAGE_SUFFIX}/{index}.json"
