@@ -27,6 +27,7 @@ from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .plan import RulePlan, check_job_resources, plan_rule, remote_rules, resolve_base_image
 from .progress import Progress
+from .reattach import SPEC_TAG, Adopted, Adopter, Entry, spec_hash, submission_hash
 from .record import RunLog, pricing, usage_location, write_record
 from .resources import batch_resources
 from .settings import KnotConfig, parse_settings
@@ -82,6 +83,7 @@ class Executor(RemoteExecutor):
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
+            self.adopter = Adopter(self.clients.batch, self.infra.job_queue_arn)
         if to_build:
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
@@ -137,11 +139,36 @@ class Executor(RemoteExecutor):
     def _submit(self, plan: RulePlan, resources, jobs) -> None:
         config = jobs[0].rule.workflow.config
         specs = [build_spec(job, plan.source.kind, self.staging.uri_for, config) for job in jobs]
+        hashes = [spec_hash(spec) for spec in specs]
+        adopted = self.adopter.adopt(plan.name, plan.job_definition_arn, hashes)
+        for index, found in adopted.items():
+            self._adopt(jobs[index], specs[index], resources, found)
+        rest = [i for i in range(len(jobs)) if i not in adopted]
+        if rest:
+            picked = ([jobs[i] for i in rest], [specs[i] for i in rest], [hashes[i] for i in rest])
+            self._submit_new(plan, resources, *picked)
+
+    def _adopt(self, job, spec: dict, resources, found: Adopted) -> None:
+        """A job an earlier run submitted, with the same rule, spec content and image, is
+        still running or has succeeded: follow it instead of paying for it again."""
+        bucket, key = found.spec_uri[len("s3://") :].partition("/")[::2]
+        where = usage_location(bucket, key, found.index)
+        self.run_log.submitted(job.jobid, found.batch_id, resources, where, adopted=True)
+        self.logger.info(
+            f"knot: rule {job.rule.name}, jobid {job.jobid}: adopted Batch job "
+            f"{found.batch_id}, left running by an earlier run"
+        )
+        self.report_job_submission(
+            SubmittedJobInfo(job, external_jobid=found.batch_id, aux={"spec": spec})
+        )
+
+    def _submit_new(self, plan: RulePlan, resources, jobs, specs, hashes) -> None:
         for spec in specs:
             self.staging.upload_inputs(self._local_paths(spec["input"]), plan.name)
         key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}.jsonl"
         record_bytes = upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
         array = len(jobs) > 1
+        tag = submission_hash(hashes)
         request = build_submit_request(
             job_name=batch_job_name(
                 plan.name, {} if array else dict(jobs[0].wildcards_dict), jobs[0].jobid
@@ -152,16 +179,34 @@ class Executor(RemoteExecutor):
             spec_record_bytes=record_bytes,
             resources=resources,
             array_size=len(jobs) if array else None,
-            tags=self.knot.tag_dict,
+            tags={**self.knot.tag_dict, SPEC_TAG: tag},
             rule=plan.name,
         )
         batch_id = self.submitter.submit(request)
+        uri = f"s3://{self.infra.bucket}/{key}"
+        externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
+        # The journal first: a crash right after SubmitJob must still leave the job adoptable.
+        self.adopter.record(
+            [
+                Entry(
+                    h,
+                    tag,
+                    ext,
+                    plan.image_uri,
+                    plan.job_definition_arn,
+                    plan.name,
+                    job.jobid,
+                    uri,
+                    index,
+                )
+                for index, (job, h, ext) in enumerate(zip(jobs, hashes, externals, strict=True))
+            ]
+        )
         for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
-            external = f"{batch_id}:{index}" if array else batch_id
             where = usage_location(self.infra.bucket, key, index)
-            self.run_log.submitted(job.jobid, external, resources, where)
+            self.run_log.submitted(job.jobid, externals[index], resources, where)
             self.report_job_submission(
-                SubmittedJobInfo(job, external_jobid=external, aux={"spec": spec})
+                SubmittedJobInfo(job, external_jobid=externals[index], aux={"spec": spec})
             )
 
     def _local_paths(self, files: dict) -> list[str]:
