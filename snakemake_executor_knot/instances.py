@@ -8,7 +8,6 @@ and a type or family it does not know is not checked (no false refusals).
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 
@@ -33,7 +32,6 @@ LARGEST = {
 OPTIMAL = Size(96, 768)
 # GiB per vCPU by family class, for a named size such as m5.2xlarge.
 _GIB_PER_VCPU = {"c": 2, "m": 4, "r": 8, "t": 4, "x": 16, "g": 4, "p": 7.6}
-_TYPE = re.compile(r"([a-z]+\d[a-z]*)\.(\d*)x?(large|xlarge|metal)")
 
 
 def type_size(name: str) -> Size | None:
@@ -44,13 +42,18 @@ def type_size(name: str) -> Size | None:
         return OPTIMAL
     if name in LARGEST:
         return LARGEST[name]
-    found = _TYPE.fullmatch(name)
-    if not found or found.group(1) not in LARGEST:
+    family, _, size = name.partition(".")
+    count = size.removesuffix("xlarge")
+    if family not in LARGEST:
         return None
-    family, count, unit = found.groups()
-    if unit == "metal":
+    if size == "metal":
         return LARGEST[family]
-    vcpus = 2 if unit == "large" and not count else 4 * int(count or 1)
+    if size == "large":
+        vcpus = 2
+    elif size.endswith("xlarge") and (count == "" or count.isdigit()):
+        vcpus = 4 * int(count or 1)
+    else:
+        return None
     return Size(vcpus, vcpus * _GIB_PER_VCPU.get(family[0], 4))
 
 

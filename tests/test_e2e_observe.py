@@ -3,9 +3,25 @@ the run record, and knot report sizes the rule from it."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import boto3
 import pytest
 
-from .e2e_helpers import knot_report_rows, latest_summary, snakemake
+from .e2e_helpers import (
+    comparable_environment,
+    copy_workflow,
+    file_digests,
+    knot_report_rows,
+    latest_summary,
+    outputs_of,
+    snakemake,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -41,3 +57,72 @@ def test_known_allocation_is_measured_and_sized_down(emulator_env, tmp_path):
     (row,) = knot_report_rows(tmp_path)
     assert row["rule"] == "big" and row["requested_mem_mb"] == 4000
     assert row["suggested_mem_mb"] < 4000, row
+
+
+SLEEPY = """
+rule all:
+    input: expand("out/{i}.txt", i=[1, 2])
+
+rule sleepy:
+    output: "out/{i}.txt"
+    run:
+        import time
+        time.sleep(config.get("sleep", 0))
+        with open(output[0], "w") as fh:
+            fh.write(f"job {wildcards.i}\\n")
+"""
+
+
+def _running_jobs(env: dict, journal) -> list[str]:
+    """Batch ids from the journal whose job Batch reports RUNNING."""
+    if not journal.exists():
+        return []
+    ids = [json.loads(line)["batch_id"] for line in journal.read_text().splitlines()]
+    batch = boto3.client("batch", endpoint_url=env["AWS_ENDPOINT_URL"])
+    jobs = batch.describe_jobs(jobs=ids)["jobs"]
+    return [j["jobId"] for j in jobs if j["status"] == "RUNNING"]
+
+
+def _start_and_kill(workdir, env: dict, timeout: float = 600) -> list[str]:
+    """Start knot's Snakemake, wait until its jobs run in Batch, then SIGKILL it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *KNOT, "--config", "sleep=45"],
+        cwd=workdir, env=comparable_environment(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    journal = workdir / ".snakemake" / "knot" / "journal.jsonl"
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            running = _running_jobs(env, journal)
+            if len(running) == 2:
+                os.kill(proc.pid, signal.SIGKILL)
+                return running
+            time.sleep(1)
+        pytest.fail(f"the jobs never ran together (exit code {proc.poll()})")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_rerun_after_kill_adopts_running_jobs(emulator_env, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Snakefile").write_text(SLEEPY)
+    local_dir = copy_workflow(src, tmp_path / "local")
+    before = file_digests(local_dir)
+    assert snakemake(local_dir, "--cores", "2").returncode == 0
+    knot_dir = copy_workflow(src, tmp_path / "knot")
+
+    running = _start_and_kill(knot_dir, emulator_env)
+    # A killed Snakemake leaves its lock behind, as after any crash.
+    assert snakemake(knot_dir, "--unlock", "--cores", "1").returncode == 0
+    again = snakemake(knot_dir, *KNOT, "--config", "sleep=45")
+
+    assert again.returncode == 0, again.stdout[-6000:]
+    record = latest_summary(knot_dir)
+    assert record["calls"].get("batch.SubmitJob", 0) == 0, record["calls"]
+    assert sorted(job["batch_id"] for job in record["jobs"]) == sorted(running)
+    assert all(job["adopted"] for job in record["jobs"])
+    assert outputs_of(knot_dir, before) == outputs_of(local_dir, before)
