@@ -83,7 +83,7 @@ class Executor(RemoteExecutor):
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
-            self.adopter = Adopter(self.clients.batch, self.infra.job_queue_arn)
+            self.adopter = Adopter(self.clients.batch, self.clients.s3, self.infra.job_queue_arn)
         if to_build:
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name

@@ -33,13 +33,18 @@ log = logging.getLogger("knot")
 SPEC_TAG = "knot:spec"
 JOURNAL = Path(".snakemake", "knot", "journal.jsonl")
 SCAN_WINDOW_S = 2 * 24 * 3600  # without a journal, look at the queue's last two days
+MAX_SPECS_BYTES = 64 * 1024 * 1024  # an array's spec object read back to hash its children
 _HEX = frozenset("0123456789abcdef")
 
 
 def spec_hash(spec: dict) -> str:
     """The hash of a job spec's content as the job reads it (its JSON), without the per-run
     Snakemake jobid."""
-    content = {k: v for k, v in json.loads(encode(spec)).items() if k != "jobid"}
+    return document_hash(json.loads(encode(spec)))
+
+
+def document_hash(document: dict) -> str:
+    content = {k: v for k, v in document.items() if k != "jobid"}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -116,8 +121,8 @@ class Adopter:
     """Finds, once per run, the jobs a previous run left behind, and hands each to the first
     new job with the same rule, spec hash and image."""
 
-    def __init__(self, batch_client, queue: str, journal: Path = JOURNAL) -> None:
-        self.batch, self.queue, self.journal = batch_client, queue, journal
+    def __init__(self, batch_client, s3_client, queue: str, journal: Path = JOURNAL) -> None:
+        self.batch, self.s3, self.queue, self.journal = batch_client, s3_client, queue, journal
         self.candidates: dict[tuple[str, str, str], list[Adopted]] | None = None
 
     def adopt(self, rule: str, job_definition: str, hashes: Sequence[str]) -> dict[int, Adopted]:
@@ -168,8 +173,9 @@ class Adopter:
         return found
 
     def _scan(self) -> list[Entry]:
-        """Journal lost: the queue's recent single jobs, by their knot:spec tag. (Array
-        children are adopted through the journal only: their tag covers the whole array.)"""
+        """Journal lost: the queue's recent jobs with a knot:spec tag. A single job's tag is
+        its hash; an array's children are hashed from its spec object (one GET per array),
+        which must hash to the tag."""
         since_ms = int((time.time() - SCAN_WINDOW_S) * 1000)
         try:
             pages = self.batch.get_paginator("list_jobs").paginate(
@@ -180,27 +186,52 @@ class Adopter:
         except (BotoCoreError, ClientError) as exc:
             raise aws_error(exc, f"listing jobs in queue {self.queue}", service="batch") from exc
         parents = [i for i in ids if split_child(i)[1] is None]
-        return [e for job in describe_jobs(self.batch, parents).values() for e in _tagged(job)]
+        described = describe_jobs(self.batch, parents).values()
+        return [e for job in described for e in _tagged(job, self._array_hashes)]
+
+    def _array_hashes(self, spec_uri: str, width: str, size: int) -> list[str] | None:
+        """The hashes of an array's spec records, or None when the object is unreadable."""
+        if not spec_uri.startswith("s3://") or not width.isdigit() or int(width) < 1:
+            return None
+        bucket, _, key = spec_uri[len("s3://") :].partition("/")
+        length = int(width) * size
+        if length > MAX_SPECS_BYTES:
+            return None
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
+            data = body["Body"].read()
+            records = [data[i : i + int(width)] for i in range(0, length, int(width))]
+            return [document_hash(json.loads(r)) for r in records]
+        except (BotoCoreError, ClientError, ValueError, AttributeError, RecursionError):
+            return None
 
 
-def _tagged(job: dict) -> list[Entry]:
-    """A single job's entry from its tags alone: its knot:spec tag is its own spec hash."""
+def _tagged(job: dict, array_hashes) -> list[Entry]:
+    """Entries of one tagged job (an array: one per child) from its tags and spec object."""
     tags = job.get("tags") or {}
     tag, rule = tags.get(SPEC_TAG), tags.get(RULE_TAG)
     container = job.get("container") or {}
     env = {e.get("name"): e.get("value") for e in container.get("environment") or []}
-    if not tag or not rule or (job.get("arrayProperties") or {}).get("size"):
+    uri = env.get("KNOT_SPEC_URI") or ""
+    size = (job.get("arrayProperties") or {}).get("size")
+    if not tag or not rule:
         return []
+    hashes = [tag]
+    if size:
+        hashes = array_hashes(uri, env.get("KNOT_SPEC_RECORD_BYTES") or "", size)
+        if not hashes or submission_hash(hashes) != tag:
+            return []  # not the specs the job was submitted with: adopt none of it
     return [
         Entry(
-            spec=tag,
+            spec=spec,
             submission=tag,
-            batch_id=job["jobId"],
+            batch_id=f"{job['jobId']}:{index}" if size else job["jobId"],
             image=container.get("image") or "",
             job_definition=job.get("jobDefinition") or "",
             rule=rule,
             jobid=-1,
-            spec_uri=env.get("KNOT_SPEC_URI") or "",
-            index=0,
+            spec_uri=uri,
+            index=index,
         )
+        for index, spec in enumerate(hashes)
     ]

@@ -49,7 +49,7 @@ def executor(clients, tmp_path, monkeypatch):
     ex.staging = LocalStaging(clients.s3, ex.infra.bucket, tmp_path)
     ex.submitter = Submitter(clients.batch, rate=1000)
     ex.poller = StatusPoller(clients.batch)
-    ex.adopter = Adopter(clients.batch, ex.infra.job_queue_arn)
+    ex.adopter = Adopter(clients.batch, clients.s3, ex.infra.job_queue_arn)
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:abc"
     source = RuleSource(rule="sample", kind="run", files={})
     ex.plans = {
@@ -118,7 +118,7 @@ def _next_run(previous, **config):
     ex.run_id = "next-run"
     ex.logger = logging.getLogger("knot")
     ex.run_log = RunLog(ex.run_id)
-    ex.adopter = Adopter(previous.clients.batch, previous.infra.job_queue_arn)
+    ex.adopter = Adopter(previous.clients.batch, previous.clients.s3, previous.infra.job_queue_arn)
     ex.submitted = []
     ex.report_job_submission = ex.submitted.append
     return ex
@@ -150,15 +150,29 @@ def test_changed_spec_is_submitted_again(executor, calls):
     assert [job.jobid for job in adopted] == [1]
 
 
-def test_lost_journal_adopts_single_jobs_from_their_tags(executor, calls, tmp_path):
-    executor.knot = KnotConfig(region="us-east-1", array_jobs=False)
-    executor.run_jobs([_job(1), _job(2)])
+def test_lost_journal_adopts_jobs_from_their_tags(executor, calls, tmp_path):
+    executor.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])  # an array and a single job
+    first = sorted(info.external_jobid for info in executor.submitted)
     (tmp_path / ".snakemake" / "knot" / "journal.jsonl").unlink()
     rerun = _next_run(executor)
     calls.reset()
-    rerun.run_jobs([_job(1), _job(2)])
+    rerun.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])
     assert calls["batch.SubmitJob"] == 0
-    assert calls["batch.ListJobs"] >= 1
+    assert calls["batch.ListJobs"] >= 1 and calls["s3.GetObject"] == 1  # the array's specs
+    assert sorted(info.external_jobid for info in rerun.submitted) == first
+
+
+def test_lost_journal_and_altered_specs_adopt_nothing(executor, calls, tmp_path):
+    executor.run_jobs([_job(1), _job(2)])
+    (tmp_path / ".snakemake" / "knot" / "journal.jsonl").unlink()
+    s3, bucket = executor.clients.s3, executor.infra.bucket
+    key = "knot/specs/test-run/sample-1.jsonl"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"seed":1', b'"seed":2'))
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2)])
+    assert calls["batch.SubmitJob"] == 1
 
 
 def test_damaged_journal_never_adopts_a_wrong_job(executor, calls, tmp_path, caplog):
