@@ -221,6 +221,7 @@ class Executor(RemoteExecutor):
         async with self.status_rate_limiter:
             states = self.poller.poll(ids)
         self._observe(states)
+        reported = []
         for info in active_jobs:
             state = states.get(info.external_jobid)
             if state is not None and state.finished:
@@ -230,10 +231,12 @@ class Executor(RemoteExecutor):
                 else:
                     self._failed(info, state)
                 self.run_log.reported(info.job.jobid)
+                reported.append(info.external_jobid)
             elif self._lost(info, state):
                 self.report_job_error(info, msg=_lost_message(info))
             else:
                 yield info
+        self.adopter.record(reported)
 
     def _observe(self, states: dict) -> None:
         """One line when the counts per Batch state change; a warning when jobs wait on a

@@ -82,10 +82,28 @@ def read_journal(path: Path = JOURNAL) -> tuple[list[Entry], bool]:
         log.warning(f"knot: ignoring the journal {path}: {exc}")
         return [], False
     entries = [e for e in map(_entry, lines) if e is not None]
-    bad = len([line for line in lines if line.strip()]) - len(entries)
+    closed = {d for d in map(_closed, lines) if d is not None}
+    bad = (
+        len([line for line in lines if line.strip()])
+        - len(entries)
+        - len([line for line in lines if _closed(line) is not None])
+    )
     if bad:
         log.warning(f"knot: ignoring {bad} damaged line(s) of the journal {path}")
-    return entries, True
+    # A job some run already reported is that run's result: never adopt it again (a later
+    # run with --forceall, or after deleting outputs, means to run it anew).
+    return [e for e in entries if e.batch_id not in closed], True
+
+
+def _closed(line: str) -> str | None:
+    """The batch id of a ``{"reported": id}`` line."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and len(data) == 1 and isinstance(data.get("reported"), str):
+        return data["reported"]
+    return None
 
 
 def _entry(line: str) -> Entry | None:
@@ -104,10 +122,15 @@ def _entry(line: str) -> Entry | None:
     return entry if valid else None
 
 
-def append_journal(entries: Sequence[Entry], path: Path = JOURNAL) -> None:
+def append_journal(entries: Sequence[Entry | str], path: Path = JOURNAL) -> None:
+    """Submitted jobs (Entry) and reported ones (their batch id), one line each."""
+    lines = [
+        json.dumps(asdict(e) if isinstance(e, Entry) else {"reported": e}, sort_keys=True)
+        for e in entries
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
-        handle.write("".join(json.dumps(asdict(e), sort_keys=True) + "\n" for e in entries))
+        handle.write("".join(line + "\n" for line in lines))
 
 
 @dataclass(frozen=True)
@@ -136,8 +159,9 @@ class Adopter:
                 found[index] = waiting.pop(0)
         return found
 
-    def record(self, entries: Sequence[Entry]) -> None:
-        append_journal(entries, self.journal)
+    def record(self, entries: Sequence[Entry | str]) -> None:
+        if entries:
+            append_journal(entries, self.journal)
 
     def _find(self) -> dict[tuple[str, str, str], list[Adopted]]:
         entries, exists = read_journal(self.journal)

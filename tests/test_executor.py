@@ -187,3 +187,12 @@ def test_damaged_journal_never_adopts_a_wrong_job(executor, calls, tmp_path, cap
     # The line that names another image's job definition does not match Batch's job.
     assert calls["batch.SubmitJob"] == 1
     assert "ignoring 2 damaged line(s)" in caplog.text
+
+
+def test_jobs_a_run_already_reported_are_not_adopted(executor, calls):
+    executor.run_jobs([_job(1), _job(2)])
+    executor.adopter.record([info.external_jobid for info in executor.submitted])
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2)])  # e.g. --forceall after a finished run
+    assert calls["batch.SubmitJob"] == 1
