@@ -77,7 +77,8 @@ def _running_jobs(env: dict, journal) -> list[str]:
     """Batch ids from the journal whose job Batch reports RUNNING."""
     if not journal.exists():
         return []
-    ids = [json.loads(line)["batch_id"] for line in journal.read_text().splitlines()]
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    ids = [line["batch_id"] for line in lines if "batch_id" in line]
     batch = boto3.client("batch", endpoint_url=env["AWS_ENDPOINT_URL"])
     jobs = batch.describe_jobs(jobs=ids)["jobs"]
     return [j["jobId"] for j in jobs if j["status"] == "RUNNING"]
