@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 import uuid
 from collections import defaultdict
@@ -16,6 +15,7 @@ from pathlib import Path
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 
+from .aws.capacity import RunnableWatch, describe_environments, queue_environments
 from .aws.clients import caller_identity, make_clients
 from .aws.jobdef import JobDefinitions
 from .aws.logs import log_tail
@@ -29,6 +29,9 @@ from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .pathcheck import check_job_paths
 from .plan import RulePlan, build_target, check_job_resources, plan_rule, remote_rules
+from .progress import Progress
+from .reattach import SPEC_TAG, Adopted, Adopter, Entry, spec_hash, submission_hash
+from .record import RunLog, pricing, usage_location, write_record
 from .resources import batch_resources
 from .settings import KnotConfig, bucket_name_problem, parse_settings
 from .staging import LocalStaging, ensure_bucket
@@ -43,6 +46,10 @@ class Executor(RemoteExecutor):
         self.knot = knot_config(self.workflow)
         self.clients = make_clients(self.knot)
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self.run_log = RunLog(self.run_id)
+        self.progress = Progress(self.logger.info)
+        self.capacity = RunnableWatch(self._environments)
+        self._environment_arns: list[str] | None = None
         self.plans: dict[str, RulePlan] = {}
         self.infra = None
         # Snakemake's status thread is already running; it must find a poller even while
@@ -96,6 +103,7 @@ class Executor(RemoteExecutor):
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
+            self.adopter = Adopter(self.clients.batch, self.clients.s3, self.infra.job_queue_arn)
         if to_build:
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
@@ -126,6 +134,7 @@ class Executor(RemoteExecutor):
         self.run_jobs([job])
 
     def run_jobs(self, jobs) -> None:
+        self.run_log.handed_over(jobs)
         for job in jobs:
             self.run_job_pre(job)
         self._plan_for(jobs)
@@ -167,11 +176,36 @@ class Executor(RemoteExecutor):
     def _submit(self, plan: RulePlan, resources, jobs) -> None:
         config = jobs[0].rule.workflow.config
         specs = [build_spec(job, plan.source.kind, self.staging.uri_for, config) for job in jobs]
+        hashes = [spec_hash(spec) for spec in specs]
+        adopted = self.adopter.adopt(plan.name, plan.job_definition_arn, hashes)
+        for index, found in adopted.items():
+            self._adopt(jobs[index], specs[index], resources, found)
+        rest = [i for i in range(len(jobs)) if i not in adopted]
+        if rest:
+            picked = ([jobs[i] for i in rest], [specs[i] for i in rest], [hashes[i] for i in rest])
+            self._submit_new(plan, resources, *picked)
+
+    def _adopt(self, job, spec: dict, resources, found: Adopted) -> None:
+        """A job an earlier run submitted, with the same rule, spec content and image, is
+        still running or has succeeded: follow it instead of paying for it again."""
+        bucket, key = found.spec_uri[len("s3://") :].partition("/")[::2]
+        where = usage_location(bucket, key, found.index)
+        self.run_log.submitted(job.jobid, found.batch_id, resources, where, adopted=True)
+        self.logger.info(
+            f"knot: rule {job.rule.name}, jobid {job.jobid}: adopted Batch job "
+            f"{found.batch_id}, left running by an earlier run"
+        )
+        self.report_job_submission(
+            SubmittedJobInfo(job, external_jobid=found.batch_id, aux={"spec": spec})
+        )
+
+    def _submit_new(self, plan: RulePlan, resources, jobs, specs, hashes) -> None:
         for spec in specs:
             self.staging.upload_inputs(self._local_paths(spec["input"]), plan.name)
         key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}.jsonl"
         written = upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
         array = len(jobs) > 1
+        tag = submission_hash(hashes)
         request = build_submit_request(
             job_name=batch_job_name(
                 plan.name, {} if array else dict(jobs[0].wildcards_dict), jobs[0].jobid
@@ -183,15 +217,36 @@ class Executor(RemoteExecutor):
             spec_digest=written.digest,
             resources=resources,
             array_size=len(jobs) if array else None,
-            # The stack's tag lets a runner terminate only its stack's jobs (policy.py).
-            tags={**self.knot.tag_dict, STACK_TAG: self.knot.stack_name},
+            # The stack's tag lets a runner terminate only its stack's jobs (policy.py);
+            # the spec's lets a later run adopt the job (reattach.py).
+            tags={**self.knot.tag_dict, STACK_TAG: self.knot.stack_name, SPEC_TAG: tag},
             rule=plan.name,
         )
         batch_id = self.submitter.submit(request)
+        uri = f"s3://{self.infra.bucket}/{key}"
+        externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
+        # The journal first: a crash right after SubmitJob must still leave the job adoptable.
+        self.adopter.record(
+            [
+                Entry(
+                    h,
+                    tag,
+                    ext,
+                    plan.image_uri,
+                    plan.job_definition_arn,
+                    plan.name,
+                    job.jobid,
+                    uri,
+                    index,
+                )
+                for index, (job, h, ext) in enumerate(zip(jobs, hashes, externals, strict=True))
+            ]
+        )
         for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
-            external = f"{batch_id}:{index}" if array else batch_id
+            where = usage_location(self.infra.bucket, key, index)
+            self.run_log.submitted(job.jobid, externals[index], resources, where)
             self.report_job_submission(
-                SubmittedJobInfo(job, external_jobid=external, aux={"spec": spec})
+                SubmittedJobInfo(job, external_jobid=externals[index], aux={"spec": spec})
             )
 
     def _local_paths(self, files: dict) -> list[str]:
@@ -205,16 +260,37 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs]
         async with self.status_rate_limiter:
             states = self.poller.poll(ids)
+        self._observe(states)
+        reported = []
         for info in active_jobs:
             state = states.get(info.external_jobid)
-            if state is not None and state.status == "SUCCEEDED":
-                self._succeeded(info)
-            elif state is not None and state.status == "FAILED":
-                self._failed(info, state)
+            if state is not None and state.finished:
+                self.run_log.finished(info.job.jobid, state)
+                if state.status == "SUCCEEDED":
+                    self._succeeded(info)
+                else:
+                    self._failed(info, state)
+                self.run_log.reported(info.job.jobid)
+                reported.append(info.external_jobid)
             elif self._lost(info, state):
                 self.report_job_error(info, msg=_lost_message(info))
             else:
                 yield info
+        self.adopter.record(reported)
+
+    def _observe(self, states: dict) -> None:
+        """One line when the counts per Batch state change; a warning when jobs wait on a
+        compute environment that cannot start them."""
+        self.progress.update(states.values())
+        for warning in self.capacity.update(states.values(), time.time()):
+            self.logger.warning(warning)
+
+    def _environments(self) -> list[dict]:
+        if self._environment_arns is None:
+            self._environment_arns = queue_environments(
+                self.clients.batch, self.infra.job_queue_arn
+            )
+        return describe_environments(self.clients.batch, self._environment_arns)
 
     def _lost(self, info: SubmittedJobInfo, state) -> bool:
         """A job Batch does not know, several polls in a row. Not on the first poll: a job
@@ -273,8 +349,11 @@ class Executor(RemoteExecutor):
     def shutdown(self) -> None:
         super().shutdown()
         if self.infra is not None:
-            path = write_summary(self.run_id, self.clients.calls, self.image_counts)
-            self.logger.info(f"knot: run summary in {path}")
+            self.run_log.fetch_usage(self.clients.s3)
+            place = pricing(self.knot, self.clients.region)
+            record = self.run_log.as_dict(place, self.clients.calls, self.image_counts)
+            path = write_record(record)
+            self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")
 
     # -- cancel --
 
@@ -319,15 +398,6 @@ def knot_config(workflow) -> KnotConfig:
     if bucket and bucket not in config.buckets:
         config = dataclasses.replace(config, buckets=(*config.buckets, bucket))
     return config
-
-
-def write_summary(run_id: str, calls, images: dict) -> Path:
-    """What this run cost: AWS calls by operation and image builds, for users and tests."""
-    path = Path(".snakemake", "knot", f"run-{run_id}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"run_id": run_id, "calls": dict(sorted(calls.items())), "images": images}
-    path.write_text(json.dumps(summary, indent=2) + "\n")
-    return path
 
 
 def _lost_message(info: SubmittedJobInfo) -> str:

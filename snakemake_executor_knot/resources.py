@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import RuleError
+from .instances import largest
 from .settings import KnotConfig
 
 DEFAULT_MEMORY_MIB = 2048
@@ -87,9 +88,32 @@ def batch_resources(
     rule: str, threads: int, resources: Mapping[str, object], config: KnotConfig
 ) -> BatchResources:
     """Snakemake's threads and resources as Batch sizes; RuleError names any bad value."""
-    return BatchResources(
+    sizes = BatchResources(
         vcpus=_vcpus(rule, threads, config),
         memory_mib=_memory_mib(rule, resources),
         gpus=_gpus(rule, resources, config),
         timeout_s=_timeout_s(rule, resources),
     )
+    _check_fits(rule, sizes, config)
+    return sizes
+
+
+def _check_fits(rule: str, sizes: BatchResources, config: KnotConfig) -> None:
+    """Batch leaves a job no allowed instance can hold RUNNABLE forever, without a word."""
+    limit = largest(config.instance_types)
+    if limit is None:
+        return
+    types = ",".join(config.instance_types)
+    if sizes.vcpus > limit.vcpus:
+        raise RuleError(
+            f"Rule '{rule}': threads={sizes.vcpus} exceeds the {limit.vcpus} vCPUs of the "
+            f"largest instance the compute environment may launch (--knot-instance-types "
+            f"{types}). Lower threads: or allow larger instance types."
+        )
+    if sizes.memory_mib > limit.memory_gib * 1024:
+        raise RuleError(
+            f"Rule '{rule}': mem_mb={sizes.memory_mib} exceeds the {limit.memory_gib:g} GiB "
+            f"({int(limit.memory_gib * 1024)} MiB) of the largest instance the compute "
+            f"environment may launch (--knot-instance-types {types}). Lower mem_mb or allow "
+            "larger instance types."
+        )

@@ -68,3 +68,17 @@ def latest_summary(workdir: Path) -> dict:
     summaries = sorted((workdir / ".snakemake" / "knot").glob("run-*.json"))
     assert summaries, "knot wrote no run summary"
     return json.loads(summaries[-1].read_text())
+
+
+def knot_report_rows(workdir: Path) -> list[dict]:
+    """``knot report --json`` on the latest run in ``workdir``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_knot.cli", "report", "--json"],
+        cwd=workdir,
+        env=comparable_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.overhead import spans, summary
 from benchmarks.report import Row, Target, table
 from benchmarks.server import s3_operation
 from benchmarks.workflows import fanout, pipeline
@@ -91,3 +92,16 @@ def test_small_benchmark_reports_startup_and_staging(small_run):
     assert start["knot"] > 0 and start["baseline"] > 0
     staging = [r for r in data["rows"] if r["section"] == "S3 staging"]
     assert len(staging) == 4 and all(r["knot"] > 0 and r["baseline"] > 0 for r in staging)
+
+
+def test_overhead_spans_come_from_the_run_record():
+    job = {
+        "host": {"handed_over": 10.0, "submitted": 10.4, "seen_finished": 30.0, "reported": 30.2},
+        "batch": {"stopped": 29.0},
+    }
+    record = {"jobs": [job, {"host": {"handed_over": 1.0}, "batch": {}}]}
+    found = spans(record)
+    assert found["ready -> submitted"] == [pytest.approx(0.4)]
+    assert found["seen -> reported"] == [pytest.approx(0.2)]
+    assert found["done -> reported"] == [pytest.approx(1.2)]
+    assert "ready -> submitted" in summary(record)

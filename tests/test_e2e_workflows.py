@@ -11,6 +11,7 @@ from .e2e_helpers import (
     ROOT,
     copy_workflow,
     file_digests,
+    knot_report_rows,
     latest_summary,
     outputs_of,
     snakemake,
@@ -36,9 +37,16 @@ def _run_both(src, tmp_path, extra=(), knot_extra=()):
 
 @pytest.mark.parametrize("example", ["pi", "heat", "neuro"])
 def test_example_matches_local(example, emulator_env, tmp_path):
-    local, knot, _ = _run_both(EXAMPLES / example, tmp_path)
+    local, knot, knot_dir = _run_both(EXAMPLES / example, tmp_path)
     assert local, "the local run produced nothing"
     assert knot == local
+    if example == "neuro":
+        # The run record feeds knot report: a row per rule, each with measured wall time.
+        rows = {row["rule"]: row for row in knot_report_rows(knot_dir)}
+        ran = {"simulate", "mask", "denoise", "fit", "metrics", "group"}
+        assert ran <= rows.keys(), rows.keys()
+        for rule in ran:
+            assert rows[rule]["wall_s"] > 0 and rows[rule]["peak_rss_mb"] > 0, rows[rule]
 
 
 def test_parity_workflow_matches_local_and_warm_rerun_is_cached(emulator_env, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,8 @@ from snakemake_executor_knot.aws.status import StatusPoller
 from snakemake_executor_knot.aws.submit import Submitter
 from snakemake_executor_knot.executor import Executor
 from snakemake_executor_knot.plan import RulePlan
+from snakemake_executor_knot.reattach import Adopter
+from snakemake_executor_knot.record import RunLog
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.runtime import manifest
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
@@ -48,11 +51,13 @@ def executor(clients, tmp_path, monkeypatch):
     storage = SimpleNamespace(default_storage_prefix=None)
     ex.workflow = SimpleNamespace(async_run=asyncio.run, storage_settings=storage)
     ex.run_id = "test-run"
+    ex.run_log = RunLog(ex.run_id)
     ex.infra = ensure_infra(clients, config)
     ex.jobdefs = JobDefinitions(clients.batch, ex.infra, config)
     ex.staging = LocalStaging(clients.s3, ex.infra.bucket, tmp_path)
     ex.submitter = Submitter(clients.batch, rate=1000)
     ex.poller = StatusPoller(clients.batch)
+    ex.adopter = Adopter(clients.batch, clients.s3, ex.infra.job_queue_arn)
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:abc"
     source = RuleSource(rule="sample", kind="run", files={})
     ex.plans = {
@@ -136,3 +141,92 @@ def test_rerun_directory_output_holds_only_the_new_files(executor, tmp_path):
     executor.report_job_success = lambda done: None
     executor._succeeded(info)
     assert sorted(p.name for p in (tmp_path / "res" / "tree").iterdir()) == ["new.txt"]
+
+
+def _next_run(previous, **config):
+    """A new executor, as after the Snakemake process died: same clients and infra, new run
+    id, nothing in memory."""
+    ex = object.__new__(Executor)
+    ex.__dict__.update(previous.__dict__)
+    ex.knot = KnotConfig(region="us-east-1", **config) if config else previous.knot
+    ex.run_id = "next-run"
+    ex.logger = logging.getLogger("knot")
+    ex.run_log = RunLog(ex.run_id)
+    ex.adopter = Adopter(previous.clients.batch, previous.clients.s3, previous.infra.job_queue_arn)
+    ex.submitted = []
+    ex.report_job_submission = ex.submitted.append
+    return ex
+
+
+def test_next_run_adopts_live_jobs_instead_of_submitting(executor, calls):
+    executor.run_jobs([_job(i) for i in range(1, 4)] + [_job(9, mem_mb=4000)])
+    first = sorted(info.external_jobid for info in executor.submitted)
+    rerun = _next_run(executor)
+    calls.reset()
+    # Snakemake numbers jobs afresh in a new run: adoption ignores the jobid.
+    rerun.run_jobs([_job(i) for i in range(1, 4)] + [_job(9, mem_mb=4000)])
+    assert calls["batch.SubmitJob"] == 0
+    assert sorted(info.external_jobid for info in rerun.submitted) == first
+    assert all(job.adopted for job in rerun.run_log.jobs.values())
+
+
+def test_changed_spec_is_submitted_again(executor, calls):
+    executor.run_jobs([_job(1), _job(2)])
+    rerun = _next_run(executor)
+    calls.reset()
+    other = fake_job(
+        rule="sample", jobid=2, output=["out/2.txt"], wildcards={"chunk": "other"},
+        resources={"mem_mb": 1000}, config={"seed": 1},
+    )  # fmt: skip
+    rerun.run_jobs([_job(1), other])
+    assert calls["batch.SubmitJob"] == 1
+    adopted = [job for job in rerun.run_log.jobs.values() if job.adopted]
+    assert [job.jobid for job in adopted] == [1]
+
+
+def test_lost_journal_adopts_jobs_from_their_tags(executor, calls, tmp_path):
+    executor.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])  # an array and a single job
+    first = sorted(info.external_jobid for info in executor.submitted)
+    (tmp_path / ".snakemake" / "knot" / "journal.jsonl").unlink()
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])
+    assert calls["batch.SubmitJob"] == 0
+    assert calls["batch.ListJobs"] >= 1 and calls["s3.GetObject"] == 1  # the array's specs
+    assert sorted(info.external_jobid for info in rerun.submitted) == first
+
+
+def test_lost_journal_and_altered_specs_adopt_nothing(executor, calls, tmp_path):
+    executor.run_jobs([_job(1), _job(2)])
+    (tmp_path / ".snakemake" / "knot" / "journal.jsonl").unlink()
+    s3, bucket = executor.clients.s3, executor.infra.bucket
+    key = "knot/specs/test-run/sample-1.jsonl"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"seed":1', b'"seed":2'))
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2)])
+    assert calls["batch.SubmitJob"] == 1
+
+
+def test_damaged_journal_never_adopts_a_wrong_job(executor, calls, tmp_path, caplog):
+    executor.run_jobs([_job(1)])
+    journal = tmp_path / ".snakemake" / "knot" / "journal.jsonl"
+    (line,) = journal.read_text().splitlines()
+    wrong = line.replace('"job_definition": "', '"job_definition": "elsewhere')
+    journal.write_text("{not json\n" + wrong + "\n" + '{"spec": 1}\n')
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1)])
+    # The line that names another image's job definition does not match Batch's job.
+    assert calls["batch.SubmitJob"] == 1
+    assert "ignoring 2 damaged line(s)" in caplog.text
+
+
+def test_jobs_a_run_already_reported_are_not_adopted(executor, calls):
+    executor.run_jobs([_job(1), _job(2)])
+    executor.adopter.record([info.external_jobid for info in executor.submitted])
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2)])  # e.g. --forceall after a finished run
+    assert calls["batch.SubmitJob"] == 1

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import KnotError, aws_error, error_code
-from .status import describe_jobs, log_stream
+from .status import TERMINAL, describe_jobs, log_stream
 
+FOLLOW_POLL_S = 2.0  # between DescribeJobs/GetLogEvents rounds of 'knot logs --follow'
 # Where AWS Batch (and moto) put job logs when the job definition names no group.
 BATCH_DEFAULT_LOG_GROUP = "/aws/batch/job"
 
@@ -31,15 +35,26 @@ def log_tail(logs_client, log_group: str, stream: str | None, lines: int = 30) -
 
 def read_log(logs_client, log_group: str, stream: str) -> list[str] | None:
     """Every message of a log stream, oldest first; None if the stream does not exist."""
+    found = read_new(logs_client, log_group, stream)
+    return None if found is None else found[0]
+
+
+def read_new(
+    logs_client, log_group: str, stream: str, token: str | None = None
+) -> tuple[list[str], str | None] | None:
+    """The messages after ``token`` (from the start without one) and the token to go on
+    from; None if the stream does not exist."""
     messages: list[str] = []
     kwargs = {"logGroupName": log_group, "logStreamName": stream, "startFromHead": True}
+    if token:
+        kwargs["nextToken"] = token
     try:
         while True:
             page = logs_client.get_log_events(**kwargs)
             messages.extend(event["message"] for event in page["events"])
             # The forward token repeats once the end of the stream is reached.
             if not page["events"] or page.get("nextForwardToken") == kwargs.get("nextToken"):
-                return messages
+                return messages, page.get("nextForwardToken") or kwargs.get("nextToken")
             kwargs["nextToken"] = page["nextForwardToken"]
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
@@ -57,8 +72,8 @@ def _log_groups(description: dict, infra_group: str) -> list[str]:
     return list(dict.fromkeys(g for g in groups if g))
 
 
-def job_log(batch_client, logs_client, job_id: str, infra_group: str) -> list[str]:
-    """The whole CloudWatch log of one job (or array child)."""
+def describe_one(batch_client, job_id: str) -> dict:
+    """One job or array child that has a log of its own; a clear error otherwise."""
     description = describe_jobs(batch_client, [job_id]).get(job_id)
     if description is None:
         raise KnotError(f"AWS Batch has no job {job_id}. List recent jobs with 'knot jobs'.")
@@ -67,6 +82,12 @@ def job_log(batch_client, logs_client, job_id: str, infra_group: str) -> list[st
             f"Job {job_id} is an array job; its children have the logs. Ask for one "
             f"child, e.g. 'knot logs {job_id}:0'."
         )
+    return description
+
+
+def job_log(batch_client, logs_client, job_id: str, infra_group: str) -> list[str]:
+    """The whole CloudWatch log of one job (or array child)."""
+    description = describe_one(batch_client, job_id)
     stream = log_stream(description)
     if stream is None:
         raise KnotError(f"Job {job_id} has no log yet (status {description['status']}).")
@@ -75,3 +96,42 @@ def job_log(batch_client, logs_client, job_id: str, infra_group: str) -> list[st
         if messages is not None:
             return messages
     raise KnotError(f"The log stream {stream} of job {job_id} no longer exists.")
+
+
+class LogFollower:
+    """Streams one job's log while it runs: each round describes the job once and reads the
+    stream on from where the last round stopped, until the job has ended."""
+
+    def __init__(self, batch_client, logs_client, job_id: str, infra_group: str) -> None:
+        self.batch, self.logs = batch_client, logs_client
+        self.job_id, self.infra_group = job_id, infra_group
+        self.group: str | None = None
+        self.token: str | None = None
+
+    def follow(
+        self,
+        emit: Callable[[str], None],
+        sleep: Callable[[float], None] = time.sleep,
+        poll_s: float = FOLLOW_POLL_S,
+    ) -> str:
+        """Emit every line until the job ends; returns its final status."""
+        while True:
+            description = describe_one(self.batch, self.job_id)
+            ended = description["status"] in TERMINAL
+            stream = log_stream(description)
+            if stream:
+                for line in self.new_lines(description, stream):
+                    emit(line)
+            if ended:
+                return description["status"]
+            sleep(poll_s)
+
+    def new_lines(self, description: dict, stream: str) -> list[str]:
+        groups = [self.group] if self.group else _log_groups(description, self.infra_group)
+        for group in groups:
+            found = read_new(self.logs, group, stream, self.token)
+            if found is not None:
+                self.group = group
+                lines, self.token = found
+                return lines
+        return []  # the stream appears a moment after the job starts

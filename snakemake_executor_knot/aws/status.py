@@ -28,6 +28,12 @@ class JobState:
     reason: str | None = None
     exit_code: int | None = None
     log_stream: str | None = None
+    # Batch's own times, epoch seconds (Batch gives milliseconds), and attempts made; the
+    # run record keeps them. ListJobs summaries carry the times but no attempts.
+    created: float | None = None
+    started: float | None = None
+    stopped: float | None = None
+    attempts: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -74,7 +80,21 @@ def state_from_description(description: dict) -> JobState:
         reason=_reason(description.get("statusReason"), container.get("reason")),
         exit_code=container.get("exitCode"),
         log_stream=log_stream(description),
+        created=_seconds(description.get("createdAt")),
+        started=_seconds(description.get("startedAt")),
+        stopped=_seconds(description.get("stoppedAt")),
+        attempts=_count(description.get("attempts")),
     )
+
+
+def _count(attempts: object) -> int | None:
+    return len(attempts) if isinstance(attempts, list) else None
+
+
+def _seconds(milliseconds: object) -> float | None:
+    if isinstance(milliseconds, int | float) and not isinstance(milliseconds, bool):
+        return milliseconds / 1000
+    return None
 
 
 def describe_jobs(batch_client, job_ids: Sequence[str]) -> dict[str, dict]:

@@ -26,11 +26,13 @@ import base64
 import json
 
 from ..names import short_hash
-from ..runtime.contract import KNOT_UID
+from ..runtime.contract import KNOT_UID, SPEC_FOLDER, USAGE_FOLDER
 from ..settings import KnotConfig, parse_buckets
 
-# Job specs live under this prefix of knot's bucket and expire after SPEC_EXPIRY_DAYS.
-SPEC_PREFIX = "knot/specs/"
+# Job specs live under this prefix of knot's bucket and expire after SPEC_EXPIRY_DAYS, as do
+# the usage documents jobs write next to them (runtime/contract.py).
+SPEC_PREFIX = f"knot/{SPEC_FOLDER}/"
+USAGE_PREFIX = f"knot/{USAGE_FOLDER}/"
 SPEC_EXPIRY_DAYS = 7
 # Local-mode copies of the user's files live here; they expire after
 # --knot-files-expiry-days (a later run uploads again what it still needs).
@@ -256,12 +258,15 @@ def extra_buckets(config: KnotConfig) -> list[str]:
 
 
 def _job_s3_policy(config: KnotConfig) -> dict:
-    """Jobs read inputs and write outputs in knot's bucket and the user's buckets only."""
+    """Jobs read inputs and write outputs in knot's bucket and the user's buckets only.
+    They read their specs but cannot change them: a spec says what a job runs, and the
+    spec's digest travels in SubmitJob only as a second line of defence."""
     extra = extra_buckets(config)
     bucket_arns = [get_att("Bucket", "Arn")]
     bucket_arns += [sub(f"arn:${{AWS::Partition}}:s3:::{name}") for name in extra]
-    object_arns = [sub("${Bucket.Arn}/*")]
-    object_arns += [sub(f"arn:${{AWS::Partition}}:s3:::{name}/*") for name in extra]
+    writable = [sub(f"${{Bucket.Arn}}/{prefix}*") for prefix in (FILES_PREFIX, USAGE_PREFIX)]
+    writable += [sub(f"arn:${{AWS::Partition}}:s3:::{name}/*") for name in extra]
+    specs = sub(f"${{Bucket.Arn}}/{SPEC_PREFIX}*")
     statements = [
         {
             "Sid": "ListBuckets",
@@ -269,11 +274,18 @@ def _job_s3_policy(config: KnotConfig) -> dict:
             "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
             "Resource": bucket_arns,
         },
+        {"Sid": "ReadSpecs", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [specs]},
         {
-            "Sid": "ReadWriteObjects",
+            "Sid": "ReadWriteFiles",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-            "Resource": object_arns,
+            "Resource": writable,
+        },
+        {
+            "Sid": "NeverWriteSpecs",
+            "Effect": "Deny",
+            "Action": ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Resource": [specs],
         },
     ]
     return {
@@ -386,6 +398,12 @@ def _lifecycle_rules(config: KnotConfig) -> list[dict]:
             "Id": "expire-job-specs",
             "Status": "Enabled",
             "Prefix": SPEC_PREFIX,
+            "ExpirationInDays": SPEC_EXPIRY_DAYS,
+        },
+        {
+            "Id": "expire-usage-documents",
+            "Status": "Enabled",
+            "Prefix": USAGE_PREFIX,
             "ExpirationInDays": SPEC_EXPIRY_DAYS,
         },
         {

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from ..aws.clients import Clients, make_clients
-from ..aws.logs import job_log
+from ..aws.logs import LogFollower, job_log
 from ..aws.stack import Infra, describe_infra
 from ..aws.status import recent_jobs
 from ..aws.submit import RULE_TAG
@@ -63,6 +64,11 @@ def _jobs(args: argparse.Namespace, config: KnotConfig) -> int:
 
 def _logs(args: argparse.Namespace, config: KnotConfig) -> int:
     clients, infra = _deployed(config)
+    if args.follow:
+        follower = LogFollower(clients.batch, clients.logs, args.job, infra.log_group)
+        status = follower.follow(lambda line: print(line, flush=True))
+        print(f"knot: job {args.job} ended: {status}", file=sys.stderr)
+        return 0 if status == "SUCCEEDED" else 1
     for line in job_log(clients.batch, clients.logs, args.job, infra.log_group):
         print(line)
     return 0
@@ -78,4 +84,7 @@ def register(commands) -> None:
     jobs.set_defaults(handler=_jobs)
     logs = commands.add_parser("logs", help="print a job's CloudWatch log")
     logs.add_argument("job", metavar="JOB", help="job id (array child: <id>:<index>)")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="stream the log until the job ends"
+    )
     logs.set_defaults(handler=_logs)

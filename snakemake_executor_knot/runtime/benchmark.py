@@ -42,10 +42,23 @@ class Usage:
             wall=time.monotonic(),
             cpu=own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
             # ru_maxrss is in KiB on Linux; for children it is the largest child's peak.
-            max_rss_kib=max(own.ru_maxrss, kids.ru_maxrss),
+            max_rss_kib=max(own_peak_kib(own.ru_maxrss), kids.ru_maxrss),
             blocks_in=own.ru_inblock + kids.ru_inblock,
             blocks_out=own.ru_oublock + kids.ru_oublock,
         )
+
+
+def own_peak_kib(fallback: int) -> int:
+    """This process's peak RSS in KiB (VmHWM). Linux keeps RUSAGE_SELF's ru_maxrss across
+    execve, so it would also count the (maybe much larger) process this one was forked from."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return fallback
 
 
 def hms(seconds: float) -> str:

@@ -60,3 +60,18 @@ CHECKSUMS = {
     "response_checksum_validation": "when_supported",
     "request_checksum_calculation": "when_supported",
 }
+
+# Job specs live under SPEC_FOLDER of knot's bucket (knot/specs/<run>/...). Jobs may read
+# them but not write them (the job role's policy), so each job's usage document goes to the
+# same path with USAGE_FOLDER in its place: knot/usage/<run>/<spec name>/<array index>.json.
+SPEC_FOLDER = "specs"
+USAGE_FOLDER = "usage"
+USAGE_VERSION = 1
+
+
+def usage_key(spec_key: str, index: int | str) -> str:
+    """The S3 key of one job's usage document (array index 0 for a single job)."""
+    parts = spec_key.split("/")
+    if SPEC_FOLDER in parts[:-1]:
+        parts[parts.index(SPEC_FOLDER)] = USAGE_FOLDER
+    return "/".join([*parts, f"{index}.json"])

@@ -7,11 +7,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from . import benchmark, staging
+from . import benchmark, staging, usage
 from .kinds import run_kind
 from .namespace import Namespace
 from .report import JobFailure, Reporter, append_text
-from .spec import FileItem, benchmark_item, fetch_spec, file_items, spec_location
+from .spec import FileItem, array_index, benchmark_item, fetch_spec, file_items, spec_location
 
 
 def output_problems(items: list[FileItem]) -> list[str]:
@@ -39,8 +39,16 @@ def parent_folders(spec: dict[str, Any]) -> set[str]:
 
 
 class Job:
-    def __init__(self, spec: dict[str, Any], s3, reporter: Reporter, env: Mapping[str, str]):
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        s3,
+        reporter: Reporter,
+        env: Mapping[str, str],
+        meter: usage.Meter | None = None,
+    ):
         self.spec = spec
+        self.meter = meter or usage.Meter()
         self.s3 = s3
         self.reporter = reporter
         self.env = env
@@ -65,11 +73,11 @@ class Job:
         inputs = file_items(self.spec, "input")
         plan = staging.plan_downloads(self.s3, inputs)
         self.reporter.progress(f"downloading {len(inputs)} inputs ({len(plan)} files)")
-        staging.download(manager, plan)
+        usage.timed(self.meter.stage_in, plan, lambda p: staging.download(manager, p))
 
     def run_user_code(self) -> bool:
         self.reporter.progress(f"running ({self.spec['kind']})")
-        start = benchmark.Usage.now()
+        start = self.meter.rule_started()
         try:
             run_kind(self.spec, self.ns, self.env)
         except JobFailure as exc:
@@ -84,8 +92,10 @@ class Job:
         except Exception as exc:  # noqa: BLE001
             self.reporter.user_error(exc, self.first_log)
             return False
+        finally:
+            end = self.meter.rule_ended()
         if self.bench:
-            benchmark.write(self.bench.path, start, benchmark.Usage.now())
+            benchmark.write(self.bench.path, start, end)
         return True
 
     def check_outputs(self) -> bool:
@@ -113,7 +123,9 @@ class Job:
         what = [f"{len(self.outputs)} outputs ({len(outputs)} files)"] if succeeded else []
         what += [f"{len(logs)} logs"] + (["the benchmark"] if bench else [])
         self.reporter.progress("uploading " + ", ".join(what))
-        staging.upload(manager, outputs + logs + bench)
+        usage.timed(
+            self.meter.stage_out, outputs + logs + bench, lambda p: staging.upload(manager, p)
+        )
         if succeeded:
             staging.upload_manifests(self.s3, self.outputs)
 
@@ -122,14 +134,21 @@ def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     if hasattr(sys.stdout, "reconfigure"):  # user prints interleave with our stderr lines
         sys.stdout.reconfigure(line_buffering=True)
-    reporter = Reporter()
+    reporter, meter = Reporter(), usage.Meter()
+    s3 = location = None
     try:
         s3 = staging.make_s3_client()
-        spec = fetch_spec(s3, spec_location(env))
+        location = spec_location(env)
+        spec = fetch_spec(s3, location)
         reporter = Reporter(spec["rule"], spec["jobid"])
-        status = Job(spec, s3, reporter, env).execute()
+        status = Job(spec, s3, reporter, env, meter).execute()
     except (JobFailure, OSError) as exc:  # OSError: folders or files we could not write
         reporter.failure(str(exc))
+        status = None
+    if location is not None:  # what the job used goes home even when it failed
+        meter.exit_status = 1 if status is None else status
+        usage.send(s3, location, array_index(env), meter.document())
+    if status is None:
         return 1
     reporter.progress("done" if status == 0 else "failed")
     return status

@@ -89,15 +89,22 @@ def spec_location(env: Mapping[str, str]) -> SpecLocation:
 def verified_document(record: bytes, where: SpecLocation) -> bytes:
     """The spec document of a record, once its Merkle proof leads to the digest SubmitJob
     carries. Nothing in the spec is decoded before this check (params may be pickles)."""
-    proof_line, newline, document = record.rstrip(b" \n").partition(b"\n")
     try:
-        proof = proof_line.decode("ascii").split(",") if proof_line else []
+        proof, document = split_record(record)
         root = root_from_proof(where.index, document, proof)
-    except ValueError as exc:  # non-ASCII or non-hex proof
+    except ValueError as exc:  # no proof line, or a non-ASCII or non-hex one
         raise _tampered(where, f"its proof is malformed ({exc})") from exc
-    if not newline or not hmac.compare_digest(root, where.digest):
+    if not hmac.compare_digest(root, where.digest):
         raise _tampered(where, "it does not match the SHA-256 its submission carries")
     return document
+
+
+def split_record(record: bytes) -> tuple[list[str], bytes]:
+    """A spec record's Merkle proof steps and its document (jobspec.spec_records)."""
+    proof_line, newline, document = record.rstrip(b" \n").partition(b"\n")
+    if not newline:
+        raise ValueError("the record has no proof line")
+    return (proof_line.decode("ascii").split(",") if proof_line else []), document
 
 
 def _tampered(where: SpecLocation, why: str) -> JobFailure:

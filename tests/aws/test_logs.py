@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from snakemake_executor_knot.aws.logs import job_log, log_tail
+import pytest
+from botocore.stub import Stubber
+
+from snakemake_executor_knot.aws.logs import LogFollower, job_log, log_tail
 from snakemake_executor_knot.errors import KnotError
 
 from ..conftest import MOTO_LOG_GROUP, put_log
@@ -34,3 +37,50 @@ def test_job_log_reads_the_stream_where_it_is(clients, batch):
         job_log(clients.batch, clients.logs, parent, "/knot/jobs")
     with pytest.raises(KnotError, match="no job nope.*knot jobs"):
         job_log(clients.batch, clients.logs, "nope", "/knot/jobs")
+
+
+def _described(status: str, stream: str | None = "knot/default/run1") -> dict:
+    job = {"jobId": "j1", "jobName": "fit", "jobQueue": "q", "jobDefinition": "d", "startedAt": 1}
+    job["status"] = status
+    if stream:
+        job["container"] = {"logStreamName": stream}
+    return job
+
+
+def test_follow_streams_new_lines_until_the_job_ends(clients):
+    put_log(clients, "/knot/jobs", "knot/default/run1", ["one", "two"])
+    seen: list[str] = []
+    rounds = iter([["three"], []])
+
+    def sleep(_seconds):  # the job writes more while the follower waits
+        lines = next(rounds)
+        if lines:
+            now = int(time.time() * 1000) + 10
+            clients.logs.put_log_events(
+                logGroupName="/knot/jobs", logStreamName="knot/default/run1",
+                logEvents=[{"timestamp": now, "message": m} for m in lines],
+            )  # fmt: skip
+
+    with Stubber(clients.batch) as stub:
+        stub.add_response("describe_jobs", {"jobs": [_described("RUNNABLE", None)]})
+        stub.add_response("describe_jobs", {"jobs": [_described("RUNNING")]})
+        stub.add_response("describe_jobs", {"jobs": [_described("SUCCEEDED")]})
+        follower = LogFollower(clients.batch, clients.logs, "j1", "/knot/jobs")
+        status = follower.follow(seen.append, sleep=sleep, poll_s=0)
+    assert status == "SUCCEEDED"
+    assert seen == ["one", "two", "three"]  # each line once, in order
+
+
+def test_follow_of_an_unknown_job_is_a_clear_error(clients):
+    with pytest.raises(KnotError, match="no job nope.*knot jobs"):
+        LogFollower(clients.batch, clients.logs, "nope", "/knot/jobs").follow(print)
+
+
+def test_follow_of_an_ended_job_prints_its_log_and_returns(clients):
+    put_log(clients, "/knot/jobs", "knot/default/run1", ["a", "b"])
+    seen: list[str] = []
+    with Stubber(clients.batch) as stub:
+        stub.add_response("describe_jobs", {"jobs": [_described("FAILED")]})
+        follower = LogFollower(clients.batch, clients.logs, "j1", "/knot/jobs")
+        assert follower.follow(seen.append, sleep=lambda s: pytest.fail("slept")) == "FAILED"
+    assert seen == ["a", "b"]

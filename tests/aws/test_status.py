@@ -110,6 +110,8 @@ def test_failed_job_reason_and_exit_code(clients):
         "Essential container in task exited; OutOfMemoryError: Container killed",
         137,
         "knot/default/abc",
+        started=0.001,
+        attempts=1,
     )
 
 
@@ -171,7 +173,9 @@ def test_array_progress_lists_only_statuses_whose_count_changed(clients):
         "FAILED",
         "RUNNING",
     ]
-    assert second["p:3"] == JobState("p:3", "FAILED", "boom", 2, "knot/default/p3")
+    assert second["p:3"] == JobState(
+        "p:3", "FAILED", "boom", 2, "knot/default/p3", started=0.001, attempts=None
+    )
     assert third["p:4"].status == "RUNNING" and third["p:3"] == second["p:3"]
 
 

@@ -105,6 +105,12 @@ def test_bucket_is_private_encrypted_and_expires_job_specs():
             "ExpirationInDays": 7,
         },
         {
+            "Id": "expire-usage-documents",
+            "Status": "Enabled",
+            "Prefix": "knot/usage/",
+            "ExpirationInDays": 7,
+        },
+        {
             "Id": "expire-local-copies",
             "Status": "Enabled",
             "Prefix": "knot/files/",
@@ -121,26 +127,44 @@ def _job_role_statements(config: KnotConfig) -> list[dict]:
 
 def test_job_role_reaches_only_knots_bucket_and_the_configured_ones():
     statements = _job_role_statements(CUSTOM)
-    listed, objects = statements
+    listed, specs, files, deny = statements
     assert listed["Resource"] == [
         {"Fn::GetAtt": ["Bucket", "Arn"]},
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-data"},
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-results"},
     ]
-    assert objects["Resource"] == [
-        {"Fn::Sub": "${Bucket.Arn}/*"},
+    assert files["Resource"] == [
+        {"Fn::Sub": "${Bucket.Arn}/knot/files/*"},
+        {"Fn::Sub": "${Bucket.Arn}/knot/usage/*"},
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-data/*"},
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-results/*"},
     ]
     actions = [a for s in statements for a in s["Action"]]
     assert all(a.startswith("s3:") and "*" not in a for a in actions)
-    assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_jobs_read_their_specs_but_can_never_write_them():
+    listed, specs, files, deny = _job_role_statements(KnotConfig())
+    spec_objects = [{"Fn::Sub": "${Bucket.Arn}/knot/specs/*"}]
+    assert specs == {
+        "Sid": "ReadSpecs",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": spec_objects,
+    }
+    assert deny["Effect"] == "Deny" and deny["Resource"] == spec_objects
+    assert {"s3:PutObject", "s3:DeleteObject"} <= set(deny["Action"])
+    # No Allow reaches the specs with a write: the writable prefixes are others.
+    assert all("knot/specs" not in r["Fn::Sub"] for r in files["Resource"])
 
 
 def test_job_role_without_extra_buckets_has_only_knots_bucket():
-    listed, objects = _job_role_statements(KnotConfig())
+    listed, _, files, _ = _job_role_statements(KnotConfig())
     assert listed["Resource"] == [{"Fn::GetAtt": ["Bucket", "Arn"]}]
-    assert objects["Resource"] == [{"Fn::Sub": "${Bucket.Arn}/*"}]
+    assert files["Resource"] == [
+        {"Fn::Sub": "${Bucket.Arn}/knot/files/*"},
+        {"Fn::Sub": "${Bucket.Arn}/knot/usage/*"},
+    ]
 
 
 @pytest.mark.parametrize("bad", ["My_Bucket", "s3://b", "bucket/with/prefix", "*"])

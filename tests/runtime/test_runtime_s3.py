@@ -469,3 +469,50 @@ def test_directory_output_gets_a_manifest(s3, endpoint, lib, work, prefix):
     listed = json.loads(read(s3, prefix, "res/tree.knot-manifest.json"))
     digest = hashlib.sha256(b"n\n").hexdigest()
     assert listed == {"version": 1, "files": [{"name": "s/n.txt", "size": 2, "sha256": digest}]}
+
+
+def usage_of(s3, prefix: str, spec_name: str, index: int = 0) -> dict:
+    return json.loads(read(s3, prefix, f"usage/{spec_name}/{index}.json"))
+
+
+ALLOCATE = (
+    'python3 -c \'import sys; b = bytearray({params.mib} * 2**20); b[::4096] = b"x" * '
+    'len(b[::4096]); open(sys.argv[1], "w").write(str(len(b)))\' {output[0]:q}'
+)
+
+
+def test_usage_document_measures_the_job(s3, endpoint, lib, work, prefix):
+    """A shell rule touching 200 MiB in a child process: its usage document, next to the
+    spec at the array child's index, has the peak within 10%, staged bytes and the status."""
+    upload_inputs(s3, prefix, {"in/t.txt": b"x" * 5000})
+    spec = shell_spec(prefix, "big", ALLOCATE)
+    spec["params"] = section([200], {"mib": [0, None]})
+    written = spec_records([shell_spec(prefix, "other"), spec])
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/mem.jsonl", Body=written.body)
+
+    done = run_runtime(
+        endpoint, lib, work, prefix, "mem.jsonl",
+        KNOT_SPEC_RECORD_BYTES=str(written.record_bytes), AWS_BATCH_JOB_ARRAY_INDEX="1",
+        KNOT_SPEC_SHA256=written.digest,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    usage = usage_of(s3, prefix, "mem.jsonl", 1)
+    assert 200 <= usage["peak_rss_mb"] <= 220, usage
+    assert usage["stage_in_bytes"] == 5000
+    assert usage["stage_out_bytes"] == len(str(200 * 2**20))
+    assert usage["exit_status"] == 0
+    assert usage["wall_s"] > 0 and usage["cpu_s"] > 0 and usage["run_s"] == usage["wall_s"]
+    assert usage["start"] <= usage["end"]
+    assert not exists(s3, prefix, "usage/mem.jsonl/0.json")
+
+
+def test_failed_job_still_sends_its_usage(s3, endpoint, lib, work, prefix):
+    upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
+    digest = put_spec(s3, prefix, shell_spec(prefix, "s1", "exit 3"))
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 1
+    usage = usage_of(s3, prefix, "job-0.json")
+    assert usage["exit_status"] == 1 and usage["stage_out_bytes"] == 0
