@@ -8,6 +8,7 @@ input fails fast and costs nothing. Images for different rules are built in para
 from __future__ import annotations
 
 import logging
+import posixpath
 from dataclasses import dataclass
 
 from .emulator.state import emulator_state
@@ -16,7 +17,8 @@ from .image.dockerfile import ImageSpec
 from .image.requirements import find_requirements, parse_packages
 from .jobspec import value_modules
 from .resources import batch_resources
-from .rules.source import RuleSource, check_supported, rule_source
+from .rules.source import RuleSource, check_supported, rule_source, script_image_path
+from .runtime.contract import RULE_DIR
 from .settings import KnotConfig, default_base_image
 
 log = logging.getLogger("knot")
@@ -69,7 +71,17 @@ def image_spec(source: RuleSource, job, base_image: str, config: dict) -> ImageS
     # A numpy param needs numpy in the image even when the code never imports it.
     loads = "".join(f"import {name}\n" for name in sorted(value_modules(job, config)))
     code = (_python_source(source) or "") + loads
-    requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
+    requirements = (
+        find_requirements(
+            code,
+            rule=source.rule,
+            extra=extra,
+            local_modules=_shown_paths(source.local_sources),
+            local_names=source.local_names,
+        )
+        if code
+        else list(extra)
+    )
     from_container = bool(source.container)
     return ImageSpec(
         rule=source.rule,
@@ -80,13 +92,18 @@ def image_spec(source: RuleSource, job, base_image: str, config: dict) -> ImageS
     )
 
 
+def _shown_paths(sources: dict[str, str]) -> dict[str, str]:
+    """Local modules by their path in the workflow's folder, as errors show them."""
+    return {posixpath.relpath(path, RULE_DIR): text for path, text in sources.items()}
+
+
 def _python_source(source: RuleSource) -> str | None:
     """The Python code whose imports the image needs: the rule module (run rules, and
     shell rules whose command uses Snakefile globals), or the script."""
     if source.module_source:
         return source.module_source
     if source.kind == "script":
-        return b"\n".join(source.files.values()).decode()
+        return source.files[script_image_path(source.script_path)].decode()
     return None
 
 
