@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -19,6 +20,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from .aws.clients import caller_identity, make_clients
 from .aws.jobdef import JobDefinitions
 from .aws.logs import log_tail
+from .aws.secrets import delete_secret, envvar_reference, store_envvars
 from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
@@ -36,6 +38,8 @@ LOST_AFTER_POLLS = 5
 
 
 class Executor(RemoteExecutor):
+    envvars_ref: dict | None = None  # the specs' envvars: the secret's ARN and the names
+
     def __post_init__(self) -> None:
         self.knot = knot_config(self.workflow)
         self.clients = make_clients(self.knot)
@@ -76,6 +80,7 @@ class Executor(RemoteExecutor):
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
+            self._store_envvars()
         if to_build:
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
@@ -88,6 +93,16 @@ class Executor(RemoteExecutor):
         for plan in plans.values():
             plan.job_definition_arn = self.jobdefs.arn_for(plan.image_uri)
         self.plans.update(plans)
+
+    def _store_envvars(self) -> None:
+        """The values of envvars: and --envvars go to a secret of this run, never into a
+        spec or a request. Snakemake has already refused a variable that is not set."""
+        names = workflow_envvars(self.workflow)
+        if names:
+            values = {name: os.environ[name] for name in names}
+            client = self.clients.secretsmanager
+            arn = store_envvars(client, self.infra.stack_name, self.run_id, values)
+            self.envvars_ref = envvar_reference(arn, names)
 
     def _ensure_storage_bucket(self) -> None:
         bucket = storage_bucket(self.workflow)
@@ -130,6 +145,8 @@ class Executor(RemoteExecutor):
     def _submit(self, plan: RulePlan, resources, jobs) -> None:
         config = jobs[0].rule.workflow.config
         specs = [build_spec(job, plan.source.kind, self.staging.uri_for, config) for job in jobs]
+        if self.envvars_ref:
+            specs = [{**spec, "envvars": self.envvars_ref} for spec in specs]
         for spec in specs:
             self.staging.upload_inputs(self._local_paths(spec["input"]), plan.name)
         key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}.jsonl"
@@ -234,6 +251,9 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
+        if self.envvars_ref:  # jobs are over; `knot infra down` removes any left behind
+            with contextlib.suppress(KnotError):
+                delete_secret(self.clients.secretsmanager, self.envvars_ref["secret"])
         if self.infra is not None:
             path = write_summary(self.run_id, self.clients.calls, self.image_counts)
             self.logger.info(f"knot: run summary in {path}")
@@ -255,6 +275,13 @@ def _forget_directory_misses(job) -> None:
             obj = f.storage_object
             if getattr(obj, "_is_dir", None) is False:
                 obj._is_dir = None
+
+
+def workflow_envvars(workflow) -> list[str]:
+    """The names of envvars: and --envvars (Snakemake's own storage-plugin variables,
+    which its executor also passes on, are not asked for here)."""
+    remote = workflow.remote_execution_settings
+    return sorted({*(remote.envvars if remote else ()), *workflow.envvars})
 
 
 def storage_bucket(workflow) -> str | None:

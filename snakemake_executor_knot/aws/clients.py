@@ -26,7 +26,7 @@ _RETRIES = botocore.config.Config(
     max_pool_connections=32,
 )
 
-SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts")
+SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts", "secretsmanager")
 
 
 @dataclass

@@ -162,7 +162,11 @@ def _iam(config: KnotConfig, tags: Tags) -> dict:
             "Type": "AWS::IAM::InstanceProfile",
             "Properties": {"Roles": [ref("InstanceRole")]},
         },
-        "JobRole": _role("ecs-tasks.amazonaws.com", tags, Policies=[_job_s3_policy(config)]),
+        "JobRole": _role(
+            "ecs-tasks.amazonaws.com",
+            tags,
+            Policies=[_job_s3_policy(config), _job_secrets_policy(config)],
+        ),
     }
     if config.spot:
         resources["SpotFleetRole"] = _role(
@@ -211,6 +215,23 @@ def _job_s3_policy(config: KnotConfig) -> dict:
     return {
         "PolicyName": "knot-job-s3",
         "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+    }
+
+
+def _job_secrets_policy(config: KnotConfig) -> dict:
+    """Jobs read the envvars secrets of their own stack only (aws/secrets.py names them
+    knot/<stack>/<run id>); the * also covers the random suffix Secrets Manager appends to
+    every secret's ARN."""
+    arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+    statement = {
+        "Sid": "ReadEnvvarsSecrets",
+        "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue"],
+        "Resource": [sub(f"{arn}:secret:knot/{config.stack_name}/*")],
+    }
+    return {
+        "PolicyName": "knot-job-secrets",
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [statement]},
     }
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from . import envvars
 from .contract import RULE_DIR, RULE_DIR_ENV, RULE_MODULE, RUN_FUNCTION, SYS_PATH_FILE
 from .namespace import Namespace
 from .script import run_script
@@ -68,6 +69,8 @@ def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> 
     kind = spec["kind"]
     # Before the rule module is imported or a script runs, as Snakemake does on the host.
     sys.path[:0] = [p for p in local_code_paths(env) if p not in sys.path]
+    # The workflow's envvars: in os.environ, so run blocks, scripts and shell() see them.
+    envvars.apply(spec)
     if kind == "run":
         run_block(ns)
     elif kind == "shell":
