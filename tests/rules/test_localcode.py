@@ -14,6 +14,7 @@ from snakemake_executor_knot.image.dockerfile import ImageSpec, image_tag
 from snakemake_executor_knot.plan import image_spec
 from snakemake_executor_knot.rules.localcode import Root, find_local_code
 from snakemake_executor_knot.rules.source import rule_source
+from snakemake_executor_knot.runtime import prelude
 from snakemake_executor_knot.runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from snakemake_executor_knot.runtime.kinds import local_code_paths
 
@@ -130,3 +131,12 @@ def test_runtime_puts_the_listed_folders_first_and_refuses_others(tmp_path):
     env = {"KNOT_RULE_DIR": str(tmp_path)}
     assert local_code_paths(env) == [str(tmp_path / "scripts"), str(tmp_path)]
     assert local_code_paths({"KNOT_RULE_DIR": str(tmp_path / "none")}) == []
+
+
+def test_workflow_basedir_in_a_run_block_is_the_image_folder(workflow, monkeypatch, tmp_path):
+    source = shipped(workflow, "basedir_on_path")
+    assert "from knot_runtime.prelude import workflow\n" in source.module_source
+    assert f"{RULE_DIR}/lib/util.py" in source.files
+    assert prelude.workflow.basedir == RULE_DIR
+    monkeypatch.setenv("KNOT_RULE_DIR", str(tmp_path))
+    assert prelude.workflow.basedir == str(tmp_path)
