@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -19,6 +20,7 @@ from .aws.capacity import RunnableWatch, describe_environments, queue_environmen
 from .aws.clients import caller_identity, make_clients
 from .aws.jobdef import JobDefinitions
 from .aws.logs import log_tail
+from .aws.secrets import delete_secret, envvar_reference, store_envvars
 from .aws.service_role import find_service_role
 from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, terminate_jobs
@@ -42,6 +44,8 @@ LOST_AFTER_POLLS = 5
 
 
 class Executor(RemoteExecutor):
+    envvars_ref: dict | None = None  # the specs' envvars: the secret's ARN and the names
+
     def __post_init__(self) -> None:
         self.knot = knot_config(self.workflow)
         self.clients = make_clients(self.knot)
@@ -104,6 +108,7 @@ class Executor(RemoteExecutor):
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
             self.adopter = Adopter(self.clients.batch, self.clients.s3, self.infra.job_queue_arn)
+            self._store_envvars()
         if to_build:
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
@@ -116,6 +121,16 @@ class Executor(RemoteExecutor):
         for plan in plans.values():
             plan.job_definition_arn = self.jobdefs.arn_for(plan.image_uri)
         self.plans.update(plans)
+
+    def _store_envvars(self) -> None:
+        """The values of envvars: and --envvars go to a secret of this run, never into a
+        spec or a request. Snakemake has already refused a variable that is not set."""
+        names = workflow_envvars(self.workflow)
+        if names:
+            values = {name: os.environ[name] for name in names}
+            client = self.clients.secretsmanager
+            arn = store_envvars(client, self.infra.stack_name, self.run_id, values)
+            self.envvars_ref = envvar_reference(arn, names)
 
     def _ensure_storage_bucket(self) -> None:
         bucket = storage_bucket(self.workflow)
@@ -176,7 +191,10 @@ class Executor(RemoteExecutor):
     def _submit(self, plan: RulePlan, resources, jobs) -> None:
         config = jobs[0].rule.workflow.config
         specs = [build_spec(job, plan.source.kind, self.staging.uri_for, config) for job in jobs]
+        # Hashed before the run's own envvars secret joins them, so a later run adopts.
         hashes = [spec_hash(spec) for spec in specs]
+        if self.envvars_ref:
+            specs = [{**spec, "envvars": self.envvars_ref} for spec in specs]
         adopted = self.adopter.adopt(plan.name, plan.job_definition_arn, hashes)
         for index, found in adopted.items():
             self._adopt(jobs[index], specs[index], resources, found)
@@ -348,6 +366,9 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
+        if self.envvars_ref:  # jobs are over; `knot infra down` removes any left behind
+            with contextlib.suppress(KnotError):
+                delete_secret(self.clients.secretsmanager, self.envvars_ref["secret"])
         if self.infra is not None:
             self.run_log.fetch_usage(self.clients.s3)
             place = pricing(self.knot, self.clients.region)
@@ -372,6 +393,13 @@ def _forget_directory_misses(job) -> None:
             obj = f.storage_object
             if getattr(obj, "_is_dir", None) is False:
                 obj._is_dir = None
+
+
+def workflow_envvars(workflow) -> list[str]:
+    """The names of envvars: and --envvars (Snakemake's own storage-plugin variables,
+    which its executor also passes on, are not asked for here)."""
+    remote = workflow.remote_execution_settings
+    return sorted({*(remote.envvars if remote else ()), *workflow.envvars})
 
 
 def storage_bucket(workflow) -> str | None:

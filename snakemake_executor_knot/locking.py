@@ -37,7 +37,7 @@ from .image.lock import (
 )
 from .image.requirements import find_requirements, import_names, parse_packages
 from .names import short_hash
-from .rules.source import RuleSource, check_supported, rule_source
+from .rules.source import RuleSource, check_supported, rule_source, script_image_path
 
 log = logging.getLogger("knot")
 
@@ -73,7 +73,7 @@ def python_source(source: RuleSource) -> str | None:
     if source.module_source:
         return source.module_source
     if source.kind == "script":
-        return b"\n".join(source.files.values()).decode()
+        return source.files[script_image_path(source.script_path)].decode()
     return None
 
 

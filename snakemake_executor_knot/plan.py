@@ -8,6 +8,7 @@ input fails fast and costs nothing. Images for different rules are built in para
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from .locking import (
 )
 from .resources import batch_resources
 from .rules.source import RuleSource, check_supported, rule_source
+from .runtime.contract import RULE_DIR
 from .settings import KnotConfig, default_base_image
 
 log = logging.getLogger("knot")
@@ -127,8 +129,23 @@ def image_spec(source: RuleSource, job, target: BuildTarget, config: dict) -> Im
     # A numpy param needs numpy in the image even when the code never imports it.
     loads = "".join(f"import {name}\n" for name in sorted(value_modules(job, config)))
     code = (python_source(source) or "") + loads
-    requirements = find_requirements(code, rule=source.rule, extra=extra) if code else list(extra)
+    requirements = (
+        find_requirements(
+            code,
+            rule=source.rule,
+            extra=extra,
+            local_modules=_shown_paths(source.local_sources),
+            local_names=source.local_names,
+        )
+        if code
+        else list(extra)
+    )
     return ImageSpec(**shared, requirements=tuple(requirements))
+
+
+def _shown_paths(sources: dict[str, str]) -> dict[str, str]:
+    """Local modules by their path in the workflow's folder, as errors show them."""
+    return {posixpath.relpath(path, RULE_DIR): text for path, text in sources.items()}
 
 
 def knot_resource(job, name: str):

@@ -28,7 +28,7 @@ _RETRIES = botocore.config.Config(
     **CHECKSUMS,
 )
 
-SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts")
+SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts", "secretsmanager")
 
 
 @dataclass

@@ -25,6 +25,7 @@ from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
 from ..settings import KnotConfig
 from .clients import Clients
 from .policy import boundary_arn
+from .secrets import delete_stack_secrets
 from .status import terminate_jobs
 from .template import (
     HASH_OUTPUT,
@@ -513,6 +514,7 @@ def teardown(clients: Clients, config: KnotConfig, force: bool = False) -> list[
     for repository in _of_type(resources, "AWS::ECR::Repository"):
         deleted += _empty_repository(clients, repository)
     deleted += _deregister_job_definitions(clients, config.stack_name)
+    deleted += delete_stack_secrets(clients.secretsmanager, config.stack_name)
     ops.delete()
     return [*deleted, f"stack {config.stack_name}"]
 

@@ -241,7 +241,7 @@ def _iam(config: KnotConfig, tags: Tags, boundary: str | None) -> dict:
         "JobRole": roles.role(
             "ecs-tasks.amazonaws.com",
             kind="job",
-            Policies=[_job_s3_policy(config)],
+            Policies=[_job_s3_policy(config), _job_secrets_policy(config)],
         ),
     }
     if config.spot:
@@ -291,6 +291,23 @@ def _job_s3_policy(config: KnotConfig) -> dict:
     return {
         "PolicyName": "knot-job-s3",
         "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+    }
+
+
+def _job_secrets_policy(config: KnotConfig) -> dict:
+    """Jobs read the envvars secrets of their own stack only (aws/secrets.py names them
+    knot/<stack>/<run id>); the * also covers the random suffix Secrets Manager appends to
+    every secret's ARN."""
+    arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+    statement = {
+        "Sid": "ReadEnvvarsSecrets",
+        "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue"],
+        "Resource": [sub(f"{arn}:secret:knot/{config.stack_name}/*")],
+    }
+    return {
+        "PolicyName": "knot-job-secrets",
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [statement]},
     }
 
 

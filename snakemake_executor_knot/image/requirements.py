@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -33,25 +33,38 @@ _OPERATOR = re.compile(r"\s*(===|==|!=|<=|>=|~=|<|>)\s*")
 _MAPPING_GAPS = {"skimage": "scikit-image", "cv2": "opencv-python", "Bio": "biopython"}
 
 
-def find_requirements(module_source: str, *, rule: str, extra: Sequence[str] = ()) -> list[str]:
-    """Pinned requirements (``name==version``) of a rule module, plus ``extra``: a sorted,
-    de-duplicated list. Unresolvable imports not covered by ``extra`` are a RuleError."""
+def find_requirements(
+    module_source: str,
+    *,
+    rule: str,
+    extra: Sequence[str] = (),
+    local_modules: Mapping[str, str] | None = None,
+    local_names: Collection[str] = (),
+) -> list[str]:
+    """Pinned requirements (``name==version``) of a rule module and of the workflow's own
+    modules it imports (``local_modules``: where -> text; their top-level ``local_names``
+    are no requirements), plus ``extra``: a sorted, de-duplicated list. Unresolvable
+    imports not covered by ``extra`` are a RuleError naming the module that makes them."""
     wanted = [_requirement(spec, rule) for spec in extra]
     covered = {canonicalize_name(r.name) for r in wanted}
+    # pipreqs reads `from .util import x` as an import of `util`: a local module's relative
+    # imports are its own package's, so only its absolute imports are looked at.
+    local = {where: _absolute_imports(text) for where, text in (local_modules or {}).items()}
+    sources = {None: module_source, **local}
+    every = "\n".join(sources.values())
     pins: dict[str, str] = {}
-    missing: list[str] = []
-    for name in sorted(_third_party_imports(module_source, rule)):
-        distributions = _distributions(name, module_source)
-        if not distributions:
-            if not {canonicalize_name(pypi_name(name)), canonicalize_name(name)} & covered:
+    for where, source in sources.items():
+        missing: list[str] = []
+        for name in sorted(_third_party_imports(source, rule) - set(local_names)):
+            distributions = _distributions(name, every)
+            if not distributions and not _covered(name, covered):
                 missing.append(name)
-            continue
-        for distribution in distributions:
-            key = canonicalize_name(distribution)
-            if key not in covered:
-                pins[key] = f"{distribution}=={metadata.version(distribution)}"
-    if missing:
-        raise _unresolved(rule, missing)
+            for distribution in distributions:
+                key = canonicalize_name(distribution)
+                if key not in covered:
+                    pins[key] = f"{distribution}=={metadata.version(distribution)}"
+        if missing:
+            raise _unresolved(rule, missing, where)
     result = set(pins.values()) | {str(requirement) for requirement in wanted}
     return sorted(result, key=lambda spec: (canonicalize_name(_name(spec)), spec))
 
@@ -61,6 +74,15 @@ def import_names(module_source: str, *, rule: str) -> list[str]:
     depend on what is installed here, so knot.lock can tell from them whether a rule's
     requirements changed on any machine."""
     return sorted(_third_party_imports(module_source, rule))
+
+
+def _absolute_imports(source: str) -> str:
+    """The absolute imports of a module, one ``import a.b`` a line."""
+    return "".join(f"import {name}\n" for name in sorted(_dotted_imports(source)))
+
+
+def _covered(name: str, covered: set[str]) -> bool:
+    return bool({canonicalize_name(pypi_name(name)), canonicalize_name(name)} & covered)
 
 
 def parse_packages(value: object, *, rule: str) -> list[str]:
@@ -188,13 +210,19 @@ def _pipreqs():
     return pipreqs
 
 
-def _unresolved(rule: str, missing: list[str]) -> RuleError:
+def _unresolved(rule: str, missing: list[str], where: str | None = None) -> RuleError:
     listed = ", ".join(
         name if pypi_name(name) == name else f"{name} (distribution {pypi_name(name)})"
         for name in missing
     )
+    # where: a local module of the workflow that the rule imports, by its path
+    importer = (
+        f"Rule '{rule}' imports the workflow's module {where}, which imports"
+        if where
+        else f"Rule '{rule}' imports"
+    )
     return RuleError(
-        f"Rule '{rule}' imports {listed}, which is not installed on this machine, so knot "
+        f"{importer} {listed}, which is not installed on this machine, so knot "
         "cannot pin its version for the rule's image. Install it here (pip install ...) so "
         "knot pins the same version, or name it in the rule's resources, e.g. "
         f'knot_packages="{pypi_name(missing[0])}==<version>".'

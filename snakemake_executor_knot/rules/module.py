@@ -56,6 +56,7 @@ def run_module(workflow, rule, public: frozenset[str] = frozenset()) -> str:
     body = run_block(files, func.__code__)
     _check_run_arguments(rule.name, func.__code__)
     shipper = Shipper(rule.name, func.__globals__, files, public)
+    shipper.scan(func.__code__)
     for name in global_names(func.__code__):
         shipper.need(name)
     return shipper.module_text(f"def {RUN_FUNCTION}({', '.join(RUN_ARGUMENTS)}):\n{body}")

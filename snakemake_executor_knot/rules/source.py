@@ -8,13 +8,15 @@ Snakefiles' original text (``text``) and what the code uses from their globals
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from snakemake.sourcecache import LocalSourceFile, infer_source_file
 
 from ..errors import RuleError
-from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH
+from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
+from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
 
 _UNSUPPORTED_SCRIPTS = {".r": "an R", ".rmd": "an R Markdown", ".jl": "a Julia", ".rs": "a Rust"}
@@ -31,6 +33,10 @@ class RuleSource:
     script_path: str | None = None
     container: str | None = None
     module_source: str | None = None
+    # The workflow's own modules the code imports (image path -> text), and their
+    # top-level import names, which are no requirements.
+    local_sources: dict[str, str] = field(default_factory=dict, hash=False)
+    local_names: frozenset[str] = frozenset()
 
 
 # ---- kinds and unsupported rules
@@ -99,17 +105,64 @@ def rule_source(workflow, rule, public: frozenset[str] = frozenset()) -> RuleSou
     common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
     if kind == "script":
         path = str(rule.script)
-        return RuleSource(**common, files=_script_files(workflow, rule, path), script_path=path)
+        files = _script_files(workflow, rule, path)
+        roots = [*_script_root(rule, path), *workflow_roots(workflow)]
+        local = find_local_code(files[script_image_path(path)].decode(), roots, rule.name)
+        return RuleSource(**common, **_with_local(files, local), script_path=path)
     build = run_module if kind == "run" else shell_module
     module = build(workflow, rule, public)
     files = {RULE_MODULE_PATH: module.encode()} if module else {}
+    local = find_local_code(module, workflow_roots(workflow), rule.name) if module else LocalCode()
     command = rule.shellcmd if kind == "shell" else None
-    return RuleSource(**common, files=files, shell_command=command, module_source=module)
+    return RuleSource(
+        **common, **_with_local(files, local), shell_command=command, module_source=module
+    )
 
 
 def _container(rule) -> str | None:
     image = rule.container_img
     return image if isinstance(image, str) and image else None
+
+
+# ---- the workflow's own modules
+
+
+def workflow_roots(workflow) -> list[Root]:
+    """The folders Snakemake puts on sys.path, in its order: each Snakefile's folder at the
+    front as it is read, so the last included comes first. A folder outside the main
+    Snakefile's has no place in the image and is left out."""
+    base = Path(workflow.basedir).resolve()
+    roots = {}
+    for filename in reversed([*workflow.linemaps]):
+        folder = Path(filename).parent.resolve()
+        if Path(filename).is_file() and folder.is_relative_to(base):
+            relative = folder.relative_to(base).as_posix()
+            roots.setdefault(folder, posixpath.normpath(posixpath.join(RULE_DIR, relative)))
+    roots.setdefault(base, RULE_DIR)
+    return [Root(host, image) for host, image in roots.items()]
+
+
+def _script_root(rule, path: str) -> list[Root]:
+    """A script imports modules next to it (Snakemake adds its folder to the script's path)."""
+    source_file = infer_source_file(path, rule.basedir)
+    if not isinstance(source_file, LocalSourceFile):
+        return []
+    host = Path(source_file.get_path_or_uri(secret_free=True)).parent
+    return [Root(host, posixpath.dirname(script_image_path(path)))]
+
+
+def _with_local(files: dict[str, bytes], local: LocalCode) -> dict:
+    """The rule's files plus its local modules and, when there are any, the list of image
+    folders the runtime puts on sys.path."""
+    if not local.files:
+        return {"files": files}
+    paths = [posixpath.relpath(root, RULE_DIR) for root in local.roots]
+    listing = "".join(f"{path}\n" for path in paths).encode()
+    return {
+        "files": {**files, **local.files, f"{RULE_DIR}/{SYS_PATH_FILE}": listing},
+        "local_sources": local.sources,
+        "local_names": frozenset(local.names),
+    }
 
 
 # ---- script rules

@@ -22,6 +22,9 @@ KNOT_ROOT = "/opt/knot"
 VENV = f"{KNOT_ROOT}/venv"
 LIB = f"{KNOT_ROOT}/lib"  # on PYTHONPATH: the runtime package and the rule module
 RULE_DIR = f"{KNOT_ROOT}/rule"  # a script rule's script, at its path as written in the rule
+# The folders of RULE_DIR to put on sys.path, one a line relative to RULE_DIR, when the rule
+# imports the workflow's own modules (Snakemake puts each Snakefile's folder on sys.path).
+SYS_PATH_FILE = ".knot-sys-path"
 RULE_DIR_ENV = "KNOT_RULE_DIR"  # overrides RULE_DIR, for running the runtime outside an image
 RUNTIME_PACKAGE = "knot_runtime"  # this package's name inside the image
 RULE_MODULE = "knot_rule"  # the generated module of run: rules

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from .contract import RULE_MODULE, RUN_FUNCTION
+from . import envvars
+from .contract import RULE_DIR, RULE_DIR_ENV, RULE_MODULE, RUN_FUNCTION, SYS_PATH_FILE
 from .namespace import Namespace
 from .script import run_script
 from .shell import shell
@@ -48,8 +51,26 @@ def run_shell(ns: Namespace, shell_spec: Mapping[str, Any]) -> None:
     shell(shell_spec["command"], **variables)
 
 
+def local_code_paths(env: Mapping[str, str]) -> list[str]:
+    """The image folders holding the workflow's own modules, as Snakemake has them on
+    sys.path on the host (each Snakefile's folder); [] when the rule imports none."""
+    base = env.get(RULE_DIR_ENV, RULE_DIR)
+    try:
+        with open(os.path.join(base, SYS_PATH_FILE), encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle]
+    except FileNotFoundError:
+        return []
+    # Written by knot on the host; still, a line may only name a folder under RULE_DIR.
+    folders = [os.path.normpath(os.path.join(base, line)) for line in lines if line]
+    return [f for f in folders if f == base or f.startswith(base.rstrip("/") + "/")]
+
+
 def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> None:
     kind = spec["kind"]
+    # Before the rule module is imported or a script runs, as Snakemake does on the host.
+    sys.path[:0] = [p for p in local_code_paths(env) if p not in sys.path]
+    # The workflow's envvars: in os.environ, so run blocks, scripts and shell() see them.
+    envvars.apply(spec)
     if kind == "run":
         run_block(ns)
     elif kind == "shell":

@@ -17,6 +17,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from snakemake_executor_knot.aws.clients import Clients
 from snakemake_executor_knot.aws.policy import runner_policy
+from snakemake_executor_knot.aws.secrets import stack_secrets, store_envvars
 from snakemake_executor_knot.aws.service_role import create_service_role, find_service_role
 from snakemake_executor_knot.aws.stack import (
     Infra,
@@ -414,7 +415,11 @@ def test_teardown_refuses_while_jobs_are_active(clients, deployed):
 def test_teardown_deletes_only_what_knot_created(clients, deployed):
     infra, arns = deployed
     job_id = _active_job(clients, infra, arns["ours"])
+    secret = store_envvars(clients.secretsmanager, "knot", "run-1", {"TOKEN": "x"})
+    other_secret = store_envvars(clients.secretsmanager, "other", "run-1", {"TOKEN": "x"})
     deleted = teardown(clients, CONFIG, force=True)
+    assert f"secret {secret}" in deleted
+    assert stack_secrets(clients.secretsmanager, "other") == [other_secret]
     assert f"job {job_id} (terminated)" in deleted
     assert f"2 objects in s3://{infra.bucket}" in deleted
     assert f"1 images in ECR repository {infra.repository_name}" in deleted

@@ -120,9 +120,21 @@ def test_bucket_is_private_encrypted_and_expires_job_specs():
     assert SPEC_PREFIX == "knot/specs/"
 
 
-def _job_role_statements(config: KnotConfig) -> list[dict]:
-    (policy,) = props(config, "JobRole")["Policies"]
-    return policy["PolicyDocument"]["Statement"]
+def _job_role_statements(config: KnotConfig, name: str = "knot-job-s3") -> list[dict]:
+    policies = {p["PolicyName"]: p for p in props(config, "JobRole")["Policies"]}
+    assert set(policies) == {"knot-job-s3", "knot-job-secrets"}
+    return policies[name]["PolicyDocument"]["Statement"]
+
+
+def test_job_role_reads_only_its_own_stacks_envvars_secrets():
+    (statement,) = _job_role_statements(KnotConfig(stack_name="knot-dev"), "knot-job-secrets")
+    assert statement["Action"] == ["secretsmanager:GetSecretValue"]
+    assert statement["Resource"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+            ":secret:knot/knot-dev/*"
+        }
+    ]
 
 
 def test_job_role_reaches_only_knots_bucket_and_the_configured_ones():

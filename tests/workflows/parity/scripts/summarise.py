@@ -1,6 +1,8 @@
 """A `script:` rule: reads everything through the `snakemake` object Snakemake injects."""
 
 import json
+import sys
+from pathlib import Path
 
 
 def read_counts(path: str) -> dict[str, int]:
@@ -13,6 +15,10 @@ def read_counts(path: str) -> dict[str, int]:
 
 
 def main(snakemake) -> None:
+    # Snakemake puts only the script's own folder on its path; the workflow's lib/ is one up.
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+    from lib.textstats import length_profile
+
     counts = read_counts(snakemake.input.counts)
     upper = read_counts(snakemake.input["upper"])
     frequent = sorted(w for w, n in counts.items() if n >= snakemake.params.min_count)
@@ -26,6 +32,7 @@ def main(snakemake) -> None:
         "greeting": snakemake.config["greeting"],
         "threads": snakemake.threads,
         "tokens": snakemake.resources.tokens,
+        "lengths": length_profile(frequent),
     }
     with open(snakemake.output[0], "w") as fh:
         json.dump(summary, fh, indent=2, sort_keys=True)

@@ -1,0 +1,5 @@
+import json
+
+
+def heading(text):
+    return json.dumps({"summary": text.strip()})
