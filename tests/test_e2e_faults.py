@@ -42,26 +42,31 @@ def faults(emulator, emulator_env):
     set_faults("--clear")
 
 
-def _queue(emulator) -> str:
-    cfn = boto_client(emulator, "cloudformation")
-    (stack,) = cfn.describe_stacks(StackName="knot")["Stacks"]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["JobQueueArn"]
-
-
-def _jobs_since(emulator, since_ms: int) -> list[dict]:
-    """Jobs (array parents and single jobs, not children) created after ``since_ms``."""
+def _queues(emulator) -> list[str]:
+    """Every job queue of the emulator (knot's, once the run has made its stack). Batch is
+    asked, not CloudFormation: DescribeStacks while moto creates a stack can fail."""
     batch = boto_client(emulator, "batch")
-    pages = batch.get_paginator("list_jobs").paginate(
-        jobQueue=_queue(emulator),
-        filters=[{"name": "AFTER_CREATED_AT", "values": [str(since_ms)]}],
-    )
-    # moto ignores the filter (it returns every job), so the time is checked here too.
-    return [
-        job
-        for page in pages
-        for job in page["jobSummaryList"]
-        if ":" not in job["jobId"] and job["createdAt"] >= since_ms
-    ]
+    return [q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]]
+
+
+def _jobs_since(emulator, since_ms: int, children: bool = False) -> list[dict]:
+    """Jobs created after ``since_ms``: array parents and single jobs, and with
+    ``children`` array children too (moto lists them in the queue; AWS does not)."""
+    batch = boto_client(emulator, "batch")
+    found = []
+    for queue in _queues(emulator):
+        pages = batch.get_paginator("list_jobs").paginate(
+            jobQueue=queue,
+            filters=[{"name": "AFTER_CREATED_AT", "values": [str(since_ms)]}],
+        )
+        # moto ignores the filter (it returns every job), so the time is checked here too.
+        found += [
+            job
+            for page in pages
+            for job in page["jobSummaryList"]
+            if (children or ":" not in job["jobId"]) and job["createdAt"] >= since_ms
+        ]
+    return found
 
 
 def test_s3_errors_and_throttling_change_nothing_and_submit_nothing_twice(
@@ -120,7 +125,7 @@ def test_ctrl_c_leaves_no_job_active_in_batch(emulator, emulator_env, tmp_path):
         if run.poll() is None:
             run.kill()
     assert run.returncode != 0, output[-3000:]
-    jobs = _jobs_since(emulator, since_ms)
+    jobs = _jobs_since(emulator, since_ms, children=True)
     assert jobs, "the run submitted nothing"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -141,7 +146,7 @@ def _wait_until_running(emulator, since_ms: int, run: subprocess.Popen) -> None:
     deadline = time.time() + 600
     while time.time() < deadline:
         assert run.poll() is None, run.stdout.read()[-3000:]
-        jobs = _jobs_since(emulator, since_ms)
+        jobs = _jobs_since(emulator, since_ms, children=True)
         if jobs and any(j["status"] == "RUNNING" for j in _described(emulator, jobs)):
             return
         time.sleep(2)
