@@ -18,6 +18,7 @@ for partition ``aws`` and stack ``knot``.
 from __future__ import annotations
 
 from ..names import short_hash
+from .secrets import secret_prefix
 from .template import STACK_TAG, log_group_name, repository_name, role_path
 
 VERSION = "2012-10-17"
@@ -123,6 +124,9 @@ class Arns:
         group = f"arn:{self.p}:logs:*:*:log-group:{log_group_name(self.stack)}"
         return [group, f"{group}:*"]
 
+    def secrets(self) -> str:
+        return f"arn:{self.p}:secretsmanager:*:*:secret:{secret_prefix(self.stack)}*"
+
     def batch(self, kind: str, name: str = "*") -> str:
         return f"arn:{self.p}:batch:*:*:{kind}/{name}"
 
@@ -141,8 +145,25 @@ def runner_policy(partition: str, stack_name: str, buckets=(PLACEHOLDER_BUCKET,)
             *_runner_storage(arns, buckets),
             *_runner_images_and_logs(arns),
             *_runner_batch(arns),
+            *_runner_secrets(arns),
         ]
     )
+
+
+def _runner_secrets(arns: Arns) -> list[dict]:
+    """A run keeps its envvars: values in one secret under the stack's prefix (secrets.py),
+    deleted at its end; ListSecrets, which knot infra down uses, takes no resource."""
+    actions = [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:TagResource",
+    ]
+    return [
+        _statement("EnvvarsSecrets", actions, arns.secrets()),
+        _statement("ListEnvvarsSecrets", ["secretsmanager:ListSecrets"], "*"),
+    ]
 
 
 def _runner_stack(arns: Arns) -> list[dict]:

@@ -104,7 +104,8 @@ def _job_role_buckets(clients: Clients, infra: Infra) -> list[str]:
     does not keep the inline policy as JSON, so read it where CloudFormation keeps it)."""
     body = clients.cloudformation.get_template(StackName=infra.stack_name)["TemplateBody"]
     template = json.loads(body) if isinstance(body, str) else body
-    (policy,) = template["Resources"]["JobRole"]["Properties"]["Policies"]
+    policies = template["Resources"]["JobRole"]["Properties"]["Policies"]
+    (policy,) = [p for p in policies if p["PolicyName"] == "knot-job-s3"]
     listed = policy["PolicyDocument"]["Statement"][0]["Resource"]
     return sorted(arn["Fn::Sub"].rsplit(":", 1)[1] for arn in listed if "Fn::Sub" in arn)
 

@@ -11,7 +11,7 @@ import pytest
 
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.image.dockerfile import ImageSpec, image_tag
-from snakemake_executor_knot.plan import image_spec
+from snakemake_executor_knot.plan import BuildTarget, image_spec
 from snakemake_executor_knot.rules.localcode import Root, find_local_code
 from snakemake_executor_knot.rules.source import rule_source
 from snakemake_executor_knot.runtime import prelude
@@ -20,6 +20,8 @@ from snakemake_executor_knot.runtime.kinds import local_code_paths
 
 from ..conftest import fake_job
 from .test_rules import DATA, load_workflow
+
+TARGET = BuildTarget("base:1", "linux/amd64")
 
 FOLDER = DATA / "localcode"
 
@@ -74,19 +76,19 @@ def test_data_unused_modules_and_snakemake_state_stay_home(workflow):
 
 
 def test_requirements_pin_what_the_local_modules_import(workflow):
-    spec = image_spec(shipped(workflow, "count"), fake_job(), "base:1", {})
+    spec = image_spec(shipped(workflow, "count"), fake_job(), TARGET, {})
     assert spec.requirements == (f"numpy=={importlib.metadata.version('numpy')}",)
 
 
 def test_script_requirements_leave_out_local_modules(workflow):
-    assert image_spec(shipped(workflow, "report"), fake_job(), "base:1", {}).requirements == ()
+    assert image_spec(shipped(workflow, "report"), fake_job(), TARGET, {}).requirements == ()
 
 
 def test_local_module_importing_a_missing_package_names_rule_module_and_import(workflow):
     source = shipped(workflow, "broken")
     assert f"{RULE_DIR}/lib/broken.py" in source.files
     with pytest.raises(RuleError) as caught:
-        image_spec(source, fake_job(), "base:1", {})
+        image_spec(source, fake_job(), TARGET, {})
     message = str(caught.value)
     assert "Rule 'broken'" in message
     assert "lib/broken.py" in message
