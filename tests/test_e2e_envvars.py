@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import boto3
@@ -26,6 +27,7 @@ KNOT = ("--executor", "knot", "--knot-emulator", "--jobs", "4", "--latency-wait"
 def test_envvars_reach_every_kind_of_job_and_never_appear_in_plain_text(emulator_env, tmp_path):
     token = f"knot-e2e-{uuid.uuid4().hex}"
     env = {"KNOT_TEST_TOKEN": token}
+    since_ms = int(time.time() * 1000)
     local_dir = copy_workflow(WORKFLOW, tmp_path / "local")
     knot_dir = copy_workflow(WORKFLOW, tmp_path / "knot")
     before = file_digests(local_dir)
@@ -44,7 +46,7 @@ def test_envvars_reach_every_kind_of_job_and_never_appear_in_plain_text(emulator
         "jobs (SubmitJob as Batch keeps it)": _dump(_described_jobs()),
         "CloudWatch logs": _log_events(),
         "`knot jobs`": _knot_jobs(),
-        "rule images": _image_bytes(),
+        "rule images": _image_bytes(since_ms),
     }
     assert all(places.values()), [name for name, text in places.items() if not text]
     assert [name for name, text in places.items() if token.encode() in _bytes(text)] == []
@@ -118,12 +120,15 @@ def _knot_jobs() -> str:
     return result.stdout + result.stderr
 
 
-def _image_bytes() -> bytes:
-    """`docker save` of every image the job definitions name: each layer as a tar."""
-    images = {
-        definition["containerProperties"]["image"]
-        for definition in _batch().describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+def _image_bytes(since_ms: int) -> bytes:
+    """`docker save` of the images this run's jobs ran in: each layer as a tar. Only this
+    run's: other tests of the session leave job definitions naming images they removed."""
+    batch = _batch()
+    definitions = {
+        job["jobDefinition"] for job in _described_jobs() if job["createdAt"] >= since_ms
     }
+    described = batch.describe_job_definitions(jobDefinitions=sorted(definitions))
+    images = {d["containerProperties"]["image"] for d in described["jobDefinitions"]}
     saved = subprocess.run(["docker", "save", *sorted(images)], capture_output=True, timeout=600)
     assert saved.returncode == 0, saved.stderr.decode()[-2000:]
     return saved.stdout
