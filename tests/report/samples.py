@@ -108,3 +108,23 @@ def write(directory: Path, record: dict, run_id: str | None = None) -> Path:
     path = directory / f"run-{run_id or record['run_id']}.json"
     path.write_text(json.dumps(record))
     return path
+
+
+# The keys issue 12 asks every row of the per-rule table to carry.
+REQUIRED = {
+    "rule",
+    "jobs",
+    "wall_s",
+    "cpu_s",
+    "peak_rss_mb",
+    "requested_mem_mb",
+    "suggested_mem_mb",
+    "requested_threads",
+    "suggested_threads",
+    "failures",
+    "retries",
+    "cost_usd",
+    "cost_usd_if_resized",
+    "vcpu_usage",
+    "mem_usage",
+}

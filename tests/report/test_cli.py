@@ -15,24 +15,6 @@ from snakemake_executor_knot.settings import KnotConfig
 
 from . import samples
 
-REQUIRED = {
-    "rule",
-    "jobs",
-    "wall_s",
-    "cpu_s",
-    "peak_rss_mb",
-    "requested_mem_mb",
-    "suggested_mem_mb",
-    "requested_threads",
-    "suggested_threads",
-    "failures",
-    "retries",
-    "cost_usd",
-    "cost_usd_if_resized",
-    "vcpu_usage",
-    "mem_usage",
-}
-
 
 def parse(*argv: str) -> argparse.Namespace:
     # The top-level --profile (AWS profile) must survive the subcommand's --profile flag.
@@ -57,7 +39,7 @@ def test_json_prints_only_the_rule_table(project, capsys):
     out = capsys.readouterr().out
     rows = json.loads(out)
     assert [row["rule"] for row in rows] == ["prep", "fit", "plot"]
-    assert all(set(row) >= REQUIRED for row in rows)
+    assert all(set(row) >= samples.REQUIRED for row in rows)
     assert not list(project.glob(".snakemake/knot/knot-report-*"))
 
 

@@ -16,23 +16,6 @@ from snakemake_executor_knot.report.table import rule_rows, total_cost
 
 from . import samples
 
-REQUIRED = {
-    "rule",
-    "jobs",
-    "wall_s",
-    "cpu_s",
-    "peak_rss_mb",
-    "requested_mem_mb",
-    "suggested_mem_mb",
-    "requested_threads",
-    "suggested_threads",
-    "failures",
-    "retries",
-    "cost_usd",
-    "cost_usd_if_resized",
-    "vcpu_usage",
-    "mem_usage",
-}
 PRICES = {
     p.name: p
     for p in (
@@ -52,7 +35,7 @@ def _rows(record: dict) -> list[dict]:
 def test_rule_rows_on_three_rules():
     rows = _rows(samples.three_rules())
     assert [row["rule"] for row in rows] == ["prep", "fit", "plot"]
-    assert all(set(row) >= REQUIRED for row in rows)
+    assert all(set(row) >= samples.REQUIRED for row in rows)
     prep, fit, plot = rows
     # Two 1-vCPU/2 GiB jobs for an hour each: half a c5.large (0.085/h) each.
     assert prep == {
