@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from .image.lock import (
 from .image.requirements import find_requirements, import_names, parse_packages
 from .names import short_hash
 from .rules.source import RuleSource, check_supported, rule_source, script_image_path
+from .values import encode_value, required_modules
 
 log = logging.getLogger("knot")
 
@@ -56,15 +57,25 @@ class RuleBasis:
     code: str | None
     imports: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()  # modules the rule's params or the config need to load
 
     @property
     def source(self) -> str:
-        return short_hash({"imports": list(self.imports), "packages": list(self.packages)})
+        basis = {"imports": list(self.imports), "packages": list(self.packages)}
+        if self.values:  # only when present, so older locks keep their sources
+            basis["values"] = list(self.values)
+        return short_hash(basis)
 
     def describe(self) -> str:
         imports = ", ".join(self.imports) or "nothing outside the standard library"
         packages = f"; knot_packages: {', '.join(self.packages)}" if self.packages else ""
-        return f"'{self.rule}' now imports {imports}{packages}"
+        values = f"; its values need {', '.join(self.values)}" if self.values else ""
+        return f"'{self.rule}' now imports {imports}{packages}{values}"
+
+    def requirement_code(self) -> str:
+        """The code whose imports are pinned: the rule's own, plus an import of each module
+        its values need (a numpy param needs numpy even if the code never imports it)."""
+        return (self.code or "") + "".join(f"import {name}\n" for name in self.values)
 
 
 def python_source(source: RuleSource) -> str | None:
@@ -77,12 +88,15 @@ def python_source(source: RuleSource) -> str | None:
     return None
 
 
-def rule_basis(source: RuleSource, packages: object = None) -> RuleBasis:
-    """``packages`` is the rule's ``knot_packages`` value, if any."""
+def rule_basis(
+    source: RuleSource, packages: object = None, values: Iterable[str] = ()
+) -> RuleBasis:
+    """``packages`` is the rule's ``knot_packages`` value, if any; ``values`` the modules
+    its params and the config need to load."""
     code = python_source(source)
     imports = import_names(code, rule=source.rule) if code else []
     extra = parse_packages(packages, rule=source.rule) if packages else []
-    return RuleBasis(source.rule, code, tuple(imports), tuple(sorted(extra)))
+    return RuleBasis(source.rule, code, tuple(imports), tuple(sorted(extra)), tuple(sorted(values)))
 
 
 def lock_path(workflow) -> Path:
@@ -90,10 +104,15 @@ def lock_path(workflow) -> Path:
     return Path(workflow.main_snakefile).resolve().parent / LOCK_FILE
 
 
-def locked_rules(workflow, packages: Callable[[object], object]) -> dict[str, RuleBasis]:
+def locked_rules(
+    workflow,
+    packages: Callable[[object], object],
+    values: Callable[[object], Iterable[str]],
+) -> dict[str, RuleBasis]:
     """Every rule knot would build an image for, by name: not local, not naming its own
     image (``knot_image``), of a kind knot runs. ``packages(rule)`` gives its
-    ``knot_packages``. A rule knot cannot run is left out here; running it is the error."""
+    ``knot_packages``, ``values(rule)`` the modules its values need. A rule knot cannot run
+    is left out here; running it is the error."""
     bases = {}
     for rule in workflow.rules:
         if _is_local(workflow, rule) or _static(rule, "knot_image"):
@@ -102,7 +121,8 @@ def locked_rules(workflow, packages: Callable[[object], object]) -> dict[str, Ru
             check_supported(rule)
         except RuleError:
             continue
-        bases[rule.name] = rule_basis(rule_source(workflow, rule), packages(rule))
+        source = rule_source(workflow, rule)
+        bases[rule.name] = rule_basis(source, packages(rule), values(rule))
     return bases
 
 
@@ -115,6 +135,22 @@ def _is_local(workflow, rule) -> bool:
 def static_packages(rule) -> object:
     """``knot_packages`` as written in the rule (``knot lock`` has no jobs to evaluate)."""
     return _static(rule, "knot_packages")
+
+
+def static_values(config: dict) -> Callable[[object], set[str]]:
+    """The modules a rule's params as written (functions are left out: ``knot lock`` has
+    no jobs to call them with) and the workflow's config need to load."""
+
+    def modules(rule) -> set[str]:
+        written = [value for value in rule.params if not callable(value)]
+        return required_modules(
+            [
+                encode_value(written, rule=rule.name, what="param"),
+                encode_value(config, rule=rule.name, what="config"),
+            ]
+        )
+
+    return modules
 
 
 def _static(rule, name: str) -> object:
@@ -159,8 +195,9 @@ class HashCache:
 def top_level(basis: RuleBasis) -> list[str]:
     """The rule's pinned requirements, plus boto3 for knot's runtime."""
     found = list(basis.packages)
-    if basis.code:
-        found = find_requirements(basis.code, rule=basis.rule, extra=basis.packages)
+    code = basis.requirement_code()
+    if code:
+        found = find_requirements(code, rule=basis.rule, extra=basis.packages)
     names = {canonicalize_name(Requirement(spec).name) for spec in found}
     if RUNTIME_REQUIREMENT not in names:
         found.append(f"{RUNTIME_REQUIREMENT}=={host_boto3_version()}")
@@ -310,4 +347,5 @@ __all__ = [
     "python_source",
     "rule_basis",
     "static_packages",
+    "static_values",
 ]

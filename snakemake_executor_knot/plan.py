@@ -25,6 +25,7 @@ from .locking import (
     locked_rules,
     python_source,
     static_packages,
+    static_values,
 )
 from .resources import batch_resources
 from .rules.source import RuleSource, check_supported, rule_source
@@ -83,13 +84,19 @@ def build_target(
     platform = platform_for(config.instance_types)
     base = resolve_base_image(config)
 
+    written = static_values(workflow.config)
+
     def packages(rule) -> object:
         job = jobs.get(rule.name)
         return knot_resource(job, "knot_packages") if job else static_packages(rule)
 
+    def values(rule) -> set[str]:
+        job = jobs.get(rule.name)
+        return value_modules(job, workflow.config) if job else written(rule)
+
     lock = follow_lock(
         lock_path(workflow),
-        lambda: locked_rules(workflow, packages),
+        lambda: locked_rules(workflow, packages, values),
         platform=platform,
         base_name=base,
         locked=config.locked,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from snakemake_executor_knot import __version__
+from snakemake_executor_knot.cli.lock import load_workflow
 from snakemake_executor_knot.errors import ConfigError
 from snakemake_executor_knot.image.lock import BaseImage, read_lock, write_lock
 from snakemake_executor_knot.locking import (
@@ -18,6 +20,7 @@ from snakemake_executor_knot.locking import (
     build_lock,
     follow_lock,
     locked_lines,
+    static_values,
 )
 
 BASE = BaseImage("knot-base:py3.11", "sha256:" + "a" * 64)
@@ -92,6 +95,35 @@ def test_locked_refuses_changed_imports_naming_rule_and_change(lock_file):
     text = str(error.value)
     assert "--knot-locked" in text and "rule 'a'" in text and "'a' now imports scipy, yaml" in text
     assert lock_file.read_bytes() == before  # nothing the user made is overwritten
+
+
+def test_a_numpy_value_pins_numpy_and_its_change_is_drift(lock_file):
+    needs_numpy = RuleBasis("b", None, values=("numpy",))
+    assert needs_numpy.source != basis("b").source
+    lock = build_lock(
+        bases(needs_numpy),
+        platform="linux/amd64",
+        base_image=BASE,
+        hashes=HashCache(fetch=fake_pypi),
+    )
+    assert "numpy" in {pin.name for pin in lock.rules["b"].requirements}
+    with pytest.raises(ConfigError, match="'b' now imports nothing.*its values need numpy"):
+        follow(lock_file, bases(basis("a", "scipy", packages=("scipy",)), needs_numpy), locked=True)
+
+
+def test_static_values_read_written_params_and_config(tmp_path):
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        "import numpy as np\n"
+        "rule typed:\n    output: 'a'\n    params: n=np.int64(3), f=lambda wc: np.int64(1)\n"
+        "    run:\n        pass\n"
+        "rule plain:\n    output: 'b'\n    params: n=3\n    run:\n        pass\n"
+    )
+    workflow = load_workflow(snakefile)
+    rules = {rule.name: rule for rule in workflow.rules}
+    assert static_values({})(rules["typed"]) == {"numpy"}
+    assert static_values({})(rules["plain"]) == set()
+    assert static_values({"when": Decimal("1.5")})(rules["plain"]) == set()  # stdlib
 
 
 def test_locked_refuses_added_and_removed_rules(lock_file):

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..image.lock import platform_for, write_lock
-from ..locking import HashCache, build_lock, lock_path, locked_rules, static_packages
+from ..locking import (
+    HashCache,
+    build_lock,
+    lock_path,
+    locked_rules,
+    static_packages,
+    static_values,
+)
 from ..plan import resolve_base_image
 from ..settings import KnotConfig
 
@@ -51,7 +58,7 @@ def handle(args: argparse.Namespace, config: KnotConfig) -> int:
         config, base_image=args.base_image or None, instance_types=types or ("optimal",)
     )
     workflow = load_workflow(snakefile)
-    bases = locked_rules(workflow, static_packages)
+    bases = locked_rules(workflow, static_packages, static_values(workflow.config))
     platform = platform_for(config.instance_types)
     base = local_base(resolve_base_image(config))
     lock = build_lock(bases, platform=platform, base_image=base, hashes=HashCache())
