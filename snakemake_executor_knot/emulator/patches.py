@@ -2,8 +2,10 @@
 
 Batch jobs: containers get the endpoint, region, dummy job-role credentials and
 AWS_BATCH_JOB_ARRAY_INDEX; logs go to the job definition's awslogs group; describe_jobs
-carries exitCode and AWS's statusReason; array parents fail when a child fails and pass
-terminate on to their children; SubmitJob enforces AWS's array-size and override limits.
+carries exitCode and AWS's statusReason; failed attempts are retried as the job
+definition's retryStrategy says (lifecycle, retries); array parents fail when a child
+fails and pass terminate on to their children; SubmitJob enforces AWS's array-size and
+override limits.
 CloudFormation: a stack name is claimed atomically, and deleting a stack deletes its route
 table, job queue and compute environments (moto keeps them, so the VPC could not go).
 ECR: repository URIs and docker login point at the local registry, whose pushes appear in
@@ -44,6 +46,7 @@ from moto.s3.models import FakeBucket, FakeKey
 from moto.s3.responses import S3Response
 from moto.utilities.docker_utilities import DockerModel
 
+from . import lifecycle
 from . import registry as local_registry
 from .faults import Injector, error_body, request_operation
 
@@ -54,8 +57,6 @@ log = logging.getLogger("knot.emulator.patches")
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 CONTAINER_LABEL = "knot.emulator"
 DEFAULT_LOG_GROUP = "/aws/batch/job"
-# AWS's statusReason for a job whose container exited non-zero.
-NONZERO_EXIT_REASON = "Essential container in task exited"
 MAX_ARRAY_SIZE = 10_000
 MAX_OVERRIDES_CHARS = 8192
 
@@ -71,6 +72,7 @@ class Fidelity:
 
 
 _fidelity: Fidelity | None = None
+_injector: Injector | None = None  # set by _patch_faults when the emulator has a state folder
 
 
 def fidelity() -> Fidelity:
@@ -232,7 +234,9 @@ class _JobContainers:
             array_index=job.array_properties.get("index"),
         )
         kwargs["labels"] = {**(kwargs.get("labels") or {}), CONTAINER_LABEL: fidelity().label}
-        return self._containers.run(**kwargs)
+        container = self._containers.run(**kwargs)
+        lifecycle.strike_if_asked(_injector, job, container)
+        return container
 
 
 class _JobDocker:
@@ -287,9 +291,9 @@ def _patch_job_logs() -> None:
 def _patch_job_outcome() -> None:
     # AWS's DescribeJobs carries container.exitCode, and a statusReason for a non-zero
     # exit; knot reports both when a job fails. moto drops exitCode from the full
-    # description (describe() replaces describe_short's container dict) and gives no reason.
+    # description (describe() replaces describe_short's container dict) and gives no
+    # reason. The reason, each attempt's outcome and retries are lifecycle's.
     original_details = Job._container_details
-    original_stopped = Job._mark_stopped
 
     def container_details(job: Job) -> dict[str, Any]:
         details = original_details(job)
@@ -297,13 +301,8 @@ def _patch_job_outcome() -> None:
             details["exitCode"] = job.exit_code
         return details
 
-    def mark_stopped(job: Job, success: bool = True) -> None:
-        if not success and job.job_stopped_reason is None and job.exit_code:
-            job.job_stopped_reason = NONZERO_EXIT_REASON
-        original_stopped(job, success)
-
     Job._container_details = container_details
-    Job._mark_stopped = mark_stopped
+    lifecycle.patch_attempts()
 
 
 def _patch_array_parent() -> None:
@@ -545,10 +544,11 @@ def _patch_stacks() -> None:
 def _patch_faults() -> None:
     """Answer some requests with AWS's load errors when the tests ask for it (faults.py).
     Off unless a faults file says otherwise; it costs a stat a second."""
+    global _injector
     folder = fidelity().state_dir
     if folder is None:
         return
-    injector = Injector(folder)
+    injector = _injector = Injector(folder)
     original = DomainDispatcherApplication.__call__
 
     def call(app: Any, environ: dict, start_response: Any) -> Any:
