@@ -6,8 +6,9 @@ carries exitCode and AWS's statusReason; failed attempts are retried as the job
 definition's retryStrategy says (lifecycle, retries); array parents fail when a child
 fails and pass terminate on to their children; SubmitJob enforces AWS's array-size and
 override limits.
-CloudFormation: a stack name is claimed atomically, and deleting a stack deletes its route
-table, job queue and compute environments (moto keeps them, so the VPC could not go).
+CloudFormation: a stack name is claimed atomically, an update replaces a role's inline
+policies, and deleting a stack deletes its route table, job queue and compute environments
+(moto keeps them, so the VPC could not go).
 ECR: repository URIs and docker login point at the local registry, whose pushes appear in
 ECR (see ``import_pushed_image``). S3: bucket policy conditions cannot be judged over plain
 HTTP, so conditional statements are left out of moto's policy check; a ranged GET reads
@@ -41,6 +42,7 @@ from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.models import Role
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import FakeBucket, FakeKey
 from moto.s3.responses import S3Response
@@ -531,11 +533,31 @@ def delete_batch_resource(resource: Any, account_id: str, region_name: str) -> N
         backend.delete_job_queue(resource.arn)
 
 
+def replace_inline_policies(role: Any, policies: list[dict]) -> None:
+    """A role's inline policies become exactly the template's ``Policies``, as a stack
+    update does on AWS. moto updates only the description, so a run that adds a bucket to
+    knot's job role would leave the old policy in place."""
+    wanted = {p["PolicyName"]: p["PolicyDocument"] for p in policies}
+    for name in [n for n in role.policies if n not in wanted]:
+        role.delete_policy(name)
+    for name, document in wanted.items():
+        role.put_policy(name, document if isinstance(document, str) else json.dumps(document))
+
+
 def _patch_stacks() -> None:
     CloudFormationBackend.create_stack = serialised(CloudFormationBackend.create_stack)
     RouteTable.delete = delete_route_table
     ComputeEnvironment.delete = delete_batch_resource
     JobQueue.delete = delete_batch_resource
+    original_update = Role.update_from_cloudformation_json.__func__
+
+    def update_role(cls, **kwargs: Any) -> Any:  # moto passes every argument by name
+        role = original_update(cls, **kwargs)
+        properties = kwargs["cloudformation_json"].get("Properties") or {}
+        replace_inline_policies(role, properties.get("Policies") or [])
+        return role
+
+    Role.update_from_cloudformation_json = classmethod(update_role)
 
 
 # --- injected faults ----------------------------------------------------------------------
