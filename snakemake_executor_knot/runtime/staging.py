@@ -182,8 +182,8 @@ def whole_file_problems(s3, transfers: list[Transfer]) -> list[str]:
             continue
         if digest.recorded(metadata) is None:
             # Not uploaded by knot (e.g. a storage-mode input the user put there).
-            print(f"knot: {t.uri} records no SHA-256; its ranged download is not verified",
-                  file=sys.stderr)  # fmt: skip
+            note = f"knot: {t.uri} records no SHA-256, so its download is not verified whole"
+            print(note, file=sys.stderr)
             continue
         problem = digest.mismatch(t.path, metadata)
         if problem:
