@@ -23,7 +23,7 @@ from .aws.logs import log_tail
 from .aws.secrets import delete_secret, envvar_reference, store_envvars
 from .aws.service_role import find_service_role
 from .aws.stack import ensure_infra
-from .aws.status import StatusPoller, terminate_jobs
+from .aws.status import StatusPoller, describe_exit, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
 from .aws.template import STACK_TAG
 from .errors import ConfigError, KnotError
@@ -336,10 +336,9 @@ class Executor(RemoteExecutor):
         # The job's own log files are a courtesy; the error below is what matters.
         with contextlib.suppress(KnotError):
             self._fetch_local(spec, "log", must_exist=False)
-        exit_code = "none" if state.exit_code is None else state.exit_code
         msg = (
             f"AWS Batch job {info.external_jobid} of rule '{spec['rule']}' failed: "
-            f"{state.reason or 'no reason given'} (exit code {exit_code}).\n"
+            f"{state.reason or 'no reason given'} ({describe_exit(state.exit_code)}).\n"
             f"Last lines of its log ({state.log_stream or 'no log stream'}):\n"
             + "\n".join(tail or ["<log empty or not found>"])
         )

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumErro
 
 from .errors import StagingError, aws_error, error_code
 from .pathcheck import directory_files
-from .runtime import manifest
+from .runtime import digest, manifest
 from .runtime.paths import UnsafePath, contained
 
 _TRANSFER = TransferConfig(max_concurrency=16, multipart_threshold=64 * 1024 * 1024)
@@ -106,11 +106,12 @@ class LocalStaging:
                 return 0
         try:
             if self._remote_stamp(key) != stamp:
+                metadata = {_STAMP: stamp, **digest.upload_metadata(file)}
                 self._transfer.upload_file(
                     str(file),
                     self.bucket,
                     key,
-                    extra_args={"Metadata": {_STAMP: stamp}, "ChecksumAlgorithm": "SHA256"},
+                    extra_args={"Metadata": metadata, "ChecksumAlgorithm": "SHA256"},
                 )
                 sent = 1
             else:
@@ -139,7 +140,7 @@ class LocalStaging:
                 if item["directory"]:
                     self._download_directory(item["uri"], dest, rule)
                 else:
-                    self._download(item["uri"], dest)
+                    self._download(item["uri"], dest, rule)
             except ClientError as exc:
                 if _is_missing(exc) and not must_exist:
                     continue
@@ -168,14 +169,32 @@ class LocalStaging:
         except UnsafePath as exc:
             raise StagingError(f"Rule '{rule}': {exc}. Nothing was written there.") from exc
 
-    def _download(self, uri: str, dest: Path) -> None:
+    def _download(self, uri: str, dest: Path, rule: str, whole_check: bool = True) -> None:
         bucket, key = split_uri(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
         self._transfer.download_file(bucket, key, str(dest))
+        if whole_check and digest.needs_digest(dest):
+            self._check_whole(bucket, key, dest, rule)
         # The local copy now equals the object, so a later job that takes it as input
         # needs no upload.
         with self._lock:
             self._uploaded[key] = _stamp(dest)
+
+    def _check_whole(self, bucket: str, key: str, dest: Path, rule: str) -> None:
+        """A large file may have been uploaded in parts, which S3's checksum does not
+        cover: it must match the SHA-256 the job's upload recorded (digest.py). Every
+        such object in knot's bucket comes from knot, so a missing record fails too."""
+        metadata = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata")
+        problem = digest.mismatch(dest, metadata)
+        if digest.recorded(metadata) is None:
+            problem = "it records no SHA-256, so knot cannot tell that it arrived whole"
+        if problem:
+            dest.unlink()
+            raise StagingError(
+                f"Rule '{rule}': s3://{bucket}/{key} arrived corrupted: {problem}. Nothing "
+                "was kept; run "
+                "the workflow again to rerun the job."
+            )
 
     def _download_directory(self, uri: str, dest: Path, rule: str) -> None:
         """Exactly the files the job's manifest lists, each checked against it: the prefix
@@ -186,8 +205,8 @@ class LocalStaging:
         for entry in entries:
             key = prefix + entry.name
             target = self._contained(dest, entry.name, f"the key s3://{bucket}/{key}", rule)
-            self._download(f"s3://{bucket}/{key}", target)
-            problem = manifest.mismatch(target, entry)
+            self._download(f"s3://{bucket}/{key}", target, rule, whole_check=False)
+            problem = manifest.mismatch(target, entry)  # checks the whole file already
             if problem:
                 target.unlink()
                 raise StagingError(

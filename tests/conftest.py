@@ -26,7 +26,13 @@ from snakemake_executor_knot.resources import BatchResources
 from snakemake_executor_knot.settings import KnotConfig
 
 # Session fixtures for the end-to-end tier: Docker engine, base image, emulator.
-from .e2e_fixtures import base_image, docker_engine, emulator, emulator_env  # noqa: F401
+from .e2e_fixtures import (  # noqa: F401
+    base_image,
+    docker_engine,
+    emulator,
+    emulator_env,
+    faults,
+)
 
 REGION = "us-east-1"
 

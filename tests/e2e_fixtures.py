@@ -8,6 +8,7 @@ a skip.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -147,3 +148,17 @@ def emulator_env(emulator, monkeypatch, tmp_path) -> dict:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def faults(emulator, emulator_env):
+    """``knot emulator faults <args>`` on the session emulator for one test, returning what
+    it prints (switches and injected counts); cleared afterwards."""
+
+    def set_faults(*args: str) -> dict:
+        done = emulator_cli("faults", *args, knot_home=emulator["knot_home"])
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    yield set_faults
+    set_faults("--clear")

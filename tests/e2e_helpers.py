@@ -43,6 +43,18 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int =
     )
 
 
+def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    """Snakemake in the background (stdout and stderr merged, as text)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        env=comparable_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def file_digests(workdir: Path, skip: set[str] = frozenset()) -> dict[str, str]:
     """sha256 of every file under workdir except knot's and Snakemake's own."""
     digests = {}

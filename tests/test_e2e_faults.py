@@ -4,42 +4,27 @@ submit nothing twice; Ctrl-C on Snakemake leaves no job active in Batch."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from .e2e_fixtures import boto_client, emulator_cli
+from .e2e_fixtures import boto_client
 from .e2e_helpers import (
     EXAMPLES,
-    comparable_environment,
     copy_workflow,
     file_digests,
     latest_summary,
     outputs_of,
     snakemake,
+    start_snakemake,
 )
 
 pytestmark = pytest.mark.e2e
 
 KNOT = ("--executor", "knot", "--knot-emulator", "--jobs", "8", "--latency-wait", "5")
 ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
-
-
-@pytest.fixture
-def faults(emulator, emulator_env):
-    """Set faults on the session emulator for one test; cleared afterwards."""
-
-    def set_faults(*args: str) -> dict:
-        done = emulator_cli("faults", *args, knot_home=emulator["knot_home"])
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    yield set_faults
-    set_faults("--clear")
 
 
 def _queues(emulator) -> list[str]:
@@ -109,14 +94,7 @@ rule nap:
 def test_ctrl_c_leaves_no_job_active_in_batch(emulator, emulator_env, tmp_path):
     (tmp_path / "Snakefile").write_text(SLEEPY)
     since_ms = int(time.time() * 1000)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", *KNOT],
-        cwd=tmp_path,
-        env=comparable_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    run = start_snakemake(tmp_path, *KNOT)
     try:
         _wait_until_running(emulator, since_ms, run)
         run.send_signal(signal.SIGINT)

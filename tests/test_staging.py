@@ -10,6 +10,7 @@ import pytest
 
 from snakemake_executor_knot.errors import StagingError
 from snakemake_executor_knot.runtime import manifest
+from snakemake_executor_knot.runtime import staging as runtime_staging
 from snakemake_executor_knot.staging import LocalStaging
 
 from .conftest import corrupt_object
@@ -166,3 +167,41 @@ def test_directory_input_gets_a_manifest_of_its_current_files(staging, work):
 def test_keys_never_hold_dot_dot(staging, work):
     assert staging.key_for(str(work / "a" / "b.txt")) == staging.key_for("a/b.txt")
     assert staging.key_for("../ref/g.fa") == staging.prefix + "_abs" + str(work.parent / "ref/g.fa")
+
+
+def _runtime_upload(staging, work, path: str) -> bytes:
+    """A large output as the job's runtime uploads it: in parts, its SHA-256 recorded."""
+    data = bytes(range(256)) * (9 * 1024 * 1024 // 256)
+    (work / "job-wrote.bin").write_bytes(data)
+    transfer = runtime_staging.Transfer("knot-bucket", staging.key_for(path), "job-wrote.bin")
+    with runtime_staging.make_transfer_manager(staging.s3) as manager:
+        runtime_staging.upload(manager, [transfer])
+    return data
+
+
+def test_large_output_is_checked_whole_and_a_corrupted_one_is_refused(staging, work):
+    data = _runtime_upload(staging, work, "out/big.bin")
+    item = {"path": "out/big.bin", "uri": staging.uri_for("out/big.bin"), "directory": False}
+    staging.download_outputs([item], "r")
+    assert (work / "out" / "big.bin").read_bytes() == data
+
+    (work / "out" / "big.bin").unlink()
+    corrupt_object("knot-bucket", staging.key_for("out/big.bin"))
+    with pytest.raises(StagingError, match="Rule 'r': .*big.bin arrived corrupted: SHA-256"):
+        staging.download_outputs([item], "r")
+    assert not (work / "out" / "big.bin").exists()
+
+
+def test_large_output_without_a_recorded_digest_is_refused(staging, work):
+    put(staging, staging.key_for("out/big.bin"), b"x" * (9 * 1024 * 1024))
+    item = {"path": "out/big.bin", "uri": staging.uri_for("out/big.bin"), "directory": False}
+    with pytest.raises(StagingError, match="records no SHA-256"):
+        staging.download_outputs([item], "r")
+    assert not (work / "out" / "big.bin").exists()
+
+
+def test_large_inputs_record_their_digest(staging, work):
+    (work / "big.in").write_bytes(b"y" * (9 * 1024 * 1024))
+    staging.upload_inputs(["big.in"], "r")
+    head = staging.s3.head_object(Bucket="knot-bucket", Key=staging.key_for("big.in"))
+    assert head["Metadata"]["knot-sha256"] == hashlib.sha256(b"y" * (9 * 1024 * 1024)).hexdigest()

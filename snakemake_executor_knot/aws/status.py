@@ -60,6 +60,21 @@ def _reason(status_reason: str | None, container_reason: str | None) -> str | No
     return "; ".join(dict.fromkeys(parts)) or None
 
 
+# Exit codes above 128 mean the container's process ended on a signal (128 + its number).
+_SIGNALLED = {
+    137: "the container was killed (SIGKILL): out of memory, or stopped from outside",
+    143: "the container was stopped (SIGTERM)",
+}
+
+
+def describe_exit(exit_code: int | None) -> str:
+    """The exit code as a user reads it, with what a signal exit means."""
+    if exit_code is None:
+        return "no exit code"
+    note = _SIGNALLED.get(exit_code)
+    return f"exit code {exit_code}: {note}" if note else f"exit code {exit_code}"
+
+
 def log_stream(description: dict) -> str | None:
     stream = (description.get("container") or {}).get("logStreamName")
     if stream:

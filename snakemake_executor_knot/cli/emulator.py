@@ -59,13 +59,16 @@ def _status(args: argparse.Namespace, config: KnotConfig) -> int:
 
 def _faults(args: argparse.Namespace, config: KnotConfig) -> int:
     folder = Path(emulator_state()["state_dir"])
-    if args.clear or args.s3_errors is not None or args.throttle:
+    if args.clear or args.s3_errors is not None or args.throttle or args.kill or args.reclaim:
         try:
             switches = Switches(
                 s3_error_share=args.s3_errors or 0.0,
                 s3_error_status=args.s3_status,
-                throttle=dict(_throttle(item) for item in args.throttle),
+                throttle=dict(_counted("--throttle", item) for item in args.throttle),
                 seed=args.seed,
+                kill=dict(_counted("--kill", item) for item in args.kill),
+                reclaim=dict(_counted("--reclaim", item) for item in args.reclaim),
+                strike_after=args.after,
             )
         except ValueError as exc:
             raise ConfigError(f"knot emulator faults: {exc}.") from exc
@@ -82,11 +85,19 @@ def _faults(args: argparse.Namespace, config: KnotConfig) -> int:
     return 0
 
 
-def _throttle(item: str) -> tuple[str, int]:
-    operation, sep, count = item.partition("=")
-    if not sep or not count.isdigit():
-        raise ValueError(f"--throttle wants OPERATION=N, e.g. batch.SubmitJob=3, not '{item}'")
-    return operation, int(count)
+_EXAMPLES = {
+    "--throttle": "OPERATION=N, e.g. batch.SubmitJob=3",
+    "--kill": "GLOB=N, e.g. 'fit-*=1'",
+}
+
+
+def _counted(flag: str, item: str) -> tuple[str, int]:
+    """'NAME=N' of a repeatable switch; a job glob alone counts once."""
+    name, sep, count = item.rpartition("=") if "=" in item else (item, "", "1")
+    if (sep and not count.isdigit()) or not name:
+        example = _EXAMPLES.get(flag, _EXAMPLES["--kill"])
+        raise ValueError(f"{flag} wants {example}, not '{item}'")
+    return name, int(count)
 
 
 def _add_faults(actions) -> None:
@@ -105,6 +116,29 @@ def _add_faults(actions) -> None:
         default=[],
         metavar="OP=N",
         help="refuse the next N calls of OP (e.g. batch.SubmitJob=3); repeatable",
+    )
+    faults.add_argument(
+        "--kill",
+        action="append",
+        default=[],
+        metavar="GLOB[=N]",
+        help="kill the containers of the next N (default 1) jobs whose Batch job name matches "
+        "GLOB (SIGKILL: exit code 137, not retried); repeatable",
+    )
+    faults.add_argument(
+        "--reclaim",
+        action="append",
+        default=[],
+        metavar="GLOB[=N]",
+        help="end the next N attempts of matching jobs as a spot reclaim ('Host EC2 (instance "
+        "i-...) terminated.'); the job definition's retryStrategy decides on a retry",
+    )
+    faults.add_argument(
+        "--after",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long a killed or reclaimed container runs first (default 2)",
     )
     faults.add_argument("--seed", type=int, help="seed of the S3 fault draws")
     faults.add_argument("--clear", action="store_true", help="inject nothing")

@@ -7,7 +7,12 @@ with the errors AWS gives under load:
 - ``s3_error_share``: that share of S3 requests fails with ``s3_error_status`` (500
   InternalError or 503 SlowDown), which botocore retries;
 - ``throttle``: the next N calls of an operation ("batch.SubmitJob", "batch.DescribeJobs")
-  are refused with TooManyRequestsException.
+  are refused with TooManyRequestsException;
+- ``kill``: the containers of the next N jobs whose name matches a glob are killed
+  (SIGKILL, exit code 137) once they have run ``strike_after`` seconds;
+- ``reclaim``: the next N such containers end as a spot reclaim does: the host goes, the
+  attempt ends with "Host EC2 (instance i-...) terminated." and no exit code, and the job
+  definition's retryStrategy decides whether Batch tries again (``retries``).
 
 What was injected is counted in ``faults-injected.json`` next to it, so a test can tell
 that its faults really happened. This module decides; ``patches`` puts it in front of moto.
@@ -15,6 +20,7 @@ that its faults really happened. This module decides; ``patches`` puts it in fro
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import random
 import re
@@ -29,6 +35,9 @@ INJECTED_FILE = "faults-injected.json"
 S3_ERRORS = {500: "InternalError", 503: "SlowDown"}
 _SCOPE = re.compile(r"Credential=[^/]*/[^/]*/[^/]*/([a-z0-9-]+)/aws4_request")
 _RELOAD_SECONDS = 1.0
+# Kinds of job faults, as counted in faults-injected.json.
+KILL, RECLAIM = "job.kill", "job.reclaim"
+_JOB_GLOB = re.compile(r"[A-Za-z0-9_*?\[\]-]+")
 # Batch's REST paths (/v1/<action>) and the operations they are.
 _BATCH_OPERATIONS = {
     "submitjob": "SubmitJob",
@@ -45,6 +54,9 @@ class Switches:
     s3_error_status: int = 503
     throttle: dict[str, int] = field(default_factory=dict)
     seed: int | None = None
+    kill: dict[str, int] = field(default_factory=dict)  # job name glob -> containers
+    reclaim: dict[str, int] = field(default_factory=dict)
+    strike_after: float = 2.0  # seconds a struck container runs first
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.s3_error_share <= 1.0:
@@ -54,6 +66,12 @@ class Switches:
         for operation, count in self.throttle.items():
             if not re.fullmatch(r"[a-z0-9]+\.[A-Za-z]+", operation) or count < 0:
                 raise ValueError(f"throttle wants 'service.Operation': N >= 0, not {operation}")
+        for name, globs in (("kill", self.kill), ("reclaim", self.reclaim)):
+            for glob, count in globs.items():
+                if not _JOB_GLOB.fullmatch(glob) or count < 0:
+                    raise ValueError(f"{name} wants 'job-name-glob': N >= 0, not {glob}")
+        if not 0.0 <= self.strike_after <= 3600.0:
+            raise ValueError(f"strike_after must be 0-3600 seconds, not {self.strike_after}")
 
 
 def read_switches(path: Path) -> Switches:
@@ -65,9 +83,16 @@ def read_switches(path: Path) -> Switches:
     return Switches(
         s3_error_share=float(data.get("s3_error_share", 0.0)),
         s3_error_status=int(data.get("s3_error_status", 503)),
-        throttle={str(k): int(v) for k, v in (data.get("throttle") or {}).items()},
+        throttle=_counts(data.get("throttle")),
         seed=data.get("seed"),
+        kill=_counts(data.get("kill")),
+        reclaim=_counts(data.get("reclaim")),
+        strike_after=float(data.get("strike_after", 2.0)),
     )
+
+
+def _counts(found: object) -> dict[str, int]:
+    return {str(k): int(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def write_switches(folder: Path, switches: Switches) -> None:
@@ -77,6 +102,9 @@ def write_switches(folder: Path, switches: Switches) -> None:
         "s3_error_status": switches.s3_error_status,
         "throttle": switches.throttle,
         "seed": switches.seed,
+        "kill": switches.kill,
+        "reclaim": switches.reclaim,
+        "strike_after": switches.strike_after,
     }
     tmp = folder / f"{FAULTS_FILE}.tmp"
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -118,6 +146,7 @@ class Injector:
         self._stamp: float | None = None
         self._checked = 0.0
         self._left: Counter[str] = Counter()
+        self._strikes: dict[str, Counter[str]] = {KILL: Counter(), RECLAIM: Counter()}
         self._random = random.Random()
         self.injected: Counter[str] = Counter()
 
@@ -132,6 +161,24 @@ class Injector:
                 self.injected[operation] += 1
                 self._write_injected()
             return fault
+
+    def job_fault(self, job_name: str) -> tuple[str, float] | None:
+        """(KILL or RECLAIM, seconds to wait) for a job container about to start, or None.
+        Each match uses up one of its glob's count; reclaims are looked at first."""
+        with self._lock:
+            self._reload()
+            for kind in (RECLAIM, KILL):
+                for glob, left in self._strikes[kind].items():
+                    if left > 0 and fnmatch.fnmatchcase(job_name, glob):
+                        self._strikes[kind][glob] -= 1
+                        return kind, self._switches.strike_after
+            return None
+
+    def struck(self, kind: str) -> None:
+        """Count a job fault that really happened (its container was still running)."""
+        with self._lock:
+            self.injected[kind] += 1
+            self._write_injected()
 
     def _decide(self, operation: str) -> tuple[int, str] | None:
         if self._left[operation] > 0:
@@ -154,6 +201,10 @@ class Injector:
             self._stamp = stamp
             self._switches = read_switches(path)
             self._left = Counter(self._switches.throttle)
+            self._strikes = {
+                KILL: Counter(self._switches.kill),
+                RECLAIM: Counter(self._switches.reclaim),
+            }
             self._random.seed(self._switches.seed)
             self.injected.clear()
             self._write_injected()

@@ -2,10 +2,13 @@
 
 Batch jobs: containers get the endpoint, region, dummy job-role credentials and
 AWS_BATCH_JOB_ARRAY_INDEX; logs go to the job definition's awslogs group; describe_jobs
-carries exitCode and AWS's statusReason; array parents fail when a child fails and pass
-terminate on to their children; SubmitJob enforces AWS's array-size and override limits.
-CloudFormation: a stack name is claimed atomically, and deleting a stack deletes its route
-table, job queue and compute environments (moto keeps them, so the VPC could not go).
+carries exitCode and AWS's statusReason; failed attempts are retried as the job
+definition's retryStrategy says (lifecycle, retries); array parents fail when a child
+fails and pass terminate on to their children; SubmitJob enforces AWS's array-size and
+override limits.
+CloudFormation: a stack name is claimed atomically, an update replaces a role's inline
+policies, and deleting a stack deletes its route table, job queue and compute environments
+(moto keeps them, so the VPC could not go).
 ECR: repository URIs and docker login point at the local registry, whose pushes appear in
 ECR (see ``import_pushed_image``). S3: bucket policy conditions cannot be judged over plain
 HTTP, so conditional statements are left out of moto's policy check; a ranged GET reads
@@ -39,11 +42,13 @@ from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.models import Role
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import FakeBucket, FakeKey
 from moto.s3.responses import S3Response
 from moto.utilities.docker_utilities import DockerModel
 
+from . import lifecycle
 from . import registry as local_registry
 from .faults import Injector, error_body, request_operation
 
@@ -54,8 +59,6 @@ log = logging.getLogger("knot.emulator.patches")
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 CONTAINER_LABEL = "knot.emulator"
 DEFAULT_LOG_GROUP = "/aws/batch/job"
-# AWS's statusReason for a job whose container exited non-zero.
-NONZERO_EXIT_REASON = "Essential container in task exited"
 MAX_ARRAY_SIZE = 10_000
 MAX_OVERRIDES_CHARS = 8192
 
@@ -71,6 +74,7 @@ class Fidelity:
 
 
 _fidelity: Fidelity | None = None
+_injector: Injector | None = None  # set by _patch_faults when the emulator has a state folder
 
 
 def fidelity() -> Fidelity:
@@ -232,7 +236,9 @@ class _JobContainers:
             array_index=job.array_properties.get("index"),
         )
         kwargs["labels"] = {**(kwargs.get("labels") or {}), CONTAINER_LABEL: fidelity().label}
-        return self._containers.run(**kwargs)
+        container = self._containers.run(**kwargs)
+        lifecycle.strike_if_asked(_injector, job, container)
+        return container
 
 
 class _JobDocker:
@@ -287,9 +293,9 @@ def _patch_job_logs() -> None:
 def _patch_job_outcome() -> None:
     # AWS's DescribeJobs carries container.exitCode, and a statusReason for a non-zero
     # exit; knot reports both when a job fails. moto drops exitCode from the full
-    # description (describe() replaces describe_short's container dict) and gives no reason.
+    # description (describe() replaces describe_short's container dict) and gives no
+    # reason. The reason, each attempt's outcome and retries are lifecycle's.
     original_details = Job._container_details
-    original_stopped = Job._mark_stopped
 
     def container_details(job: Job) -> dict[str, Any]:
         details = original_details(job)
@@ -297,13 +303,8 @@ def _patch_job_outcome() -> None:
             details["exitCode"] = job.exit_code
         return details
 
-    def mark_stopped(job: Job, success: bool = True) -> None:
-        if not success and job.job_stopped_reason is None and job.exit_code:
-            job.job_stopped_reason = NONZERO_EXIT_REASON
-        original_stopped(job, success)
-
     Job._container_details = container_details
-    Job._mark_stopped = mark_stopped
+    lifecycle.patch_attempts()
 
 
 def _patch_array_parent() -> None:
@@ -532,11 +533,31 @@ def delete_batch_resource(resource: Any, account_id: str, region_name: str) -> N
         backend.delete_job_queue(resource.arn)
 
 
+def replace_inline_policies(role: Any, policies: list[dict]) -> None:
+    """A role's inline policies become exactly the template's ``Policies``, as a stack
+    update does on AWS. moto updates only the description, so a run that adds a bucket to
+    knot's job role would leave the old policy in place."""
+    wanted = {p["PolicyName"]: p["PolicyDocument"] for p in policies}
+    for name in [n for n in role.policies if n not in wanted]:
+        role.delete_policy(name)
+    for name, document in wanted.items():
+        role.put_policy(name, document if isinstance(document, str) else json.dumps(document))
+
+
 def _patch_stacks() -> None:
     CloudFormationBackend.create_stack = serialised(CloudFormationBackend.create_stack)
     RouteTable.delete = delete_route_table
     ComputeEnvironment.delete = delete_batch_resource
     JobQueue.delete = delete_batch_resource
+    original_update = Role.update_from_cloudformation_json.__func__
+
+    def update_role(cls, **kwargs: Any) -> Any:  # moto passes every argument by name
+        role = original_update(cls, **kwargs)
+        properties = kwargs["cloudformation_json"].get("Properties") or {}
+        replace_inline_policies(role, properties.get("Policies") or [])
+        return role
+
+    Role.update_from_cloudformation_json = classmethod(update_role)
 
 
 # --- injected faults ----------------------------------------------------------------------
@@ -545,10 +566,11 @@ def _patch_stacks() -> None:
 def _patch_faults() -> None:
     """Answer some requests with AWS's load errors when the tests ask for it (faults.py).
     Off unless a faults file says otherwise; it costs a stat a second."""
+    global _injector
     folder = fidelity().state_dir
     if folder is None:
         return
-    injector = Injector(folder)
+    injector = _injector = Injector(folder)
     original = DomainDispatcherApplication.__call__
 
     def call(app: Any, environ: dict, start_response: Any) -> Any:

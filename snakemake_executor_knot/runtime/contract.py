@@ -63,6 +63,11 @@ CHECKSUMS = {
     "response_checksum_validation": "when_supported",
     "request_checksum_calculation": "when_supported",
 }
+# Files of at least this size may travel in parts (the runtime's s3transfer default
+# threshold, 8 MiB; the host's is higher), which those checksums do not cover: their
+# objects carry the file's SHA-256 in this metadata key, and downloads check it (digest.py).
+WHOLE_CHECK_BYTES = 8 * 1024 * 1024
+DIGEST_METADATA = "knot-sha256"
 
 # Job specs live under SPEC_FOLDER of knot's bucket (knot/specs/<run>/...). Jobs may read
 # them but not write them (the job role's policy), so each job's usage document goes to the

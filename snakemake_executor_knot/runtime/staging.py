@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumErro
 from s3transfer.exceptions import RetriesExceededError, S3ValidationError
 from s3transfer.manager import TransferConfig, TransferManager
 
-from . import manifest
+from . import digest, manifest
 from .contract import CHECKSUMS
 from .paths import UnsafePath, contained
 from .report import JobFailure
@@ -162,11 +163,40 @@ def download(manager: TransferManager, transfers: list[Transfer]) -> None:
     ]
     if wrong:
         raise JobFailure("downloaded files differ from their manifest:\n  " + "\n  ".join(wrong))
+    wrong = whole_file_problems(manager.client, transfers)
+    if wrong:
+        raise JobFailure("downloaded files are not what was uploaded:\n  " + "\n  ".join(wrong))
+
+
+def whole_file_problems(s3, transfers: list[Transfer]) -> list[str]:
+    """Each large downloaded file checked against the SHA-256 its upload recorded (see
+    digest.py); a file that fails is removed."""
+    problems = []
+    for t in transfers:
+        if t.expected is not None or not digest.needs_digest(t.path):
+            continue  # checked against its manifest, or one GET that S3's checksum covered
+        try:
+            metadata = s3.head_object(Bucket=t.bucket, Key=t.key).get("Metadata")
+        except (BotoCoreError, ClientError) as exc:
+            problems.append(f"{t.uri} ({t.path}): could not read its recorded SHA-256: {exc}")
+            continue
+        if digest.recorded(metadata) is None:
+            # Not uploaded by knot (e.g. a storage-mode input the user put there).
+            note = f"knot: {t.uri} records no SHA-256, so its download is not verified whole"
+            print(note, file=sys.stderr)
+            continue
+        problem = digest.mismatch(t.path, metadata)
+        if problem:
+            os.remove(t.path)
+            problems.append(f"{t.uri} ({t.path}): corrupted, nothing kept: {problem}")
+    return problems
 
 
 def upload(manager: TransferManager, transfers: list[Transfer]) -> None:
     def submit(t: Transfer):
-        return manager.upload(t.path, t.bucket, t.key, extra_args=UPLOAD_ARGS)
+        metadata = digest.upload_metadata(t.path)
+        extra = {**UPLOAD_ARGS, "Metadata": metadata} if metadata else UPLOAD_ARGS
+        return manager.upload(t.path, t.bucket, t.key, extra_args=extra)
 
     _wait(transfers, submit, "upload")
 

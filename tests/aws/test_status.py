@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from snakemake_executor_knot.aws.status import (
     JobState,
     StatusPoller,
+    describe_exit,
     recent_jobs,
     split_child,
     terminate_jobs,
@@ -248,3 +249,9 @@ def test_aws_errors_while_listing(clients):
         stub.add_client_error("list_jobs", "ServerException", "oops", 500)
         with pytest.raises(AwsError, match="listing jobs in queue q"):
             recent_jobs(batch, "q", limit=5, since_ms=0)
+
+
+def test_signal_exits_say_what_happened_to_the_container():
+    assert describe_exit(1) == "exit code 1"
+    assert describe_exit(None) == "no exit code"
+    assert describe_exit(137).startswith("exit code 137: the container was killed (SIGKILL)")

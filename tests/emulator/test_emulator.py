@@ -16,6 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from snakemake_executor_knot.emulator import lifecycle as lifecycle
 from snakemake_executor_knot.emulator import patches as patches
 from snakemake_executor_knot.emulator import registry as registry
 from snakemake_executor_knot.emulator import server as emu
@@ -357,7 +358,7 @@ def test_a_failing_child_fails_the_parent(emulator, queue, job_definition):
     assert jobs[parent]["arrayProperties"]["statusSummary"]["FAILED"] == 1
     assert [jobs[c]["status"] for c in children] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
     assert jobs[children[1]]["container"]["exitCode"] == 3
-    assert jobs[children[1]]["statusReason"] == patches.NONZERO_EXIT_REASON
+    assert jobs[children[1]]["statusReason"] == lifecycle.NONZERO_EXIT_REASON
 
 
 @pytest.mark.e2e

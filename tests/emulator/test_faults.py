@@ -10,10 +10,13 @@ import pytest
 
 from snakemake_executor_knot.emulator.faults import (
     INJECTED_FILE,
+    KILL,
+    RECLAIM,
     Injector,
     Switches,
     error_body,
     read_injected,
+    read_switches,
     request_operation,
     write_switches,
 )
@@ -81,6 +84,9 @@ def test_no_switches_file_means_no_faults(tmp_path):
         {"s3_error_status": 404},
         {"throttle": {"SubmitJob": 1}},
         {"throttle": {"batch.SubmitJob": -1}},
+        {"kill": {"rule name with spaces": 1}},
+        {"reclaim": {"fit-*": -1}},
+        {"strike_after": -1.0},
     ],
 )
 def test_bad_switches_are_refused(bad):
@@ -94,3 +100,26 @@ def test_error_bodies_are_what_botocore_parses():
     body, kind = error_body("batch.SubmitJob", 429, "TooManyRequestsException")
     assert kind == "application/json"
     assert json.loads(body)["__type"] == "TooManyRequestsException"
+
+
+def test_job_faults_strike_the_next_n_matching_jobs_reclaims_first(tmp_path):
+    switches = Switches(kill={"fit-*": 2}, reclaim={"fit-b-*": 1}, strike_after=0.5)
+    injector = _injector(tmp_path, switches)
+    names = ["mask-a-j1-x", "fit-b-j2-x", "fit-b-j3-x", "fit-a-j4-x", "fit-c-j5-x"]
+    assert [injector.job_fault(n) for n in names] == [
+        None,
+        (RECLAIM, 0.5),
+        (KILL, 0.5),
+        (KILL, 0.5),
+        None,
+    ]
+    # Nothing counts as injected until a container was really struck.
+    assert read_injected(tmp_path) == {}
+    injector.struck(RECLAIM)
+    assert read_injected(tmp_path) == {RECLAIM: 1}
+
+
+def test_job_fault_switches_survive_the_file(tmp_path):
+    switches = Switches(kill={"a-*": 1}, reclaim={"b": 3}, strike_after=4.0, seed=2)
+    write_switches(tmp_path, switches)
+    assert read_switches(tmp_path / "faults.json") == switches
