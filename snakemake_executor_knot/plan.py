@@ -168,7 +168,29 @@ def check_job_resources(jobs, config: KnotConfig) -> None:
             resources = dict(job.resources.items())
         except (FileNotFoundError, OSError):
             continue
-        batch_resources(job.rule.name, job.threads, resources, config)
+        job_batch_resources(job, config, resources)
+
+
+def job_batch_resources(job, config: KnotConfig, resources: dict | None = None):
+    """The job's Batch sizes and compute class (``resources.batch_resources``)."""
+    if resources is None:
+        resources = dict(job.resources.items())
+    check_disk = not guessed_disk(job)
+    return batch_resources(job.rule.name, job.threads, resources, config, check_disk)
+
+
+def guessed_disk(job) -> bool:
+    """Whether the job's disk_mb is Snakemake's own guess: plain --default-resources fill
+    it with "twice the input, or 50 GB without input", which is no request for a volume.
+    Snakemake keeps that default (an expression with no raw text; a value the user wrote
+    has one) in every rule's resources as the same object, until the rule sets its own."""
+    settings = getattr(job.rule.workflow, "resource_settings", None)
+    defaults = getattr(settings, "_parsed_default_resources", None)
+    try:
+        default, mine = defaults["disk_mb"], job.rule.resources["disk_mb"]
+    except (KeyError, TypeError):
+        return False
+    return mine is default and getattr(default, "raw", "") is None
 
 
 def resolve_base_image(config: KnotConfig) -> str:
