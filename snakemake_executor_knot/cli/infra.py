@@ -64,9 +64,11 @@ def status_report(clients: Clients, config: KnotConfig) -> str:
 def class_lines(clients: Clients, infra: Infra, settings: dict | None) -> list[str]:
     """Each compute class as deployed, its job queue and the queue's state and status."""
     defined = class_definitions(settings)
-    queues = {q["jobQueueArn"]: q for q in describe_queues(clients.batch, [*infra.queues.values()])}
+    described = describe_queues(clients.batch, [*infra.queues.values()])
+    queues = {queue["jobQueueArn"]: queue for queue in described}
     lines = []
-    for name, arn in sorted(infra.queues.items(), key=lambda item: item[0] != DEFAULT_CLASS):
+    for name in sorted(infra.queues, key=lambda name: (name != DEFAULT_CLASS, name)):
+        arn = infra.queues[name]
         queue = queues.get(arn, {})
         state = f"{queue.get('state', '?')}, {queue.get('status', '?')}"
         lines.append(f"Class:       {defined.get(name, name)}")
