@@ -182,15 +182,16 @@ def job_batch_resources(job, config: KnotConfig, resources: dict | None = None):
 def guessed_disk(job) -> bool:
     """Whether the job's disk_mb is Snakemake's own guess: plain --default-resources fill
     it with "twice the input, or 50 GB without input", which is no request for a volume.
-    Snakemake keeps that default (an expression with no raw text; a value the user wrote
-    has one) in every rule's resources as the same object, until the rule sets its own."""
+    Snakemake copies that default (a function with no raw text, where a value the user
+    wrote has one) into every rule's resources, where it stays equal to the workflow's
+    until the rule or --set-resources gives its own; a rule's own function is not equal."""
     settings = getattr(job.rule.workflow, "resource_settings", None)
     defaults = getattr(settings, "_parsed_default_resources", None)
     try:
         default, mine = defaults["disk_mb"], job.rule.resources["disk_mb"]
     except (KeyError, TypeError):
         return False
-    return mine is default and getattr(default, "raw", "") is None
+    return mine == default and getattr(default, "raw", "") is None
 
 
 def resolve_base_image(config: KnotConfig) -> str:
