@@ -80,7 +80,9 @@ def build_target(
 ) -> BuildTarget:
     """``jobs`` is one job per rule of this run (their evaluated knot_packages count);
     ``base_reference`` turns the locked base image into a FROM reference (needs Docker)."""
-    platform = platform_for(config.instance_types)
+    # One image per rule serves every class, so all classes share one architecture.
+    every_type = tuple(kind for klass in config.compute_classes for kind in klass.instance_types)
+    platform = platform_for(every_type)
     base = resolve_base_image(config)
 
     def packages(rule) -> object:

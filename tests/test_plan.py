@@ -12,9 +12,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.plan import BuildTarget, guessed_disk, image_spec, knot_resource
+from snakemake_executor_knot.errors import ConfigError, RuleError
+from snakemake_executor_knot.plan import (
+    BuildTarget,
+    build_target,
+    guessed_disk,
+    image_spec,
+    knot_resource,
+)
 from snakemake_executor_knot.rules.source import RuleSource
+from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 from .conftest import fake_job
 
@@ -94,3 +101,19 @@ def test_only_snakemakes_own_disk_guess_escapes_the_volume_check(tmp_path, defau
     finally:
         os.chdir(cwd)
     assert found == guessed
+
+
+def test_classes_of_two_architectures_are_refused_before_anything_is_built():
+    """A rule's one image must run in every class; the workflow is never looked at."""
+    config = with_classes(KnotConfig(), "arm=m7g,c7g:ondemand")
+    with pytest.raises(ConfigError, match=r"mix arm64 \(c7g, m7g\) and x86_64 \(optimal\)"):
+        build_target(None, {}, config, lambda base: base.name)
+    graviton = with_classes(KnotConfig(instance_types=("m7g",)), "big=r7g:500GB")
+    assert build_target_platform(graviton) == "linux/arm64"
+
+
+def build_target_platform(config) -> str:
+    class NoLock:  # a workflow without a Snakefile next to it: no knot.lock to follow
+        basedir, main_snakefile, rules = "/nonexistent", "/nonexistent/Snakefile", []
+
+    return build_target(NoLock(), {}, config, lambda base: base.name).platform
