@@ -28,6 +28,7 @@ from snakemake_executor_knot.aws.stack import (
     teardown,
     with_deployed_buckets,
 )
+from snakemake_executor_knot.aws.status import recent_jobs
 from snakemake_executor_knot.aws.template import HASH_OUTPUT, build_template, stamp
 from snakemake_executor_knot.cli.infra import status_report
 from snakemake_executor_knot.emulator.patches import (
@@ -619,3 +620,16 @@ def test_status_shows_each_class_its_queue_and_state(clients):
         "Class:       gpu=g5:30GB:ondemand:maxvcpus=16",
         f"  queue:     {infra.queues['gpu']} (ENABLED, VALID)",
     ]
+
+
+def test_knot_jobs_lists_the_jobs_of_every_class(clients):
+    infra = ensure_infra(clients, GPU)
+    definition = _job_definition(clients, "knot-02", {"knot:stack": "knot"})
+    ids = {
+        name: clients.batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition)[
+            "jobId"
+        ]
+        for name, queue in infra.queues.items()
+    }
+    jobs = recent_jobs(clients.batch, [*infra.queues.values()], limit=10, since_ms=0)
+    assert sorted(job["jobId"] for job in jobs) == sorted(ids.values())
