@@ -30,11 +30,17 @@ from .errors import ConfigError, KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .pathcheck import check_job_paths
-from .plan import RulePlan, build_target, check_job_resources, plan_rule, remote_rules
+from .plan import (
+    RulePlan,
+    build_target,
+    check_job_resources,
+    job_batch_resources,
+    plan_rule,
+    remote_rules,
+)
 from .progress import Progress
 from .reattach import SPEC_TAG, Adopted, Adopter, Entry, spec_hash, submission_hash
 from .record import RunLog, pricing, usage_location, write_record
-from .resources import batch_resources
 from .settings import KnotConfig, bucket_name_problem, parse_settings
 from .staging import LocalStaging, ensure_bucket
 
@@ -179,9 +185,7 @@ class Executor(RemoteExecutor):
         off, the job id makes every key unique."""
         groups: dict[tuple, list] = defaultdict(list)
         for job in jobs:
-            resources = batch_resources(
-                job.rule.name, job.threads, dict(job.resources.items()), self.knot
-            )
+            resources = job_batch_resources(job, self.knot)
             key = (job.rule.name, resources)
             if not self.knot.array_jobs:
                 key = (*key, job.jobid)
@@ -229,7 +233,7 @@ class Executor(RemoteExecutor):
                 plan.name, {} if array else dict(jobs[0].wildcards_dict), jobs[0].jobid
             ),
             job_definition_arn=plan.job_definition_arn,
-            job_queue=self.infra.job_queue_arn,
+            job_queue=self.infra.queue_for(resources.compute_class),
             spec_uri=f"s3://{self.infra.bucket}/{key}",
             spec_record_bytes=written.record_bytes,
             spec_digest=written.digest,
@@ -305,9 +309,11 @@ class Executor(RemoteExecutor):
 
     def _environments(self) -> list[dict]:
         if self._environment_arns is None:
-            self._environment_arns = queue_environments(
-                self.clients.batch, self.infra.job_queue_arn
-            )
+            self._environment_arns = [
+                arn
+                for queue in self.infra.queues.values()
+                for arn in queue_environments(self.clients.batch, queue)
+            ]
         return describe_environments(self.clients.batch, self._environment_arns)
 
     def _lost(self, info: SubmittedJobInfo, state) -> bool:

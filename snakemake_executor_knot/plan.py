@@ -81,7 +81,9 @@ def build_target(
 ) -> BuildTarget:
     """``jobs`` is one job per rule of this run (their evaluated knot_packages count);
     ``base_reference`` turns the locked base image into a FROM reference (needs Docker)."""
-    platform = platform_for(config.instance_types)
+    # One image per rule serves every class, so all classes share one architecture.
+    every_type = tuple(kind for klass in config.compute_classes for kind in klass.instance_types)
+    platform = platform_for(every_type)
     base = resolve_base_image(config)
 
     written = static_values(workflow.config)
@@ -175,7 +177,30 @@ def check_job_resources(jobs, config: KnotConfig) -> None:
             resources = dict(job.resources.items())
         except (FileNotFoundError, OSError):
             continue
-        batch_resources(job.rule.name, job.threads, resources, config)
+        job_batch_resources(job, config, resources)
+
+
+def job_batch_resources(job, config: KnotConfig, resources: dict | None = None):
+    """The job's Batch sizes and compute class (``resources.batch_resources``)."""
+    if resources is None:
+        resources = dict(job.resources.items())
+    check_disk = not guessed_disk(job)
+    return batch_resources(job.rule.name, job.threads, resources, config, check_disk)
+
+
+def guessed_disk(job) -> bool:
+    """Whether the job's disk_mb is Snakemake's own guess: plain --default-resources fill
+    it with "twice the input, or 50 GB without input", which is no request for a volume.
+    Snakemake copies that default (a function with no raw text, where a value the user
+    wrote has one) into every rule's resources, where it stays equal to the workflow's
+    until the rule or --set-resources gives its own; a rule's own function is not equal."""
+    settings = getattr(job.rule.workflow, "resource_settings", None)
+    defaults = getattr(settings, "_parsed_default_resources", None)
+    try:
+        default, mine = defaults["disk_mb"], job.rule.resources["disk_mb"]
+    except (KeyError, TypeError):
+        return False
+    return mine == default and getattr(default, "raw", "") is None
 
 
 def resolve_base_image(config: KnotConfig) -> str:

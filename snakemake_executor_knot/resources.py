@@ -1,14 +1,17 @@
 """Per-job Batch sizes from Snakemake's ``threads`` and ``resources`` (pure): vCPUs,
-memory, GPUs and timeout. Checked for every job before anything is created."""
+memory, GPUs, timeout and the compute class (``routing``). Checked for every job before
+anything is created."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .classes import DEFAULT_CLASS
 from .errors import RuleError
-from .instances import largest
+from .routing import pick_class
 from .settings import KnotConfig
 
 DEFAULT_MEMORY_MIB = 2048
@@ -21,6 +24,7 @@ class BatchResources:
     memory_mib: int
     gpus: int
     timeout_s: int | None
+    compute_class: str = DEFAULT_CLASS
 
 
 def _number(rule: str, name: str, value: object) -> float:
@@ -46,30 +50,29 @@ def _memory_mib(rule: str, resources: Mapping[str, object]) -> int:
     return math.ceil(mem)
 
 
-def _vcpus(rule: str, threads: object, config: KnotConfig) -> int:
+def _vcpus(rule: str, threads: object) -> int:
     count = _number(rule, "threads", threads)
     if count < 1:
         raise RuleError(f"Rule '{rule}': threads={count} must be at least 1. Set threads: 1.")
-    if count > config.max_vcpus:
-        # Batch would leave such a job RUNNABLE forever, as no instance can hold it.
-        raise RuleError(
-            f"Rule '{rule}': threads={count} exceeds the compute environment's "
-            f"{config.max_vcpus} vCPUs. Lower threads: or raise --knot-max-vcpus."
-        )
     return math.ceil(count)
 
 
-def _gpus(rule: str, resources: Mapping[str, object], config: KnotConfig) -> int:
-    gpus = _number(rule, "gpu", resources.get("gpu", 0))
+def _gpus(rule: str, resources: Mapping[str, object]) -> int:
+    # Snakemake's standard resource is ``gpu``; ``nvidia_gpu`` is the older spelling its
+    # Kubernetes executor reads, accepted here too.
+    key = "gpu" if "gpu" in resources else "nvidia_gpu"
+    gpus = _number(rule, key, resources.get(key, 0))
     if gpus < 0 or gpus != int(gpus):
-        raise RuleError(f"Rule '{rule}': resources gpu={gpus} must be a whole number >= 0.")
-    if gpus > 0 and not config.has_gpu_instances:
-        raise RuleError(
-            f"Rule '{rule}' asks for {int(gpus)} GPU(s), but the compute environments have "
-            "no GPU instance types. Pass GPU instance types with --knot-instance-types, "
-            "e.g. --knot-instance-types g4dn, or remove 'gpu' from the rule's resources."
-        )
+        raise RuleError(f"Rule '{rule}': resources {key}={gpus} must be a whole number >= 0.")
     return int(gpus)
+
+
+def _disk_mb(rule: str, resources: Mapping[str, object]) -> float | None:
+    if "disk_mb" in resources:
+        return _number(rule, "disk_mb", resources["disk_mb"])
+    if "disk_mib" in resources:
+        return _number(rule, "disk_mib", resources["disk_mib"]) * 2**20 / 10**6
+    return None
 
 
 def _timeout_s(rule: str, resources: Mapping[str, object]) -> int | None:
@@ -85,35 +88,21 @@ def _timeout_s(rule: str, resources: Mapping[str, object]) -> int | None:
 
 
 def batch_resources(
-    rule: str, threads: int, resources: Mapping[str, object], config: KnotConfig
+    rule: str,
+    threads: int,
+    resources: Mapping[str, object],
+    config: KnotConfig,
+    check_disk: bool = True,
 ) -> BatchResources:
-    """Snakemake's threads and resources as Batch sizes; RuleError names any bad value."""
+    """Snakemake's threads and resources as Batch sizes, and the compute class that can
+    hold them; RuleError names any bad value. ``check_disk`` is off when ``disk_mb`` is
+    only Snakemake's own guess, not something the user asked for."""
     sizes = BatchResources(
-        vcpus=_vcpus(rule, threads, config),
+        vcpus=_vcpus(rule, threads),
         memory_mib=_memory_mib(rule, resources),
-        gpus=_gpus(rule, resources, config),
+        gpus=_gpus(rule, resources),
         timeout_s=_timeout_s(rule, resources),
     )
-    _check_fits(rule, sizes, config)
-    return sizes
-
-
-def _check_fits(rule: str, sizes: BatchResources, config: KnotConfig) -> None:
-    """Batch leaves a job no allowed instance can hold RUNNABLE forever, without a word."""
-    limit = largest(config.instance_types)
-    if limit is None:
-        return
-    types = ",".join(config.instance_types)
-    if sizes.vcpus > limit.vcpus:
-        raise RuleError(
-            f"Rule '{rule}': threads={sizes.vcpus} exceeds the {limit.vcpus} vCPUs of the "
-            f"largest instance the compute environment may launch (--knot-instance-types "
-            f"{types}). Lower threads: or allow larger instance types."
-        )
-    if sizes.memory_mib > limit.memory_gib * 1024:
-        raise RuleError(
-            f"Rule '{rule}': mem_mb={sizes.memory_mib} exceeds the {limit.memory_gib:g} GiB "
-            f"({int(limit.memory_gib * 1024)} MiB) of the largest instance the compute "
-            f"environment may launch (--knot-instance-types {types}). Lower mem_mb or allow "
-            "larger instance types."
-        )
+    disk_mb = _disk_mb(rule, resources) if check_disk else None
+    klass = pick_class(rule, sizes, resources, config, disk_mb)
+    return dataclasses.replace(sizes, compute_class=klass.name)

@@ -1,6 +1,7 @@
 """Settings: the ``--knot-*`` flags (also ``SNAKEMAKE_KNOT_*`` and profile keys), and the
 parsed, validated form the rest of knot works with."""
 
+import dataclasses
 import re
 import sys
 from dataclasses import dataclass, field
@@ -10,6 +11,14 @@ from snakemake_interface_executor_plugins.settings import (
     ExecutorSettingsBase,
 )
 
+from .classes import (
+    DEFAULT_CLASS,
+    GRAMMAR,
+    MAX_ROOT_VOLUME_GB,
+    ComputeClass,
+    check_gpu_split,
+    parse_classes,
+)
 from .errors import ConfigError
 
 # can_transfer_local_files: in local mode knot stages inputs to S3 itself.
@@ -128,6 +137,14 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=DEFAULT_FILES_EXPIRY_DAYS,
         metadata=_opt("Days after which knot's copies of local files in its bucket expire."),
     )
+    compute_classes: str | None = field(
+        default=None,
+        metadata=_text(
+            f"Named compute classes a rule picks with resources: knot_class=NAME, as {GRAMMAR} "
+            "(e.g. 'gpu=g5,g4dn; bigdisk=m6i:500GB'). Left-out options take the stack-wide "
+            "flags; 'default' (the stack-wide flags) always exists."
+        ),
+    )
     cfn_role: str | None = field(
         default=None,
         metadata=_text(
@@ -135,9 +152,6 @@ class ExecutorSettings(ExecutorSettingsBase):
             "infra service-role'). Default: that role if it exists, else your own identity."
         ),
     )
-
-
-GPU_FAMILY_PREFIXES = ("p2", "p3", "p4", "p5", "g3", "g4", "g5", "g6", "g7", "gr6", "dl1")
 
 
 @dataclass(frozen=True)
@@ -166,10 +180,27 @@ class KnotConfig:
     locked: bool = False  # --knot-locked: knot.lock must match, never refreshed
     files_expiry_days: int = DEFAULT_FILES_EXPIRY_DAYS
     cfn_role: str | None = None
+    # The named classes besides ``default``, which the stack-wide fields above describe.
+    classes: tuple[ComputeClass, ...] = ()
 
     @property
-    def has_gpu_instances(self) -> bool:
-        return any(t.lower().startswith(GPU_FAMILY_PREFIXES) for t in self.instance_types)
+    def default_class(self) -> ComputeClass:
+        return ComputeClass(
+            DEFAULT_CLASS,
+            self.instance_types,
+            self.spot,
+            self.root_volume_gb,
+            self.max_vcpus,
+            self.min_vcpus,
+        )
+
+    @property
+    def compute_classes(self) -> tuple[ComputeClass, ...]:
+        """Every class, ``default`` first."""
+        return (self.default_class, *self.classes)
+
+    def compute_class(self, name: str) -> ComputeClass | None:
+        return next((c for c in self.compute_classes if c.name == name), None)
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -181,7 +212,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
     if settings is None:
         return KnotConfig()
     _check_ranges(settings)
-    return KnotConfig(
+    config = KnotConfig(
         region=settings.region or None,
         profile=settings.profile or None,
         endpoint_url=settings.endpoint_url or None,
@@ -204,6 +235,28 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         locked=bool(settings.locked),
         files_expiry_days=settings.files_expiry_days,
         cfn_role=settings.cfn_role or None,
+    )
+    return with_classes(config, settings.compute_classes)
+
+
+def with_classes(config: KnotConfig, text: str | None) -> KnotConfig:
+    """``config`` with the classes of ``--knot-compute-classes``; a ``default`` entry
+    there overrides the stack-wide flags it sets."""
+    classes = parse_classes(text, config.default_class)
+    default = next((c for c in classes if c.name == DEFAULT_CLASS), config.default_class)
+    check_gpu_split(default)
+    if default.max_vcpus < config.min_vcpus:
+        raise ConfigError(
+            f"The default compute class allows {default.max_vcpus} vCPUs, fewer than "
+            f"--knot-min-vcpus {config.min_vcpus}. Raise its maxvcpus or lower min-vcpus."
+        )
+    return dataclasses.replace(
+        config,
+        instance_types=default.instance_types,
+        spot=default.spot,
+        root_volume_gb=default.root_volume_gb,
+        max_vcpus=default.max_vcpus,
+        classes=tuple(c for c in classes if c.name != DEFAULT_CLASS),
     )
 
 
@@ -283,9 +336,7 @@ def check_stack_name(name: str) -> str:
     return name
 
 
-# AWS's own limits: a gp3 volume holds at most 16 TiB; SubmitJob allows about 50 calls per
-# second per account.
-MAX_ROOT_VOLUME_GB = 16384
+# AWS's own limit: SubmitJob allows about 50 calls per second per account.
 MAX_SUBMIT_RATE = 50.0
 
 

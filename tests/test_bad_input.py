@@ -21,7 +21,17 @@ CASES = {
     "gpu_without_gpu_instances": (
         "rule make:\n    output: 'out.txt'\n    resources: gpu=1\n"
         "    run:\n        open(output[0], 'w').write('x')\n",
-        ["Rule 'make'", "--knot-instance-types"],
+        ["Rule 'make'", "no compute class has GPU", '--knot-compute-classes "gpu=g5,g4dn"'],
+    ),
+    "unknown_compute_class": (
+        "rule make:\n    output: 'out.txt'\n    resources: knot_class='huge'\n"
+        "    run:\n        open(output[0], 'w').write('x')\n",
+        ["Rule 'make'", "knot_class='huge' names no compute class", "default"],
+    ),
+    "disk_beyond_the_volume": (
+        "rule make:\n    output: 'out.txt'\n    resources: disk_mb=40000\n"
+        "    run:\n        open(output[0], 'w').write('x')\n",
+        ["Rule 'make'", "disk_mb=40000 exceeds the 30 GiB", "bigdisk=m6i:500GB"],
     ),
     "open_file_global": (
         "HANDLE = open('Snakefile')\n\n"
@@ -108,6 +118,10 @@ SETTINGS = {
         "--default-storage-prefix",
     ),
     "submit_rate": (["--knot-submit-rate", "500"], "--knot-submit-rate"),
+    "compute_classes_grammar": (
+        ["--knot-compute-classes", "gpu=g5; bigdisk=m6i:500TB"],
+        "--knot-compute-classes: '500TB' is not a volume size",
+    ),
 }
 
 
@@ -120,6 +134,33 @@ def test_bad_setting_fails_before_anything_is_created(case, tmp_path, moto_endpo
     result = _run(tmp_path, moto_endpoint, snakefile, args=args)
     assert result.returncode != 0
     assert expected in result.stdout, result.stdout[-3000:]
+    assert _stacks(moto_endpoint) == []
+    assert {b["Name"] for b in _buckets(moto_endpoint)} == before
+
+
+CLASS_CASES = {
+    "cpu_rule_in_a_gpu_class": (
+        "    resources: knot_class='gpu'\n",
+        ["--knot-compute-classes", "gpu=g5"],
+        ["Rule 'make' asks for no GPU", "class 'gpu' has only GPU instance types"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLASS_CASES))
+def test_a_rule_its_class_cannot_hold_fails_before_anything_is_created(
+    case, tmp_path, moto_endpoint
+):
+    resources, args, expected = CLASS_CASES[case]
+    snakefile = (
+        f"rule make:\n    output: 'out.txt'\n{resources}"
+        "    run:\n        open(output[0], 'w').write('x')\n"
+    )
+    before = {b["Name"] for b in _buckets(moto_endpoint)}
+    result = _run(tmp_path, moto_endpoint, snakefile, args=args)
+    assert result.returncode != 0
+    for text in expected:
+        assert text in result.stdout, result.stdout[-3000:]
     assert _stacks(moto_endpoint) == []
     assert {b["Name"] for b in _buckets(moto_endpoint)} == before
 

@@ -30,6 +30,26 @@ CASES = {
     "rate_above_aws_limit": ({"submit_rate": 80}, None, "at most 50"),
     "files_expiry_zero": ({"files_expiry_days": 0}, None, "--knot-files-expiry-days"),
     "bad_extra_bucket": ({"buckets": "ok-bucket,Not_OK"}, None, "--knot-buckets"),
+    "gpu_types_in_the_default_class": (
+        {"instance_types": "g5"},
+        None,
+        "The default compute class has GPU instance types (g5)",
+    ),
+    "class_mixing_gpu_and_cpu": (
+        {"compute_classes": "fast=c5,g4dn"},
+        None,
+        "class 'fast' mixes GPU types (g4dn)",
+    ),
+    "class_that_does_not_parse": (
+        {"compute_classes": "gpu=g5:fast"},
+        None,
+        "--knot-compute-classes: 'fast' is not a volume size",
+    ),
+    "default_class_below_min_vcpus": (
+        {"compute_classes": "default=optimal:maxvcpus=2", "min_vcpus": 4},
+        None,
+        "The default compute class allows 2 vCPUs, fewer than --knot-min-vcpus 4",
+    ),
 }
 
 

@@ -5,6 +5,7 @@ and cancelling terminates every active job."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ from snakemake_executor_knot.record import RunLog
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.runtime import manifest
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
-from snakemake_executor_knot.settings import KnotConfig
+from snakemake_executor_knot.settings import KnotConfig, with_classes
 from snakemake_executor_knot.staging import LocalStaging
 
 from .conftest import fake_job
@@ -230,3 +231,31 @@ def test_jobs_a_run_already_reported_are_not_adopted(executor, calls):
     calls.reset()
     rerun.run_jobs([_job(1), _job(2)])  # e.g. --forceall after a finished run
     assert calls["batch.SubmitJob"] == 1
+
+
+def test_a_gpu_rule_and_a_cpu_rule_go_to_their_classes_queues(executor, calls):
+    """Routing seen from Batch itself: DescribeJobs names the queue each job went to."""
+    config = with_classes(KnotConfig(region="us-east-1"), "gpu=g4dn; bigdisk=m6i:500GB")
+    executor.knot = config
+    executor.infra = ensure_infra(executor.clients, config)
+    sample = executor.plans["sample"]
+    train = dataclasses.replace(sample.source, rule="train")
+    executor.plans["train"] = dataclasses.replace(sample, source=train)
+    gpu = fake_job(rule="train", jobid=1, output=["model.pt"], resources={"gpu": 1})
+    cpu = _job(2)
+    disk = fake_job(rule="sample", jobid=3, output=["big.txt"], resources={"knot_class": "bigdisk"})
+    calls.reset()
+    executor.run_jobs([gpu, cpu, disk])
+    assert calls["batch.SubmitJob"] == 3
+    ids = [info.external_jobid for info in executor.submitted]
+    described = executor.clients.batch.describe_jobs(jobs=ids)["jobs"]
+    queues = {job["jobId"]: job["jobQueue"] for job in described}
+    assert [queues[i] for i in ids] == [
+        executor.infra.queues["gpu"],
+        executor.infra.queues["default"],
+        executor.infra.queues["bigdisk"],
+    ]
+    assert len(set(queues.values())) == 3
+    # moto leaves resourceRequirements out of DescribeJobs; the tags name each rule.
+    rules = {job["jobId"]: job["tags"]["knot:rule"] for job in described}
+    assert [rules[i] for i in ids] == ["train", "sample", "sample"]

@@ -7,13 +7,21 @@ import datetime
 import importlib.metadata
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.plan import BuildTarget, image_spec, knot_resource
+from snakemake_executor_knot.errors import ConfigError, RuleError
+from snakemake_executor_knot.plan import (
+    BuildTarget,
+    build_target,
+    guessed_disk,
+    image_spec,
+    knot_resource,
+)
 from snakemake_executor_knot.rules.source import RuleSource
+from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 from .conftest import fake_job
 
@@ -50,3 +58,62 @@ def test_an_unpicklable_config_value_stops_planning_naming_rule_and_config():
             image_spec(source, fake_job(), TARGET, config)
     finally:
         config["log"].close()
+
+
+GUESSES = """
+rule guessed:
+    output: "a.txt"
+    shell: "touch {output}"
+
+rule mine:
+    output: "b.txt"
+    resources: disk_mb=60000
+    shell: "touch {output}"
+
+rule mine_callable:
+    output: "c.txt"
+    resources: disk_mb=lambda wc: 70000
+    shell: "touch {output}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("defaults", "guessed"),
+    [(["mem_mb=1024"], {"guessed"}), (["disk_mb=80000"], set()), (None, set())],
+    ids=["snakemakes-guess", "users-default", "no-defaults"],
+)
+def test_only_snakemakes_own_disk_guess_escapes_the_volume_check(tmp_path, defaults, guessed):
+    """Plain --default-resources give every rule "twice the input, or 50 GB", which is no
+    request; a disk size the user wrote, as a default or in the rule, is checked."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.resources import Resources
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    (tmp_path / "Snakefile").write_text(GUESSES)
+    parse = Resources.parser_factory(defaults="full", allow_expressions=True)
+    settings = ResourceSettings(default_resources=None if defaults is None else parse(defaults))
+    cwd = os.getcwd()
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            workflow = api.workflow(settings, snakefile=tmp_path / "Snakefile", workdir=tmp_path)
+            rules = workflow._workflow.rules  # no public way to the parsed rules
+            found = {rule.name for rule in rules if guessed_disk(SimpleNamespace(rule=rule))}
+    finally:
+        os.chdir(cwd)
+    assert found == guessed
+
+
+def test_classes_of_two_architectures_are_refused_before_anything_is_built():
+    """A rule's one image must run in every class; the workflow is never looked at."""
+    config = with_classes(KnotConfig(), "arm=m7g,c7g:ondemand")
+    with pytest.raises(ConfigError, match=r"mix arm64 \(c7g, m7g\) and x86_64 \(optimal\)"):
+        build_target(None, {}, config, lambda base: base.name)
+    graviton = with_classes(KnotConfig(instance_types=("m7g",)), "big=r7g:500GB")
+    assert build_target_platform(graviton) == "linux/arm64"
+
+
+def build_target_platform(config) -> str:
+    class NoLock:  # a workflow without a Snakefile next to it: no knot.lock to follow
+        basedir, main_snakefile, rules = "/nonexistent", "/nonexistent/Snakefile", []
+
+    return build_target(NoLock(), {}, config, lambda base: base.name).platform

@@ -6,10 +6,10 @@ import pytest
 
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.resources import BatchResources, batch_resources
-from snakemake_executor_knot.settings import KnotConfig
+from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 CPU = KnotConfig()
-GPU = KnotConfig(instance_types=("c5", "g4dn.xlarge"))
+GPU = with_classes(KnotConfig(), "gpu=g4dn.xlarge")
 
 
 def test_defaults():
@@ -18,7 +18,7 @@ def test_defaults():
 
 def test_threads_memory_gpu_runtime():
     resources = {"mem_mb": 4000, "gpu": 1, "runtime": 90, "disk_mb": 1000, "tmpdir": "/tmp"}
-    assert batch_resources("fit", 4, resources, GPU) == BatchResources(4, 4000, 1, 5400)
+    assert batch_resources("fit", 4, resources, GPU) == BatchResources(4, 4000, 1, 5400, "gpu")
 
 
 def test_mem_mib_is_used_without_mem_mb_and_fractions_round_up():
@@ -38,7 +38,9 @@ def test_short_runtime_is_raised_to_the_aws_minimum():
         (0, {}, CPU, r"threads=0 must be at least 1"),
         (1, {"gpu": -1}, GPU, r"gpu=-1 must be a whole number"),
         (1, {"gpu": 1.5}, GPU, r"gpu=1.5 must be a whole number"),
-        (1, {"gpu": 1}, CPU, r"--knot-instance-types.*g4dn"),
+        (1, {"gpu": 1}, CPU, r"no compute class has GPU.*--knot-compute-classes"),
+        (1, {"nvidia_gpu": 2.5}, GPU, r"nvidia_gpu=2.5 must be a whole number"),
+        (1, {"disk_mb": "lots"}, CPU, r"'disk_mb' must be a number"),
         (1, {"runtime": 0}, CPU, r"runtime=0 must be positive"),
         (1, {"mem_mb": "4GB"}, CPU, r"'mem_mb' must be a number, not '4GB'"),
         (1, {"runtime": True}, CPU, r"'runtime' must be a number"),

@@ -14,12 +14,16 @@ from .status import JobState
 RUNNABLE_WARN_S = 600.0  # RUNNABLE this long means no capacity is coming soon
 
 
+def describe_queues(batch_client, queues: list[str]) -> list[dict]:
+    try:
+        return batch_client.describe_job_queues(jobQueues=queues)["jobQueues"]
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, f"describing job queues {', '.join(queues)}", service="batch") from exc
+
+
 def queue_environments(batch_client, queue: str) -> list[str]:
     """The compute environments of a job queue, in the queue's order."""
-    try:
-        queues = batch_client.describe_job_queues(jobQueues=[queue])["jobQueues"]
-    except (BotoCoreError, ClientError) as exc:
-        raise aws_error(exc, f"describing job queue {queue}", service="batch") from exc
+    queues = describe_queues(batch_client, [queue])
     orders = [o for q in queues for o in q.get("computeEnvironmentOrder") or []]
     return [o["computeEnvironment"] for o in sorted(orders, key=lambda o: o.get("order", 0))]
 

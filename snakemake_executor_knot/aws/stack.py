@@ -17,10 +17,11 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..classes import DEFAULT_CLASS, ComputeClass, class_from_record
 from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
 from ..settings import KnotConfig
 from .clients import Clients
@@ -34,6 +35,7 @@ from .template import (
     STACK_TAG,
     Tags,
     build_template,
+    class_queue_output,
     extra_buckets,
     recorded_settings,
     render,
@@ -45,6 +47,7 @@ WAIT_TIMEOUT = 45 * 60.0
 POLL_SECONDS = 10.0
 # Bounds the create/update loop; conflicting settings stop it with an error first.
 MAX_ROUNDS = 4
+MAX_TEMPLATE_BYTES = 51_200  # CreateStack/UpdateStack's limit on TemplateBody
 # The flag behind each recorded setting, for error messages.
 SETTING_FLAGS = {
     "instance_types": "--knot-instance-types",
@@ -82,6 +85,22 @@ class Infra:
     job_queue_arn: str
     log_group: str
     job_role_arn: str
+    # Compute class -> its job queue's ARN; ``default`` is ``job_queue_arn``.
+    queues: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.queues.setdefault(DEFAULT_CLASS, self.job_queue_arn)
+
+    def queue_for(self, name: str) -> str:
+        """The job queue of a compute class; the classes a run defines are always in the
+        stack it made sure of (``ensure_infra``), so a missing one is a stack changed
+        under the run."""
+        if name not in self.queues:
+            raise AwsError(
+                f"knot's stack '{self.stack_name}' has no job queue for compute class "
+                f"'{name}'; another run changed it. Run the workflow again."
+            )
+        return self.queues[name]
 
 
 def _in_progress(status: str) -> bool:
@@ -102,8 +121,12 @@ def infra_from_stack(stack: dict, region: str) -> Infra | None:
     out = _outputs(stack)
     if not all(out.get(key) for key in OUTPUTS):
         return None
-    fields = {field: out[key] for key, field in OUTPUTS.items()}
-    return Infra(stack_name=stack["StackName"], region=region, **fields)
+    fields = {name: out[key] for key, name in OUTPUTS.items()}
+    queues = {}
+    for name in (deployed_settings(stack) or {}).get("classes") or {}:
+        if isinstance(name, str) and out.get(class_queue_output(name)):
+            queues[name] = out[class_queue_output(name)]
+    return Infra(stack_name=stack["StackName"], region=region, queues=queues, **fields)
 
 
 def require_knots(stack: dict) -> None:
@@ -314,7 +337,7 @@ def ensure_infra(
         if stack["StackStatus"] not in USABLE_STATES:
             raise ops.failure(stack, _operation(stack["StackStatus"]))
         deployed = deployed_settings(stack)
-        wanted = with_deployed_buckets(config, deployed)
+        wanted = with_deployed(config, deployed)
         body, digest = wanted_template(config, deployed)
         if deployed_hash(stack) == digest:
             return _require_outputs(stack, clients.region)
@@ -331,10 +354,18 @@ def ensure_infra(
 
 def wanted_template(config: KnotConfig, deployed: dict | None) -> tuple[str, str]:
     """The rendered template this run wants, given the deployed settings, and its hash."""
-    config = with_deployed_buckets(config, deployed)
+    config = with_deployed(config, deployed)
     boundary = boundary_arn(config.cfn_role, config.stack_name) if config.cfn_role else None
     template, digest = stamp(build_template(config, boundary))
-    return render(template), digest
+    body = render(template)
+    if len(body.encode()) > MAX_TEMPLATE_BYTES:
+        names = ", ".join(klass.name for klass in config.classes)
+        raise ConfigError(
+            f"knot's stack '{config.stack_name}' would hold too many compute classes "
+            f"({names}) for one CloudFormation template ({MAX_TEMPLATE_BYTES} bytes). Use "
+            "fewer classes, or give some workflows their own --knot-stack-name."
+        )
+    return body, digest
 
 
 def deployed_settings(stack: dict) -> dict | None:
@@ -358,13 +389,48 @@ def with_deployed_buckets(config: KnotConfig, deployed: dict | None) -> KnotConf
     return dataclasses.replace(config, buckets=tuple(sorted(names)))
 
 
+def with_deployed(config: KnotConfig, deployed: dict | None) -> KnotConfig:
+    """This run's settings plus what other runs may be using: their buckets and their
+    compute classes."""
+    return with_deployed_classes(with_deployed_buckets(config, deployed), deployed)
+
+
+def deployed_classes(deployed: dict | None) -> list[ComputeClass]:
+    """The named classes recorded in the stack, checked like a flag (hostile input)."""
+    recorded = (deployed or {}).get("classes")
+    if not isinstance(recorded, dict):
+        return []
+    return [class_from_record(name, record) for name, record in sorted(recorded.items())]
+
+
+def with_deployed_classes(config: KnotConfig, deployed: dict | None) -> KnotConfig:
+    """The stack keeps every class another run defined (its jobs may be queued there);
+    a class this run defines too takes this run's definition (see ``conflicts``)."""
+    mine = {klass.name for klass in config.classes}
+    kept = [klass for klass in deployed_classes(deployed) if klass.name not in mine]
+    if not kept:
+        return config
+    return dataclasses.replace(config, classes=(*config.classes, *kept))
+
+
 def conflicts(deployed: dict | None, wanted: KnotConfig) -> list[str]:
     """'<flag>: <deployed> deployed, <asked> asked' for each setting that differs."""
     asked = recorded_settings(wanted)
-    return [
+    found = [
         f"{flag} is {_show(deployed[key])} in the stack, this run asks for {_show(asked[key])}"
         for key, flag in SETTING_FLAGS.items()
         if deployed and key in deployed and deployed[key] != asked[key]
+    ]
+    return found + class_conflicts(deployed, wanted)
+
+
+def class_conflicts(deployed: dict | None, wanted: KnotConfig) -> list[str]:
+    stack = {klass.name: klass for klass in deployed_classes(deployed)}
+    return [
+        f"compute class '{klass.name}' is \"{stack[klass.name].describe()}\" in the stack, "
+        f'this run asks for "{klass.describe()}" (--knot-compute-classes)'
+        for klass in wanted.classes
+        if klass.name in stack and stack[klass.name] != klass
     ]
 
 
@@ -393,7 +459,9 @@ def _refuse_conflicts(clients: Clients, stack: dict, found: list[str], updated: 
 
 def _queue_busy(clients: Clients, stack: dict) -> bool:
     infra = infra_from_stack(stack, clients.region)
-    return infra is not None and bool(active_jobs(clients, infra.job_queue_arn))
+    if infra is None:
+        return False
+    return any(active_jobs(clients, queue) for queue in infra.queues.values())
 
 
 def _require_outputs(stack: dict, region: str) -> Infra:

@@ -224,12 +224,15 @@ def _queue_summaries(batch_client, queue: str, since_ms: int) -> list[dict]:
     return [s for p in pages for s in p["jobSummaryList"] if split_child(s["jobId"])[1] is None]
 
 
-def recent_jobs(batch_client, queue: str, limit: int, since_ms: int) -> list[dict]:
-    """The newest ``limit`` jobs of the queue, described (for their tags)."""
-    try:
-        summaries = _queue_summaries(batch_client, queue, since_ms)
-    except (BotoCoreError, ClientError) as exc:
-        raise aws_error(exc, f"listing jobs in queue {queue}", service="batch") from exc
+def recent_jobs(batch_client, queues: str | list[str], limit: int, since_ms: int) -> list[dict]:
+    """The newest ``limit`` jobs of the queues (one per compute class), described (for
+    their tags)."""
+    summaries = []
+    for queue in [queues] if isinstance(queues, str) else queues:
+        try:
+            summaries += _queue_summaries(batch_client, queue, since_ms)
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(exc, f"listing jobs in queue {queue}", service="batch") from exc
     summaries.sort(key=lambda s: s.get("createdAt", 0), reverse=True)
     ids = [s["jobId"] for s in summaries[:limit]]
     described = describe_jobs(batch_client, ids)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 
+from ..classes import ComputeClass, logical_prefix
 from ..names import short_hash
 from ..runtime.contract import KNOT_UID, SPEC_FOLDER, USAGE_FOLDER
 from ..settings import KnotConfig, parse_buckets
@@ -137,7 +138,7 @@ def build_template(config: KnotConfig, boundary: str | None = None) -> dict:
 def recorded_settings(config: KnotConfig) -> dict:
     """The settings the template is built from, as deployed in the ``Settings`` output; a
     later run compares them with its own (``stack.py``)."""
-    return {
+    recorded = {
         "instance_types": list(config.instance_types),
         "min_vcpus": config.min_vcpus,
         "max_vcpus": config.max_vcpus,
@@ -149,6 +150,10 @@ def recorded_settings(config: KnotConfig) -> dict:
         "files_expiry_days": config.files_expiry_days,
         "buckets": extra_buckets(config),
     }
+    # Only with classes besides default, so a stack made before classes keeps its template.
+    if config.classes:
+        recorded["classes"] = {c.name: c.as_record() for c in config.classes}
+    return recorded
 
 
 def template_hash(template: dict) -> str:
@@ -244,7 +249,7 @@ def _iam(config: KnotConfig, tags: Tags, boundary: str | None) -> dict:
             Policies=[_job_s3_policy(config), _job_secrets_policy(config)],
         ),
     }
-    if config.spot:
+    if any(klass.spot for klass in config.compute_classes):
         resources["SpotFleetRole"] = roles.role(
             "spotfleet.amazonaws.com", _managed("service-role/AmazonEC2SpotFleetTaggingRole")
         )
@@ -544,11 +549,11 @@ def user_data() -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _launch_template(config: KnotConfig, tags: Tags) -> dict:
+def _launch_template(klass: ComputeClass, tags: Tags) -> dict:
     root = {
         "DeviceName": "/dev/xvda",
         "Ebs": {
-            "VolumeSize": config.root_volume_gb,
+            "VolumeSize": klass.root_volume_gb,
             "VolumeType": "gp3",
             "Encrypted": True,
             "DeleteOnTermination": True,
@@ -569,28 +574,34 @@ def _launch_template(config: KnotConfig, tags: Tags) -> dict:
     )
 
 
-def _ec2_configuration(config: KnotConfig) -> list[dict]:
-    image = {"ImageType": "ECS_AL2_NVIDIA" if config.has_gpu_instances else "ECS_AL2023"}
-    if config.ami:
-        image["ImageIdOverride"] = config.ami
+def _ec2_configuration(klass: ComputeClass, ami: str | None) -> list[dict]:
+    # GPU classes need the ECS GPU AMI (NVIDIA driver and runtime); --knot-ami, meant for
+    # CPU instances, applies to the other classes only.
+    if klass.has_gpus:
+        return [{"ImageType": "ECS_AL2_NVIDIA"}]
+    image = {"ImageType": "ECS_AL2023"}
+    if ami:
+        image["ImageIdOverride"] = ami
     return [image]
 
 
-def _compute_resources(config: KnotConfig, tags: Tags, spot: bool) -> dict:
+def _compute_resources(
+    config: KnotConfig, klass: ComputeClass, tags: Tags, spot: bool, prefix: str
+) -> dict:
     resources = {
         "Type": "SPOT" if spot else "EC2",
         "AllocationStrategy": "SPOT_CAPACITY_OPTIMIZED" if spot else "BEST_FIT_PROGRESSIVE",
-        "MinvCpus": config.min_vcpus,
-        "MaxvCpus": config.max_vcpus,
-        "InstanceTypes": list(config.instance_types),
+        "MinvCpus": klass.min_vcpus,
+        "MaxvCpus": klass.max_vcpus,
+        "InstanceTypes": list(klass.instance_types),
         "InstanceRole": get_att("InstanceProfile", "Arn"),
         "Subnets": [ref("SubnetA"), ref("SubnetB")],
         "SecurityGroupIds": [get_att("SecurityGroup", "GroupId")],
         "LaunchTemplate": {
-            "LaunchTemplateId": ref("LaunchTemplate"),
-            "Version": get_att("LaunchTemplate", "LatestVersionNumber"),
+            "LaunchTemplateId": ref(f"{prefix}LaunchTemplate"),
+            "Version": get_att(f"{prefix}LaunchTemplate", "LatestVersionNumber"),
         },
-        "Ec2Configuration": _ec2_configuration(config),
+        "Ec2Configuration": _ec2_configuration(klass, config.ami),
         "Tags": tags.as_map(),
     }
     if spot:
@@ -599,12 +610,13 @@ def _compute_resources(config: KnotConfig, tags: Tags, spot: bool) -> dict:
     return resources
 
 
-def _environment(config: KnotConfig, tags: Tags, spot: bool) -> dict:
+def _environment(config: KnotConfig, klass: ComputeClass, tags: Tags, spot: bool) -> dict:
+    prefix = logical_prefix(klass.name)
     environment = {
         "Type": "MANAGED",
         "State": "ENABLED",
         "ServiceRole": get_att("BatchServiceRole", "Arn"),
-        "ComputeResources": _compute_resources(config, tags, spot),
+        "ComputeResources": _compute_resources(config, klass, tags, spot, prefix),
         "Tags": tags.as_map(),
     }
     # Instances need a route out before they can join the cluster.
@@ -612,16 +624,19 @@ def _environment(config: KnotConfig, tags: Tags, spot: bool) -> dict:
     return resource("AWS::Batch::ComputeEnvironment", environment, DependsOn=needs)
 
 
-def _compute(config: KnotConfig, tags: Tags) -> dict:
+def _class_compute(config: KnotConfig, klass: ComputeClass, tags: Tags) -> dict:
+    """One class's launch template, environments and queue, under ids of its own: adding
+    or changing a class leaves every other class's resources as they are."""
+    prefix = logical_prefix(klass.name)
     resources = {
-        "LaunchTemplate": _launch_template(config, tags),
-        "OnDemandEnvironment": _environment(config, tags, spot=False),
+        f"{prefix}LaunchTemplate": _launch_template(klass, tags),
+        f"{prefix}OnDemandEnvironment": _environment(config, klass, tags, spot=False),
     }
     order = []
-    if config.spot:
-        resources["SpotEnvironment"] = _environment(config, tags, spot=True)
-        order.append("SpotEnvironment")
-    order.append("OnDemandEnvironment")
+    if klass.spot:
+        resources[f"{prefix}SpotEnvironment"] = _environment(config, klass, tags, spot=True)
+        order.append(f"{prefix}SpotEnvironment")
+    order.append(f"{prefix}OnDemandEnvironment")
     queue = {
         "Priority": 1,
         "State": "ENABLED",
@@ -630,8 +645,20 @@ def _compute(config: KnotConfig, tags: Tags) -> dict:
         ],
         "Tags": tags.as_map(),
     }
-    resources["JobQueue"] = resource("AWS::Batch::JobQueue", queue)
+    resources[f"{prefix}JobQueue"] = resource("AWS::Batch::JobQueue", queue)
     return resources
+
+
+def _compute(config: KnotConfig, tags: Tags) -> dict:
+    resources = {}
+    for klass in config.compute_classes:
+        resources.update(_class_compute(config, klass, tags))
+    return resources
+
+
+def class_queue_output(name: str) -> str:
+    """The output holding a class's queue ARN; the default class's predates classes."""
+    return f"{logical_prefix(name)}JobQueueArn"
 
 
 def _outputs(config: KnotConfig) -> dict:
@@ -644,6 +671,9 @@ def _outputs(config: KnotConfig) -> dict:
         "JobRoleArn": get_att("JobRole", "Arn"),
     }
     outputs = {key: {"Value": values[key]} for key in OUTPUTS}
+    for klass in config.classes:
+        queue = ref(f"{logical_prefix(klass.name)}JobQueue")
+        outputs[class_queue_output(klass.name)] = {"Value": queue}
     settings = json.dumps(recorded_settings(config), sort_keys=True, separators=(",", ":"))
     outputs[SETTINGS_OUTPUT] = {"Value": settings}
     return outputs

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..aws.capacity import describe_queues
 from ..aws.clients import Clients, make_clients
 from ..aws.service_role import find_service_role
 from ..aws.stack import (
+    Infra,
     StackOps,
     conflicts,
     deployed_hash,
@@ -23,6 +25,8 @@ from ..aws.template import (
     SPEC_PREFIX,
     UNTAGGED_IMAGE_DAYS,
 )
+from ..classes import DEFAULT_CLASS, class_from_record
+from ..errors import ConfigError
 from ..settings import KnotConfig
 
 
@@ -53,7 +57,38 @@ def status_report(clients: Clients, config: KnotConfig) -> str:
             f"Log group:   {infra.log_group}",
             f"Job role:    {infra.job_role_arn}",
         ]
+        lines += class_lines(clients, infra, settings)
     return "\n".join(lines)
+
+
+def class_lines(clients: Clients, infra: Infra, settings: dict | None) -> list[str]:
+    """Each compute class as deployed, its job queue and the queue's state and status."""
+    defined = class_definitions(settings)
+    described = describe_queues(clients.batch, [*infra.queues.values()])
+    queues = {queue["jobQueueArn"]: queue for queue in described}
+    lines = []
+    for name in sorted(infra.queues, key=lambda name: (name != DEFAULT_CLASS, name)):
+        arn = infra.queues[name]
+        queue = queues.get(arn, {})
+        state = f"{queue.get('state', '?')}, {queue.get('status', '?')}"
+        lines.append(f"Class:       {defined.get(name, name)}")
+        lines.append(f"  queue:     {arn} ({state})")
+    return lines
+
+
+def class_definitions(settings: dict | None) -> dict[str, str]:
+    """Each deployed class in the grammar of --knot-compute-classes; the default class is
+    the stack-wide settings, recorded under the same keys."""
+    settings = settings or {}
+    named = settings.get("classes")
+    records = {**(named if isinstance(named, dict) else {}), DEFAULT_CLASS: settings}
+    shown = {}
+    for name, record in records.items():
+        try:
+            shown[name] = class_from_record(name, record).describe()
+        except ConfigError:  # e.g. a default with GPU types, made before classes existed
+            shown[name] = f"{name} (its recorded definition is not one knot accepts now)"
+    return shown
 
 
 def retention_lines(settings: dict | None) -> list[str]:

@@ -55,7 +55,7 @@ def _deployed(config: KnotConfig) -> tuple[Clients, Infra]:
 def _jobs(args: argparse.Namespace, config: KnotConfig) -> int:
     clients, infra = _deployed(config)
     since_ms = int((time.time() - args.hours * 3600) * 1000)
-    jobs = recent_jobs(clients.batch, infra.job_queue_arn, args.limit, since_ms)
+    jobs = recent_jobs(clients.batch, [*infra.queues.values()], args.limit, since_ms)
     now_ms = int(time.time() * 1000)
     headers = ["JOB ID", "NAME", "RULE", "STATUS", "DURATION"]
     print(format_table(headers, [job_row(job, now_ms) for job in jobs]))

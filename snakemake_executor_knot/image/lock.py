@@ -525,7 +525,7 @@ def platform_for(instance_types: tuple[str, ...]) -> str:
         raise ConfigError(
             f"The instance types mix arm64 ({', '.join(arm)}) and x86_64 ({', '.join(x86)}). "
             "Each rule's image is built for one architecture: list only Graviton types or "
-            "only x86 types in --knot-instance-types."
+            "only x86 types in --knot-instance-types and --knot-compute-classes."
         )
     return "linux/arm64" if arm else "linux/amd64"
 

@@ -28,13 +28,14 @@ from snakemake_executor_knot.aws.stack import (
     teardown,
     with_deployed_buckets,
 )
+from snakemake_executor_knot.aws.status import recent_jobs
 from snakemake_executor_knot.aws.template import HASH_OUTPUT, build_template, stamp
 from snakemake_executor_knot.cli.infra import status_report
 from snakemake_executor_knot.emulator.patches import (
     serialised,
 )
 from snakemake_executor_knot.errors import AwsError, ConfigError
-from snakemake_executor_knot.settings import KnotConfig
+from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 from ..conftest import REGION
 from .test_policy import allowed
@@ -469,8 +470,10 @@ def test_iam_policy_allows_every_call_infra_makes(clients, deployed, calls):
     create_service_role(clients, "knot")  # the administrator, once
     calls.attach(clients, services=("iam", "sts"))
     calls.reset()
-    config = find_service_role(clients, CONFIG)
-    ensure_infra(clients, config)
+    # With a class added: the update, a second queue to describe, submit to and tear down.
+    config = find_service_role(clients, with_classes(CONFIG, "gpu=g5"))
+    infra = ensure_infra(clients, config)
+    assert calls["cloudformation.UpdateStack"] == 1 and "gpu" in infra.queues
     status_report(clients, config)
     teardown(clients, config, force=True)
     made = {
@@ -496,6 +499,9 @@ def test_iam_policy_names_the_resources_the_stack_really_has(clients):
     assert allowed(policy, "ecr:PutImage", repository["repositories"][0]["repositoryArn"])
     assert allowed(policy, "logs:GetLogEvents", group)
     assert allowed(policy, "batch:SubmitJob", infra.job_queue_arn, **stack_tag)
+    classed = ensure_infra(clients, with_classes(CONFIG, "gpu=g5; bigdisk=m6i:500GB"))
+    for queue in classed.queues.values():
+        assert allowed(policy, "batch:SubmitJob", queue, **stack_tag)
     assert allowed(policy, "iam:PassRole", infra.job_role_arn, **to_batch)
 
 
@@ -509,3 +515,121 @@ def test_status_shows_retention_and_differing_settings(clients):
     assert "images: the newest 1000 tagged, untagged after 1 day" in report
     assert "Differs:     --knot-max-vcpus is 16 in the stack, this run asks for 64" in report
     assert "Made by:     your own identity (no service role)" in report
+
+
+# --- compute classes -------------------------------------------------------------------------
+
+GPU = with_classes(CONFIG, "gpu=g5")
+
+
+def _physical_ids(clients: Clients) -> dict[str, str]:
+    pages = clients.cloudformation.get_paginator("list_stack_resources").paginate(StackName="knot")
+    return {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for page in pages
+        for r in page["StackResourceSummaries"]
+    }
+
+
+def _environment_types(clients: Clients, queue: str) -> list[list[str]]:
+    (found,) = clients.batch.describe_job_queues(jobQueues=[queue])["jobQueues"]
+    arns = [o["computeEnvironment"] for o in found["computeEnvironmentOrder"]]
+    environments = clients.batch.describe_compute_environments(computeEnvironments=arns)
+    return [e["computeResources"]["instanceTypes"] for e in environments["computeEnvironments"]]
+
+
+def test_adding_a_class_updates_in_place_under_the_other_classes_running_jobs(clients, calls):
+    first = ensure_infra(clients, CONFIG)
+    before = _physical_ids(clients)
+    running = _active_job(
+        clients, first, _job_definition(clients, "knot-00", {"knot:stack": "knot"})
+    )
+    calls.reset()
+    second = ensure_infra(clients, GPU)
+    assert calls["cloudformation.UpdateStack"] == 1
+    after = _physical_ids(clients)
+    # Every resource that was there is the same resource: nothing replaced.
+    assert {key: after[key] for key in before} == before
+    assert set(after) - set(before) == {
+        "ClassGpuLaunchTemplate",
+        "ClassGpuOnDemandEnvironment",
+        "ClassGpuSpotEnvironment",
+        "ClassGpuJobQueue",
+    }
+    assert second.job_queue_arn == first.job_queue_arn == second.queues["default"]
+    assert _environment_types(clients, second.queues["gpu"]) == [["g5"], ["g5"]]
+    (job,) = clients.batch.describe_jobs(jobs=[running])["jobs"]
+    assert job["status"] == "RUNNING"
+
+
+def test_a_run_that_does_not_mention_a_class_keeps_it(clients, calls):
+    ensure_infra(clients, GPU)
+    calls.reset()
+    infra = ensure_infra(clients, CONFIG)
+    assert calls["cloudformation.UpdateStack"] == 0
+    assert sorted(infra.queues) == ["default", "gpu"]
+    # A run with another class adds it next to the kept one.
+    infra = ensure_infra(clients, with_classes(CONFIG, "bigdisk=m6i:500GB"))
+    assert sorted(infra.queues) == ["bigdisk", "default", "gpu"]
+
+
+def test_a_class_redefined_under_its_jobs_is_one_clear_error(clients, calls):
+    infra = ensure_infra(clients, GPU)
+    definition = _job_definition(clients, "knot-01", {"knot:stack": "knot"})
+    job = clients.batch.submit_job(
+        jobName="gpu-job", jobQueue=infra.queues["gpu"], jobDefinition=definition
+    )["jobId"]
+    backend_job = batch_backends[DEFAULT_ACCOUNT_ID][REGION]._jobs[job]
+    backend_job.status, backend_job.job_stopped = "RUNNING", False
+    calls.reset()
+    with pytest.raises(ConfigError) as caught:
+        ensure_infra(clients, with_classes(CONFIG, "gpu=g4dn:ondemand"))
+    assert calls["cloudformation.UpdateStack"] == 0
+    message = str(caught.value)
+    assert (
+        "compute class 'gpu' is \"gpu=g5:30GB:spot:maxvcpus=16\" in the stack, this run asks "
+        'for "gpu=g4dn:30GB:ondemand:maxvcpus=16" (--knot-compute-classes)'
+    ) in message
+    assert "jobs are active" in message
+
+
+def test_an_idle_class_is_redefined_in_place(clients, calls):
+    first = ensure_infra(clients, GPU)
+    calls.reset()
+    second = ensure_infra(clients, with_classes(CONFIG, "gpu=g4dn"))
+    assert calls["cloudformation.UpdateStack"] == 1
+    assert second.queues["gpu"] == first.queues["gpu"]
+    # moto's CloudFormation does not pass updates on to Batch; the stack's template shows
+    # what AWS would do.
+    body = clients.cloudformation.get_template(StackName="knot")["TemplateBody"]
+    template = json.loads(body) if isinstance(body, str) else body
+    compute = template["Resources"]["ClassGpuSpotEnvironment"]["Properties"]["ComputeResources"]
+    assert compute["InstanceTypes"] == ["g4dn"]
+
+
+def test_status_shows_each_class_its_queue_and_state(clients):
+    infra = ensure_infra(clients, with_classes(CONFIG, "gpu=g5:ondemand; bigdisk=m6i:500GB"))
+    report = status_report(clients, KnotConfig(stack_name="knot"))
+    lines = report.splitlines()
+    start = lines.index("Class:       default=optimal:30GB:spot:maxvcpus=16")
+    assert lines[start:] == [
+        "Class:       default=optimal:30GB:spot:maxvcpus=16",
+        f"  queue:     {infra.job_queue_arn} (ENABLED, VALID)",
+        "Class:       bigdisk=m6i:500GB:spot:maxvcpus=16",
+        f"  queue:     {infra.queues['bigdisk']} (ENABLED, VALID)",
+        "Class:       gpu=g5:30GB:ondemand:maxvcpus=16",
+        f"  queue:     {infra.queues['gpu']} (ENABLED, VALID)",
+    ]
+
+
+def test_knot_jobs_lists_the_jobs_of_every_class(clients):
+    infra = ensure_infra(clients, GPU)
+    definition = _job_definition(clients, "knot-02", {"knot:stack": "knot"})
+    ids = {
+        name: clients.batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition)[
+            "jobId"
+        ]
+        for name, queue in infra.queues.items()
+    }
+    jobs = recent_jobs(clients.batch, [*infra.queues.values()], limit=10, since_ms=0)
+    assert sorted(job["jobId"] for job in jobs) == sorted(ids.values())

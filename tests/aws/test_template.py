@@ -28,7 +28,7 @@ from snakemake_executor_knot.aws.template import (
 from snakemake_executor_knot.errors import ConfigError
 from snakemake_executor_knot.image.dockerfile import ImageSpec, render_dockerfile
 from snakemake_executor_knot.runtime.contract import KNOT_UID
-from snakemake_executor_knot.settings import KnotConfig
+from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 CUSTOM = KnotConfig(
     stack_name="knot-test",
@@ -41,6 +41,10 @@ CUSTOM = KnotConfig(
     buckets=("my-data", "s3://my-results/"),
     tags=(("team", "neuro"), ("project", "hcp")),
 )
+
+
+CLASSES = "gpu=g5,g4dn:ondemand:maxvcpus=32; bigdisk=m6i:500GB"
+CLASSED = with_classes(CUSTOM, CLASSES)
 
 
 def resources(config: KnotConfig) -> dict:
@@ -241,11 +245,69 @@ def test_root_volume_size_goes_into_the_launch_template():
     assert device["Ebs"]["Encrypted"] is True
 
 
-def test_default_ami_is_ecs_optimised_and_gpu_types_get_the_nvidia_image():
+def test_default_ami_is_ecs_optimised_and_gpu_classes_get_the_nvidia_image():
     default = props(KnotConfig(), "OnDemandEnvironment")["ComputeResources"]
     assert default["Ec2Configuration"] == [{"ImageType": "ECS_AL2023"}]
-    gpu = props(KnotConfig(instance_types=("g5.xlarge",)), "OnDemandEnvironment")
-    assert gpu["ComputeResources"]["Ec2Configuration"] == [{"ImageType": "ECS_AL2_NVIDIA"}]
+    # --knot-ami is for CPU instances: a GPU class keeps the ECS GPU image.
+    gpu = props(CLASSED, "ClassGpuOnDemandEnvironment")["ComputeResources"]
+    assert gpu["Ec2Configuration"] == [{"ImageType": "ECS_AL2_NVIDIA"}]
+    bigdisk = props(CLASSED, "ClassBigdiskSpotEnvironment")["ComputeResources"]
+    assert bigdisk["Ec2Configuration"][0]["ImageIdOverride"] == "ami-0123456789abcdef0"
+
+
+def test_each_class_has_its_own_launch_template_environments_and_queue():
+    queues = of_type(CLASSED, "AWS::Batch::JobQueue")
+    assert sorted(queues) == ["ClassBigdiskJobQueue", "ClassGpuJobQueue", "JobQueue"]
+    assert sorted(of_type(CLASSED, "AWS::Batch::ComputeEnvironment")) == [
+        "ClassBigdiskOnDemandEnvironment",
+        "ClassBigdiskSpotEnvironment",
+        "ClassGpuOnDemandEnvironment",  # :ondemand, so no spot environment
+        "OnDemandEnvironment",
+        "SpotEnvironment",
+    ]
+    gpu = props(CLASSED, "ClassGpuOnDemandEnvironment")["ComputeResources"]
+    assert (gpu["InstanceTypes"], gpu["MinvCpus"], gpu["MaxvCpus"]) == (["g5", "g4dn"], 0, 32)
+    assert gpu["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "ClassGpuLaunchTemplate"}
+    assert props(CLASSED, "ClassGpuJobQueue")["ComputeEnvironmentOrder"] == [
+        {"Order": 1, "ComputeEnvironment": {"Ref": "ClassGpuOnDemandEnvironment"}}
+    ]
+    disk = props(CLASSED, "ClassBigdiskLaunchTemplate")["LaunchTemplateData"]
+    assert disk["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 500
+    bigdisk = props(CLASSED, "ClassBigdiskSpotEnvironment")["ComputeResources"]
+    assert (bigdisk["InstanceTypes"], bigdisk["MaxvCpus"]) == (["m6i"], 64)
+
+
+def test_each_class_queue_is_an_output_and_the_classes_are_recorded():
+    outputs = build_template(CLASSED)["Outputs"]
+    assert outputs["ClassGpuJobQueueArn"] == {"Value": {"Ref": "ClassGpuJobQueue"}}
+    assert outputs["ClassBigdiskJobQueueArn"] == {"Value": {"Ref": "ClassBigdiskJobQueue"}}
+    recorded = json.loads(outputs[SETTINGS_OUTPUT]["Value"])["classes"]
+    assert recorded["gpu"] == {
+        "instance_types": ["g5", "g4dn"],
+        "spot": False,
+        "root_volume_gb": 100,
+        "max_vcpus": 32,
+    }
+    # Without classes nothing is recorded, so a stack made before classes keeps its hash.
+    assert "classes" not in json.loads(build_template(CUSTOM)["Outputs"][SETTINGS_OUTPUT]["Value"])
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [(CUSTOM, CLASSED), (CLASSED, with_classes(CUSTOM, CLASSES + "; extra=r6i:ondemand"))],
+    ids=["first-class", "third-class"],
+)
+def test_adding_a_class_leaves_every_existing_resource_as_it_was(before, after):
+    """CloudFormation updates in place, and replaces nothing, when each logical id keeps
+    its type and properties: the old classes' queues and their jobs are untouched."""
+    old, new = resources(before), resources(after)
+    assert {key: new[key] for key in old} == old
+    added = {new[key]["Type"] for key in set(new) - set(old)}
+    assert added == {
+        "AWS::EC2::LaunchTemplate",
+        "AWS::Batch::ComputeEnvironment",
+        "AWS::Batch::JobQueue",
+    }
 
 
 def test_repository_scans_on_push_and_bounds_its_images():
@@ -346,8 +408,8 @@ def test_stamp_adds_the_hash_as_an_output_without_changing_resources():
 
 @pytest.mark.parametrize(
     "config",
-    [CUSTOM, KnotConfig(spot=False), KnotConfig(instance_types=("p3.2xlarge",), buckets=("x12",))],
-    ids=["spot", "on-demand-only", "gpu"],
+    [CUSTOM, KnotConfig(spot=False), with_classes(KnotConfig(buckets=("x12",)), "gpu=p3:90GB")],
+    ids=["spot", "on-demand-only", "classes"],
 )
 def test_cfn_lint_finds_no_errors(config):
     stamped, _ = stamp(build_template(config))
@@ -389,7 +451,9 @@ def _checkov(template: dict, tmp_path) -> dict:
     }
 
 
-@pytest.mark.parametrize("config", [CUSTOM, KnotConfig(spot=False)], ids=["spot", "on-demand"])
+@pytest.mark.parametrize(
+    "config", [CUSTOM, KnotConfig(spot=False), CLASSED], ids=["spot", "on-demand", "classes"]
+)
 def test_checkov_finds_nothing_but_the_justified_skips(config, tmp_path):
     stamped, _ = stamp(build_template(config))
     found = _checkov(stamped, tmp_path)
