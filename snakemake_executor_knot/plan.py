@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .emulator.state import emulator_state
-from .errors import RuleError
+from .groups import Member, group_image, member_rules, plan_name
 from .image.dockerfile import ImageSpec
 from .image.lock import BaseImage, Lock, platform_for
 from .image.requirements import find_requirements, parse_packages
@@ -28,7 +28,7 @@ from .locking import (
 )
 from .resources import batch_resources
 from .rules.source import RuleSource, check_supported, rule_source
-from .runtime.contract import RULE_DIR
+from .runtime.contract import GROUP_KIND, RULE_DIR
 from .settings import KnotConfig, default_base_image
 
 log = logging.getLogger("knot")
@@ -51,18 +51,23 @@ class RulePlan:
 
 
 def remote_rules(jobs) -> dict[str, object]:
-    """The first job of each rule knot will run (local rules stay with Snakemake)."""
+    """The first job of each rule knot will run (local rules stay with Snakemake); a group
+    job counts with each of its members."""
     rules = {}
     for job in jobs:
         if job.is_local:
             continue
-        if job.is_group():
-            raise RuleError(
-                f"Group jobs ({', '.join(sorted(r.name for r in job.rules))}) are not "
-                "supported by knot: remove the 'group:' directive or the --groups flag."
-            )
-        rules.setdefault(job.rule.name, job)
+        for member in job.jobs if job.is_group() else (job,):
+            rules.setdefault(member.rule.name, member)
     return rules
+
+
+def group_plan(job, plans: Mapping[str, RulePlan]) -> RulePlan:
+    """The plan of a group job: one image for all its member rules (groups.group_image
+    refuses members that cannot share one)."""
+    parts = [Member(name, plans[name].image, plans[name].image_uri) for name in member_rules(job)]
+    image = group_image(plan_name(job), str(job.groupid), parts)
+    return RulePlan(source=RuleSource(rule=plan_name(job), kind=GROUP_KIND), image=image)
 
 
 @dataclass(frozen=True)
