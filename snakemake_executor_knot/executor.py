@@ -100,7 +100,6 @@ class Executor(RemoteExecutor):
         wanted = {j.rule.name: plans[j.rule.name] for j in jobs if not (is_group(j) or j.is_local)}
         for group in {plan_name(j): j for j in jobs if is_group(j) and not j.is_local}.values():
             wanted[plan_name(group)] = group_plan(group, plans)
-            group_resources(group, self.knot)
         singles = [m for job in jobs for m in (job.jobs if is_group(job) else (job,))]
         check_job_resources(singles, self.knot)
         for job in singles:

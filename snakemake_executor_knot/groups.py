@@ -150,7 +150,10 @@ def failed_member(spec: dict, lines: list[str]) -> str | None:
 def group_resources(job, config: KnotConfig) -> BatchResources:
     """Members run one at a time, so the job needs the largest member's vCPUs, memory and
     GPUs, and the sum of their time limits (none if any member has none). Each member's
-    own values are checked as a single job's would be."""
+    own values are checked as a single job's would be; sizes are never incompatible, as
+    knot checks each dimension against the largest instance on its own, so the largest
+    of each dimension fits whenever each member does. A member asking for GPUs gives the
+    whole group its GPUs."""
     sizes = [
         batch_resources(m.rule.name, m.threads, dict(m.resources.items()), config) for m in job.jobs
     ]
