@@ -144,6 +144,23 @@ def failed_member(spec: dict, lines: list[str]) -> str | None:
     return None
 
 
+def check_sequential(job) -> None:
+    """knot runs a group's members one at a time; a pipe() or service() output needs its
+    reader running at the same time, so such a group would hang."""
+    for member in members(job):
+        for f in member.output:
+            flags = getattr(f, "flags", {}) or {}
+            if flags.get("pipe") or flags.get("service"):
+                kind = "pipe" if flags.get("pipe") else "service"
+                raise _incompatible(
+                    str(job.groupid),
+                    ", ".join(member_rules(job)),
+                    f"rule '{member.rule.name}' writes {kind}() output {f}, which needs its "
+                    "reader to run at the same time, and knot runs members one at a time",
+                    f"write {f} as a plain (or temp()) file",
+                )
+
+
 # ---- one Batch size, one image
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .emulator.state import emulator_state
-from .groups import Member, group_image, member_rules, plan_name
+from .groups import Member, check_sequential, group_image, member_rules, plan_name
 from .image.dockerfile import ImageSpec
 from .image.lock import BaseImage, Lock, platform_for
 from .image.requirements import find_requirements, parse_packages
@@ -66,6 +66,7 @@ def group_plan(job, plans: Mapping[str, RulePlan]) -> RulePlan:
     """The plan of a group job: one image for all its member rules (groups.group_image
     refuses members that cannot share one)."""
     parts = [Member(name, plans[name].image, plans[name].image_uri) for name in member_rules(job)]
+    check_sequential(job)
     image = group_image(plan_name(job), str(job.groupid), parts)
     return RulePlan(source=RuleSource(rule=plan_name(job), kind=GROUP_KIND), image=image)
 

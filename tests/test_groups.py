@@ -15,6 +15,7 @@ from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.groups import (
     Member,
     build_group_spec,
+    check_sequential,
     external_inputs,
     failed_member,
     group_image,
@@ -189,6 +190,15 @@ def test_a_group_time_limit_is_the_sum_of_its_members():
     upper = next(m for m in group.jobs if m.rule.name == "upper")
     upper.resources = ResourceList(fromdict={"_cores": 1, "runtime": 1})
     assert group_resources(group, KnotConfig()).timeout_s == (10 + 5 + 1) * 60
+
+
+def test_a_pipe_inside_a_group_is_refused_as_members_run_one_at_a_time():
+    group = _group()
+    upper = next(m for m in group.jobs if m.rule.name == "upper")
+    upper.output[0].flags["pipe"] = True
+    with pytest.raises(RuleError, match=r"rule 'upper' writes pipe\(\) output work/a.tmp"):
+        check_sequential(group)
+    check_sequential(_group())
 
 
 def test_the_failing_member_is_read_from_the_log_tail():
