@@ -27,6 +27,19 @@ from .aws.status import StatusPoller, describe_exit, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
 from .aws.template import STACK_TAG
 from .errors import ConfigError, KnotError
+from .groups import (
+    benchmarks,
+    build_group_spec,
+    external_inputs,
+    failed_member,
+    group_resources,
+    home_items,
+    is_group,
+    job_key,
+    job_label,
+    member_rules,
+    plan_name,
+)
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
 from .pathcheck import check_job_paths
@@ -34,13 +47,15 @@ from .plan import (
     RulePlan,
     build_target,
     check_job_resources,
-    job_batch_resources,
+    group_plan,
     plan_rule,
     remote_rules,
 )
 from .progress import Progress
 from .reattach import SPEC_TAG, Adopted, Adopter, Entry, spec_hash, submission_hash
 from .record import RunLog, pricing, usage_location, write_record
+from .resources import job_batch_resources
+from .runtime.contract import GROUP_KIND
 from .settings import KnotConfig, bucket_name_problem, parse_settings
 from .staging import LocalStaging, ensure_bucket
 
@@ -60,7 +75,8 @@ class Executor(RemoteExecutor):
         self.progress = Progress(self.logger.info)
         self.capacity = RunnableWatch(self._environments)
         self._environment_arns: list[str] | None = None
-        self.plans: dict[str, RulePlan] = {}
+        self.plans: dict[str, RulePlan] = {}  # by rule, or by groups.plan_name
+        self.member_plans: dict[str, RulePlan] = {}  # every rule's, grouped or not
         self.infra = None
         # Snakemake's status thread is already running; it must find a poller even while
         # the first preparation (stack, images) is still under way.
@@ -72,17 +88,24 @@ class Executor(RemoteExecutor):
     # -- preparation: everything that can fail does so before the first submission --
 
     def _prepare(self, jobs) -> None:
+        jobs = list(dict.fromkeys(self.dag.get_job_group(job) or job for job in jobs))
         rules = remote_rules(jobs)
         if not rules:
             return
         workflow = next(iter(rules.values())).rule.workflow
         target = build_target(workflow, rules, self.knot, self._base_reference)
         plans = {name: plan_rule(workflow, job, self.knot, target) for name, job in rules.items()}
-        check_job_resources(jobs, self.knot)
-        for job in jobs:
+        self.member_plans.update(plans)
+        # A rule that runs only inside groups needs no image of its own: its group's has it.
+        wanted = {j.rule.name: plans[j.rule.name] for j in jobs if not (is_group(j) or j.is_local)}
+        for group in {plan_name(j): j for j in jobs if is_group(j) and not j.is_local}.values():
+            wanted[plan_name(group)] = group_plan(group, plans)
+        singles = [m for job in jobs for m in (job.jobs if is_group(job) else (job,))]
+        check_job_resources(singles, self.knot)
+        for job in singles:
             if not job.is_local:
                 check_job_paths(job, Path.cwd())
-        self._provision(plans)
+        self._provision(wanted)
 
     def _docker(self):
         # The docker SDK is slow to import, and Snakemake imports every installed executor
@@ -145,7 +168,7 @@ class Executor(RemoteExecutor):
 
     def _plan_for(self, jobs) -> None:
         """Rules first seen after start (e.g. behind a checkpoint) are prepared on arrival."""
-        new = [job for job in jobs if job.rule.name not in self.plans]
+        new = [job for job in jobs if job_label(job) not in self.plans]
         if new:
             self._prepare(new)
 
@@ -172,7 +195,7 @@ class Executor(RemoteExecutor):
         of earlier runs, and so would a local one on disk. A file output is replaced whole
         by the new upload, so it is left alone (and no call is spent on it)."""
         removed = False
-        for job in jobs:
+        for job in (m for j in jobs for m in (j.jobs if is_group(j) else (j,))):
             for f in job.output:
                 if getattr(f, "is_directory", False) and not getattr(f, "flags", {}).get("update"):
                     self.workflow.async_run(f.remove(remove_non_empty_dir=True))
@@ -185,16 +208,18 @@ class Executor(RemoteExecutor):
         off, the job id makes every key unique."""
         groups: dict[tuple, list] = defaultdict(list)
         for job in jobs:
-            resources = job_batch_resources(job, self.knot)
-            key = (job.rule.name, resources)
+            if is_group(job):
+                resources = group_resources(job, self.knot)
+            else:
+                resources = job_batch_resources(job, self.knot)
+            key = (job_label(job), resources)
             if not self.knot.array_jobs:
-                key = (*key, job.jobid)
+                key = (*key, job_key(job))
             groups[key].append(job)
         return groups
 
     def _submit(self, plan: RulePlan, resources, jobs) -> None:
-        config = jobs[0].rule.workflow.config
-        specs = [build_spec(job, plan.source.kind, self.staging.uri_for, config) for job in jobs]
+        specs = [self._spec(job, plan) for job in jobs]
         # Hashed before the run's own envvars secret joins them, so a later run adopts.
         hashes = [spec_hash(spec) for spec in specs]
         if self.envvars_ref:
@@ -207,14 +232,22 @@ class Executor(RemoteExecutor):
             picked = ([jobs[i] for i in rest], [specs[i] for i in rest], [hashes[i] for i in rest])
             self._submit_new(plan, resources, *picked)
 
+    def _spec(self, job, plan: RulePlan) -> dict:
+        first = next(iter(job.jobs)) if is_group(job) else job
+        config = first.rule.workflow.config
+        if not is_group(job):
+            return build_spec(job, plan.source.kind, self.staging.uri_for, config)
+        kinds = {name: self.member_plans[name].source.kind for name in member_rules(job)}
+        return build_group_spec(job, kinds, self.staging.uri_for, config)
+
     def _adopt(self, job, spec: dict, resources, found: Adopted) -> None:
         """A job an earlier run submitted, with the same rule, spec content and image, is
         still running or has succeeded: follow it instead of paying for it again."""
         bucket, key = found.spec_uri[len("s3://") :].partition("/")[::2]
         where = usage_location(bucket, key, found.index)
-        self.run_log.submitted(job.jobid, found.batch_id, resources, where, adopted=True)
+        self.run_log.submitted(job_key(job), found.batch_id, resources, where, adopted=True)
         self.logger.info(
-            f"knot: rule {job.rule.name}, jobid {job.jobid}: adopted Batch job "
+            f"knot: rule {job_label(job)}, jobid {job_key(job)}: adopted Batch job "
             f"{found.batch_id}, left running by an earlier run"
         )
         self.report_job_submission(
@@ -223,14 +256,16 @@ class Executor(RemoteExecutor):
 
     def _submit_new(self, plan: RulePlan, resources, jobs, specs, hashes) -> None:
         for spec in specs:
-            self.staging.upload_inputs(self._local_paths(spec["input"]), plan.name)
-        key = f"knot/specs/{self.run_id}/{plan.name}-{jobs[0].jobid}.jsonl"
+            self.staging.upload_inputs(self._local_paths(external_inputs(spec)), plan.name)
+        key = f"knot/specs/{self.run_id}/{plan.name}-{job_key(jobs[0])}.jsonl"
         written = upload_specs(self.clients.s3, self.infra.bucket, key, specs, plan.name)
         array = len(jobs) > 1
         tag = submission_hash(hashes)
         request = build_submit_request(
             job_name=batch_job_name(
-                plan.name, {} if array else dict(jobs[0].wildcards_dict), jobs[0].jobid
+                plan.name,
+                {} if array or is_group(jobs[0]) else dict(jobs[0].wildcards_dict),
+                job_key(jobs[0]),
             ),
             job_definition_arn=plan.job_definition_arn,
             job_queue=self.infra.queue_for(resources.compute_class),
@@ -257,7 +292,7 @@ class Executor(RemoteExecutor):
                     plan.image_uri,
                     plan.job_definition_arn,
                     plan.name,
-                    job.jobid,
+                    job_key(job),
                     uri,
                     index,
                 )
@@ -266,13 +301,13 @@ class Executor(RemoteExecutor):
         )
         for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
             where = usage_location(self.infra.bucket, key, index)
-            self.run_log.submitted(job.jobid, externals[index], resources, where)
+            self.run_log.submitted(job_key(job), externals[index], resources, where)
             self.report_job_submission(
                 SubmittedJobInfo(job, external_jobid=externals[index], aux={"spec": spec})
             )
 
-    def _local_paths(self, files: dict) -> list[str]:
-        return [i["path"] for i in files["items"] if self.staging.holds(i["uri"])]
+    def _local_paths(self, items: list[dict]) -> list[str]:
+        return [i["path"] for i in items if self.staging.holds(i["uri"])]
 
     # -- status --
 
@@ -287,12 +322,12 @@ class Executor(RemoteExecutor):
         for info in active_jobs:
             state = states.get(info.external_jobid)
             if state is not None and state.finished:
-                self.run_log.finished(info.job.jobid, state)
+                self.run_log.finished(job_key(info.job), state)
                 if state.status == "SUCCEEDED":
                     self._succeeded(info)
                 else:
                     self._failed(info, state)
-                self.run_log.reported(info.job.jobid)
+                self.run_log.reported(job_key(info.job))
                 reported.append(info.external_jobid)
             elif self._lost(info, state):
                 self.report_job_error(info, msg=_lost_message(info))
@@ -324,7 +359,8 @@ class Executor(RemoteExecutor):
         return info.aux["unknown_polls"] >= LOST_AFTER_POLLS
 
     def _succeeded(self, info: SubmittedJobInfo) -> None:
-        _forget_directory_misses(info.job)
+        for job in info.job.jobs if is_group(info.job) else (info.job,):
+            _forget_directory_misses(job)
         spec = info.aux["spec"]
         try:
             self._fetch_local(spec, "output", must_exist=True)
@@ -343,12 +379,19 @@ class Executor(RemoteExecutor):
         with contextlib.suppress(KnotError):
             self._fetch_local(spec, "log", must_exist=False)
         msg = (
-            f"AWS Batch job {info.external_jobid} of rule '{spec['rule']}' failed: "
+            f"AWS Batch job {info.external_jobid} of {_what_failed(spec, tail)} failed: "
             f"{state.reason or 'no reason given'} ({describe_exit(state.exit_code)}).\n"
             f"Last lines of its log ({state.log_stream or 'no log stream'}):\n"
             + "\n".join(tail or ["<log empty or not found>"])
         )
         self.report_job_error(info, msg=msg, aux_logs=[str(aux_log)])
+
+    def print_job_error(self, job_info: SubmittedJobInfo, msg=None, **kwargs) -> None:
+        # Snakemake's GroupJob.log_error drops the message (which rule failed, the log
+        # tail): say it first.
+        if msg and is_group(job_info.job):
+            self.logger.error(msg)
+        super().print_job_error(job_info, msg, **kwargs)
 
     def _save_log(self, info: SubmittedJobInfo, lines: list[str]) -> Path:
         path = Path(".snakemake", "log", "knot", f"{info.external_jobid.replace(':', '-')}.log")
@@ -357,15 +400,16 @@ class Executor(RemoteExecutor):
         return path
 
     def _fetch_local(self, spec: dict, kind: str, must_exist: bool) -> None:
-        """Local mode: bring the job's files of one kind (output, log) back from S3."""
-        items = [i for i in spec[kind]["items"] if self.staging.holds(i["uri"])]
+        """Local mode: bring the job's files of one kind (output, log) back from S3 (of a
+        group: those that come home, see groups.py)."""
+        items = [i for i in home_items(spec, kind) if self.staging.holds(i["uri"])]
         self.staging.download_outputs(items, spec["rule"], must_exist=must_exist)
 
     def _fetch_benchmark(self, spec: dict) -> None:
-        bench = spec.get("benchmark")
-        if bench and self.staging.holds(bench["uri"]):
-            item = {**bench, "directory": False}
-            self.staging.download_outputs([item], spec["rule"], must_exist=False)
+        for bench in benchmarks(spec):
+            if self.staging.holds(bench["uri"]):
+                item = {**bench, "directory": False}
+                self.staging.download_outputs([item], spec["rule"], must_exist=False)
 
     # -- end of run --
 
@@ -433,9 +477,19 @@ def knot_config(workflow) -> KnotConfig:
     return config
 
 
+def _what_failed(spec: dict, tail: list[str] | None) -> str:
+    """``rule 'x'``; for a group, the member rule that failed, as its log tail says."""
+    if spec["kind"] != GROUP_KIND:
+        return f"rule '{spec['rule']}'"
+    rules = ", ".join(sorted({m["rule"] for m in spec["members"]}))
+    failed = failed_member(spec, tail or [])
+    where = f"rule '{failed}' in " if failed else ""
+    return f"{where}group '{spec['group']}' (rules {rules})"
+
+
 def _lost_message(info: SubmittedJobInfo) -> str:
     return (
         f"AWS Batch no longer knows job {info.external_jobid} of rule "
-        f"'{info.job.rule.name}' (it was deleted, or the queue was torn down). "
+        f"'{job_label(info.job)}' (it was deleted, or the queue was torn down). "
         "Run the workflow again to resubmit it."
     )

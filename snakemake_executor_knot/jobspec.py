@@ -20,8 +20,9 @@ from .values import encode_value, required_modules
 UriFor = Callable[[str], str]
 
 
-def build_spec(job, kind: str, uri_for: UriFor, config: dict) -> dict:
-    """The spec document of one Snakemake job. ``kind`` is run, shell or script."""
+def build_spec(job, kind: str, uri_for: UriFor, config: dict, with_config: bool = True) -> dict:
+    """The spec document of one Snakemake job. ``kind`` is run, shell or script. A group's
+    member goes without config (groups.py sends it once for the group)."""
     rule = job.rule
     directories = directory_inputs(job)
     spec = {
@@ -37,8 +38,9 @@ def build_spec(job, kind: str, uri_for: UriFor, config: dict) -> dict:
         "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
         "resources": resource_list(job.resources, rule.name),
         "threads": job.threads,
-        "config": encode_value(config, rule=rule.name, what="config"),
     }
+    if with_config:
+        spec["config"] = encode_value(config, rule=rule.name, what="config")
     if kind == "shell":
         spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
     if kind == "script":

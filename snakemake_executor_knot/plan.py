@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .emulator.state import emulator_state
-from .errors import RuleError
+from .groups import Member, check_sequential, group_image, member_rules, plan_name
 from .image.dockerfile import ImageSpec
 from .image.lock import BaseImage, Lock, platform_for
 from .image.requirements import find_requirements, parse_packages
@@ -27,9 +27,9 @@ from .locking import (
     static_packages,
     static_values,
 )
-from .resources import batch_resources
+from .resources import job_batch_resources
 from .rules.source import RuleSource, check_supported, rule_source
-from .runtime.contract import RULE_DIR
+from .runtime.contract import GROUP_KIND, RULE_DIR
 from .settings import KnotConfig, default_base_image
 
 log = logging.getLogger("knot")
@@ -52,18 +52,24 @@ class RulePlan:
 
 
 def remote_rules(jobs) -> dict[str, object]:
-    """The first job of each rule knot will run (local rules stay with Snakemake)."""
+    """The first job of each rule knot will run (local rules stay with Snakemake); a group
+    job counts with each of its members."""
     rules = {}
     for job in jobs:
         if job.is_local:
             continue
-        if job.is_group():
-            raise RuleError(
-                f"Group jobs ({', '.join(sorted(r.name for r in job.rules))}) are not "
-                "supported by knot: remove the 'group:' directive or the --groups flag."
-            )
-        rules.setdefault(job.rule.name, job)
+        for member in job.jobs if job.is_group() else (job,):
+            rules.setdefault(member.rule.name, member)
     return rules
+
+
+def group_plan(job, plans: Mapping[str, RulePlan]) -> RulePlan:
+    """The plan of a group job: one image for all its member rules (groups.group_image
+    refuses members that cannot share one)."""
+    parts = [Member(name, plans[name].image, plans[name].image_uri) for name in member_rules(job)]
+    check_sequential(job)
+    image = group_image(plan_name(job), str(job.groupid), parts)
+    return RulePlan(source=RuleSource(rule=plan_name(job), kind=GROUP_KIND), image=image)
 
 
 @dataclass(frozen=True)
@@ -86,15 +92,13 @@ def build_target(
     platform = platform_for(every_type)
     base = resolve_base_image(config)
 
-    written = static_values(workflow.config)
-
     def packages(rule) -> object:
         job = jobs.get(rule.name)
         return knot_resource(job, "knot_packages") if job else static_packages(rule)
 
     def values(rule) -> set[str]:
         job = jobs.get(rule.name)
-        return value_modules(job, workflow.config) if job else written(rule)
+        return value_modules(job, workflow.config) if job else static_values(workflow.config)(rule)
 
     lock = follow_lock(
         lock_path(workflow),
@@ -178,29 +182,6 @@ def check_job_resources(jobs, config: KnotConfig) -> None:
         except (FileNotFoundError, OSError):
             continue
         job_batch_resources(job, config, resources)
-
-
-def job_batch_resources(job, config: KnotConfig, resources: dict | None = None):
-    """The job's Batch sizes and compute class (``resources.batch_resources``)."""
-    if resources is None:
-        resources = dict(job.resources.items())
-    check_disk = not guessed_disk(job)
-    return batch_resources(job.rule.name, job.threads, resources, config, check_disk)
-
-
-def guessed_disk(job) -> bool:
-    """Whether the job's disk_mb is Snakemake's own guess: plain --default-resources fill
-    it with "twice the input, or 50 GB without input", which is no request for a volume.
-    Snakemake copies that default (a function with no raw text, where a value the user
-    wrote has one) into every rule's resources, where it stays equal to the workflow's
-    until the rule or --set-resources gives its own; a rule's own function is not equal."""
-    settings = getattr(job.rule.workflow, "resource_settings", None)
-    defaults = getattr(settings, "_parsed_default_resources", None)
-    try:
-        default, mine = defaults["disk_mb"], job.rule.resources["disk_mb"]
-    except (KeyError, TypeError):
-        return False
-    return mine == default and getattr(default, "raw", "") is None
 
 
 def resolve_base_image(config: KnotConfig) -> str:

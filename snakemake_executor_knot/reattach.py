@@ -46,6 +46,11 @@ def spec_hash(spec: dict) -> str:
 
 def document_hash(document: dict) -> str:
     content = {k: v for k, v in document.items() if k != "jobid"}
+    if isinstance(content.get("members"), list):  # a group's members carry jobids too
+        content["members"] = [
+            {k: v for k, v in m.items() if k != "jobid"} if isinstance(m, dict) else m
+            for m in content["members"]
+        ]
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

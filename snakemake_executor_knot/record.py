@@ -20,12 +20,14 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws.status import JobState
+from .groups import job_key, job_label
 from .resources import BatchResources
 from .runtime.contract import usage_key
 
 RUN_DIR = Path(".snakemake", "knot")
 USAGE_FETCHERS = 16  # parallel GETs of usage documents at the end of a run
 MAX_USAGE_BYTES = 64 * 1024  # a usage document is a few hundred bytes
+MAX_MEMBERS = 500  # a group job's per-member usage kept in the record
 USAGE_NUMBERS = (
     "start",
     "end",
@@ -102,7 +104,8 @@ class RunLog:
         now = self.clock()
         with self._lock:
             for job in jobs:
-                self.jobs[job.jobid] = JobEntry(job.jobid, job.rule.name, now)
+                key = job_key(job)  # a group job: one entry, by its first member's jobid
+                self.jobs[key] = JobEntry(key, job_label(job), now)
 
     def submitted(self, jobid: int, batch_id: str, resources, usage_at, adopted=False) -> None:
         with self._lock:
@@ -167,7 +170,20 @@ def clean_usage(data: object) -> dict:
     status = data.get("exit_status")
     if isinstance(status, int) and not isinstance(status, bool) and -(2**31) <= status < 2**31:
         usage["exit_status"] = status
+    members = data.get("members")
+    if isinstance(members, list) and len(members) <= MAX_MEMBERS:
+        usage["members"] = [m for m in map(_member_usage, members) if m]
     return usage
+
+
+def _member_usage(data: object) -> dict | None:
+    """One member of a group job: its rule, jobid, run and CPU seconds."""
+    if not isinstance(data, dict) or not isinstance(data.get("rule"), str):
+        return None
+    if not data["rule"].isidentifier() or not _number(data.get("jobid")):
+        return None
+    times = {k: float(data[k]) for k in ("run_s", "cpu_s") if _number(data.get(k))}
+    return {"rule": data["rule"], "jobid": int(data["jobid"]), **times}
 
 
 def _number(value: object) -> bool:

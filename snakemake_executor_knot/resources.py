@@ -106,3 +106,26 @@ def batch_resources(
     disk_mb = _disk_mb(rule, resources) if check_disk else None
     klass = pick_class(rule, sizes, resources, config, disk_mb)
     return dataclasses.replace(sizes, compute_class=klass.name)
+
+
+def job_batch_resources(job, config: KnotConfig, resources: dict | None = None):
+    """The job's Batch sizes and compute class (``resources.batch_resources``)."""
+    if resources is None:
+        resources = dict(job.resources.items())
+    check_disk = not guessed_disk(job)
+    return batch_resources(job.rule.name, job.threads, resources, config, check_disk)
+
+
+def guessed_disk(job) -> bool:
+    """Whether the job's disk_mb is Snakemake's own guess: plain --default-resources fill
+    it with "twice the input, or 50 GB without input", which is no request for a volume.
+    Snakemake copies that default (a function with no raw text, where a value the user
+    wrote has one) into every rule's resources, where it stays equal to the workflow's
+    until the rule or --set-resources gives its own; a rule's own function is not equal."""
+    settings = getattr(job.rule.workflow, "resource_settings", None)
+    defaults = getattr(settings, "_parsed_default_resources", None)
+    try:
+        default, mine = defaults["disk_mb"], job.rule.resources["disk_mb"]
+    except (KeyError, TypeError):
+        return False
+    return mine == default and getattr(default, "raw", "") is None

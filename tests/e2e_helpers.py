@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "workflow_examples"
 # Files a run makes that are not workflow outputs. Snakemake drops an empty
@@ -94,3 +96,15 @@ def knot_report_rows(workdir: Path) -> list[dict]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
+
+
+def bucket_digests(bucket: str, prefix: str) -> dict[str, str]:
+    """sha256 of every object under ``s3://bucket/prefix``, by key relative to the prefix
+    (boto3 from the environment: the emulator's endpoint in e2e tests)."""
+    s3 = boto3.client("s3")
+    digests = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            digests[obj["Key"][len(prefix) :]] = hashlib.sha256(body).hexdigest()
+    return digests

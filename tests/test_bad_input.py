@@ -46,6 +46,13 @@ CASES = {
         "        not_a_real_package_xyz.go(output[0])\n",
         ["'make'", "not_a_real_package_xyz", "knot_packages"],
     ),
+    "group_of_two_container_images": (
+        "rule mid:\n    output: 'mid.txt'\n    group: 'g'\n    container: 'python:3.11-slim'\n"
+        "    shell: 'echo x > {output}'\n\n"
+        "rule make:\n    input: 'mid.txt'\n    output: 'out.txt'\n    group: 'g'\n"
+        "    container: 'debian:bookworm'\n    shell: 'cp {input} {output}'\n",
+        ["Group 'g' (rules make, mid)", "python:3.11-slim", "debian:bookworm", "container:"],
+    ),
     "wrapper_rule": (
         "rule make:\n    output: 'out.txt'\n    wrapper: 'v1.0.0/bio/samtools/sort'\n",
         ["'make'", "localrules"],

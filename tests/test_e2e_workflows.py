@@ -9,6 +9,7 @@ import pytest
 from .e2e_helpers import (
     EXAMPLES,
     ROOT,
+    bucket_digests,
     copy_workflow,
     file_digests,
     knot_report_rows,
@@ -97,20 +98,6 @@ def test_failure_shows_log_tail_and_rerun_after_fix_completes(emulator_env, tmp_
     assert (tmp_path / "out" / "result.txt").read_text() == "complete"
 
 
-def _bucket_digests(env: dict, bucket: str, prefix: str) -> dict[str, str]:
-    import hashlib
-
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
-    digests = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            digests[obj["Key"][len(prefix) :]] = hashlib.sha256(body).hexdigest()
-    return digests
-
-
 @pytest.mark.parametrize("example", ["pi", "neuro"])
 def test_storage_mode_matches_local(example, emulator_env, tmp_path):
     """Jobs read and write the storage prefix directly; the bucket ends up holding the same
@@ -131,7 +118,7 @@ def test_storage_mode_matches_local(example, emulator_env, tmp_path):
     knot_dir = copy_workflow(EXAMPLES / example, tmp_path / "knot")
     result = snakemake(knot_dir, *KNOT, *storage)
     assert result.returncode == 0, result.stdout[-6000:]
-    stored = _bucket_digests(emulator_env, bucket, prefix)
+    stored = bucket_digests(bucket, prefix)
     stored = {k: v for k, v in stored.items() if not k.startswith("benchmarks/")}
     assert stored == local
     # Nothing travelled through the host: no output was written locally.

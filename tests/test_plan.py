@@ -16,10 +16,10 @@ from snakemake_executor_knot.errors import ConfigError, RuleError
 from snakemake_executor_knot.plan import (
     BuildTarget,
     build_target,
-    guessed_disk,
     image_spec,
     knot_resource,
 )
+from snakemake_executor_knot.resources import guessed_disk
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.settings import KnotConfig, with_classes
 

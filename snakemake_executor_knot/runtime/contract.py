@@ -25,6 +25,11 @@ RULE_DIR = f"{KNOT_ROOT}/rule"  # a script rule's script, at its path as written
 # The folders of RULE_DIR to put on sys.path, one a line relative to RULE_DIR, when the rule
 # imports the workflow's own modules (Snakemake puts each Snakefile's folder on sys.path).
 SYS_PATH_FILE = ".knot-sys-path"
+# A group's image holds each member rule's files as a single rule's image would, but under
+# MEMBERS_DIR/<rule>/ (its rule module in .../lib, its files in .../rule).
+MEMBERS_DIR = f"{KNOT_ROOT}/members"
+MEMBERS_DIR_ENV = "KNOT_MEMBERS_DIR"  # overrides MEMBERS_DIR, for running outside an image
+GROUP_KIND = "group"  # the spec kind of a group job (its members are run, shell or script)
 RULE_DIR_ENV = "KNOT_RULE_DIR"  # overrides RULE_DIR, for running the runtime outside an image
 RUNTIME_PACKAGE = "knot_runtime"  # this package's name inside the image
 RULE_MODULE = "knot_rule"  # the generated module of run: rules

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import benchmark, staging, usage
+from .contract import GROUP_KIND
+from .group import GroupRun
 from .kinds import run_kind
 from .namespace import Namespace
 from .report import JobFailure, Reporter, append_text
@@ -60,9 +62,12 @@ class Job:
         self.logs = file_items(spec, "log")
         self.bench = benchmark_item(spec)
 
-    def execute(self) -> int:
+    def make_folders(self) -> None:
         for folder in sorted(parent_folders(self.spec)):
             os.makedirs(folder, exist_ok=True)
+
+    def execute(self) -> int:
+        self.make_folders()
         with staging.make_transfer_manager(self.s3) as manager:
             self.stage_in(manager)
             succeeded = self.run_user_code() and self.check_outputs()
@@ -141,7 +146,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
         location = spec_location(env)
         spec = fetch_spec(s3, location)
         reporter = Reporter(spec["rule"], spec["jobid"])
-        status = Job(spec, s3, reporter, env, meter).execute()
+        if spec["kind"] == GROUP_KIND:
+            group = GroupRun(spec, s3, reporter, env, meter, Job)
+            status = group.execute()
+            meter.members = group.member_usage()
+        else:
+            status = Job(spec, s3, reporter, env, meter).execute()
     except (JobFailure, OSError) as exc:  # OSError: folders or files we could not write
         reporter.failure(str(exc))
         status = None

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .contract import (
     ARRAY_INDEX_ENV,
+    GROUP_KIND,
     JOB_ID_ENV,
     SPEC_DIGEST_ENV,
     SPEC_RECORD_ENV,
@@ -23,7 +24,7 @@ from .integrity import root_from_proof
 from .paths import UnsafePath, contained
 from .report import JobFailure
 
-KINDS = ("run", "shell", "script")
+KINDS = ("run", "shell", "script", GROUP_KIND)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class Meter:
     before: benchmark.Usage | None = None
     after: benchmark.Usage | None = None
     exit_status: int | None = None
+    members: list | None = None  # a group job's: each member's rule, jobid, run_s, cpu_s
 
     def rule_started(self) -> benchmark.Usage:
         self.before = benchmark.Usage.now()
@@ -72,7 +73,7 @@ class Meter:
             "stage_out_s": self.stage_out.seconds,
             "stage_out_bytes": self.stage_out.bytes,
             "exit_status": self.exit_status,
-        }
+        } | ({"members": self.members} if self.members is not None else {})
 
 
 def send(s3, location: SpecLocation, index: str, document: dict) -> str | None:

@@ -516,3 +516,65 @@ def test_failed_job_still_sends_its_usage(s3, endpoint, lib, work, prefix):
     assert done.returncode == 1
     usage = usage_of(s3, prefix, "job-0.json")
     assert usage["exit_status"] == 1 and usage["stage_out_bytes"] == 0
+
+
+# ---- a group job: members one after another, each with its own rule module
+
+
+def group_spec(prefix: str, fail: bool = False) -> dict:
+    """first (run) writes a kept-on-disk mid.txt and out1.txt; second (shell) reads mid.txt
+    from the group and in.txt from S3 and writes out2.txt."""
+    mid = {**item("mid.txt", prefix), "upload": False}
+    first = make_spec("first", "run", output=section([mid, item("out1.txt", prefix)]))
+    command = "exit 3" if fail else "cat {input} > {output}"
+    second = make_spec(
+        "second",
+        "shell",
+        input=section([{**item("mid.txt", prefix), "from_group": True}, item("in.txt", prefix)]),
+        output=section([item("out2.txt", prefix)]),
+        shell={"command": command, "executable": "bash"},
+    ) | {"jobid": 8}
+    members = [{k: v for k, v in m.items() if k not in ("version", "config")}
+               for m in (first, second)]  # fmt: skip
+    return {"version": SPEC_VERSION, "kind": "group", "rule": "group:g:first+second",
+            "jobid": 7, "group": "g", "config": {}, "members": members}  # fmt: skip
+
+
+def write_member(members: Path, rule: str, body: str) -> None:
+    (members / rule / "lib").mkdir(parents=True)
+    (members / rule / "lib" / "knot_rule.py").write_text(textwrap.dedent(body))
+
+
+FIRST_RULE = """
+    from knot_runtime.prelude import *
+
+    def knot_run(input, output, params, wildcards, threads, resources, log, rule, jobid):
+        open(output[0], "w").write(f"made by {rule}\\n")
+        open(output[1], "w").write("out1\\n")
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_group_job_runs_members_in_order_and_keeps_its_temp_file(
+    s3, endpoint, lib, work, prefix, tmp_path, fail
+):
+    upload_inputs(s3, prefix, {"in.txt": b"from S3\n"})
+    digest = put_spec(s3, prefix, group_spec(prefix, fail))
+    write_member(tmp_path / "members", "first", FIRST_RULE)
+    (tmp_path / "members" / "second").mkdir()  # a shell rule has no rule module
+    done = run_runtime(
+        endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest,
+        KNOT_MEMBERS_DIR=str(tmp_path / "members"),
+    )  # fmt: skip
+    assert not exists(s3, prefix, "mid.txt")
+    usage = json.loads(read(s3, prefix, "usage/job-0.json/0.json"))
+    if fail:
+        assert done.returncode == 1
+        assert "knot: rule second, jobid 8: FAILED" in done.stderr
+        assert not exists(s3, prefix, "out1.txt") and not exists(s3, prefix, "out2.txt")
+        return
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out1.txt") == b"out1\n"
+    assert read(s3, prefix, "out2.txt") == b"made by first\nfrom S3\n"
+    assert "downloading 1 inputs (1 files)" in done.stderr
+    assert [(m["rule"], m["jobid"]) for m in usage["members"]] == [("first", 7), ("second", 8)]
