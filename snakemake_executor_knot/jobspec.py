@@ -57,9 +57,21 @@ def directory_inputs(job) -> set[str]:
     return found
 
 
+def spec_path(path: str) -> str:
+    """The name a job gets for a host path. One inside the working directory goes relative
+    to it, as an absolute name there means nothing in the container. One outside it (an
+    input: pathcheck refuses outputs there) goes by its absolute name, which the runtime
+    maps under EXTERNAL_DIR."""
+    full = os.path.abspath(path)
+    relative = os.path.relpath(full, os.getcwd())
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return full
+    return relative if os.path.isabs(path) else path
+
+
 def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
-    path = str(f)
-    directory = bool(getattr(f, "is_directory", False)) or path in directories
+    path = spec_path(str(f))
+    directory = bool(getattr(f, "is_directory", False)) or str(f) in directories
     storage = bool(getattr(f, "is_storage", False))
     uri = f.storage_object.query if storage else uri_for(path)
     if directory and not uri.endswith("/"):
