@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -73,7 +74,7 @@ def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
     path = spec_path(str(f))
     directory = bool(getattr(f, "is_directory", False)) or str(f) in directories
     storage = bool(getattr(f, "is_storage", False))
-    uri = f.storage_object.query if storage else uri_for(path)
+    uri = storage_uri(f.storage_object.query) if storage else uri_for(path)
     if directory and not uri.endswith("/"):
         uri += "/"
     if not directory:
@@ -81,6 +82,17 @@ def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
     # In knot's bucket a directory is what its manifest lists; a storage-mode directory is
     # its prefix, which Snakemake clears (with the user's rights) before the job runs.
     return {"path": path, "uri": uri, "directory": True, "manifest": not storage}
+
+
+def storage_uri(query: str) -> str:
+    """The object a storage query names. snakemake-storage-plugin-s3 normalises the key
+    (``posixpath.normpath`` without the leading '/'), so an absolute path under the
+    default storage prefix, ``s3://b/p//abs/x``, is the object ``s3://b/p/abs/x``."""
+    if not query.startswith("s3://"):
+        return query
+    bucket, _, key = query[len("s3://") :].partition("/")
+    key = key.lstrip("/")
+    return f"s3://{bucket}/{posixpath.normpath(key)}" if key else query
 
 
 def file_list(files, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
