@@ -28,6 +28,7 @@ import boto3
 import pytest
 
 from .e2e_helpers import (
+    KNOT,
     ROOT,
     comparable_environment,
     copy_workflow,
@@ -41,7 +42,6 @@ pytestmark = pytest.mark.e2e
 
 EVERYDAY = ROOT / "tests" / "workflows" / "everyday"
 INTERRUPTED = ROOT / "tests" / "workflows" / "interrupted"
-KNOT = ("--executor", "knot", "--knot-emulator", "--jobs", "8", "--latency-wait", "5")
 LOCAL = ("--cores", "2")
 BUCKET = "knot-e2e-everyday"
 REFERENCE_TEXT = "alpha first line\nbeta second line\ngamma third line\n"
