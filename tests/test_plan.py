@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from snakemake.common.tbdstring import TBDString
 
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.plan import BuildTarget, image_spec, knot_resource
+from snakemake_executor_knot.plan import BuildTarget, check_job_resources, image_spec, knot_resource
 from snakemake_executor_knot.rules.source import RuleSource
+from snakemake_executor_knot.settings import KnotConfig
 
 from .conftest import fake_job
 
@@ -50,3 +52,12 @@ def test_an_unpicklable_config_value_stops_planning_naming_rule_and_config():
             image_spec(source, fake_job(), TARGET, config)
     finally:
         config["log"].close()
+
+
+def test_a_resource_computed_from_inputs_not_made_yet_waits_for_submission():
+    """mem_mb=lambda wc, input: input.size_mb * 2 is '<TBD>' before its inputs exist."""
+    later = fake_job(resources={"mem_mb": TBDString()})
+    check_job_resources([later], KnotConfig())
+    wrong = fake_job(resources={"mem_mb": "lots"})
+    with pytest.raises(RuleError, match="resource 'mem_mb' must be a number"):
+        check_job_resources([wrong], KnotConfig())
