@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
+from snakemake.shell import shell as SnakemakeShell
 
 from .errors import aws_error
 from .runtime.contract import SPEC_VERSION
@@ -42,9 +43,24 @@ def build_spec(job, kind: str, uri_for: UriFor, config: dict) -> dict:
     }
     if kind == "shell":
         spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
+    wrap = shell_wrap()
+    if wrap:
+        spec["shell_wrap"] = wrap
     if kind == "script":
         spec["script"] = {"path": rule.script}
     return spec
+
+
+def shell_wrap() -> dict:
+    """The Snakefile's ``shell.prefix()`` and ``shell.suffix()``, for every shell command
+    of the job (a shell rule's and shell() in a run block); {} when it set neither. A
+    prefix replaces bash's strict mode, as on the host."""
+    wrap = {}
+    if SnakemakeShell._process_prefix is not None:
+        wrap["prefix"] = SnakemakeShell._process_prefix
+    if SnakemakeShell._process_suffix:
+        wrap["suffix"] = SnakemakeShell._process_suffix
+    return wrap
 
 
 def directory_inputs(job) -> set[str]:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from snakemake.io import IOFile, directory
 from snakemake.iocontainers import InputFiles
+from snakemake.shell import shell as snakemake_shell
 
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.jobspec import (
@@ -266,3 +267,11 @@ def test_absolute_paths_inside_the_working_directory_go_relative(tmp_path, monke
 )
 def test_storage_uri_names_the_object_the_s3_plugin_writes(query, uri):
     assert storage_uri(query) == uri
+
+
+def test_the_snakefiles_shell_prefix_and_suffix_travel_in_the_spec(monkeypatch):
+    assert "shell_wrap" not in build_spec(_job(shellcmd="true"), "shell", _uri, {})
+    monkeypatch.setattr(snakemake_shell, "_process_prefix", "set -x; ")
+    monkeypatch.setattr(snakemake_shell, "_process_suffix", "; sync")
+    spec = build_spec(_job(), "run", _uri, {})
+    assert spec["shell_wrap"] == {"prefix": "set -x; ", "suffix": "; sync"}
