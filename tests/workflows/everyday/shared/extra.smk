@@ -5,9 +5,9 @@ from tally import line_count, shout
 
 rule extra:
     input:
-        "results/summary.txt",
+        "results/from_absolute.txt",
     output:
         "results/extra.txt",
     run:
         with open(output[0], "w") as out:
-            out.write(shout(f"{line_count(input[0])} parts") + "\n")
+            out.write(shout(f"{line_count(input[0])} lines") + "\n")
