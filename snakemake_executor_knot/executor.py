@@ -324,6 +324,7 @@ class Executor(RemoteExecutor):
             if state is not None and state.finished:
                 self.run_log.finished(job_key(info.job), state)
                 if state.status == "SUCCEEDED":
+                    await _retrieve_checkpoint(info.job)
                     self._succeeded(info)
                 else:
                     self._failed(info, state)
@@ -431,6 +432,18 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs if info.external_jobid]
         if ids:
             terminate_jobs(self.clients.batch, ids, "cancelled by Snakemake")
+
+
+async def _retrieve_checkpoint(job) -> None:
+    """Storage mode: bring a checkpoint's outputs to their local paths, where the host's
+    input functions read them (``glob_wildcards`` on the checkpoint's folder), as after a
+    local run. Snakemake retrieves nothing itself for a job that ran remotely."""
+    if not job.is_checkpoint:
+        return
+    _forget_directory_misses(job)
+    for f in job.output:
+        if getattr(f, "is_storage", False):
+            await f.retrieve_from_storage()
 
 
 def _forget_directory_misses(job) -> None:

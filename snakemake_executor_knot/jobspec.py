@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
+from snakemake.shell import shell as SnakemakeShell
 
 from .errors import aws_error
 from .runtime.contract import SPEC_VERSION
@@ -43,9 +45,24 @@ def build_spec(job, kind: str, uri_for: UriFor, config: dict, with_config: bool 
         spec["config"] = encode_value(config, rule=rule.name, what="config")
     if kind == "shell":
         spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
+    wrap = shell_wrap()
+    if wrap:
+        spec["shell_wrap"] = wrap
     if kind == "script":
         spec["script"] = {"path": rule.script}
     return spec
+
+
+def shell_wrap() -> dict:
+    """The Snakefile's ``shell.prefix()`` and ``shell.suffix()``, for every shell command
+    of the job (a shell rule's and shell() in a run block); {} when it set neither. A
+    prefix replaces bash's strict mode, as on the host."""
+    wrap = {}
+    if SnakemakeShell._process_prefix is not None:
+        wrap["prefix"] = SnakemakeShell._process_prefix
+    if SnakemakeShell._process_suffix:
+        wrap["suffix"] = SnakemakeShell._process_suffix
+    return wrap
 
 
 def directory_inputs(job) -> set[str]:
@@ -59,11 +76,23 @@ def directory_inputs(job) -> set[str]:
     return found
 
 
+def spec_path(path: str) -> str:
+    """The name a job gets for a host path. One inside the working directory goes relative
+    to it, as an absolute name there means nothing in the container. One outside it (an
+    input: pathcheck refuses outputs there) goes by its absolute name, which the runtime
+    maps under EXTERNAL_DIR."""
+    full = os.path.abspath(path)
+    relative = os.path.relpath(full, os.getcwd())
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return full
+    return relative if os.path.isabs(path) else path
+
+
 def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
-    path = str(f)
-    directory = bool(getattr(f, "is_directory", False)) or path in directories
+    path = spec_path(str(f))
+    directory = bool(getattr(f, "is_directory", False)) or str(f) in directories
     storage = bool(getattr(f, "is_storage", False))
-    uri = f.storage_object.query if storage else uri_for(path)
+    uri = storage_uri(f.storage_object.query) if storage else uri_for(path)
     if directory and not uri.endswith("/"):
         uri += "/"
     if not directory:
@@ -71,6 +100,17 @@ def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
     # In knot's bucket a directory is what its manifest lists; a storage-mode directory is
     # its prefix, which Snakemake clears (with the user's rights) before the job runs.
     return {"path": path, "uri": uri, "directory": True, "manifest": not storage}
+
+
+def storage_uri(query: str) -> str:
+    """The object a storage query names. snakemake-storage-plugin-s3 normalises the key
+    (``posixpath.normpath`` without the leading '/'), so an absolute path under the
+    default storage prefix, ``s3://b/p//abs/x``, is the object ``s3://b/p/abs/x``."""
+    if not query.startswith("s3://"):
+        return query
+    bucket, _, key = query[len("s3://") :].partition("/")
+    key = key.lstrip("/")
+    return f"s3://{bucket}/{posixpath.normpath(key)}" if key else query
 
 
 def file_list(files, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:

@@ -12,6 +12,8 @@ import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from snakemake.common.tbdstring import TBDString
+
 from .emulator.state import emulator_state
 from .groups import Member, check_sequential, group_image, member_rules, plan_name
 from .image.dockerfile import ImageSpec
@@ -181,6 +183,9 @@ def check_job_resources(jobs, config: KnotConfig) -> None:
             resources = dict(job.resources.items())
         except (FileNotFoundError, OSError):
             continue
+        # Snakemake leaves '<TBD>' for a value computed from inputs that do not exist yet
+        # (mem_mb=lambda wc, input: input.size_mb * 2); it is checked at submission.
+        resources = {k: v for k, v in resources.items() if not isinstance(v, TBDString)}
         job_batch_resources(job, config, resources)
 
 

@@ -17,6 +17,8 @@ EXAMPLES = ROOT / "workflow_examples"
 # Files a run makes that are not workflow outputs. Snakemake drops an empty
 # .snakemake_timestamp into directory() outputs of jobs it runs itself, not remote ones.
 IGNORED_PARTS = {".snakemake", "profiles", "__pycache__", ".snakemake_timestamp"}
+# Snakemake's arguments for a run under knot on the session's emulator.
+KNOT = ("--executor", "knot", "--knot-emulator", "--jobs", "8", "--latency-wait", "5")
 
 
 def copy_workflow(src: Path, dest: Path) -> Path:

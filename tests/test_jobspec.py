@@ -12,9 +12,17 @@ import numpy as np
 import pytest
 from snakemake.io import IOFile, directory
 from snakemake.iocontainers import InputFiles
+from snakemake.shell import shell as snakemake_shell
 
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.jobspec import build_spec, encode, spec_records, upload_specs
+from snakemake_executor_knot.jobspec import (
+    build_spec,
+    encode,
+    spec_path,
+    spec_records,
+    storage_uri,
+    upload_specs,
+)
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 from snakemake_executor_knot.runtime.integrity import merkle_tree, root_from_proof
 from snakemake_executor_knot.runtime.namespace import Namespace
@@ -234,3 +242,36 @@ def test_a_snakefile_class_as_param_is_refused_naming_it():
     Model = sys.modules["snakemake.workflow"].__dict__.setdefault("Model", Model)
     with pytest.raises(RuleError, match=r"Rule 'fit': param 'model' .*Model defined in the"):
         build_spec(_job(params={"model": Model()}), "run", _uri, {})
+
+
+def test_absolute_paths_inside_the_working_directory_go_relative(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    workdir = str(Path.cwd())
+    assert spec_path(f"{workdir}/results/a.txt") == "results/a.txt"
+    assert spec_path("results/a.txt") == "results/a.txt"
+    # Outside it (reference data): the absolute name, which the runtime maps.
+    assert spec_path("/refs/genome.fa") == "/refs/genome.fa"
+    assert spec_path("../refs/genome.fa") == str(Path(workdir).parent / "refs/genome.fa")
+    assert spec_path(f"{workdir}-other/x") == f"{workdir}-other/x"  # a sibling, not inside
+
+
+@pytest.mark.parametrize(
+    ("query", "uri"),
+    [
+        ("s3://b/p/results/a.txt", "s3://b/p/results/a.txt"),
+        ("s3://b/p//abs/work/results/a.txt", "s3://b/p/abs/work/results/a.txt"),
+        ("s3://b/p/./x/../y", "s3://b/p/y"),
+        ("s3://b", "s3://b"),
+        ("gs://b//x", "gs://b//x"),
+    ],
+)
+def test_storage_uri_names_the_object_the_s3_plugin_writes(query, uri):
+    assert storage_uri(query) == uri
+
+
+def test_the_snakefiles_shell_prefix_and_suffix_travel_in_the_spec(monkeypatch):
+    assert "shell_wrap" not in build_spec(_job(shellcmd="true"), "shell", _uri, {})
+    monkeypatch.setattr(snakemake_shell, "_process_prefix", "set -x; ")
+    monkeypatch.setattr(snakemake_shell, "_process_suffix", "; sync")
+    spec = build_spec(_job(), "run", _uri, {})
+    assert spec["shell_wrap"] == {"prefix": "set -x; ", "suffix": "; sync"}

@@ -11,11 +11,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from snakemake.common.tbdstring import TBDString
 
 from snakemake_executor_knot.errors import ConfigError, RuleError
 from snakemake_executor_knot.plan import (
     BuildTarget,
     build_target,
+    check_job_resources,
     image_spec,
     knot_resource,
 )
@@ -117,3 +119,12 @@ def build_target_platform(config) -> str:
         basedir, main_snakefile, rules = "/nonexistent", "/nonexistent/Snakefile", []
 
     return build_target(NoLock(), {}, config, lambda base: base.name).platform
+
+
+def test_a_resource_computed_from_inputs_not_made_yet_waits_for_submission():
+    """mem_mb=lambda wc, input: input.size_mb * 2 is '<TBD>' before its inputs exist."""
+    later = fake_job(resources={"mem_mb": TBDString()})
+    check_job_resources([later], KnotConfig())
+    wrong = fake_job(resources={"mem_mb": "lots"})
+    with pytest.raises(RuleError, match="resource 'mem_mb' must be a number"):
+        check_job_resources([wrong], KnotConfig())

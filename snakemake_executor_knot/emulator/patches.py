@@ -165,6 +165,14 @@ def log_target(
     return group, f"{prefix}/default/{job_id.replace(':', '-')}"
 
 
+def merged_requirements(definition: list[dict], overrides: list[dict]) -> list[dict]:
+    """A job's resourceRequirements as DescribeJobs shows them: the job definition's, each
+    type that SubmitJob's containerOverrides names replaced by the override."""
+    by_type = {item["type"]: item for item in definition}
+    by_type.update({item["type"]: item for item in overrides})
+    return list(by_type.values())
+
+
 def submit_problem(array_properties: dict | None, container_overrides: dict | None) -> str | None:
     """Why AWS would refuse this SubmitJob, for limits moto does not check (knot groups
     jobs into arrays and fills overrides, so it must stay within them); None if fine."""
@@ -295,12 +303,19 @@ def _patch_job_outcome() -> None:
     # exit; knot reports both when a job fails. moto drops exitCode from the full
     # description (describe() replaces describe_short's container dict) and gives no
     # reason. The reason, each attempt's outcome and retries are lifecycle's.
+    # AWS's container.resourceRequirements carry the overrides too; moto leaves them out.
     original_details = Job._container_details
 
     def container_details(job: Job) -> dict[str, Any]:
         details = original_details(job)
         if job.job_stopped and job.exit_code is not None:
             details["exitCode"] = job.exit_code
+        # AWS also shows the sizes the job got, containerOverrides included; moto shows
+        # the job definition's only.
+        details["resourceRequirements"] = merged_requirements(
+            job.job_definition.container_properties.get("resourceRequirements") or [],
+            job.container_overrides.get("resourceRequirements") or [],
+        )
         return details
 
     Job._container_details = container_details

@@ -8,6 +8,7 @@ Snakefiles' original text (``text``) and what the code uses from their globals
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -19,6 +20,8 @@ from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
 
+# Stands for a ".." part of an included Snakefile's folder in the image (workflow_roots).
+UP_PART = ".knot-up"
 _UNSUPPORTED_SCRIPTS = {".r": "an R", ".rmd": "an R Markdown", ".jl": "a Julia", ".rs": "a Rust"}
 
 
@@ -129,17 +132,25 @@ def _container(rule) -> str | None:
 
 def workflow_roots(workflow) -> list[Root]:
     """The folders Snakemake puts on sys.path, in its order: each Snakefile's folder at the
-    front as it is read, so the last included comes first. A folder outside the main
-    Snakefile's has no place in the image and is left out."""
+    front as it is read, so the last included comes first."""
     base = Path(workflow.basedir).resolve()
     roots = {}
     for filename in reversed([*workflow.linemaps]):
         folder = Path(filename).parent.resolve()
-        if Path(filename).is_file() and folder.is_relative_to(base):
-            relative = folder.relative_to(base).as_posix()
-            roots.setdefault(folder, posixpath.normpath(posixpath.join(RULE_DIR, relative)))
+        if Path(filename).is_file():
+            roots.setdefault(folder, root_image_path(folder, base))
     roots.setdefault(base, RULE_DIR)
     return [Root(host, image) for host, image in roots.items()]
+
+
+def root_image_path(folder: Path, base: Path) -> str:
+    """Where the image holds a Snakefile's folder: at its path relative to the main
+    Snakefile's, each '..' (an include: from a sibling folder) spelled UP_PART so that
+    the place stays under RULE_DIR and sibling folders keep their layout."""
+    parts = [
+        UP_PART if part == ".." else part for part in Path(os.path.relpath(folder, base)).parts
+    ]
+    return posixpath.normpath(posixpath.join(RULE_DIR, *parts))
 
 
 def _script_root(rule, path: str) -> list[Root]:

@@ -13,7 +13,17 @@ from .group import GroupRun
 from .kinds import run_kind
 from .namespace import Namespace
 from .report import JobFailure, Reporter, append_text
-from .spec import FileItem, array_index, benchmark_item, fetch_spec, file_items, spec_location
+from .spec import (
+    FileItem,
+    array_index,
+    benchmark_item,
+    fetch_spec,
+    file_items,
+    is_external,
+    make_read_only,
+    spec_location,
+    with_external_inputs,
+)
 
 
 def output_problems(items: list[FileItem]) -> list[str]:
@@ -49,6 +59,7 @@ class Job:
         env: Mapping[str, str],
         meter: usage.Meter | None = None,
     ):
+        spec = with_external_inputs(spec)
         self.spec = spec
         self.meter = meter or usage.Meter()
         self.s3 = s3
@@ -79,6 +90,9 @@ class Job:
         plan = staging.plan_downloads(self.s3, inputs)
         self.reporter.progress(f"downloading {len(inputs)} inputs ({len(plan)} files)")
         usage.timed(self.meter.stage_in, plan, lambda p: staging.download(manager, p))
+        for item in inputs:
+            if is_external(item) and os.path.exists(item.path):
+                make_read_only(item.path)
 
     def run_user_code(self) -> bool:
         self.reporter.progress(f"running ({self.spec['kind']})")

@@ -65,12 +65,21 @@ def local_code_paths(env: Mapping[str, str]) -> list[str]:
     return [f for f in folders if f == base or f.startswith(base.rstrip("/") + "/")]
 
 
+def apply_shell_wrap(wrap: Mapping[str, Any]) -> None:
+    """The Snakefile's shell.prefix() and shell.suffix(), already formatted on the host."""
+    if isinstance(wrap.get("prefix"), str):
+        shell._prefix = wrap["prefix"]
+    if isinstance(wrap.get("suffix"), str):
+        shell._suffix = wrap["suffix"]
+
+
 def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> None:
     kind = spec["kind"]
     # Before the rule module is imported or a script runs, as Snakemake does on the host.
     sys.path[:0] = [p for p in local_code_paths(env) if p not in sys.path]
     # The workflow's envvars: in os.environ, so run blocks, scripts and shell() see them.
     envvars.apply(spec)
+    apply_shell_wrap(spec.get("shell_wrap") or {})
     if kind == "run":
         run_block(ns)
     elif kind == "shell":

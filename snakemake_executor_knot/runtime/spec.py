@@ -5,6 +5,8 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import posixpath
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .contract import (
     ARRAY_INDEX_ENV,
+    EXTERNAL_DIR,
     GROUP_KIND,
     JOB_ID_ENV,
     SPEC_DIGEST_ENV,
@@ -178,21 +181,61 @@ def local_path(path: Any, section: str) -> str:
     (``/work`` in the image; storage-mode paths are ``.snakemake/storage/...`` inside it).
     The host sends paths relative to its own working directory, so an absolute path or a
     ``..`` part here means a spec knot did not write."""
+    checked = path
+    if section == "input" and isinstance(path, str) and path.startswith(external_root() + "/"):
+        # Named absolute by with_external_inputs; cut, not normalised, so '..' stays seen.
+        checked = path[len(os.getcwd().rstrip("/")) + 1 :]
     try:
-        contained(os.getcwd(), path, what=f"the {section} path")
+        contained(os.getcwd(), checked, what=f"the {section} path")
     except UnsafePath as exc:
-        hint = (
-            " Inputs outside the working directory (such as reference data named by an "
-            "absolute path) are not shipped to jobs yet: place them, or a link to them, "
-            "inside the working directory."
-            if section == "input"
-            else ""
-        )
         raise JobFailure(
             f"the job spec is unsafe: {exc}. Every file a job writes must lie inside its "
-            f"working directory.{hint}"
+            "working directory."
         ) from exc
     return path
+
+
+def with_external_inputs(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with each input the host names by an absolute path (one outside its
+    working directory, such as reference data) renamed ``<cwd>/EXTERNAL_DIR/<path>``: the
+    job stages it there, and the rule's code sees that name, absolute as on the host (a
+    shell command may ``cd`` before reading it). Only inputs: an absolute output stays as
+    it is, and ``local_path`` refuses it."""
+    section = spec.get("input")
+    if not isinstance(section, dict) or not isinstance(section.get("items"), list):
+        return spec
+    items = [_external(item) for item in section["items"]]
+    return {**spec, "input": {**section, "items": items}}
+
+
+def _external(item: Any) -> Any:
+    path = item.get("path") if isinstance(item, dict) else None
+    if not isinstance(path, str) or not path.startswith("/"):
+        return item
+    return {**item, "path": posixpath.join(external_root(), path.lstrip("/"))}
+
+
+def external_root() -> str:
+    return posixpath.join(os.getcwd(), EXTERNAL_DIR)
+
+
+def is_external(item: FileItem) -> bool:
+    return item.path.startswith(external_root() + "/")
+
+
+def make_read_only(path: str) -> None:
+    """Take write permission away from a staged external input (a file, or a folder and
+    everything in it): reference data is only read, as on the host."""
+    for dirpath, dirnames, filenames in os.walk(path) if os.path.isdir(path) else ():
+        for name in dirnames + filenames:
+            _drop_write(os.path.join(dirpath, name))
+    _drop_write(path)
+
+
+def _drop_write(path: str) -> None:
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISLNK(mode):
+        os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def fetch_spec(s3, where: SpecLocation) -> dict[str, Any]:

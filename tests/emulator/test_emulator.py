@@ -102,6 +102,17 @@ def test_array_outcome(statuses, outcome):
     assert patches.array_outcome(statuses) == outcome
 
 
+def test_merged_requirements_let_overrides_replace_their_type_only():
+    definition = [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]
+    overrides = [{"type": "MEMORY", "value": "4000"}]
+    assert patches.merged_requirements(definition, overrides) == [
+        {"type": "VCPU", "value": "1"},
+        {"type": "MEMORY", "value": "4000"},
+    ]
+    assert patches.merged_requirements(definition, []) == definition
+    assert definition[1]["value"] == "2048"  # not mutated
+
+
 def test_submit_problem_enforces_aws_limits():
     assert patches.submit_problem({"size": 2}, {"environment": []}) is None
     assert patches.submit_problem({}, None) is None

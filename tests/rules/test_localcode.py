@@ -142,3 +142,20 @@ def test_workflow_basedir_in_a_run_block_is_the_image_folder(workflow, monkeypat
     assert prelude.workflow.basedir == RULE_DIR
     monkeypatch.setenv("KNOT_RULE_DIR", str(tmp_path))
     assert prelude.workflow.basedir == str(tmp_path)
+
+
+def test_a_module_beside_an_include_outside_the_snakefiles_folder_is_shipped(tmp_path):
+    """main/Snakefile includes ../shared/extra.smk, whose run: block imports
+    shared/helper.py: local code with a place in the image, not a package to install."""
+    workflow = load_workflow("outside/main", tmp_path)
+    source = rule_source(workflow, workflow.get_rule("extra"))
+    helper = f"{RULE_DIR}/.knot-up/shared/helper.py"
+    assert source.files[helper] == (DATA / "outside/shared/helper.py").read_bytes()
+    assert source.local_names == {"helper"}
+    listing = source.files[f"{RULE_DIR}/{SYS_PATH_FILE}"].decode().split()
+    assert listing == [".knot-up/shared", "."]  # Snakemake's order: the last included first
+    (tmp_path / ".knot-up/shared").mkdir(parents=True)
+    (tmp_path / SYS_PATH_FILE).write_text("\n".join(listing))
+    paths = local_code_paths({"KNOT_RULE_DIR": str(tmp_path)})
+    assert paths == [str(tmp_path / ".knot-up/shared"), str(tmp_path)]
+    assert image_spec(source, fake_job(), TARGET, {}).requirements == ()

@@ -12,6 +12,7 @@ import pytest
 from snakemake_executor_knot.runtime import benchmark, patterns, spec, staging
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 from snakemake_executor_knot.runtime.job import output_problems, parent_folders
+from snakemake_executor_knot.runtime.kinds import apply_shell_wrap
 from snakemake_executor_knot.runtime.namedlist import Namedlist, Wildcards, from_section, paths_of
 from snakemake_executor_knot.runtime.namespace import Namespace
 from snakemake_executor_knot.runtime.report import JobFailure
@@ -180,6 +181,14 @@ def test_shell_executable_prefix_suffix(fresh_shell):
     assert fresh_shell("echo mid", read=True) == f"{word}\nmid\npost\n"
     with pytest.raises(FileNotFoundError):
         fresh_shell.executable("no-such-shell-knot")
+
+
+def test_the_snakefiles_shell_prefix_and_suffix_from_the_spec_wrap_commands(fresh_shell):
+    fresh_shell.executable("bash")
+    apply_shell_wrap({"prefix": "echo pre;", "suffix": "; echo post"})
+    assert fresh_shell("false | echo mid", read=True) == "pre\nmid\npost\n"  # no strict mode
+    apply_shell_wrap({"prefix": 3})  # not text: ignored
+    assert fresh_shell._prefix == "echo pre;"
 
 
 def test_shell_long_command_goes_through_a_script():

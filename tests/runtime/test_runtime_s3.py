@@ -578,3 +578,51 @@ def test_group_job_runs_members_in_order_and_keeps_its_temp_file(
     assert read(s3, prefix, "out2.txt") == b"made by first\nfrom S3\n"
     assert "downloading 1 inputs (1 files)" in done.stderr
     assert [(m["rule"], m["jobid"]) for m in usage["members"]] == [("first", 7), ("second", 8)]
+
+
+def test_input_outside_the_host_workdir_is_staged_read_only_under_its_absolute_name(
+    s3, endpoint, lib, work, prefix
+):
+    """Reference data the host names by an absolute path: the job reads it from
+    <workdir>/.knot-external/<path>, read only, by an absolute name (a command may cd)."""
+    upload_inputs(s3, prefix, {"_abs/refs/genome.txt": b"ACGT\n"})
+    command = "cd {output.where_dir} && cat {input.ref} > seq.txt && stat -c %a {input.ref} > mode"
+    command += " && echo {input.ref} > seen"
+    doc = make_spec(
+        "refs",
+        "shell",
+        input=section(
+            [{"path": "/refs/genome.txt", "uri": uri(prefix, "_abs/refs/genome.txt")}],
+            {"ref": [0, None]},
+        ),
+        output=section([item("res", prefix, directory=True)], {"where_dir": [0, None]}),
+        shell={"command": "mkdir -p {output.where_dir} && " + command, "executable": "bash"},
+    )
+    digest = put_spec(s3, prefix, doc)
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "res/seq.txt") == b"ACGT\n"
+    assert read(s3, prefix, "res/mode") == b"444\n"
+    staged = work.resolve() / ".knot-external/refs/genome.txt"
+    assert read(s3, prefix, "res/seen") == f"{staged}\n".encode()
+    assert not exists(s3, prefix, "_abs/refs/genome.txt.out")  # inputs never go back
+
+
+@pytest.mark.parametrize(
+    ("section_name", "path", "problem"),
+    [("output", "/etc/escape.txt", "absolute path"), ("input", "/refs/../../etc/x", "'..' part")],
+)
+def test_absolute_outputs_and_dotdot_external_inputs_are_refused(
+    s3, endpoint, lib, work, prefix, section_name, path, problem
+):
+    doc = shell_spec(prefix, "s1", command="echo hi")
+    doc[section_name] = section([{"path": path, "uri": uri(prefix, "x")}])
+    digest = put_spec(s3, prefix, doc)
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 1
+    assert "the job spec is unsafe" in done.stderr and problem in done.stderr
+    assert list(work.iterdir()) == []
