@@ -26,6 +26,7 @@ from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
 from .aws.template import STACK_TAG
+from .cadence import Cadence
 from .errors import ConfigError, KnotError
 from .jobspec import build_spec, upload_specs
 from .names import batch_job_name
@@ -47,6 +48,10 @@ class Executor(RemoteExecutor):
     envvars_ref: dict | None = None  # the specs' envvars: the secret's ARN and the names
 
     def __post_init__(self) -> None:
+        # First: Snakemake's status thread is already running and asks it for each wait.
+        self.cadence = Cadence(
+            self.workflow.remote_execution_settings.seconds_between_status_checks
+        )
         self.knot = knot_config(self.workflow)
         self.clients = make_clients(self.knot)
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -150,6 +155,7 @@ class Executor(RemoteExecutor):
 
     def run_jobs(self, jobs) -> None:
         self.run_log.handed_over(jobs)
+        self.cadence.submitted()
         for job in jobs:
             self.run_job_pre(job)
         self._plan_for(jobs)
@@ -273,12 +279,16 @@ class Executor(RemoteExecutor):
     # -- status --
 
     async def check_active_jobs(self, active_jobs):
+        # Snakemake sleeps this long after the check (see cadence.py).
+        self.next_seconds_between_status_checks = self.cadence.next_wait(bool(active_jobs))
         if not active_jobs:
             return
         ids = [info.external_jobid for info in active_jobs]
         async with self.status_rate_limiter:
             states = self.poller.poll(ids)
         self._observe(states)
+        self.cadence.observe({job_id: state.status for job_id, state in states.items()})
+        self.next_seconds_between_status_checks = self.cadence.next_wait(True)
         reported = []
         for info in active_jobs:
             state = states.get(info.external_jobid)
