@@ -52,10 +52,10 @@ class Executor(RemoteExecutor):
         self.cadence = Cadence(
             self.workflow.remote_execution_settings.seconds_between_status_checks
         )
-        self.knot = knot_config(self.workflow)
-        self.clients = make_clients(self.knot)
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.run_log = RunLog(self.run_id)
+        self.knot = knot_config(self.workflow)
+        self.clients = make_clients(self.knot)
         self.progress = Progress(self.logger.info)
         self.capacity = RunnableWatch(self._environments)
         self._environment_arns: list[str] | None = None
@@ -66,7 +66,8 @@ class Executor(RemoteExecutor):
         self.poller = StatusPoller(self.clients.batch)
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
         self._docker_client = None
-        self._prepare(list(self.dag.needrun_jobs()))
+        with self.run_log.step("preparation"):
+            self._prepare(list(self.dag.needrun_jobs()))
 
     # -- preparation: everything that can fail does so before the first submission --
 
@@ -108,7 +109,8 @@ class Executor(RemoteExecutor):
         if self.infra is None:
             self._ensure_storage_bucket()
             self.knot = find_service_role(self.clients, self.knot)
-            self.infra = ensure_infra(self.clients, self.knot)
+            with self.run_log.step("stack check"):
+                self.infra = ensure_infra(self.clients, self.knot)
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
@@ -118,7 +120,8 @@ class Executor(RemoteExecutor):
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
             )
-            uris = builder.ensure_all(to_build)
+            with self.run_log.step("images"):
+                uris = builder.ensure_all(to_build)
             for counter in self.image_counts:
                 self.image_counts[counter] += getattr(builder, counter)
             for name, uri in uris.items():
@@ -380,11 +383,24 @@ class Executor(RemoteExecutor):
             with contextlib.suppress(KnotError):
                 delete_secret(self.clients.secretsmanager, self.envvars_ref["secret"])
         if self.infra is not None:
-            self.run_log.fetch_usage(self.clients.s3)
+            with self.run_log.step("usage documents"):
+                self.run_log.fetch_usage(self.clients.s3)
+                self._instance_types()
+            self.run_log.ended = time.time()
             place = pricing(self.knot, self.clients.region)
             record = self.run_log.as_dict(place, self.clients.calls, self.image_counts)
             path = write_record(record)
             self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")
+
+    def _instance_types(self) -> None:
+        """For the record's costs; a refusal (an older runner policy) costs only precision."""
+        if self.knot.emulator:  # moto's jobs run on no instance
+            self.run_log.estimate_instance_types(self.knot.instance_types, self.clients.region)
+            return
+        try:
+            self.run_log.find_instance_types(self.clients.batch, self.clients.ecs)
+        except KnotError as exc:
+            self.logger.warning(f"knot: {exc} The report estimates the instance types.")
 
     # -- cancel --
 

@@ -34,6 +34,8 @@ class JobState:
     started: float | None = None
     stopped: float | None = None
     attempts: int | None = None
+    # The ECS container instance it ran on (DescribeJobs only), for its instance type.
+    container_instance: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -71,6 +73,18 @@ def log_stream(description: dict) -> str | None:
     return None
 
 
+def container_instance(description: dict) -> str | None:
+    """The ECS container instance ARN of a DescribeJobs entry, from its container or, for a
+    job that was retried, its last attempt that has one."""
+    containers = [description.get("container") or {}]
+    containers += [a.get("container") or {} for a in reversed(description.get("attempts") or [])]
+    for container in containers:
+        arn = container.get("containerInstanceArn")
+        if isinstance(arn, str) and arn:
+            return arn
+    return None
+
+
 def state_from_description(description: dict) -> JobState:
     """A JobState from a DescribeJobs entry (or a ListJobs summary, which lacks logs)."""
     container = description.get("container") or {}
@@ -84,6 +98,7 @@ def state_from_description(description: dict) -> JobState:
         started=_seconds(description.get("startedAt")),
         stopped=_seconds(description.get("stoppedAt")),
         attempts=_count(description.get("attempts")),
+        container_instance=container_instance(description),
     )
 
 
