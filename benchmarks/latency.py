@@ -5,7 +5,15 @@ storage mode, knot against snakemake-executor-plugin-aws-batch, each at its defa
 
 knot runs once first to create its stack and push the rule images (a second run of a
 workflow finds both); the aws-batch plugin's image, Snakemake with its plugins (what its jobs
-run), is built before either measured run. Each run's wall time is from process launch to
+run), is built before either measured run. Each of that plugin's jobs first runs
+``pip install --target .snakemake/pip-deployments snakemake-storage-plugin-s3`` (its default
+``auto_deploy_default_storage_provider``), which downloads the plugin and its dependencies
+from PyPI every time: 20 at once over this machine's network ran past the plugin's 300 s
+task timeout, and even offline, writing boto3 and botocore into each of 20 containers at once
+took minutes. Its image therefore carries the wheels, points pip at them offline, and
+installs the storage plugin alone, its dependencies being in the image already
+(``PIP_NO_INDEX``, ``PIP_FIND_LINKS``, ``PIP_NO_DEPS``): the install step stays, its
+download and copies go, which favours the plugin. Each run's wall time is from process launch to
 exit. knot's run record then says where each second went (``report.phases.where_time_went``).
 
 ``python -m benchmarks --only latency`` runs it (Docker engine and the knot-base image needed).
@@ -13,6 +21,7 @@ exit. knot's run record then says where each second went (``report.phases.where_
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -29,7 +38,7 @@ from snakemake_executor_knot.image.builder import docker_client
 from snakemake_executor_knot.report.phases import where_time_went
 from snakemake_executor_knot.report.records import parse_run
 
-from .images import TAG, snakemake_image
+from .images import TAG, build, dockerfile_context, snakemake_image
 from .overhead import knot_cli
 from .report import Row, Target
 
@@ -37,6 +46,11 @@ FANOUT = 20
 BUCKET = "knot-latency"
 RATIO_TARGET = Target("<=", 0.25, on="ratio")
 REPO = Path(__file__).resolve().parent.parent
+PLUGIN_IMAGE = TAG.format(name="snakemake-offline")
+OFFLINE_DOCKERFILE = f"""FROM {TAG.format(name="snakemake")}
+RUN pip download --no-cache-dir --dest /opt/wheels snakemake-storage-plugin-s3=={{storage}}
+ENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/wheels PIP_NO_DEPS=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+"""
 
 SNAKEFILE = """\
 N = {n}
@@ -75,7 +89,7 @@ def latency_rows() -> list[Row]:
 
 
 def measure(root: Path) -> list[Row]:
-    snakemake_image(docker_client())  # the aws-batch plugin's jobs run this image
+    plugin_image()
     env = _env(root)
     knot_cli("emulator", "start", "--port", "0", env=env)
     try:
@@ -89,6 +103,14 @@ def measure(root: Path) -> list[Row]:
         knot_cli("emulator", "stop", env=env)
     record = parse_run(json.loads(latest_record(knot.folder).read_text()))
     return rows(knot, plugin, where_time_went(record, knot.launched, knot.launched + knot.wall_s))
+
+
+def plugin_image() -> None:
+    """What the aws-batch plugin's jobs run, with its storage plugin's wheels (see above)."""
+    docker = docker_client()
+    snakemake_image(docker)
+    version = importlib.metadata.version("snakemake-storage-plugin-s3")
+    build(docker, dockerfile_context(OFFLINE_DOCKERFILE.format(storage=version)), PLUGIN_IMAGE)
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -124,7 +146,7 @@ def _plugin_args(state: dict) -> list[str]:
     return [
         "--executor", "aws-batch", "--aws-batch-region", infra.region,
         "--aws-batch-job-queue", infra.job_queue_arn, "--aws-batch-job-role", infra.job_role_arn,
-        "--container-image", TAG.format(name="snakemake"),
+        "--container-image", PLUGIN_IMAGE,
     ]  # fmt: skip
 
 

@@ -76,8 +76,9 @@ class Executor(RemoteExecutor):
         if not rules:
             return
         workflow = next(iter(rules.values())).rule.workflow
-        target = build_target(workflow, rules, self.knot, self._base_reference)
-        plans = {name: plan_rule(workflow, job, self.knot, target) for name, job in rules.items()}
+        with self.run_log.step("rule plans"):
+            target = build_target(workflow, rules, self.knot, self._base_reference)
+            plans = {n: plan_rule(workflow, job, self.knot, target) for n, job in rules.items()}
         check_job_resources(jobs, self.knot)
         for job in jobs:
             if not job.is_local:

@@ -92,6 +92,7 @@ def _segment(phase: str, start: float | None, end: float | None) -> Segment | No
 CRITICAL_SPANS = {
     "Snakemake start-up": "Snakemake (process start to knot's executor)",
     "knot start-up": "knot (settings, clients, rule plans)",
+    "rule plans": "knot (rule sources, requirements, image tags)",
     "stack check": "knot (CloudFormation calls)",
     "images": "knot (Docker builds and pushes)",
     "Snakemake scheduling": "Snakemake (between a report and the next hand-over)",
@@ -181,7 +182,7 @@ def _preparation(run: RunRecord, add) -> float | None:
         return run.started
     start, end = steps["preparation"]
     inner = 0.0
-    for name in ("stack check", "images"):
+    for name in ("rule plans", "stack check", "images"):
         if name in steps:
             add(name, *steps[name])
             inner += max(steps[name][1] - steps[name][0], 0.0)
