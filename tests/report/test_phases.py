@@ -66,27 +66,25 @@ def test_run_origin_is_the_start_or_the_earliest_time():
     assert run_origin(unstarted) == samples.STARTED + 1.0
 
 
+def _host(handed_over: float, submitted: float, seen: float, reported: float) -> dict:
+    t = samples.STARTED
+    return {"handed_over": t + handed_over, "submitted": t + submitted,
+            "seen_finished": t + seen, "reported": t + reported}  # fmt: skip
+
+
 def _fanin_run() -> dict:
     """Two jobs of a fan-out, then the job that reduces them, with the run's own times."""
     t = samples.STARTED
     first = samples.job(jobid=1, rule="part")  # reported at t + 30
     late = samples.job(
-        jobid=2,
-        rule="part",
-        host={"handed_over": t + 1.0, "submitted": t + 2.0, "seen_finished": t + 31.5,
-              "reported": t + 32.0},
-        batch=samples.timed(10.0, 31.0),
-    )  # fmt: skip
+        jobid=2, rule="part", host=_host(1.0, 2.0, 31.5, 32.0), batch=samples.timed(10.0, 31.0)
+    )
     usage = {"start": t + 36.0, "end": t + 40.0, "stage_in_s": 0.5, "run_s": 2.0,
              "stage_out_s": 0.5}  # fmt: skip
+    host = _host(32.5, 33.0, 42.0, 42.2)
     reduce = samples.job(
-        jobid=3,
-        rule="total",
-        host={"handed_over": t + 32.5, "submitted": t + 33.0, "seen_finished": t + 42.0,
-              "reported": t + 42.2},
-        batch=samples.timed(35.0, 41.0),
-        usage=usage,
-    )  # fmt: skip
+        jobid=3, rule="total", host=host, batch=samples.timed(35.0, 41.0), usage=usage
+    )
     steps = {"preparation": [t + 0.1, t + 0.9], "stack check": [t + 0.2, t + 0.5]}
     return samples.run([first, late, reduce], process_started=t - 3.0, steps=steps, ended=t + 43.0)
 
