@@ -291,7 +291,8 @@ class Executor(RemoteExecutor):
         async with self.status_rate_limiter:
             states = self.poller.poll(ids)
         self._observe(states)
-        self.cadence.observe({job_id: state.status for job_id, state in states.items()})
+        statuses = {job_id: state.status for job_id, state in states.items()}
+        self.cadence.observe({**statuses, **self.poller.summaries})
         self.next_seconds_between_status_checks = self.cadence.next_wait(True)
         reported = []
         for info in active_jobs:

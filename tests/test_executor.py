@@ -100,7 +100,9 @@ def test_a_status_check_sets_snakemakes_next_wait(executor, setting, wait):
     executor.progress = Progress(lambda line: None)
     executor.capacity = RunnableWatch(lambda: [])
     # Batch says the jobs run (in-process moto would have finished them at SubmitJob).
-    executor.poller = SimpleNamespace(poll=lambda ids: {i: JobState(i, "RUNNING") for i in ids})
+    executor.poller = SimpleNamespace(
+        poll=lambda ids: {i: JobState(i, "RUNNING") for i in ids}, summaries={}
+    )
 
     async def check() -> list:
         return [info async for info in executor.check_active_jobs(executor.submitted)]

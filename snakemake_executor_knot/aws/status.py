@@ -133,6 +133,10 @@ class StatusPoller:
         self._listed: dict[tuple[str, str], int] = {}
         # Finished children: they cannot change again.
         self._children: dict[str, JobState] = {}
+        # Each array's children per status at the last poll: children move between
+        # RUNNABLE, STARTING and RUNNING without a call per child (the status cadence
+        # counts that as progress).
+        self.summaries: dict[str, str] = {}
 
     def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         wanted = list(dict.fromkeys(job_ids))
@@ -159,6 +163,7 @@ class StatusPoller:
 
     def _follow_children(self, parent: str, description: dict) -> None:
         summary = (description.get("arrayProperties") or {}).get("statusSummary") or {}
+        self.summaries[parent] = repr(sorted(summary.items()))
         for status in TERMINAL:
             count = summary.get(status, 0)
             if count and count != self._listed.get((parent, status), 0):
