@@ -47,6 +47,10 @@ BUCKET = "knot-latency"
 RATIO_TARGET = Target("<=", 0.25, on="ratio")
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_IMAGE = TAG.format(name="snakemake-offline")
+# The plugin kills a job after 300 s by default (Batch's attemptDurationSeconds); on this
+# 2-core machine under the load of other test sessions its jobs took longer than that. A
+# longer limit changes nothing while jobs run, it only lets them finish.
+TASK_TIMEOUT_S = 1800
 OFFLINE_DOCKERFILE = f"""FROM {TAG.format(name="snakemake")}
 RUN pip download --no-cache-dir --dest /opt/wheels snakemake-storage-plugin-s3=={{storage}}
 ENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/wheels PIP_NO_DEPS=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -146,7 +150,7 @@ def _plugin_args(state: dict) -> list[str]:
     return [
         "--executor", "aws-batch", "--aws-batch-region", infra.region,
         "--aws-batch-job-queue", infra.job_queue_arn, "--aws-batch-job-role", infra.job_role_arn,
-        "--container-image", PLUGIN_IMAGE,
+        "--container-image", PLUGIN_IMAGE, "--aws-batch-task-timeout", str(TASK_TIMEOUT_S),
     ]  # fmt: skip
 
 
