@@ -19,7 +19,7 @@ from .runner import Bench, run
 from .server import CountingMotoServer
 from .workflows import fanout, pipeline
 
-PARTS = ("calls", "staging", "scale", "images")
+PARTS = ("calls", "staging", "scale", "images", "latency")
 
 
 def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
@@ -60,6 +60,10 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
         from .images import image_rows
 
         rows += _done(image_rows())
+    if "latency" in parts and config.latency:
+        from .latency import latency_rows
+
+        rows += _done(latency_rows())
     return rows
 
 

@@ -31,10 +31,14 @@ def per_job(run: Run, name: str) -> float:
 
 
 def cycle_windows(run: Run) -> list[tuple[float, float, int]]:
-    """(start, end, active jobs) of each status cycle that had active jobs."""
+    """(start, end, active jobs) of each status cycle that had active jobs: to the cycle's
+    recorded end, else (older traces) to the next cycle's start."""
     cycles = sorted(run.trace["cycles"], key=lambda c: c["time"])
-    ends = [c["time"] for c in cycles[1:]] + [math.inf]
-    return [(c["time"], end, c["active"]) for c, end in zip(cycles, ends, strict=True)]
+    nexts = [c["time"] for c in cycles[1:]] + [math.inf]
+    return [
+        (c["time"], c.get("end", following), c["active"])
+        for c, following in zip(cycles, nexts, strict=True)
+    ]
 
 
 def calls_per_cycle(run: Run, *names: str) -> float | None:

@@ -16,6 +16,7 @@ class Config:
     staging_bytes: int  # total bytes moved, once as one file and once as many
     staging_files: int
     images: bool  # Docker builds (incremental build, image sizes)
+    latency: bool  # real containers on the emulator, knot against the aws-batch plugin
 
 
 FULL = Config(
@@ -26,6 +27,7 @@ FULL = Config(
     staging_bytes=1024 * MIB,
     staging_files=1000,
     images=True,
+    latency=True,
 )
 
 SMALL = Config(
@@ -36,4 +38,5 @@ SMALL = Config(
     staging_bytes=16 * MIB,
     staging_files=100,
     images=False,
+    latency=False,
 )

@@ -91,7 +91,7 @@ def rebuilt_steps(output, tag: str) -> list[str]:
     return [instruction for instruction, cached in steps if not cached]
 
 
-def _dockerfile_context(text: str) -> bytes:
+def dockerfile_context(text: str) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         data = text.encode()
@@ -109,7 +109,7 @@ def snakemake_image(docker) -> Build:
         snakemake=version("snakemake"), storage=version("snakemake-storage-plugin-s3"),
         plugin=version("snakemake-executor-plugin-aws-batch"), boto3=version("boto3"),
     )  # fmt: skip
-    return build(docker, _dockerfile_context(text), TAG.format(name="snakemake"))
+    return build(docker, dockerfile_context(text), TAG.format(name="snakemake"))
 
 
 def image_rows() -> list[Row]:

@@ -6,6 +6,10 @@
 and the CPU time spent inside knot's executor (by method, each thread's own CPU clock).
 Status cycles are recorded by wrapping ``check_active_jobs`` of whichever executor plugin
 runs, so knot and the aws-batch plugin are observed the same way.
+
+With ``KNOT_BENCH_UNPRIVILEGED=1`` the aws-batch plugin's job definitions ask for an
+unprivileged container: it always asks for a privileged one, which this machine's Docker
+engine cannot start ("unable to apply caps"), and its jobs need no privilege.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ def _wrap_check(cls, cycles: list[dict]) -> None:
         return
 
     async def traced(self, active_jobs):
+        cycle = {"time": time.time(), "active": len(active_jobs)}
         if active_jobs:
-            cycles.append({"time": time.time(), "active": len(active_jobs)})
+            cycles.append(cycle)
         async for job in check(self, active_jobs):
             yield job
+        cycle["end"] = time.time()
 
     traced._traced = True
     cls.check_active_jobs = traced
@@ -107,6 +113,19 @@ def usage() -> dict:
     }
 
 
+def unprivileged_plugin_jobs() -> None:
+    from snakemake_executor_plugin_aws_batch.batch_client import BatchClient
+
+    register = BatchClient.register_job_definition
+
+    @functools.wraps(register)
+    def unprivileged(self, **kwargs):
+        kwargs["containerProperties"] = {**kwargs["containerProperties"], "privileged": False}
+        return register(self, **kwargs)
+
+    BatchClient.register_job_definition = unprivileged
+
+
 def main(argv: list[str]) -> int:
     from snakemake.cli import main as snakemake_main
 
@@ -115,6 +134,8 @@ def main(argv: list[str]) -> int:
     install_cycle_trace(cycles)
     knot_cpu: dict[str, float] = {}
     install_knot_timer(knot_cpu)
+    if os.environ.get("KNOT_BENCH_UNPRIVILEGED") == "1":
+        unprivileged_plugin_jobs()
     sys.argv = ["snakemake", *argv]
     code: int | str | None = 0
     try:

@@ -53,7 +53,7 @@ def summary(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _knot(*args: str, env: dict) -> str:
+def knot_cli(*args: str, env: dict) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "snakemake_executor_knot.cli", *args],
         env=env, capture_output=True, text=True, timeout=300, check=True,
@@ -67,7 +67,7 @@ def run_neuro(workdir: Path, poll_s: int) -> Path:
     env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     folder = workdir / "neuro"
     shutil.copytree(NEURO, folder, ignore=shutil.ignore_patterns(".snakemake", "results"))
-    _knot("emulator", "start", "--port", "0", env=env)
+    knot_cli("emulator", "start", "--port", "0", env=env)
     try:
         subprocess.run(
             [sys.executable, "-m", "snakemake", "--executor", "knot", "--knot-emulator",
@@ -75,7 +75,7 @@ def run_neuro(workdir: Path, poll_s: int) -> Path:
             cwd=folder, env=env, check=True, timeout=1800,
         )  # fmt: skip
     finally:
-        _knot("emulator", "stop", env=env)
+        knot_cli("emulator", "stop", env=env)
     return max((folder / ".snakemake" / "knot").glob("run-*.json"))
 
 

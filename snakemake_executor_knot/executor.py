@@ -26,6 +26,7 @@ from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, describe_exit, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
 from .aws.template import STACK_TAG
+from .cadence import Cadence
 from .errors import ConfigError, KnotError
 from .groups import (
     benchmarks,
@@ -68,10 +69,14 @@ class Executor(RemoteExecutor):
     envvars_ref: dict | None = None  # the specs' envvars: the secret's ARN and the names
 
     def __post_init__(self) -> None:
-        self.knot = knot_config(self.workflow)
-        self.clients = make_clients(self.knot)
+        # First: Snakemake's status thread is already running and asks it for each wait.
+        self.cadence = Cadence(
+            self.workflow.remote_execution_settings.seconds_between_status_checks
+        )
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.run_log = RunLog(self.run_id)
+        self.knot = knot_config(self.workflow)
+        self.clients = make_clients(self.knot)
         self.progress = Progress(self.logger.info)
         self.capacity = RunnableWatch(self._environments)
         self._environment_arns: list[str] | None = None
@@ -83,7 +88,8 @@ class Executor(RemoteExecutor):
         self.poller = StatusPoller(self.clients.batch)
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
         self._docker_client = None
-        self._prepare(list(self.dag.needrun_jobs()))
+        with self.run_log.step("preparation"):
+            self._prepare(list(self.dag.needrun_jobs()))
 
     # -- preparation: everything that can fail does so before the first submission --
 
@@ -93,8 +99,9 @@ class Executor(RemoteExecutor):
         if not rules:
             return
         workflow = next(iter(rules.values())).rule.workflow
-        target = build_target(workflow, rules, self.knot, self._base_reference)
-        plans = {name: plan_rule(workflow, job, self.knot, target) for name, job in rules.items()}
+        with self.run_log.step("rule plans"):
+            target = build_target(workflow, rules, self.knot, self._base_reference)
+            plans = {n: plan_rule(workflow, job, self.knot, target) for n, job in rules.items()}
         self.member_plans.update(plans)
         # A rule that runs only inside groups needs no image of its own: its group's has it.
         wanted = {j.rule.name: plans[j.rule.name] for j in jobs if not (is_group(j) or j.is_local)}
@@ -132,7 +139,8 @@ class Executor(RemoteExecutor):
         if self.infra is None:
             self._ensure_storage_bucket()
             self.knot = find_service_role(self.clients, self.knot)
-            self.infra = ensure_infra(self.clients, self.knot)
+            with self.run_log.step("stack check"):
+                self.infra = ensure_infra(self.clients, self.knot)
             self.jobdefs = JobDefinitions(self.clients.batch, self.infra, self.knot)
             self.staging = LocalStaging(self.clients.s3, self.infra.bucket, Path.cwd())
             self.submitter = Submitter(self.clients.batch, self.knot.submit_rate)
@@ -142,7 +150,8 @@ class Executor(RemoteExecutor):
             builder = ImageBuilder(
                 docker, self.clients.ecr, self.infra.repository_uri, self.infra.repository_name
             )
-            uris = builder.ensure_all(to_build)
+            with self.run_log.step("images"):
+                uris = builder.ensure_all(to_build)
             for counter in self.image_counts:
                 self.image_counts[counter] += getattr(builder, counter)
             for name, uri in uris.items():
@@ -179,6 +188,7 @@ class Executor(RemoteExecutor):
 
     def run_jobs(self, jobs) -> None:
         self.run_log.handed_over(jobs)
+        self.cadence.submitted()
         for job in jobs:
             self.run_job_pre(job)
         self._plan_for(jobs)
@@ -312,12 +322,17 @@ class Executor(RemoteExecutor):
     # -- status --
 
     async def check_active_jobs(self, active_jobs):
+        # Snakemake sleeps this long after the check (see cadence.py).
+        self.next_seconds_between_status_checks = self.cadence.next_wait(bool(active_jobs))
         if not active_jobs:
             return
         ids = [info.external_jobid for info in active_jobs]
         async with self.status_rate_limiter:
             states = self.poller.poll(ids)
         self._observe(states)
+        statuses = {job_id: state.status for job_id, state in states.items()}
+        self.cadence.observe({**statuses, **self.poller.summaries})
+        self.next_seconds_between_status_checks = self.cadence.next_wait(True)
         reported = []
         for info in active_jobs:
             state = states.get(info.external_jobid)
@@ -420,11 +435,24 @@ class Executor(RemoteExecutor):
             with contextlib.suppress(KnotError):
                 delete_secret(self.clients.secretsmanager, self.envvars_ref["secret"])
         if self.infra is not None:
-            self.run_log.fetch_usage(self.clients.s3)
+            with self.run_log.step("usage documents"):
+                self.run_log.fetch_usage(self.clients.s3)
+                self._instance_types()
+            self.run_log.ended = time.time()
             place = pricing(self.knot, self.clients.region)
             record = self.run_log.as_dict(place, self.clients.calls, self.image_counts)
             path = write_record(record)
             self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")
+
+    def _instance_types(self) -> None:
+        """For the record's costs; a refusal (an older runner policy) costs only precision."""
+        if self.knot.emulator:  # moto's jobs run on no instance
+            self.run_log.estimate_instance_types(self.knot.instance_types, self.clients.region)
+            return
+        try:
+            self.run_log.find_instance_types(self.clients.batch, self.clients.ecs)
+        except KnotError as exc:
+            self.logger.warning(f"knot: {exc} The report estimates the instance types.")
 
     # -- cancel --
 

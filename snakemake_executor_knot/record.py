@@ -9,18 +9,23 @@ right type are kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .aws.hosts import find_container_instances, instance_types
 from .aws.status import JobState
 from .groups import job_key, job_label
+from .report.pricing import choose_instance, load_prices, region_prices
 from .resources import BatchResources
 from .runtime.contract import usage_key
 
@@ -58,6 +63,8 @@ class JobEntry:
     usage_at: tuple[str, str] | None = None  # (bucket, key) of the usage document
     usage: dict = field(default_factory=dict)
     adopted: bool = False
+    instance_type: str | None = None
+    instance_type_source: str | None = None  # "batch" (ECS said so) or "estimate"
 
     def as_dict(self) -> dict:
         state = self.state
@@ -69,7 +76,8 @@ class JobEntry:
             "attempts": state.attempts if state else None,
             "reason": state.reason if state else None,
             "requested": self.requested,
-            "instance_type": None,
+            "instance_type": self.instance_type,
+            "instance_type_source": self.instance_type_source,
             "adopted": self.adopted,
             "host": {
                 "handed_over": self.handed_over,
@@ -91,14 +99,29 @@ def requested(resources: BatchResources) -> dict:
 
 
 class RunLog:
-    """Collects the job entries of one run, from any thread."""
+    """Collects the job entries of one run, from any thread, and the run's own times: when
+    the process started, the host steps before the first submission (``steps``: name ->
+    [start, end]) and when the run ended."""
 
     def __init__(self, run_id: str, clock=time.time) -> None:
         self.run_id = run_id
         self.clock = clock
         self.started = clock()
+        self.process_started = process_start_time()
+        self.steps: dict[str, list[float]] = {}
+        self.ended: float | None = None
         self.jobs: dict[int, JobEntry] = {}
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time one host step (stack check, images, ...); a repeated step adds up."""
+        start = self.clock()
+        try:
+            yield
+        finally:
+            first, spent = self.steps.get(name, [start, start])
+            self.steps[name] = [first, first + (spent - first) + self.clock() - start]
 
     def handed_over(self, jobs) -> None:
         now = self.clock()
@@ -132,15 +155,63 @@ class RunLog:
             entry.usage = usage
         return sum(1 for usage in found if usage)
 
+    def finished_entries(self) -> list[JobEntry]:
+        return [e for e in self.jobs.values() if e.batch_id and e.state and e.state.finished]
+
+    def find_instance_types(self, batch, ecs) -> int:
+        """Each finished job's instance type as ECS reports it (see aws.hosts); returns how
+        many were found. Jobs the status checks described already carry their instance."""
+        entries = self.finished_entries()
+        where = {e.batch_id: e.state.container_instance for e in entries}
+        missing = [job_id for job_id, arn in where.items() if arn is None]
+        where.update(find_container_instances(batch, missing))
+        types = instance_types(ecs, [arn for arn in where.values() if arn])
+        for entry in entries:
+            entry.instance_type = types.get(where.get(entry.batch_id) or "")
+            entry.instance_type_source = "batch" if entry.instance_type else None
+        return sum(1 for e in entries if e.instance_type)
+
+    def estimate_instance_types(self, allowed: tuple[str, ...], region: str | None) -> None:
+        """Where no instance exists to ask about (the emulator): the cheapest type the
+        compute environment may choose that fits each job's request, marked an estimate."""
+        _, prices = region_prices(load_prices(), region)
+        for entry in self.finished_entries():
+            wanted = entry.requested
+            if not wanted.get("vcpus") or not wanted.get("memory_mib"):
+                continue
+            choice = choose_instance(
+                wanted["vcpus"], wanted["memory_mib"], allowed, prices, wanted.get("gpus") or 0
+            )
+            if choice is not None:
+                entry.instance_type, entry.instance_type_source = choice.instance.name, "estimate"
+
     def as_dict(self, pricing: dict, calls: dict, images: dict) -> dict:
         return {
             "run_id": self.run_id,
+            "process_started": self.process_started,
             "started": self.started,
+            "steps": self.steps,
+            "ended": self.ended,
             "pricing": pricing,
             "calls": dict(sorted(calls.items())),
             "images": images,
             "jobs": [entry.as_dict() for _, entry in sorted(self.jobs.items())],
         }
+
+
+def process_start_time() -> float | None:
+    """When this process started, in epoch seconds, from Linux's /proc (None elsewhere):
+    the run's timeline then shows Snakemake's own start-up before knot was loaded."""
+    try:
+        with open("/proc/self/stat") as stat:
+            # Field 22, after the parenthesised name (which may hold spaces): clock ticks
+            # from boot to the process's start. Measured against the boot clock, not
+            # /proc/stat's btime, which is rounded to whole seconds.
+            ticks = int(stat.read().rpartition(")")[2].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.time() - age
 
 
 def usage_location(bucket: str, spec_key: str, index: int) -> tuple[str, str]:

@@ -58,6 +58,7 @@ def _executor(settings: dict, prefix: str | None) -> Executor:
     workflow = SimpleNamespace(
         executor_settings=ExecutorSettings(**settings),
         storage_settings=SimpleNamespace(default_storage_prefix=prefix),
+        remote_execution_settings=SimpleNamespace(seconds_between_status_checks=10),
     )
     executor = object.__new__(Executor)
     executor.workflow = workflow

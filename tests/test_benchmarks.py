@@ -8,15 +8,20 @@ deterministic and asserted; timings are only reported.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from benchmarks.calls import calls_per_cycle, cycle_windows
+from benchmarks.latency import Timed
+from benchmarks.latency import rows as latency_rows_of
 from benchmarks.overhead import spans, summary
 from benchmarks.report import Row, Target, table
-from benchmarks.server import s3_operation
+from benchmarks.server import Request, s3_operation
 from benchmarks.workflows import fanout, pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,3 +110,30 @@ def test_overhead_spans_come_from_the_run_record():
     assert found["seen -> reported"] == [pytest.approx(0.2)]
     assert found["done -> reported"] == [pytest.approx(1.2)]
     assert "ready -> submitted" in summary(record)
+
+
+def test_latency_rows_compare_wall_times_and_list_the_critical_path(tmp_path):
+    knot = Timed(30.0, 0.0, {"cycles": [{"time": 1.0, "active": 20}] * 12}, tmp_path)
+    plugin = Timed(120.0, 0.0, {"cycles": [{"time": 1.0, "active": 20}] * 9}, tmp_path)
+    spent = [("container start", 4.5, "Docker"), ("status polling", 1.0, "knot")]
+    rows = latency_rows_of(knot, plugin, spent)
+    wall = rows[0]
+    assert (wall.knot, wall.baseline, wall.ratio, wall.passed) == (30.0, 120.0, 0.25, True)
+    assert rows[1].knot == 12 and rows[1].baseline == 9
+    assert [r.metric for r in rows[2:]] == [
+        "knot's critical path: container start (s)",
+        "knot's critical path: status polling (s)",
+    ]
+    assert rows[2].note == "Docker"
+
+
+def test_calls_are_counted_within_each_cycles_own_window():
+    cycles = [{"time": 10.0, "active": 150, "end": 10.5}, {"time": 12.0, "active": 150}]
+    run = SimpleNamespace(
+        trace={"cycles": cycles},
+        requests=[Request(t, "batch", "DescribeJobs") for t in (10.1, 10.2, 11.0, 12.1, 99.0)],
+    )
+    # The call at 11.0 falls between cycles (e.g. the end of the run's instance lookup);
+    # the second cycle, from an older trace without an end, runs on to the last call.
+    assert cycle_windows(run) == [(10.0, 10.5, 150), (12.0, math.inf, 150)]
+    assert calls_per_cycle(run, "batch.DescribeJobs") == 1.0

@@ -5,6 +5,7 @@ and cancelling terminates every active job."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -13,12 +14,15 @@ from types import SimpleNamespace
 import pytest
 from snakemake.io import directory
 
+from snakemake_executor_knot.aws.capacity import RunnableWatch
 from snakemake_executor_knot.aws.jobdef import JobDefinitions
 from snakemake_executor_knot.aws.stack import ensure_infra
-from snakemake_executor_knot.aws.status import StatusPoller
+from snakemake_executor_knot.aws.status import JobState, StatusPoller
 from snakemake_executor_knot.aws.submit import Submitter
+from snakemake_executor_knot.cadence import Cadence
 from snakemake_executor_knot.executor import Executor
 from snakemake_executor_knot.plan import RulePlan
+from snakemake_executor_knot.progress import Progress
 from snakemake_executor_knot.reattach import Adopter
 from snakemake_executor_knot.record import RunLog
 from snakemake_executor_knot.rules.source import RuleSource
@@ -58,6 +62,7 @@ def executor(clients, tmp_path, monkeypatch):
     ex.staging = LocalStaging(clients.s3, ex.infra.bucket, tmp_path)
     ex.submitter = Submitter(clients.batch, rate=1000)
     ex.poller = StatusPoller(clients.batch)
+    ex.cadence = Cadence(10)
     ex.adopter = Adopter(clients.batch, clients.s3, ex.infra.job_queue_arn)
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:abc"
     source = RuleSource(rule="sample", kind="run", files={})
@@ -86,6 +91,25 @@ def test_equal_jobs_become_one_array_job(executor, calls):
     assert env["KNOT_SPEC_URI"].endswith("knot/specs/test-run/sample-1.jsonl")
     spec = fetch_spec(executor.clients.s3, spec_location(env))
     assert spec["jobid"] == 4 and spec["wildcards"]["items"] == ["4"]
+
+
+@pytest.mark.parametrize(("setting", "wait"), [(10, 1.0), (3, 3)])
+def test_a_status_check_sets_snakemakes_next_wait(executor, setting, wait):
+    executor.run_jobs([_job(i) for i in range(1, 4)])
+    executor.cadence = Cadence(setting)  # 10: Snakemake's default, 3: the user's own
+    executor.status_rate_limiter = contextlib.nullcontext()  # async too, since Python 3.10
+    executor.progress = Progress(lambda line: None)
+    executor.capacity = RunnableWatch(lambda: [])
+    # Batch says the jobs run (in-process moto would have finished them at SubmitJob).
+    executor.poller = SimpleNamespace(
+        poll=lambda ids: {i: JobState(i, "RUNNING") for i in ids}, summaries={}
+    )
+
+    async def check() -> list:
+        return [info async for info in executor.check_active_jobs(executor.submitted)]
+
+    assert len(asyncio.run(check())) == 3
+    assert executor.next_seconds_between_status_checks == wait
 
 
 def test_different_resources_split_the_array(executor, calls):

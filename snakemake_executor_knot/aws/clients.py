@@ -28,7 +28,9 @@ _RETRIES = botocore.config.Config(
     **CHECKSUMS,
 )
 
-SERVICES = ("batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts", "secretsmanager")
+SERVICES = (
+    "batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts", "secretsmanager", "ecs",
+)  # fmt: skip
 
 
 @dataclass

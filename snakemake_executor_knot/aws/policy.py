@@ -262,6 +262,15 @@ def _runner_batch(arns: Arns) -> list[dict]:
             "TerminateTheStacksJobs", ["batch:TerminateJob"], arns.batch("job"), _tagged(stack)
         ),
         _statement("BatchReadOnly", read, "*"),
+        # The instance type each job ran on, for the run record's costs (aws/hosts.py).
+        # Batch names its ECS clusters after compute environments whose names
+        # CloudFormation makes up, so no name pattern pins them to the stack; the call
+        # only reads instance attributes.
+        _statement(
+            "InstanceTypes",
+            ["ecs:DescribeContainerInstances"],
+            f"arn:{arns.p}:ecs:*:*:cluster/*",
+        ),
     ]
 
 

@@ -34,6 +34,8 @@ class JobState:
     started: float | None = None
     stopped: float | None = None
     attempts: int | None = None
+    # The ECS container instance it ran on (DescribeJobs only), for its instance type.
+    container_instance: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -86,6 +88,18 @@ def log_stream(description: dict) -> str | None:
     return None
 
 
+def container_instance(description: dict) -> str | None:
+    """The ECS container instance ARN of a DescribeJobs entry, from its container or, for a
+    job that was retried, its last attempt that has one."""
+    containers = [description.get("container") or {}]
+    containers += [a.get("container") or {} for a in reversed(description.get("attempts") or [])]
+    for container in containers:
+        arn = container.get("containerInstanceArn")
+        if isinstance(arn, str) and arn:
+            return arn
+    return None
+
+
 def state_from_description(description: dict) -> JobState:
     """A JobState from a DescribeJobs entry (or a ListJobs summary, which lacks logs)."""
     container = description.get("container") or {}
@@ -99,6 +113,7 @@ def state_from_description(description: dict) -> JobState:
         started=_seconds(description.get("startedAt")),
         stopped=_seconds(description.get("stoppedAt")),
         attempts=_count(description.get("attempts")),
+        container_instance=container_instance(description),
     )
 
 
@@ -133,6 +148,10 @@ class StatusPoller:
         self._listed: dict[tuple[str, str], int] = {}
         # Finished children: they cannot change again.
         self._children: dict[str, JobState] = {}
+        # Each array's children per status at the last poll: children move between
+        # RUNNABLE, STARTING and RUNNING without a call per child (the status cadence
+        # counts that as progress).
+        self.summaries: dict[str, str] = {}
 
     def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         wanted = list(dict.fromkeys(job_ids))
@@ -159,6 +178,7 @@ class StatusPoller:
 
     def _follow_children(self, parent: str, description: dict) -> None:
         summary = (description.get("arrayProperties") or {}).get("statusSummary") or {}
+        self.summaries[parent] = repr(sorted(summary.items()))
         for status in TERMINAL:
             count = summary.get(status, 0)
             if count and count != self._listed.get((parent, status), 0):

@@ -123,11 +123,13 @@ def price_job(
 ) -> tuple[float, Choice] | None:
     """The cost of ``job`` had it requested ``vcpus`` and ``memory_mib``, and the instance it
     is priced on: its recorded type when the table knows it, else the cheapest that fits
-    (an estimate). None when its duration is unknown or no type fits."""
+    (an estimate, as is a type the record marks estimated). None when its duration is unknown
+    or no type fits."""
     seconds = billed_seconds(job)
     if seconds is None:
         return None
-    known = context.prices.get(job.instance_type or "")
+    # An estimated type was chosen for the job's own request: a resized request re-chooses.
+    known = None if job.instance_estimated else context.prices.get(job.instance_type or "")
     gpus = job.requested.gpus or 0
     if known is not None:
         choice = Choice(known, estimate=False)
@@ -162,7 +164,11 @@ def prices_note(context: PriceContext, estimated: bool) -> str:
             "allowed type that fits its request: an estimate."
         )
     if context.emulator:
-        parts.append(" This run used the local emulator: costs are what it would cost on AWS.")
+        parts.append(
+            " This run used the local emulator, which runs jobs on no instance: each job is "
+            "priced on the type the compute environment would have chosen for its request, an "
+            "estimate of what it would cost on AWS."
+        )
     return "".join(parts)
 
 

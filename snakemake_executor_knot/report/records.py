@@ -43,6 +43,7 @@ class HostTimes:
 
     handed_over: float | None = None
     submitted: float | None = None
+    seen_finished: float | None = None  # the status check that saw the job end
     reported: float | None = None
 
 
@@ -87,6 +88,9 @@ class JobRecord:
     host: HostTimes
     batch: BatchTimes
     usage: Usage
+    # The instance type was not reported by AWS but chosen by knot (on the emulator): the
+    # cheapest type the compute environment may use that fits the request.
+    instance_estimated: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,18 @@ class Pricing:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One knot run: its id, start time, pricing context and jobs (at least one)."""
+    """One knot run: its id, start time, pricing context and jobs (at least one); when the
+    Snakemake process started and the run ended, and the host's steps before the first
+    submission (name -> (start, end))."""
 
     run_id: str
     started: float | None
     pricing: Pricing
     jobs: tuple[JobRecord, ...]
     calls: dict[str, int]
+    process_started: float | None = None
+    ended: float | None = None
+    steps: tuple[tuple[str, float, float], ...] = ()
 
 
 def latest_run(directory: Path = RUN_DIR) -> Path:
@@ -162,6 +171,9 @@ def parse_run(data: object, source: str = "run record") -> RunRecord:
         pricing=_pricing(_section(data, "pricing", source), f"{source}: pricing"),
         jobs=tuple(_job(job, f"{source}: job #{i}") for i, job in enumerate(jobs)),
         calls=_calls(data.get("calls"), source),
+        process_started=_number(data, "process_started", source),
+        ended=_number(data, "ended", source),
+        steps=_steps(data.get("steps"), source),
     )
 
 
@@ -221,6 +233,7 @@ def _job(job: object, where: str) -> JobRecord:
         host=HostTimes(**_numbers(job, "host", HostTimes, where)),
         batch=BatchTimes(**_numbers(job, "batch", BatchTimes, where)),
         usage=_usage(_section(job, "usage", where), f"{where}: usage"),
+        instance_estimated=_text(job, "instance_type_source", where) == "estimate",
     )
 
 
@@ -261,6 +274,27 @@ def _calls(calls: object, source: str) -> dict[str, int]:
     if not valid:
         raise ConfigError(f"{source}: 'calls' must map operation names to counts. {_AGAIN}")
     return dict(calls)
+
+
+def _steps(steps: object, source: str) -> tuple[tuple[str, float, float], ...]:
+    """name -> [start, end] pairs of finite numbers; anything else is refused."""
+    if steps is None:
+        return ()
+    pairs = isinstance(steps, dict) and all(
+        isinstance(v, list) and len(v) == 2 and all(_finite(n) for n in v) for v in steps.values()
+    )
+    if not pairs:
+        raise ConfigError(f"{source}: 'steps' must map step names to [start, end]. {_AGAIN}")
+    return tuple((str(name), float(a), float(b)) for name, (a, b) in steps.items())
+
+
+def _finite(value: object) -> bool:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _section(obj: dict, key: str, where: str) -> dict:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ConfigError
-from .phases import PHASES, job_segments, relative, run_origin
+from .phases import PHASES, job_segments, relative, run_origin, where_time_went
 from .records import JobRecord, RunRecord
 from .sizing import profile_block
 from .table import any_estimated, by_rule, total_cost
@@ -95,6 +95,8 @@ def html_page(run: RunRecord, rows: Sequence[Mapping], prices_note: str, png: by
         _summary(run, rows),
         "<h2>Timeline</h2>",
         f'<img alt="Timeline of each job, by phase" src="data:image/png;base64,{image}">',
+        "<h2>Where the time went</h2>",
+        _critical_path(run),
         "<h2>Per rule</h2>",
         _rule_table(rows),
         "<h2>Suggested sizes</h2>",
@@ -212,6 +214,22 @@ _COLUMNS = (
     "Suggested threads",
     "Cost if resized",
 )
+
+
+def _critical_path(run: RunRecord) -> str:
+    """The wall time along the chain of jobs that ended last, span by span, and whose."""
+    spent = where_time_went(run)
+    total = sum(seconds for _, seconds, _ in spent)
+    body = "\n".join(
+        f"<tr><td>{_e(name)}</td><td>{_e(_duration(seconds))}</td>"
+        f"<td>{_e(_percent(seconds / total if total else None))}</td><td>{_e(whose)}</td></tr>"
+        for name, seconds, whose in spent
+    )
+    return (
+        "<p>Along the chain of jobs that ended last (each released by the one before):</p>\n"
+        "<table>\n<thead><tr><th>Span</th><th>Seconds</th><th>Share</th><th>Whose</th></tr>"
+        f"</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+    )
 
 
 def _rule_table(rows: Sequence[Mapping]) -> str:

@@ -16,6 +16,7 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from snakemake_executor_knot.aws.clients import Clients
+from snakemake_executor_knot.aws.hosts import instance_types
 from snakemake_executor_knot.aws.policy import runner_policy
 from snakemake_executor_knot.aws.secrets import stack_secrets, store_envvars
 from snakemake_executor_knot.aws.service_role import create_service_role, find_service_role
@@ -38,6 +39,7 @@ from snakemake_executor_knot.errors import AwsError, ConfigError
 from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 from ..conftest import REGION
+from .test_hosts import register_instance
 from .test_policy import allowed
 
 # moto's CloudFormation creates only the types it knows; it skips AWS::S3::BucketPolicy.
@@ -468,19 +470,22 @@ def test_iam_policy_allows_every_call_infra_makes(clients, deployed, calls):
     infra, arns = deployed
     _active_job(clients, infra, arns["ours"])
     create_service_role(clients, "knot")  # the administrator, once
-    calls.attach(clients, services=("iam", "sts"))
+    instance = register_instance(clients, "m5.large")
+    calls.attach(clients, services=("iam", "sts", "ecs"))
     calls.reset()
     # With a class added: the update, a second queue to describe, submit to and tear down.
     config = find_service_role(clients, with_classes(CONFIG, "gpu=g5"))
     infra = ensure_infra(clients, config)
     assert calls["cloudformation.UpdateStack"] == 1 and "gpu" in infra.queues
     status_report(clients, config)
+    instance_types(clients.ecs, [instance])  # what the run record asks at the end
     teardown(clients, config, force=True)
     made = {
         f"{service}:{_S3_ACTIONS.get(op, op) if service == 's3' else op}"
         for service, op in (key.split(".") for key in calls.counts)
     }
     assert {"cloudformation:DeleteStack", "batch:TerminateJob", "s3:DeleteObject"} <= made
+    assert "ecs:DescribeContainerInstances" in made
     assert "iam:GetRole" in made and config.cfn_role
     allowed = _allowed_actions()
     assert sorted(a for a in made if not any(fnmatch(a, p) for p in allowed)) == []

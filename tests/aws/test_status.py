@@ -147,6 +147,7 @@ def test_array_progress_lists_only_statuses_whose_count_changed(clients):
             {"arrayJobId": "p", "jobStatus": "SUCCEEDED", "maxResults": 1000},
         )
         first = poller.poll(children)
+        progress = dict(poller.summaries)
         # Poll 2: one failed, successes unchanged: ListJobs(FAILED) and one describe.
         stub.add_response(
             "describe_jobs",
@@ -178,6 +179,8 @@ def test_array_progress_lists_only_statuses_whose_count_changed(clients):
         "p:3", "FAILED", "boom", 2, "knot/default/p3", started=0.001, attempts=None
     )
     assert third["p:4"].status == "RUNNING" and third["p:3"] == second["p:3"]
+    # The children's counts per status, for the status cadence: they changed.
+    assert progress.keys() == {"p"} and poller.summaries["p"] != progress["p"]
 
 
 def test_unknown_job_is_reported_not_dropped(clients):

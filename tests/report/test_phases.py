@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from snakemake_executor_knot.report.phases import PHASES, job_segments, relative, run_origin
+from snakemake_executor_knot.report.phases import (
+    PHASES,
+    critical_chain,
+    job_segments,
+    relative,
+    run_origin,
+    where_time_went,
+)
 from snakemake_executor_knot.report.records import parse_run
 
 from . import samples
@@ -57,3 +64,63 @@ def test_run_origin_is_the_start_or_the_earliest_time():
     assert run_origin(parse_run(samples.run([samples.job()]))) == samples.STARTED
     unstarted = parse_run(samples.run([samples.job()], started=None))
     assert run_origin(unstarted) == samples.STARTED + 1.0
+
+
+def _host(handed_over: float, submitted: float, seen: float, reported: float) -> dict:
+    t = samples.STARTED
+    return {"handed_over": t + handed_over, "submitted": t + submitted,
+            "seen_finished": t + seen, "reported": t + reported}  # fmt: skip
+
+
+def _fanin_run() -> dict:
+    """Two jobs of a fan-out, then the job that reduces them, with the run's own times."""
+    t = samples.STARTED
+    first = samples.job(jobid=1, rule="part")  # reported at t + 30
+    late = samples.job(
+        jobid=2, rule="part", host=_host(1.0, 2.0, 31.5, 32.0), batch=samples.timed(10.0, 31.0)
+    )
+    usage = {"start": t + 36.0, "end": t + 40.0, "stage_in_s": 0.5, "run_s": 2.0,
+             "stage_out_s": 0.5}  # fmt: skip
+    host = _host(32.5, 33.0, 42.0, 42.2)
+    reduce = samples.job(
+        jobid=3, rule="total", host=host, batch=samples.timed(35.0, 41.0), usage=usage
+    )
+    steps = {"preparation": [t + 0.1, t + 0.9], "stack check": [t + 0.2, t + 0.5]}
+    return samples.run([first, late, reduce], process_started=t - 3.0, steps=steps, ended=t + 43.0)
+
+
+def test_the_critical_chain_follows_the_job_that_released_the_next():
+    run = parse_run(_fanin_run())
+    assert [job.jobid for job in critical_chain(run)] == [2, 3]
+
+
+def test_where_the_time_went_adds_up_to_the_wall_time():
+    run = parse_run(_fanin_run())
+    spent = {name: seconds for name, seconds, _ in where_time_went(run)}
+    assert sum(spent.values()) == pytest.approx(46.0)  # process start to the record's end
+    assert spent["Snakemake start-up"] == pytest.approx(3.0)
+    assert spent["stack check"] == pytest.approx(0.3)
+    assert spent["knot start-up"] == pytest.approx(0.6)
+    # Hand-over at 1.0 after preparation ended at 0.9; the reducer 0.5 s after the report.
+    assert spent["Snakemake scheduling"] == pytest.approx(0.1 + 0.5)
+    assert spent["status polling"] == pytest.approx(0.5 + 1.0)
+    assert spent["rule"] == pytest.approx(15.0 + 2.0)
+    assert spent["runtime checks"] == pytest.approx(1.0)  # the reducer's 4 s less 3 s measured
+    assert spent["Snakemake shut-down"] == pytest.approx(0.8)
+
+
+def test_where_the_time_went_takes_the_callers_launch_and_exit():
+    run = parse_run(_fanin_run())
+    t = samples.STARTED
+    spent = dict((n, s) for n, s, _ in where_time_went(run, launched=t - 5.0, exited=t + 44.0))
+    assert spent["Snakemake start-up"] == pytest.approx(5.0)
+    assert spent["Snakemake shut-down"] == pytest.approx(1.8)
+
+
+def test_an_old_record_without_run_times_still_splits_the_jobs():
+    record = _fanin_run()
+    for key in ("process_started", "steps", "ended"):
+        del record[key]
+    names = [name for name, _, _ in where_time_went(parse_run(record))]
+    assert "Snakemake start-up" not in names and "Snakemake shut-down" not in names
+    assert names[:3] == ["Snakemake scheduling", "submission", "Batch queueing"]

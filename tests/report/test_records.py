@@ -36,6 +36,18 @@ def test_load_run_reads_every_section(tmp_path):
     assert job.usage.exit_status == 0
 
 
+def test_the_runs_own_times_are_read():
+    record = samples.run(
+        [samples.job(instance_type="m5.large", instance_type_source="estimate")],
+        process_started=10.0,
+        ended=99.5,
+        steps={"preparation": [11, 12.5]},
+    )
+    run = parse_run(record)
+    assert (run.process_started, run.ended, run.steps) == (10.0, 99.5, (("preparation", 11, 12.5),))
+    assert run.jobs[0].instance_estimated is True
+
+
 def test_a_job_that_failed_early_has_only_a_rule():
     run = parse_run(samples.run([{"rule": "fit", "status": "FAILED"}, {}]))
     first, second = run.jobs
@@ -118,6 +130,10 @@ def _with_job(**changes):
         (_with_job(host={"submitted": [1]}), "host: 'submitted' must be a finite number"),
         (_with_job(batch={"started": 10**400}), "batch: 'started' must be a finite number"),
         (_with_job(status=["FAILED"]), "'status' must be a string"),
+        (samples.run([samples.job()], steps={"stack check": [1.0]}), "'steps' must map"),
+        (samples.run([samples.job()], steps={"images": [1, 10**400]}), "'steps' must map"),
+        (samples.run([samples.job()], ended="late"), "'ended' must be a finite number"),
+        (_with_job(instance_type_source=1), "'instance_type_source' must be a string"),
     ],
 )
 def test_wrong_types_are_config_errors(record, message):

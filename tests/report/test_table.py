@@ -103,3 +103,14 @@ def test_prices_note_says_where_prices_came_from():
     assert "no ap-east-1" in note
     assert "an estimate" in note
     assert "emulator" in note
+
+
+def test_a_type_the_record_marks_estimated_is_priced_as_an_estimate():
+    # The emulator's record: the type the compute environment would have chosen.
+    job = samples.job(instance_type="m5.large", instance_type_source="estimate")
+    [row] = rule_rows(parse_run(samples.run([job])))
+    assert row["cost_estimated"] is True
+    assert row["instance_types"] in (["m5.large"], ["m6i.large"])
+    reported = samples.job(instance_type="r5.large", instance_type_source="batch")
+    [row] = rule_rows(parse_run(samples.run([reported])))
+    assert (row["cost_estimated"], row["instance_types"]) == (False, ["r5.large"])
