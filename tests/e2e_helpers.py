@@ -86,10 +86,10 @@ def latest_summary(workdir: Path) -> dict:
     return json.loads(summaries[-1].read_text())
 
 
-def knot_report_rows(workdir: Path) -> list[dict]:
-    """``knot report --json`` on the latest run in ``workdir``."""
+def knot_report(workdir: Path, *args: str) -> str:
+    """``knot report <args>`` on the latest run in ``workdir``; its stdout."""
     done = subprocess.run(
-        [sys.executable, "-m", "snakemake_executor_knot.cli", "report", "--json"],
+        [sys.executable, "-m", "snakemake_executor_knot.cli", "report", *args],
         cwd=workdir,
         env=comparable_environment(),
         capture_output=True,
@@ -97,7 +97,12 @@ def knot_report_rows(workdir: Path) -> list[dict]:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return done.stdout
+
+
+def knot_report_rows(workdir: Path) -> list[dict]:
+    """``knot report --json`` on the latest run in ``workdir``."""
+    return json.loads(knot_report(workdir, "--json"))
 
 
 def bucket_digests(bucket: str, prefix: str) -> dict[str, str]:

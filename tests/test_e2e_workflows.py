@@ -4,6 +4,9 @@ failing job shows its log tail and exit code and leaves no complete-looking outp
 
 from __future__ import annotations
 
+import re
+import struct
+
 import pytest
 
 from .e2e_helpers import (
@@ -12,11 +15,13 @@ from .e2e_helpers import (
     bucket_digests,
     copy_workflow,
     file_digests,
+    knot_report,
     knot_report_rows,
     latest_summary,
     outputs_of,
     snakemake,
 )
+from .report.samples import REQUIRED
 
 pytestmark = pytest.mark.e2e
 
@@ -36,18 +41,42 @@ def _run_both(src, tmp_path, extra=(), knot_extra=()):
     return outputs_of(local_dir, before), outputs_of(knot_dir, before), knot_dir
 
 
+# Batch jobs per rule of the neuro example's default config (rule all runs on the host).
+NEURO_JOBS = {"simulate": 1, "mask": 6, "tensor": 6, "regions": 6, "group": 1, "figure": 1}
+# A page that opens offline fetches nothing: no src/href/url() pointing at another host.
+REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""")
+
+
 @pytest.mark.parametrize("example", ["pi", "heat", "neuro"])
 def test_example_matches_local(example, emulator_env, tmp_path):
     local, knot, knot_dir = _run_both(EXAMPLES / example, tmp_path)
     assert local, "the local run produced nothing"
     assert knot == local
     if example == "neuro":
-        # The run record feeds knot report: a row per rule, each with measured wall time.
-        rows = {row["rule"]: row for row in knot_report_rows(knot_dir)}
-        ran = {"simulate", "mask", "denoise", "fit", "metrics", "group"}
-        assert ran <= rows.keys(), rows.keys()
-        for rule in ran:
-            assert rows[rule]["wall_s"] > 0 and rows[rule]["peak_rss_mb"] > 0, rows[rule]
+        group = "results/bids/derivatives/dmri/group"
+        assert {f"{group}/figure.png", f"{group}/stats.tsv"} <= local.keys()
+        _check_neuro_report(knot_dir)
+
+
+def _check_neuro_report(knot_dir):
+    """knot report on the run: the JSON table, then the offline HTML page and the PNG."""
+    rows = {row["rule"]: row for row in knot_report_rows(knot_dir)}
+    assert {rule: rows[rule]["jobs"] for rule in rows} == NEURO_JOBS
+    for row in rows.values():
+        assert row.keys() >= REQUIRED, row
+        assert row["wall_s"] > 0 and row["peak_rss_mb"] > 0 and row["cost_usd"] > 0, row
+    printed = knot_report(knot_dir, "--out", "report")
+    assert "(estimate)" in printed, printed  # the emulator's cost is labelled an estimate
+    (html,) = (knot_dir / "report").glob("knot-report-*.html")
+    page = html.read_text()
+    assert REMOTE.search(page) is None, REMOTE.search(page)
+    assert "data:image/png;base64," in page  # the timeline travels inside the page
+    for rule, jobs in NEURO_JOBS.items():  # a row of the per-rule table
+        assert f"<tr><td>{rule}</td><td>{jobs}</td>" in page, rule
+    png = html.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 800 and height >= 400, (width, height)
 
 
 def test_parity_workflow_matches_local_and_warm_rerun_is_cached(emulator_env, tmp_path):

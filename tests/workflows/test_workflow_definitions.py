@@ -18,9 +18,8 @@ EXPECTED_JOBS = {
     "workflow_examples/pi": {"sample": 8, "collect": 1, "estimate": 1, "all": 1},
     "workflow_examples/heat": {"solve": 6, "summarise": 1, "plot": 1, "all": 1},
     "workflow_examples/neuro": {
-        **{rule: 4 for rule in ("simulate", "mask", "denoise", "fit", "metrics")},
-        "group": 1,
-        "all": 1,
+        **{rule: 6 for rule in ("mask", "tensor", "regions")},
+        **{rule: 1 for rule in ("simulate", "group", "figure", "all")},
     },
     "tests/workflows/parity": {
         **{rule: 2 for rule in ("count", "shout", "count_upper", "shell_in_run", "summarise")},
