@@ -447,7 +447,8 @@ class Executor(RemoteExecutor):
     def _instance_types(self) -> None:
         """For the record's costs; a refusal (an older runner policy) costs only precision."""
         if self.knot.emulator:  # moto's jobs run on no instance
-            self.run_log.estimate_instance_types(self.knot.instance_types, self.clients.region)
+            classes = {c.name: c.instance_types for c in self.knot.compute_classes}
+            self.run_log.estimate_instance_types(classes, self.clients.region)
             return
         try:
             self.run_log.find_instance_types(self.clients.batch, self.clients.ecs)

@@ -15,7 +15,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws.hosts import find_container_instances, instance_types
 from .aws.status import JobState
+from .classes import DEFAULT_CLASS
 from .groups import job_key, job_label
 from .report.pricing import choose_instance, load_prices, region_prices
 from .resources import BatchResources
@@ -95,7 +96,12 @@ class JobEntry:
 
 
 def requested(resources: BatchResources) -> dict:
-    return {"vcpus": resources.vcpus, "memory_mib": resources.memory_mib, "gpus": resources.gpus}
+    return {
+        "vcpus": resources.vcpus,
+        "memory_mib": resources.memory_mib,
+        "gpus": resources.gpus,
+        "compute_class": resources.compute_class,
+    }
 
 
 class RunLog:
@@ -171,16 +177,20 @@ class RunLog:
             entry.instance_type_source = "batch" if entry.instance_type else None
         return sum(1 for e in entries if e.instance_type)
 
-    def estimate_instance_types(self, allowed: tuple[str, ...], region: str | None) -> None:
+    def estimate_instance_types(
+        self, allowed: Mapping[str, tuple[str, ...]], region: str | None
+    ) -> None:
         """Where no instance exists to ask about (the emulator): the cheapest type the
-        compute environment may choose that fits each job's request, marked an estimate."""
+        compute environment of the job's class (``allowed``: instance types by class name)
+        may choose that fits its request, marked an estimate."""
         _, prices = region_prices(load_prices(), region)
         for entry in self.finished_entries():
             wanted = entry.requested
-            if not wanted.get("vcpus") or not wanted.get("memory_mib"):
+            types = allowed.get(wanted.get("compute_class") or DEFAULT_CLASS)
+            if not wanted.get("vcpus") or not wanted.get("memory_mib") or not types:
                 continue
             choice = choose_instance(
-                wanted["vcpus"], wanted["memory_mib"], allowed, prices, wanted.get("gpus") or 0
+                wanted["vcpus"], wanted["memory_mib"], types, prices, wanted.get("gpus") or 0
             )
             if choice is not None:
                 entry.instance_type, entry.instance_type_source = choice.instance.name, "estimate"

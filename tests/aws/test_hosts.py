@@ -118,10 +118,20 @@ def test_on_the_emulator_the_type_is_the_environments_choice_marked_an_estimate(
     log.handed_over([_Job(1)])
     log.submitted(1, "job-1", _Resources(vcpus=4, memory_mib=30000), None)
     log.finished(1, JobState("job-1", "SUCCEEDED"))
-    log.estimate_instance_types(("optimal",), "us-east-1")
+    log.estimate_instance_types({"default": ("optimal",)}, "us-east-1")
     (job,) = log.as_dict({}, {}, {})["jobs"]
     assert job["instance_type_source"] == "estimate"
     assert job["instance_type"] == "r5.xlarge"  # 4 vCPUs, 32 GiB: the cheapest that fits
+
+
+def test_the_estimate_picks_from_the_jobs_own_compute_class():
+    log = RunLog("r3", clock=lambda: 1.0)
+    log.handed_over([_Job(1)])
+    log.submitted(1, "job-1", _Resources(vcpus=4, memory_mib=30000, compute_class="big"), None)
+    log.finished(1, JobState("job-1", "SUCCEEDED"))
+    log.estimate_instance_types({"default": ("optimal",), "big": ("m5",)}, "us-east-1")
+    (job,) = log.as_dict({}, {}, {})["jobs"]
+    assert job["instance_type"].startswith("m5.") and job["requested"]["compute_class"] == "big"
 
 
 class _Rule:
@@ -136,5 +146,6 @@ class _Job:
 
 
 class _Resources:
-    def __init__(self, vcpus: int = 1, memory_mib: int = 1024) -> None:
+    def __init__(self, vcpus: int = 1, memory_mib: int = 1024, compute_class="default") -> None:
         self.vcpus, self.memory_mib, self.gpus = vcpus, memory_mib, 0
+        self.compute_class = compute_class
