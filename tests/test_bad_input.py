@@ -53,6 +53,13 @@ CASES = {
         "    container: 'debian:bookworm'\n    shell: 'cp {input} {output}'\n",
         ["Group 'g' (rules make, mid)", "python:3.11-slim", "debian:bookworm", "container:"],
     ),
+    # Snakemake puts a pipe's writer and reader in one group job; knot runs members in turn.
+    "pipe_between_rules": (
+        "rule produce:\n    output: pipe('stream.txt')\n    shell: 'echo x > {output}'\n\n"
+        "rule consume:\n    input: 'stream.txt'\n    output: 'out.txt'\n"
+        "    shell: 'cat {input} > {output}'\n",
+        ["rule 'produce' writes pipe() output stream.txt", "one at a time"],
+    ),
     "wrapper_rule": (
         "rule make:\n    output: 'out.txt'\n    wrapper: 'v1.0.0/bio/samtools/sort'\n",
         ["'make'", "localrules"],
