@@ -38,6 +38,7 @@ from .groups import (
     is_group,
     job_key,
     job_label,
+    jobs_of,
     member_rules,
     plan_name,
 )
@@ -107,7 +108,7 @@ class Executor(RemoteExecutor):
         wanted = {j.rule.name: plans[j.rule.name] for j in jobs if not (is_group(j) or j.is_local)}
         for group in {plan_name(j): j for j in jobs if is_group(j) and not j.is_local}.values():
             wanted[plan_name(group)] = group_plan(group, plans)
-        singles = [m for job in jobs for m in (job.jobs if is_group(job) else (job,))]
+        singles = [m for job in jobs for m in jobs_of(job)]
         check_job_resources(singles, self.knot)
         for job in singles:
             if not job.is_local:
@@ -205,7 +206,7 @@ class Executor(RemoteExecutor):
         of earlier runs, and so would a local one on disk. A file output is replaced whole
         by the new upload, so it is left alone (and no call is spent on it)."""
         removed = False
-        for job in (m for j in jobs for m in (j.jobs if is_group(j) else (j,))):
+        for job in (m for j in jobs for m in jobs_of(j)):
             for f in job.output:
                 if getattr(f, "is_directory", False) and not getattr(f, "flags", {}).get("update"):
                     self.workflow.async_run(f.remove(remove_non_empty_dir=True))
@@ -375,7 +376,7 @@ class Executor(RemoteExecutor):
         return info.aux["unknown_polls"] >= LOST_AFTER_POLLS
 
     def _succeeded(self, info: SubmittedJobInfo) -> None:
-        for job in info.job.jobs if is_group(info.job) else (info.job,):
+        for job in jobs_of(info.job):
             _forget_directory_misses(job)
         spec = info.aux["spec"]
         try:

@@ -42,6 +42,11 @@ def members(job) -> list:
     return [m for layer in job.toposorted for m in sorted(layer, key=lambda m: m.jobid)]
 
 
+def jobs_of(job) -> tuple:
+    """The Snakemake jobs a job stands for: a group's members (in no set order), or itself."""
+    return tuple(job.jobs) if is_group(job) else (job,)
+
+
 def member_rules(job) -> list[str]:
     return sorted({m.rule.name for m in job.jobs})
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from snakemake.common.tbdstring import TBDString
 
 from .emulator.state import emulator_state
-from .groups import Member, check_sequential, group_image, member_rules, plan_name
+from .groups import (
+    Member,
+    check_sequential,
+    group_image,
+    jobs_of,
+    member_rules,
+    plan_name,
+)
 from .image.dockerfile import ImageSpec
 from .image.lock import BaseImage, Lock, platform_for
 from .image.requirements import find_requirements, parse_packages
@@ -60,7 +67,7 @@ def remote_rules(jobs) -> dict[str, object]:
     for job in jobs:
         if job.is_local:
             continue
-        for member in job.jobs if job.is_group() else (job,):
+        for member in jobs_of(job):
             rules.setdefault(member.rule.name, member)
     return rules
 
