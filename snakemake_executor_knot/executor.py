@@ -26,9 +26,10 @@ from .aws.stack import ensure_infra
 from .aws.status import StatusPoller, describe_exit, terminate_jobs
 from .aws.submit import Submitter, build_submit_request
 from .aws.template import STACK_TAG
-from .cadence import Cadence
+from .compute.resources import job_batch_resources
+from .config.settings import KnotConfig, bucket_name_problem, parse_settings
 from .errors import ConfigError, KnotError
-from .groups import (
+from .jobs.group import (
     benchmarks,
     build_group_spec,
     external_inputs,
@@ -42,10 +43,13 @@ from .groups import (
     member_rules,
     plan_name,
 )
-from .jobspec import build_spec, upload_specs
+from .jobs.paths import check_job_paths
+from .jobs.spec import build_spec, upload_specs
+from .jobs.staging import LocalStaging, ensure_bucket
 from .names import batch_job_name
-from .pathcheck import check_job_paths
-from .plan import (
+from .run.adoption import SPEC_TAG, Adopted, Adopter, Entry, spec_hash, submission_hash
+from .run.cadence import Cadence
+from .run.plans import (
     RulePlan,
     build_target,
     check_job_resources,
@@ -53,13 +57,9 @@ from .plan import (
     plan_rule,
     remote_rules,
 )
-from .progress import Progress
-from .reattach import SPEC_TAG, Adopted, Adopter, Entry, spec_hash, submission_hash
-from .record import RunLog, pricing, usage_location, write_record
-from .resources import job_batch_resources
+from .run.progress import Progress
+from .run.record import RunLog, pricing, usage_location, write_record
 from .runtime.contract import GROUP_KIND
-from .settings import KnotConfig, bucket_name_problem, parse_settings
-from .staging import LocalStaging, ensure_bucket
 
 MAX_ARRAY = 10_000  # AWS Batch's limit on array children
 LOG_TAIL_LINES = 30

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from .e2e_helpers import snakemake
+from .e2e.helpers import snakemake
 
 HEADER = "rule all:\n    input: 'out.txt'\n\n"
 CASES = {

@@ -11,7 +11,7 @@ from snakemake_executor_knot.executor import workflow_envvars
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 
 from .conftest import fake_job
-from .test_executor import executor  # noqa: F401 (a fixture)
+from .run.test_executor import executor  # noqa: F401 (a fixture)
 
 TOKEN = "tok-8f1c2e-never-in-plain-text"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_knot.settings import ExecutorSettings
+from snakemake_executor_knot.config.settings import ExecutorSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEFILE = """

@@ -16,10 +16,10 @@ import botocore.config
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from ..config.settings import KnotConfig
 from ..emulator.state import emulator_state
 from ..errors import NO_REGION, ConfigError, aws_error
 from ..runtime.contract import CHECKSUMS
-from ..settings import KnotConfig
 
 # Standard retry mode backs off on throttling (TooManyRequestsException and friends).
 _RETRIES = botocore.config.Config(

@@ -7,11 +7,11 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..config.settings import KnotConfig
 from ..errors import aws_error
-from ..image.lock import platform_for
+from ..lock.format import platform_for
 from ..names import short_hash
 from ..runtime.contract import RUNTIME_COMMAND
-from ..settings import KnotConfig
 from .stack import Infra
 
 LOG_STREAM_PREFIX = "knot"

@@ -8,8 +8,8 @@ import json
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..config.settings import KnotConfig
 from ..errors import ConfigError, aws_error, error_code
-from ..settings import KnotConfig
 from .clients import Clients, caller_identity
 from .policy import (
     boundary_name,

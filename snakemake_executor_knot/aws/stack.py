@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..classes import DEFAULT_CLASS, ComputeClass, class_from_record
+from ..config.classes import DEFAULT_CLASS, ComputeClass, class_from_record
+from ..config.settings import KnotConfig
 from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
-from ..settings import KnotConfig
 from .clients import Clients
 from .policy import boundary_arn
 from .secrets import delete_stack_secrets

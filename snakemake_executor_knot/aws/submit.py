@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..compute.resources import BatchResources
 from ..errors import AwsError, RuleError, aws_error, error_code
-from ..resources import BatchResources
 from ..runtime.contract import SPEC_DIGEST_ENV, SPEC_RECORD_ENV, SPEC_URI_ENV
 
 MAX_ARRAY_SIZE = 10_000

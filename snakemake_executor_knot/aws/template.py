@@ -25,10 +25,10 @@ from __future__ import annotations
 import base64
 import json
 
-from ..classes import ComputeClass, logical_prefix
+from ..config.classes import ComputeClass, logical_prefix
+from ..config.settings import KnotConfig, parse_buckets
 from ..names import short_hash
 from ..runtime.contract import KNOT_UID, SPEC_FOLDER, USAGE_FOLDER
-from ..settings import KnotConfig, parse_buckets
 
 # Job specs live under this prefix of knot's bucket and expire after SPEC_EXPIRY_DAYS, as do
 # the usage documents jobs write next to them (runtime/contract.py).

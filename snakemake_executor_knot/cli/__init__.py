@@ -9,7 +9,7 @@ import sys
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from ..settings import KnotConfig, check_stack_name
+from ..config.settings import KnotConfig, check_stack_name
 from . import emulator, iam, infra, jobs, lock, report
 
 

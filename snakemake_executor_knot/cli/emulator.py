@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..config.settings import KnotConfig
 from ..emulator.faults import (
     FAULTS_FILE,
     Switches,
@@ -18,7 +19,6 @@ from ..emulator.faults import (
 from ..emulator.server import DEFAULT_PORT, base_image_present, start, stop
 from ..emulator.state import emulator_state, state_path
 from ..errors import ConfigError
-from ..settings import KnotConfig
 
 
 def _start(args: argparse.Namespace, config: KnotConfig) -> int:

@@ -18,7 +18,7 @@ from ..aws.policy import (
 )
 from ..aws.service_role import INLINE_POLICY, create_service_role, partition_of
 from ..aws.template import extra_buckets
-from ..settings import KnotConfig
+from ..config.settings import KnotConfig
 
 
 def _policy(args: argparse.Namespace, config: KnotConfig) -> int:

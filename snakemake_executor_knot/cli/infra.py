@@ -25,9 +25,9 @@ from ..aws.template import (
     SPEC_PREFIX,
     UNTAGGED_IMAGE_DAYS,
 )
-from ..classes import DEFAULT_CLASS, class_from_record
+from ..config.classes import DEFAULT_CLASS, class_from_record
+from ..config.settings import KnotConfig
 from ..errors import ConfigError
-from ..settings import KnotConfig
 
 
 def status_report(clients: Clients, config: KnotConfig) -> str:

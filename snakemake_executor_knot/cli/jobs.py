@@ -11,8 +11,8 @@ from ..aws.logs import LogFollower, job_log
 from ..aws.stack import Infra, describe_infra
 from ..aws.status import recent_jobs
 from ..aws.submit import RULE_TAG
+from ..config.settings import KnotConfig
 from ..errors import ConfigError
-from ..settings import KnotConfig
 
 
 def format_duration(seconds: float | None) -> str:

@@ -13,9 +13,10 @@ import dataclasses
 import os
 from pathlib import Path
 
+from ..config.settings import KnotConfig
 from ..errors import ConfigError
-from ..image.lock import platform_for, write_lock
-from ..locking import (
+from ..lock.format import platform_for, write_lock
+from ..lock.workflow import (
     HashCache,
     build_lock,
     lock_path,
@@ -23,8 +24,7 @@ from ..locking import (
     static_packages,
     static_values,
 )
-from ..plan import resolve_base_image
-from ..settings import KnotConfig
+from ..run.plans import resolve_base_image
 
 
 def register(commands) -> None:

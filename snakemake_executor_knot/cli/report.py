@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError
 
+from ..config.settings import KnotConfig
 from ..errors import ConfigError
 from ..report.pricing import (
     DEFAULT_REGION,
@@ -29,7 +30,6 @@ from ..report.records import RUN_DIR, RunRecord, find_run, load_run
 from ..report.render import png_bytes, write_html
 from ..report.sizing import profile_block
 from ..report.table import any_estimated, rule_rows, total_cost
-from ..settings import KnotConfig
 
 PricingClientFactory = Callable[[], object | None]
 

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from docker.errors import DockerException, ImageNotFound
 
 from ..errors import ConfigError, DockerError, aws_error
+from ..lock.format import BaseImage, base_image_digest, image_repository
 from .dockerfile import (
     ImageSpec,
     build_context,
@@ -26,7 +27,6 @@ from .dockerfile import (
     render_dockerfile,
     runtime_files,
 )
-from .lock import BaseImage, base_image_digest, image_repository
 
 __all__ = [
     "ImageBuilder",

@@ -1,7 +1,7 @@
 """Decoding the params, wildcards, resources and config of a job spec (container side).
 
 The host writes these values as JSON where JSON is exact and as base64 pickle, wrapped in a
-marker object, everywhere else (see ``snakemake_executor_knot.values``). The marker keys are
+marker object, everywhere else (see ``snakemake_executor_knot.jobs.values``). The marker keys are
 defined here, once: the host imports them from this module, the runtime never imports the host.
 
 An encoded value is plain JSON in which a dict with exactly one key, that key being

@@ -7,8 +7,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from snakemake_executor_knot.aws.clients import make_clients
+from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import AwsError, ConfigError, aws_error
-from snakemake_executor_knot.settings import KnotConfig
 
 
 @pytest.fixture

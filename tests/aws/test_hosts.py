@@ -11,7 +11,7 @@ from snakemake_executor_knot.aws.hosts import (
     instance_types,
 )
 from snakemake_executor_knot.aws.status import JobState, container_instance
-from snakemake_executor_knot.record import RunLog
+from snakemake_executor_knot.run.record import RunLog
 
 CLUSTER = "knot-ondemand-X1_Batch_0f3a"
 

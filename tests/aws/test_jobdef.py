@@ -10,8 +10,8 @@ import pytest
 from botocore.stub import Stubber
 
 from snakemake_executor_knot.aws.jobdef import JobDefinitions, build_job_definition
+from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import AwsError, ConfigError
-from snakemake_executor_knot.settings import KnotConfig
 
 from ..conftest import make_infra
 

@@ -24,8 +24,8 @@ from snakemake_executor_knot.aws.policy import (
 )
 from snakemake_executor_knot.aws.service_role import create_service_role, find_service_role
 from snakemake_executor_knot.aws.stack import ensure_infra
+from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import ConfigError
-from snakemake_executor_knot.settings import KnotConfig
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role"

@@ -32,11 +32,11 @@ from snakemake_executor_knot.aws.stack import (
 from snakemake_executor_knot.aws.status import recent_jobs
 from snakemake_executor_knot.aws.template import HASH_OUTPUT, build_template, stamp
 from snakemake_executor_knot.cli.infra import status_report
+from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.emulator.patches import (
     serialised,
 )
 from snakemake_executor_knot.errors import AwsError, ConfigError
-from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 from ..conftest import REGION
 from .test_hosts import register_instance

@@ -10,8 +10,8 @@ import pytest
 from botocore.stub import Stubber
 
 from snakemake_executor_knot.aws.submit import Submitter, TokenBucket, build_submit_request
+from snakemake_executor_knot.compute.resources import BatchResources
 from snakemake_executor_knot.errors import AwsError, ConfigError, RuleError
-from snakemake_executor_knot.resources import BatchResources
 
 SPEC = "s3://knot-bucket/specs/run-1/fit-3.jsonl"
 ARN = "arn:aws:batch:us-east-1:123456789012:job-definition/knot-0123456789abcdef:1"

@@ -25,10 +25,10 @@ from snakemake_executor_knot.aws.template import (
     stamp,
     template_hash,
 )
+from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.errors import ConfigError
 from snakemake_executor_knot.image.dockerfile import ImageSpec, render_dockerfile
 from snakemake_executor_knot.runtime.contract import KNOT_UID
-from snakemake_executor_knot.settings import KnotConfig, with_classes
 
 CUSTOM = KnotConfig(
     stack_name="knot-test",

@@ -13,7 +13,7 @@ from snakemake_executor_knot.aws.stack import ensure_infra
 from snakemake_executor_knot.cli import build_parser, jobs, main
 from snakemake_executor_knot.cli.infra import status_report
 from snakemake_executor_knot.cli.jobs import format_duration, format_table, job_row
-from snakemake_executor_knot.settings import KnotConfig
+from snakemake_executor_knot.config.settings import KnotConfig
 
 from ..conftest import REGION, put_log
 

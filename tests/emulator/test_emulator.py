@@ -23,7 +23,7 @@ from snakemake_executor_knot.emulator import server as emu
 from snakemake_executor_knot.emulator import state as emu_state
 from snakemake_executor_knot.errors import ConfigError
 
-from ..e2e_fixtures import boto_client, emulator_cli, start_emulator, stop_emulator
+from ..e2e.fixtures import boto_client, emulator_cli, start_emulator, stop_emulator
 
 # --- pure rules ---------------------------------------------------------------------------
 
@@ -530,7 +530,7 @@ def test_knots_stack_is_created_and_runs_a_job(emulator):
     repository URI names the local registry, and a job in its queue runs, writes to its
     bucket and logs to its log group."""
     from snakemake_executor_knot.aws.template import build_template, render
-    from snakemake_executor_knot.settings import KnotConfig
+    from snakemake_executor_knot.config.settings import KnotConfig
 
     cfn, batch = boto_client(emulator, "cloudformation"), boto_client(emulator, "batch")
     config = KnotConfig(region="us-east-1", emulator=True, stack_name=_unique("stack"))
@@ -594,7 +594,7 @@ def test_stop_discards_a_damaged_state_file(tmp_path, monkeypatch):
 @pytest.mark.e2e
 def test_emulator_env_lets_knot_find_the_emulator(emulator_env, emulator):
     from snakemake_executor_knot.aws.clients import caller_identity, make_clients
-    from snakemake_executor_knot.settings import KnotConfig
+    from snakemake_executor_knot.config.settings import KnotConfig
 
     clients = make_clients(KnotConfig(emulator=True))
     assert clients.endpoint_url == emulator["endpoint"]

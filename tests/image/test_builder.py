@@ -30,7 +30,7 @@ from snakemake_executor_knot.image.dockerfile import (
     requirements_txt,
     runtime_files,
 )
-from snakemake_executor_knot.image.lock import BaseImage
+from snakemake_executor_knot.lock.format import BaseImage
 
 RULE_FILE = "/opt/knot/lib/knot_rule.py"
 
@@ -86,7 +86,7 @@ def test_locked_dockerfile_installs_only_the_lock_with_hashes():
 
 def test_locked_requirements_layer_depends_only_on_the_lock_lines():
     # A code edit changes the tag but not the Dockerfile, so docker reuses every layer up to
-    # COPY rule/ (checked on real builds in tests/image/test_builder_e2e.py).
+    # COPY rule/ (checked on real builds in tests/e2e/test_builder.py).
     locked = make_spec(locked=True, require_hashes=False)
     edited = make_spec(locked=True, files={RULE_FILE: b"def knot_run(input, output):\n    1\n"})
     assert render_dockerfile(locked) == render_dockerfile(edited)

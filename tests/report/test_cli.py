@@ -10,8 +10,8 @@ import yaml
 from botocore.exceptions import ClientError
 
 from snakemake_executor_knot.cli.report import register, run_report
+from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import ConfigError
-from snakemake_executor_knot.settings import KnotConfig
 
 from . import samples
 

@@ -11,9 +11,9 @@ import pytest
 
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.image.dockerfile import ImageSpec, image_tag
-from snakemake_executor_knot.plan import BuildTarget, image_spec
 from snakemake_executor_knot.rules.localcode import Root, find_local_code
 from snakemake_executor_knot.rules.source import rule_source
+from snakemake_executor_knot.run.plans import BuildTarget, image_spec
 from snakemake_executor_knot.runtime import prelude
 from snakemake_executor_knot.runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from snakemake_executor_knot.runtime.kinds import local_code_paths

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 import snakemake_executor_knot.runtime as runtime_package
-from snakemake_executor_knot.jobspec import spec_records
+from snakemake_executor_knot.jobs.spec import spec_records
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 
 BUCKET = "knot-runtime-tests"

@@ -1,0 +1,362 @@
+"""Settings: the ``--knot-*`` flags (also ``SNAKEMAKE_KNOT_*`` and profile keys), and the
+parsed, validated form the rest of knot works with."""
+
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass, field
+
+from snakemake_interface_executor_plugins.settings import (
+    CommonSettings,
+    ExecutorSettingsBase,
+)
+
+from ..errors import ConfigError
+from .classes import (
+    DEFAULT_CLASS,
+    GRAMMAR,
+    MAX_ROOT_VOLUME_GB,
+    ComputeClass,
+    check_gpu_split,
+    parse_classes,
+)
+
+# can_transfer_local_files: in local mode knot stages inputs to S3 itself.
+# job_deploy_sources is off: the rule's code travels inside its image, not as a source archive.
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=True,
+    job_deploy_sources=False,
+    pass_default_storage_provider_args=True,
+    pass_default_resources_args=True,
+    pass_envvar_declarations_to_cmd=False,
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=1,
+    can_transfer_local_files=True,
+)
+
+DEFAULT_STACK = "knot"
+DEFAULT_FILES_EXPIRY_DAYS = 30
+
+
+def default_base_image() -> str:
+    return f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+
+
+def _opt(help_text: str, **extra) -> dict:
+    return {"help": help_text, "env_var": True, "required": False, **extra}
+
+
+def _text(help_text: str) -> dict:
+    """An optional string flag; argparse needs a callable type, not ``str | None``."""
+    return _opt(help_text, type=str)
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    region: str | None = field(
+        default=None,
+        metadata=_text("AWS region. Default: AWS_REGION, AWS_DEFAULT_REGION or the profile's."),
+    )
+    profile: str | None = field(
+        default=None, metadata=_text("AWS profile from ~/.aws/config. Default: AWS_PROFILE.")
+    )
+    endpoint_url: str | None = field(
+        default=None,
+        metadata=_text("AWS endpoint URL for every service. Default: AWS_ENDPOINT_URL."),
+    )
+    emulator: bool = field(
+        default=False,
+        metadata=_opt("Use the local emulator started by 'knot emulator start'."),
+    )
+    stack_name: str = field(
+        default=DEFAULT_STACK,
+        metadata=_opt("Name of the shared CloudFormation stack holding knot's infrastructure."),
+    )
+    instance_types: str = field(
+        default="optimal",
+        metadata=_opt("Comma-separated EC2 instance types or families for compute environments."),
+    )
+    min_vcpus: int = field(
+        default=0, metadata=_opt("Minimum vCPUs kept running in each compute environment.")
+    )
+    max_vcpus: int = field(default=256, metadata=_opt("Maximum vCPUs of each compute environment."))
+    # Snakemake turns a bool flag defaulting to True into an unprefixed "--no-<name>", so
+    # every bool here defaults to False and names the non-default choice.
+    on_demand: bool = field(
+        default=False, metadata=_opt("Use on-demand instances only (default: spot first).")
+    )
+    spot_bid_percentage: int = field(
+        default=100, metadata=_opt("Maximum spot price, as a percentage of on-demand.")
+    )
+    spot_retries: int = field(
+        default=3, metadata=_opt("Retries after a spot interruption (Host EC2* exits).")
+    )
+    ami: str | None = field(
+        default=None,
+        metadata=_text("AMI id for compute instances. Default: the ECS-optimized AMI."),
+    )
+    root_volume_gb: int = field(
+        default=30, metadata=_opt("Root volume size of compute instances, in GiB.")
+    )
+    buckets: str | None = field(
+        default=None,
+        metadata=_text("Comma-separated extra S3 buckets the job role may read and write."),
+    )
+    tags: str | None = field(
+        default=None,
+        metadata=_text("Comma-separated key=value tags for every resource knot creates."),
+    )
+    base_image: str | None = field(
+        default=None,
+        metadata=_text("Base image of rule images. Default: python:<local major.minor>-slim."),
+    )
+    single_jobs: bool = field(
+        default=False,
+        metadata=_opt("Submit each job on its own instead of grouping them into array jobs."),
+    )
+    submit_rate: float = field(
+        default=20.0,
+        metadata=_opt("Most Batch submissions per second (AWS allows about 50 per account)."),
+    )
+    public_globals: str | None = field(
+        default=None,
+        metadata=_text(
+            "Comma-separated Snakefile globals that look like secrets but are not; knot "
+            "refuses to write secret-looking globals into rule images otherwise."
+        ),
+    )
+    locked: bool = field(
+        default=False,
+        metadata=_opt(
+            "Require knot.lock next to the Snakefile to match the workflow: a changed, added "
+            "or removed rule is an error instead of a refresh of the lock."
+        ),
+    )
+    files_expiry_days: int = field(
+        default=DEFAULT_FILES_EXPIRY_DAYS,
+        metadata=_opt("Days after which knot's copies of local files in its bucket expire."),
+    )
+    compute_classes: str | None = field(
+        default=None,
+        metadata=_text(
+            f"Named compute classes a rule picks with resources: knot_class=NAME, as {GRAMMAR} "
+            "(e.g. 'gpu=g5,g4dn; bigdisk=m6i:500GB'). Left-out options take the stack-wide "
+            "flags; 'default' (the stack-wide flags) always exists."
+        ),
+    )
+    cfn_role: str | None = field(
+        default=None,
+        metadata=_text(
+            "ARN of the CloudFormation service role that creates knot's stack (see 'knot "
+            "infra service-role'). Default: that role if it exists, else your own identity."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class KnotConfig:
+    """The settings parsed and checked, in the form the rest of knot uses."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    emulator: bool = False
+    stack_name: str = DEFAULT_STACK
+    instance_types: tuple[str, ...] = ("optimal",)
+    min_vcpus: int = 0
+    max_vcpus: int = 256
+    spot: bool = True
+    spot_bid_percentage: int = 100
+    spot_retries: int = 3
+    ami: str | None = None
+    root_volume_gb: int = 30
+    buckets: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    base_image: str | None = None  # None: the emulator's base image, else default_base_image()
+    array_jobs: bool = True
+    submit_rate: float = 20.0
+    public_globals: frozenset[str] = frozenset()
+    locked: bool = False  # --knot-locked: knot.lock must match, never refreshed
+    files_expiry_days: int = DEFAULT_FILES_EXPIRY_DAYS
+    cfn_role: str | None = None
+    # The named classes besides ``default``, which the stack-wide fields above describe.
+    classes: tuple[ComputeClass, ...] = ()
+
+    @property
+    def default_class(self) -> ComputeClass:
+        return ComputeClass(
+            DEFAULT_CLASS,
+            self.instance_types,
+            self.spot,
+            self.root_volume_gb,
+            self.max_vcpus,
+            self.min_vcpus,
+        )
+
+    @property
+    def compute_classes(self) -> tuple[ComputeClass, ...]:
+        """Every class, ``default`` first."""
+        return (self.default_class, *self.classes)
+
+    def compute_class(self, name: str) -> ComputeClass | None:
+        return next((c for c in self.compute_classes if c.name == name), None)
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        return dict(self.tags)
+
+
+def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
+    """Check the flags and return a KnotConfig; raise ConfigError naming the flag."""
+    if settings is None:
+        return KnotConfig()
+    _check_ranges(settings)
+    config = KnotConfig(
+        region=settings.region or None,
+        profile=settings.profile or None,
+        endpoint_url=settings.endpoint_url or None,
+        emulator=bool(settings.emulator),
+        stack_name=check_stack_name(settings.stack_name),
+        instance_types=_split(settings.instance_types) or ("optimal",),
+        min_vcpus=settings.min_vcpus,
+        max_vcpus=settings.max_vcpus,
+        spot=not settings.on_demand,
+        spot_bid_percentage=settings.spot_bid_percentage,
+        spot_retries=settings.spot_retries,
+        ami=settings.ami or None,
+        root_volume_gb=settings.root_volume_gb,
+        buckets=parse_buckets(settings.buckets),
+        tags=parse_tags(settings.tags),
+        base_image=settings.base_image or None,
+        array_jobs=not settings.single_jobs,
+        submit_rate=settings.submit_rate,
+        public_globals=frozenset(_split(settings.public_globals)),
+        locked=bool(settings.locked),
+        files_expiry_days=settings.files_expiry_days,
+        cfn_role=settings.cfn_role or None,
+    )
+    return with_classes(config, settings.compute_classes)
+
+
+def with_classes(config: KnotConfig, text: str | None) -> KnotConfig:
+    """``config`` with the classes of ``--knot-compute-classes``; a ``default`` entry
+    there overrides the stack-wide flags it sets."""
+    classes = parse_classes(text, config.default_class)
+    default = next((c for c in classes if c.name == DEFAULT_CLASS), config.default_class)
+    check_gpu_split(default)
+    if default.max_vcpus < config.min_vcpus:
+        raise ConfigError(
+            f"The default compute class allows {default.max_vcpus} vCPUs, fewer than "
+            f"--knot-min-vcpus {config.min_vcpus}. Raise its maxvcpus or lower min-vcpus."
+        )
+    return dataclasses.replace(
+        config,
+        instance_types=default.instance_types,
+        spot=default.spot,
+        root_volume_gb=default.root_volume_gb,
+        max_vcpus=default.max_vcpus,
+        classes=tuple(c for c in classes if c.name != DEFAULT_CLASS),
+    )
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def parse_buckets(value: str | None) -> tuple[str, ...]:
+    """--knot-buckets as plain bucket names (an ``s3://`` prefix is tolerated)."""
+    names = []
+    for raw in _split(value):
+        name = raw.removeprefix("s3://").strip("/")
+        problem = bucket_name_problem(name)
+        if problem:
+            raise ConfigError(
+                f"--knot-buckets: '{raw}' is not an S3 bucket name ({problem}). List bucket "
+                "names only, comma-separated (e.g. 'my-data,my-results')."
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def parse_tags(value: str | None) -> tuple[tuple[str, str], ...]:
+    tags = []
+    for item in _split(value):
+        key, sep, val = item.partition("=")
+        key, val = key.strip(), val.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"--knot-tags: '{item}' is not key=value. Write tags as 'team=neuro,project=hcp'."
+            )
+        _check_tag(key, val)
+        tags.append((key, val))
+    return tuple(tags)
+
+
+def _check_tag(key: str, value: str) -> None:
+    # AWS reserves the aws: prefix in any case, and refuses such tags on every resource.
+    if key.lower().startswith("aws:"):
+        raise ConfigError(
+            f"--knot-tags: the key '{key}' starts with 'aws:', which AWS reserves for its own "
+            "tags. Rename the tag (e.g. 'team=neuro')."
+        )
+    if len(key) > 128 or len(value) > 256:
+        raise ConfigError(
+            f"--knot-tags: '{key[:40]}' is too long; AWS allows keys of up to 128 and values "
+            "of up to 256 characters."
+        )
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` breaks S3's rules for general purpose bucket names, or None."""
+    if not _BUCKET.fullmatch(name):
+        return (
+            "a bucket name has 3 to 63 characters: lower-case letters, digits, dots and "
+            "hyphens, beginning and ending with a letter or digit"
+        )
+    if ".." in name or _IP_ADDRESS.fullmatch(name):
+        return "a bucket name has no two adjacent dots and is not an IP address"
+    if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
+        return "the name starts or ends with a prefix or suffix S3 reserves"
+    return None
+
+
+def check_stack_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name or ""):
+        raise ConfigError(
+            f"--knot-stack-name '{name}' is not a valid CloudFormation stack name: use a "
+            "letter, then letters, digits and hyphens (at most 128)."
+        )
+    return name
+
+
+# AWS's own limit: SubmitJob allows about 50 calls per second per account.
+MAX_SUBMIT_RATE = 50.0
+
+
+def _check_ranges(s: ExecutorSettings) -> None:
+    problems = []
+    if s.min_vcpus < 0 or s.max_vcpus < 1 or s.min_vcpus > s.max_vcpus:
+        problems.append("--knot-min-vcpus/--knot-max-vcpus need 0 <= min <= max and max >= 1")
+    if not 1 <= s.spot_bid_percentage <= 100:
+        problems.append("--knot-spot-bid-percentage must be between 1 and 100")
+    if not 0 <= s.spot_retries <= 9:
+        problems.append("--knot-spot-retries must be between 0 and 9 (AWS allows 10 attempts)")
+    if not 8 <= s.root_volume_gb <= MAX_ROOT_VOLUME_GB:
+        problems.append(
+            f"--knot-root-volume-gb must be between 8 and {MAX_ROOT_VOLUME_GB} (gp3's largest)"
+        )
+    if not 0 < s.submit_rate <= MAX_SUBMIT_RATE:
+        problems.append(
+            f"--knot-submit-rate must be above 0 and at most {MAX_SUBMIT_RATE:g} (AWS's limit)"
+        )
+    if s.files_expiry_days < 1:
+        problems.append("--knot-files-expiry-days must be at least 1")
+    if problems:
+        raise ConfigError("Invalid knot settings: " + "; ".join(problems) + ".")

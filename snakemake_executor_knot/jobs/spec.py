@@ -1,0 +1,216 @@
+"""The per-job spec document (see docs/internals.md, "The job spec"): built from a
+Snakemake job without touching AWS, then written to S3 before the job is submitted."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+from snakemake.shell import shell as SnakemakeShell
+
+from ..errors import aws_error
+from ..runtime.contract import SPEC_VERSION
+from ..runtime.integrity import merkle_tree
+from .values import encode_value, required_modules
+
+# Maps a local path Snakemake uses to the S3 URI it travels through (local mode only;
+# storage-mode files carry their own URI).
+UriFor = Callable[[str], str]
+
+
+def build_spec(job, kind: str, uri_for: UriFor, config: dict, with_config: bool = True) -> dict:
+    """The spec document of one Snakemake job. ``kind`` is run, shell or script. A group's
+    member goes without config (groups.py sends it once for the group)."""
+    rule = job.rule
+    directories = directory_inputs(job)
+    spec = {
+        "version": SPEC_VERSION,
+        "rule": rule.name,
+        "kind": kind,
+        "jobid": job.jobid,
+        "input": file_list(job.input, uri_for, directories),
+        "output": file_list(job.output, uri_for),
+        "log": file_list(job.log, uri_for),
+        "benchmark": _benchmark(job.benchmark, uri_for),
+        "params": value_list(job.params, rule.name, "param"),
+        "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
+        "resources": resource_list(job.resources, rule.name),
+        "threads": job.threads,
+    }
+    if with_config:
+        spec["config"] = encode_value(config, rule=rule.name, what="config")
+    if kind == "shell":
+        spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
+    wrap = shell_wrap()
+    if wrap:
+        spec["shell_wrap"] = wrap
+    if kind == "script":
+        spec["script"] = {"path": rule.script}
+    return spec
+
+
+def shell_wrap() -> dict:
+    """The Snakefile's ``shell.prefix()`` and ``shell.suffix()``, for every shell command
+    of the job (a shell rule's and shell() in a run block); {} when it set neither. A
+    prefix replaces bash's strict mode, as on the host."""
+    wrap = {}
+    if SnakemakeShell._process_prefix is not None:
+        wrap["prefix"] = SnakemakeShell._process_prefix
+    if SnakemakeShell._process_suffix:
+        wrap["suffix"] = SnakemakeShell._process_suffix
+    return wrap
+
+
+def directory_inputs(job) -> set[str]:
+    """Inputs that are folders. Snakemake flags ``directory()`` on the producing rule's
+    output only, so look there; a folder that already exists locally counts too."""
+    found = {str(f) for f in job.input if os.path.isdir(str(f))}
+    dag = getattr(job, "dag", None)
+    producers = dag.dependencies.get(job, {}) if dag is not None else {}
+    for producer in producers:
+        found.update(str(f) for f in producer.output if getattr(f, "is_directory", False))
+    return found
+
+
+def spec_path(path: str) -> str:
+    """The name a job gets for a host path. One inside the working directory goes relative
+    to it, as an absolute name there means nothing in the container. One outside it (an
+    input: pathcheck refuses outputs there) goes by its absolute name, which the runtime
+    maps under EXTERNAL_DIR."""
+    full = os.path.abspath(path)
+    relative = os.path.relpath(full, os.getcwd())
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return full
+    return relative if os.path.isabs(path) else path
+
+
+def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
+    path = spec_path(str(f))
+    directory = bool(getattr(f, "is_directory", False)) or str(f) in directories
+    storage = bool(getattr(f, "is_storage", False))
+    uri = storage_uri(f.storage_object.query) if storage else uri_for(path)
+    if directory and not uri.endswith("/"):
+        uri += "/"
+    if not directory:
+        return {"path": path, "uri": uri, "directory": False}
+    # In knot's bucket a directory is what its manifest lists; a storage-mode directory is
+    # its prefix, which Snakemake clears (with the user's rights) before the job runs.
+    return {"path": path, "uri": uri, "directory": True, "manifest": not storage}
+
+
+def storage_uri(query: str) -> str:
+    """The object a storage query names. snakemake-storage-plugin-s3 normalises the key
+    (``posixpath.normpath`` without the leading '/'), so an absolute path under the
+    default storage prefix, ``s3://b/p//abs/x``, is the object ``s3://b/p/abs/x``."""
+    if not query.startswith("s3://"):
+        return query
+    bucket, _, key = query[len("s3://") :].partition("/")
+    key = key.lstrip("/")
+    return f"s3://{bucket}/{posixpath.normpath(key)}" if key else query
+
+
+def file_list(files, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
+    items = [file_item(f, uri_for, directories) for f in files]
+    return {"items": items, "names": _names(files)}
+
+
+def value_list(values, rule: str, what: str) -> dict:
+    items = [
+        encode_value(v, rule=rule, what=f"{what} {_name_of(values, i)}")
+        for i, v in enumerate(values)
+    ]
+    return {"items": items, "names": _names(values)}
+
+
+def value_modules(job, config: dict) -> set[str]:
+    """The modules the job's params, resources and config need in the image to load (see
+    values.required_modules). Raises RuleError for a value that cannot be sent at all."""
+    rule = job.rule.name
+    try:
+        params, resources = job.params, job.resources
+    except (FileNotFoundError, OSError):  # computed from inputs not made yet: checked later
+        return set()
+    encoded = [
+        value_list(params, rule, "param")["items"],
+        resource_list(resources, rule)["items"],
+        encode_value(config, rule=rule, what="config"),
+    ]
+    return required_modules(encoded)
+
+
+def _names(namedlist) -> dict:
+    names = getattr(namedlist, "_names", {}) or {}
+    return {name: [start, end] for name, (start, end) in names.items()}
+
+
+def _name_of(namedlist, index: int) -> str:
+    for name, (start, end) in _names(namedlist).items():
+        if start == index or (end is not None and start <= index < end):
+            return f"'{name}'"
+    return f"#{index}"
+
+
+def _benchmark(benchmark, uri_for: UriFor) -> dict | None:
+    if not benchmark:
+        return None
+    item = file_item(benchmark, uri_for)
+    return {"path": item["path"], "uri": item["uri"]}
+
+
+def resource_list(resources, rule: str) -> dict:
+    """Snakemake's ``tmpdir`` resource is a host path and means nothing in the container,
+    so it stays behind, as do unevaluated callables."""
+    items, names = [], {}
+    for name, value in resources.items():
+        if name == "tmpdir" or callable(value):
+            continue
+        names[name] = [len(items), None]
+        items.append(encode_value(value, rule=rule, what=f"resource '{name}'"))
+    return {"items": items, "names": names}
+
+
+def encode(spec: dict) -> bytes:
+    # Key order is data: input.keys() and iteration over config follow it, as in Snakemake.
+    return json.dumps(spec, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class SpecObject:
+    """The specs of one submission as one S3 object (see ``spec_records``)."""
+
+    body: bytes
+    record_bytes: int  # the width of every record
+    digest: str  # the Merkle root of the records (runtime/integrity.py), for SubmitJob
+
+
+def spec_records(specs: Iterable[dict]) -> SpecObject:
+    """All specs of one submission as one object of equal-width records.
+
+    Record ``i`` is bytes ``[i * width, (i + 1) * width)``: the Merkle proof of document
+    ``i``, a newline, the document, spaces, and a newline. An array child reads only its
+    own record with a ranged GET and checks it against the root that SubmitJob carries;
+    the executor writes one object per SubmitJob instead of one per job. The jobs of one
+    submission share a rule, so their documents differ only in paths and wildcard values,
+    and the padding stays small."""
+    docs = [encode(spec) for spec in specs]
+    root, proofs = merkle_tree(docs)
+    heads = [
+        ",".join(proof).encode() + b"\n" + doc for proof, doc in zip(proofs, docs, strict=True)
+    ]
+    width = max(map(len, heads), default=0) + 1
+    body = b"".join(head.ljust(width - 1) + b"\n" for head in heads)
+    return SpecObject(body, width, root)
+
+
+def upload_specs(s3, bucket: str, key: str, specs: Iterable[dict], rule: str) -> SpecObject:
+    """Write the specs of one submission to ``key`` as records."""
+    written = spec_records(specs)
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=written.body, ContentType="text/plain")
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, "writing job specs to S3", rule=rule, service="s3") from exc
+    return written

@@ -1,0 +1,288 @@
+"""Local mode: with no storage provider, knot carries local files through its own bucket.
+
+Inputs are uploaded before a job is submitted, skipping files whose size and mtime match
+what is already there; outputs are downloaded before the job is reported successful,
+because Snakemake then checks that they exist locally.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from boto3.s3.transfer import S3Transfer, TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+
+from ..errors import StagingError, aws_error, error_code
+from ..runtime import digest, manifest
+from ..runtime.paths import UnsafePath, contained
+from .paths import directory_files
+
+_TRANSFER = TransferConfig(max_concurrency=16, multipart_threshold=64 * 1024 * 1024)
+_STAMP = "knot-stamp"  # object metadata: "<size>:<mtime_ns>" of the local file uploaded
+
+
+class LocalStaging:
+    """Maps local paths to ``s3://<bucket>/knot/files/<workdir hash>/<path>``."""
+
+    def __init__(self, s3, bucket: str, workdir: str | os.PathLike) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.workdir = Path(workdir).resolve()
+        self.prefix = f"knot/files/{workflow_id(self.workdir)}/"
+        self._transfer = S3Transfer(s3, _TRANSFER)
+        self._uploaded: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._manifests: dict[str, bytes] = {}  # manifest key -> body last uploaded
+        self._hashes: dict[tuple[str, str], str] = {}  # (path, stamp) -> sha256
+
+    def key_for(self, path: str) -> str:
+        """A path inside the working directory keeps its relative name; one outside it
+        (read-only reference data) goes under ``_abs/`` by its absolute name, so no key
+        ever holds a '..' part."""
+        full = Path(os.path.abspath(path))
+        if full == self.workdir or self.workdir in full.parents:
+            return self.prefix + full.relative_to(self.workdir).as_posix()
+        return self.prefix + (Path("_abs") / full.relative_to(full.anchor)).as_posix()
+
+    def uri_for(self, path: str) -> str:
+        return f"s3://{self.bucket}/{self.key_for(path)}"
+
+    def holds(self, uri: str) -> bool:
+        """Whether ``uri`` is one of knot's copies of a local file (not a storage object)."""
+        return uri.startswith(f"s3://{self.bucket}/{self.prefix}")
+
+    def upload_inputs(self, paths: Iterable[str], rule: str) -> int:
+        """Upload what changed; returns the number of files sent."""
+        sent = 0
+        for path in paths:
+            if not os.path.isdir(path):
+                sent += self._upload_if_changed(Path(path), rule)
+                continue
+            files = directory_files(Path(path), self.workdir, rule)
+            for file in files:
+                sent += self._upload_if_changed(file, rule)
+            self._upload_manifest(Path(path), files, rule)
+        return sent
+
+    def _upload_manifest(self, folder: Path, files: list[Path], rule: str) -> None:
+        """A directory input is exactly its current files: its manifest tells the job
+        which keys under the prefix to fetch (files deleted locally stay in S3)."""
+        entries = [self._entry(folder, file) for file in files]
+        key = manifest.manifest_key(self.key_for(str(folder)))
+        body = manifest.encode(entries)
+        with self._lock:
+            if self._manifests.get(key) == body:
+                return
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(
+                exc, f"uploading the manifest of {folder}", rule=rule, service="s3"
+            ) from exc
+        with self._lock:
+            self._manifests[key] = body
+
+    def _entry(self, folder: Path, file: Path) -> manifest.Entry:
+        """The manifest entry of a file, hashed once per (path, size, mtime)."""
+        stamp = (str(file), _stamp(file))
+        with self._lock:
+            digest = self._hashes.get(stamp)
+        if digest is None:
+            digest = manifest.sha256_file(file)
+            with self._lock:
+                self._hashes[stamp] = digest
+        name = file.relative_to(folder).as_posix()
+        return manifest.Entry(name, file.stat().st_size, digest)
+
+    def _upload_if_changed(self, file: Path, rule: str) -> int:
+        stamp = _stamp(file)
+        key = self.key_for(str(file))
+        with self._lock:
+            if self._uploaded.get(key) == stamp:
+                return 0
+        try:
+            if self._remote_stamp(key) != stamp:
+                metadata = {_STAMP: stamp, **digest.upload_metadata(file)}
+                self._transfer.upload_file(
+                    str(file),
+                    self.bucket,
+                    key,
+                    extra_args={"Metadata": metadata, "ChecksumAlgorithm": "SHA256"},
+                )
+                sent = 1
+            else:
+                sent = 0
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(exc, f"uploading input {file}", rule=rule, service="s3") from exc
+        with self._lock:
+            self._uploaded[key] = stamp
+        return sent
+
+    def _remote_stamp(self, key: str) -> str | None:
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return head.get("Metadata", {}).get(_STAMP)
+
+    def download_outputs(self, items: Iterable[dict], rule: str, must_exist: bool = True) -> None:
+        """Fetch each spec item (``path``, ``uri``, ``directory``) to its local path. A
+        missing object is an error only when ``must_exist``."""
+        for item in items:
+            try:
+                dest = self.local_dest(item["path"], rule)
+                if item["directory"]:
+                    self._download_directory(item["uri"], dest, rule)
+                else:
+                    self._download(item["uri"], dest, rule)
+            except ClientError as exc:
+                if _is_missing(exc) and not must_exist:
+                    continue
+                if _is_missing(exc):
+                    raise StagingError(
+                        f"Rule '{rule}': output {item['path']} is not in S3 ({item['uri']}) "
+                        "although the job succeeded. Check the job's log with 'knot logs'."
+                    ) from exc
+                raise aws_error(exc, "downloading job outputs", rule=rule, service="s3") from exc
+            except FlexibleChecksumError as exc:
+                raise StagingError(
+                    f"Rule '{rule}': output {item['path']} ({item['uri']}) arrived corrupted: "
+                    f"{exc}. Nothing was written; run the workflow again to fetch it anew."
+                ) from exc
+            except BotoCoreError as exc:
+                raise aws_error(exc, "downloading job outputs", rule=rule, service="s3") from exc
+
+    def local_dest(self, path: str, rule: str) -> Path:
+        """Where a spec path is written: inside the working directory, or refused."""
+        relative = os.path.relpath(os.path.abspath(path), self.workdir)
+        return self._contained(self.workdir, relative, f"the job's file {path!r}", rule)
+
+    def _contained(self, root: Path, relative: str, what: str, rule: str) -> Path:
+        try:
+            return contained(root, relative, what=what)
+        except UnsafePath as exc:
+            raise StagingError(f"Rule '{rule}': {exc}. Nothing was written there.") from exc
+
+    def _download(self, uri: str, dest: Path, rule: str, whole_check: bool = True) -> None:
+        bucket, key = split_uri(uri)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._transfer.download_file(bucket, key, str(dest))
+        if whole_check and digest.needs_digest(dest):
+            self._check_whole(bucket, key, dest, rule)
+        # The local copy now equals the object, so a later job that takes it as input
+        # needs no upload.
+        with self._lock:
+            self._uploaded[key] = _stamp(dest)
+
+    def _check_whole(self, bucket: str, key: str, dest: Path, rule: str) -> None:
+        """A large file may have been uploaded in parts, which S3's checksum does not
+        cover: it must match the SHA-256 the job's upload recorded (digest.py). Every
+        such object in knot's bucket comes from knot, so a missing record fails too."""
+        metadata = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata")
+        problem = digest.mismatch(dest, metadata)
+        if digest.recorded(metadata) is None:
+            problem = "it records no SHA-256, so knot cannot tell that it arrived whole"
+        if problem:
+            dest.unlink()
+            raise StagingError(
+                f"Rule '{rule}': s3://{bucket}/{key} arrived corrupted: {problem}. Nothing "
+                "was kept; run "
+                "the workflow again to rerun the job."
+            )
+
+    def _download_directory(self, uri: str, dest: Path, rule: str) -> None:
+        """Exactly the files the job's manifest lists, each checked against it: the prefix
+        may also hold files of earlier runs, which the job role could not delete."""
+        bucket, prefix = split_uri(uri)
+        entries = self._manifest(bucket, prefix, dest, rule)
+        dest.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            key = prefix + entry.name
+            target = self._contained(dest, entry.name, f"the key s3://{bucket}/{key}", rule)
+            self._download(f"s3://{bucket}/{key}", target, rule, whole_check=False)
+            problem = manifest.mismatch(target, entry)  # checks the whole file already
+            if problem:
+                target.unlink()
+                raise StagingError(
+                    f"Rule '{rule}': s3://{bucket}/{key} downloaded as {problem}; the "
+                    "file was removed. Run the workflow again to rerun the job."
+                )
+
+    def _manifest(self, bucket: str, prefix: str, dest: Path, rule: str) -> list:
+        key = manifest.manifest_key(prefix)
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if not _is_missing(exc):
+                raise
+            raise StagingError(
+                f"Rule '{rule}': the directory output {dest} has no manifest "
+                f"(s3://{bucket}/{key}), so knot cannot tell its files from those of earlier "
+                "runs. The job's image predates manifests or the job did not finish its "
+                "uploads; run the workflow again."
+            ) from exc
+        try:
+            return manifest.decode(body, f"s3://{bucket}/{key}")
+        except manifest.BadManifest as exc:
+            raise StagingError(f"Rule '{rule}': {exc}") from exc
+
+
+WORKFLOW_ID_FILE = Path(".snakemake", "knot", "workflow-id")
+
+
+def workflow_id(workdir: Path) -> str:
+    """This working directory's random id, made on first use and kept in
+    .snakemake/knot/workflow-id. A hash of the path would be the same for two machines
+    (or two users) with the same path, and they would share their copies in S3."""
+    path = workdir / WORKFLOW_ID_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+        return text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = uuid.uuid4().hex
+    path.write_text(made + "\n")
+    return made
+
+
+def ensure_bucket(s3, bucket: str, region: str) -> bool:
+    """Create the storage prefix's bucket when missing, as Snakemake's S3 storage plugin
+    does when it stores a file; jobs write there directly. Returns True if created."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if not _is_missing(exc) and error_code(exc) != "NoSuchBucket":
+            raise aws_error(exc, f"checking the storage bucket {bucket}", service="s3") from exc
+    params: dict = {"Bucket": bucket}
+    if region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**params)
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, f"creating the storage bucket {bucket}", service="s3") from exc
+    return True
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return error_code(exc) in ("404", "NoSuchKey", "NotFound")
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key

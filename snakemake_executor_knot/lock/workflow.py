@@ -1,0 +1,351 @@
+"""knot.lock for a workflow: which rules it covers, what each rule's requirements come from,
+writing it from this machine's environment (``knot lock``, or a refresh), and following it
+in a run (drift, ``--knot-locked``, the locked requirement lines).
+
+The image/lock module holds the pure format and closure; this one ties them to Snakemake's
+rules. Docker (the base image's digest) is passed in as plain values, so nothing here
+touches the engine or AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from .. import __version__
+from ..errors import ConfigError, RuleError
+from ..image.dockerfile import host_boto3_version
+from ..image.requirements import find_requirements, import_names, parse_packages
+from ..jobs.values import encode_value, required_modules
+from ..names import short_hash
+from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
+from .format import (
+    LOCK_FILE,
+    BaseImage,
+    Lock,
+    Pinned,
+    RuleLock,
+    check_lock,
+    closure,
+    index_hashes,
+    read_lock,
+    requirements_lines,
+    write_lock,
+)
+
+log = logging.getLogger("knot")
+
+RUNTIME_REQUIREMENT = "boto3"  # what knot's runtime imports; locked with every rule
+FETCH_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class RuleBasis:
+    """What a rule's requirements are found from: its third-party imports and its
+    ``knot_packages``. Its hash is the lock's ``source``: it does not depend on what is
+    installed, so a lock checks the same on every machine, and editing a run block without
+    touching its imports leaves the lock as it is."""
+
+    rule: str
+    code: str | None
+    imports: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()  # modules the rule's params or the config need to load
+
+    @property
+    def source(self) -> str:
+        basis = {"imports": list(self.imports), "packages": list(self.packages)}
+        if self.values:  # only when present, so older locks keep their sources
+            basis["values"] = list(self.values)
+        return short_hash(basis)
+
+    def describe(self) -> str:
+        imports = ", ".join(self.imports) or "nothing outside the standard library"
+        packages = f"; knot_packages: {', '.join(self.packages)}" if self.packages else ""
+        values = f"; its values need {', '.join(self.values)}" if self.values else ""
+        return f"'{self.rule}' now imports {imports}{packages}{values}"
+
+    def requirement_code(self) -> str:
+        """The code whose imports are pinned: the rule's own, plus an import of each module
+        its values need (a numpy param needs numpy even if the code never imports it)."""
+        return (self.code or "") + "".join(f"import {name}\n" for name in self.values)
+
+
+def python_source(source: RuleSource) -> str | None:
+    """The Python code whose imports the image needs: the rule module (run rules, and
+    shell rules whose command uses Snakefile globals), or the script."""
+    if source.module_source:
+        return source.module_source
+    if source.kind == "script":
+        return source.files[script_image_path(source.script_path)].decode()
+    return None
+
+
+def rule_basis(
+    source: RuleSource, packages: object = None, values: Iterable[str] = ()
+) -> RuleBasis:
+    """``packages`` is the rule's ``knot_packages`` value, if any; ``values`` the modules
+    its params and the config need to load."""
+    code = python_source(source)
+    imports = import_names(code, rule=source.rule) if code else []
+    extra = parse_packages(packages, rule=source.rule) if packages else []
+    return RuleBasis(source.rule, code, tuple(imports), tuple(sorted(extra)), tuple(sorted(values)))
+
+
+def lock_path(workflow) -> Path:
+    """knot.lock sits next to the main Snakefile."""
+    return Path(workflow.main_snakefile).resolve().parent / LOCK_FILE
+
+
+def locked_rules(
+    workflow,
+    packages: Callable[[object], object],
+    values: Callable[[object], Iterable[str]],
+) -> dict[str, RuleBasis]:
+    """Every rule knot would build an image for, by name: not local, not naming its own
+    image (``knot_image``), of a kind knot runs. ``packages(rule)`` gives its
+    ``knot_packages``, ``values(rule)`` the modules its values need. A rule knot cannot run
+    is left out here; running it is the error."""
+    bases = {}
+    for rule in workflow.rules:
+        if _is_local(workflow, rule) or _static(rule, "knot_image"):
+            continue
+        try:
+            check_supported(rule)
+        except RuleError:
+            continue
+        source = rule_source(workflow, rule)
+        bases[rule.name] = rule_basis(source, packages(rule), values(rule))
+    return bases
+
+
+def _is_local(workflow, rule) -> bool:
+    # Workflow.is_local answers True for every rule when no executor plugin is loaded (as in
+    # 'knot lock'), so ask what it asks of the rule itself.
+    return rule.name in workflow._localrules or rule.norun or rule.is_template_engine
+
+
+def static_packages(rule) -> object:
+    """``knot_packages`` as written in the rule (``knot lock`` has no jobs to evaluate)."""
+    return _static(rule, "knot_packages")
+
+
+def static_values(config: dict) -> Callable[[object], set[str]]:
+    """The modules a rule's params as written (functions are left out: ``knot lock`` has
+    no jobs to call them with) and the workflow's config need to load."""
+
+    def modules(rule) -> set[str]:
+        written = [value for value in rule.params if not callable(value)]
+        return required_modules(
+            [
+                encode_value(written, rule=rule.name, what="param"),
+                encode_value(config, rule=rule.name, what="config"),
+            ]
+        )
+
+    return modules
+
+
+def _static(rule, name: str) -> object:
+    value = rule.resources.get(name) if rule.resources else None
+    return value if isinstance(value, str) and value else None
+
+
+# ---------------------------------------------------------------- writing
+
+
+def python_version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@dataclass
+class HashCache:
+    """PyPI hashes per (name, version), fetched once however many rules share a pin; the
+    pins PyPI gave none for are kept to be reported once."""
+
+    fetch: Callable[[str], bytes] | None = None
+    found: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    def pin_all(self, pins: list[Pinned]) -> list[Pinned]:
+        """``pins`` with their hashes; the releases not seen yet are fetched in parallel
+        (one request each, some of them large: numpy's lists hundreds of files)."""
+        todo = sorted({(pin.name, pin.version) for pin in pins} - set(self.found))
+        with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
+            fetched = pool.map(lambda key: tuple(index_hashes(*key, self.fetch)), todo)
+            self.found.update(zip(todo, fetched, strict=True))
+        return [Pinned(pin.name, pin.version, self.found[(pin.name, pin.version)]) for pin in pins]
+
+    def warn_missing(self) -> None:
+        missing = sorted(f"{name}=={version}" for (name, version), h in self.found.items() if not h)
+        if missing:
+            log.warning(
+                "knot.lock: the package index gave no hashes for %s; rules that need them "
+                "install their pins without --require-hashes.",
+                ", ".join(missing),
+            )
+
+
+def top_level(basis: RuleBasis) -> list[str]:
+    """The rule's pinned requirements, plus boto3 for knot's runtime."""
+    found = list(basis.packages)
+    code = basis.requirement_code()
+    if code:
+        found = find_requirements(code, rule=basis.rule, extra=basis.packages)
+    names = {canonicalize_name(Requirement(spec).name) for spec in found}
+    if RUNTIME_REQUIREMENT not in names:
+        found.append(f"{RUNTIME_REQUIREMENT}=={host_boto3_version()}")
+    return found
+
+
+def lock_rule(basis: RuleBasis, *, python: str, platform: str, hashes: HashCache) -> RuleLock:
+    pins = closure(top_level(basis), python=python, platform=platform, rule=basis.rule)
+    return RuleLock(tuple(hashes.pin_all(pins)), basis.source)
+
+
+def build_lock(
+    bases: Mapping[str, RuleBasis],
+    *,
+    platform: str,
+    base_image: BaseImage,
+    hashes: HashCache,
+    keep: Mapping[str, RuleLock] | None = None,
+) -> Lock:
+    """A lock of ``bases`` from this machine's environment. Entries of ``keep`` whose
+    source still matches are kept as they are: a refresh re-pins only what changed."""
+    keep = keep or {}
+    python = python_version()
+    rules = {}
+    for name, basis in bases.items():
+        old = keep.get(name)
+        if old is not None and old.source == basis.source:
+            rules[name] = old
+        else:
+            rules[name] = lock_rule(basis, python=python, platform=platform, hashes=hashes)
+    hashes.warn_missing()
+    return Lock(__version__, platform, python, base_image, rules)
+
+
+# ---------------------------------------------------------------- following
+
+
+def fixed_problems(lock: Lock, *, platform: str, base_name: str) -> list[str]:
+    """What a refresh cannot fix: the lock was written for another knot, platform or base
+    image, and re-pinning every rule silently would defeat the lock."""
+    problems = check_lock(
+        lock, knot_version=__version__, platform=platform, rules=lock_sources(lock)
+    )
+    if lock.base_image.name != base_name:
+        problems.append(
+            f"knot.lock was written for base image {lock.base_image.name}, but this run uses "
+            f"{base_name}."
+        )
+    return problems
+
+
+def lock_sources(lock: Lock) -> dict[str, str]:
+    return {name: entry.source for name, entry in lock.rules.items()}
+
+
+def rule_problems(lock: Lock, bases: Mapping[str, RuleBasis]) -> list[str]:
+    """How the workflow's rules differ from the lock's: added, removed, changed imports."""
+    sources = {name: basis.source for name, basis in bases.items()}
+    problems = check_lock(lock, knot_version=lock.knot, platform=lock.platform, rules=sources)
+    changed = [b for n, b in bases.items() if n in lock.rules and lock.rules[n].source != b.source]
+    if changed:
+        problems.append("Now: " + "; ".join(basis.describe() for basis in changed) + ".")
+    return problems
+
+
+def follow_lock(
+    path: Path,
+    bases: Callable[[], Mapping[str, RuleBasis]],
+    *,
+    platform: str,
+    base_name: str,
+    locked: bool,
+) -> Lock | None:
+    """The lock a run builds from: None without knot.lock (an error with ``locked``); the
+    lock itself when it fits; else a refreshed lock, written back with a notice, or with
+    ``locked`` a ConfigError naming the rules and what changed. ``bases`` gives the
+    workflow's rules (called only when there is a lock: finding imports costs time)."""
+    if not path.exists():
+        if locked:
+            raise ConfigError(
+                f"--knot-locked is set, but there is no {path}. Run 'knot lock' in the "
+                "workflow's folder first, and commit the file."
+            )
+        return None
+    lock = read_lock(path)
+    problems = fixed_problems(lock, platform=platform, base_name=base_name)
+    if problems:
+        raise ConfigError(
+            f"{path} does not fit this run: " + " ".join(problems) + " Run 'knot lock' to "
+            "rewrite it for this setup (review the diff before committing it)."
+        )
+    current = bases()
+    drift = rule_problems(lock, current)
+    if not drift:
+        return lock
+    if locked:
+        raise ConfigError(
+            f"{path} no longer matches the Snakefile, and --knot-locked is set: "
+            + " ".join(drift)
+            + " Run 'knot lock' to update it, or undo the change."
+        )
+    return refresh(path, lock, current)
+
+
+def refresh(path: Path, lock: Lock, bases: Mapping[str, RuleBasis]) -> Lock:
+    """Re-pin the rules whose imports changed and drop removed ones, keeping every other
+    entry and the locked base image as they are."""
+    if lock.python != python_version():
+        raise ConfigError(
+            f"{path} must be refreshed (the Snakefile changed), but it was written with "
+            f"Python {lock.python} and this is Python {python_version()}, whose installed "
+            "versions would not match. Run 'knot lock' with the locked Python."
+        )
+    fresh = build_lock(
+        bases,
+        platform=lock.platform,
+        base_image=lock.base_image,
+        hashes=HashCache(),
+        keep=lock.rules,
+    )
+    write_lock(path, fresh)
+    changed = sorted(n for n in fresh.rules if lock.rules.get(n) != fresh.rules[n])
+    removed = sorted(set(lock.rules) - set(fresh.rules))
+    log.warning(
+        "knot: refreshed %s for the changed Snakefile (re-pinned: %s; dropped: %s).",
+        path,
+        ", ".join(changed) or "none",
+        ", ".join(removed) or "none",
+    )
+    return fresh
+
+
+def locked_lines(lock: Lock, rule: str) -> tuple[tuple[str, ...], bool]:
+    """The requirement lines of ``rule``'s image and whether they carry hashes."""
+    text, hashed = requirements_lines(lock.rules[rule].requirements)
+    return tuple(text.splitlines()), hashed
+
+
+__all__ = [
+    "HashCache",
+    "RuleBasis",
+    "build_lock",
+    "follow_lock",
+    "lock_path",
+    "locked_lines",
+    "locked_rules",
+    "python_source",
+    "rule_basis",
+    "static_packages",
+    "static_values",
+]

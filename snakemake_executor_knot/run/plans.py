@@ -1,0 +1,204 @@
+"""Everything decided per rule before the first job is submitted: the rule's kind and
+source, its requirements, its image and its job definition.
+
+Checks run for every rule that will run before any AWS resource is created, so that bad
+input fails fast and costs nothing. Images for different rules are built in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from snakemake.common.tbdstring import TBDString
+
+from ..compute.resources import job_batch_resources
+from ..config.settings import KnotConfig, default_base_image
+from ..emulator.state import emulator_state
+from ..image.dockerfile import ImageSpec
+from ..image.requirements import find_requirements, parse_packages
+from ..jobs.group import (
+    Member,
+    check_sequential,
+    group_image,
+    jobs_of,
+    member_rules,
+    plan_name,
+)
+from ..jobs.spec import value_modules
+from ..lock.format import BaseImage, Lock, platform_for
+from ..lock.workflow import (
+    follow_lock,
+    lock_path,
+    locked_lines,
+    locked_rules,
+    python_source,
+    static_packages,
+    static_values,
+)
+from ..rules.source import RuleSource, check_supported, rule_source
+from ..runtime.contract import GROUP_KIND, RULE_DIR
+
+log = logging.getLogger("knot")
+
+BaseReference = Callable[[BaseImage], str]
+
+
+@dataclass
+class RulePlan:
+    """What knot needs to submit jobs of one rule."""
+
+    source: RuleSource
+    image: ImageSpec | None  # None when the rule names its own image (knot_image)
+    image_uri: str | None = None
+    job_definition_arn: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source.rule
+
+
+def remote_rules(jobs) -> dict[str, object]:
+    """The first job of each rule knot will run (local rules stay with Snakemake); a group
+    job counts with each of its members."""
+    rules = {}
+    for job in jobs:
+        if job.is_local:
+            continue
+        for member in jobs_of(job):
+            rules.setdefault(member.rule.name, member)
+    return rules
+
+
+def group_plan(job, plans: Mapping[str, RulePlan]) -> RulePlan:
+    """The plan of a group job: one image for all its member rules (groups.group_image
+    refuses members that cannot share one)."""
+    parts = [Member(name, plans[name].image, plans[name].image_uri) for name in member_rules(job)]
+    check_sequential(job)
+    image = group_image(plan_name(job), str(job.groupid), parts)
+    return RulePlan(source=RuleSource(rule=plan_name(job), kind=GROUP_KIND), image=image)
+
+
+@dataclass(frozen=True)
+class BuildTarget:
+    """What every rule image of a run shares: the base (a FROM reference; with a lock, the
+    locked digest), the platform of the compute environments, and knot.lock if followed."""
+
+    base_image: str
+    platform: str
+    lock: Lock | None = None
+
+
+def build_target(
+    workflow, jobs: Mapping[str, object], config: KnotConfig, base_reference: BaseReference
+) -> BuildTarget:
+    """``jobs`` is one job per rule of this run (their evaluated knot_packages count);
+    ``base_reference`` turns the locked base image into a FROM reference (needs Docker)."""
+    # One image per rule serves every class, so all classes share one architecture.
+    every_type = tuple(kind for klass in config.compute_classes for kind in klass.instance_types)
+    platform = platform_for(every_type)
+    base = resolve_base_image(config)
+
+    def packages(rule) -> object:
+        job = jobs.get(rule.name)
+        return knot_resource(job, "knot_packages") if job else static_packages(rule)
+
+    def values(rule) -> set[str]:
+        job = jobs.get(rule.name)
+        return value_modules(job, workflow.config) if job else static_values(workflow.config)(rule)
+
+    lock = follow_lock(
+        lock_path(workflow),
+        lambda: locked_rules(workflow, packages, values),
+        platform=platform,
+        base_name=base,
+        locked=config.locked,
+    )
+    if lock is None:
+        return BuildTarget(base, platform)
+    return BuildTarget(base_reference(lock.base_image), platform, lock)
+
+
+def plan_rule(workflow, job, config: KnotConfig, target: BuildTarget) -> RulePlan:
+    """``job`` is one job of the rule: resources given by --set-resources or a profile
+    exist only as per-job values."""
+    rule = job.rule
+    check_supported(rule)
+    source = rule_source(workflow, rule, config.public_globals)
+    given = knot_resource(job, "knot_image")
+    if given:
+        return RulePlan(source=source, image=None, image_uri=str(given))
+    return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))
+
+
+def image_spec(source: RuleSource, job, target: BuildTarget, config: dict) -> ImageSpec:
+    """The rule's image: from knot.lock's lines when the run follows a lock, else from
+    the rule's imports pinned to the versions installed here."""
+    shared = {
+        "rule": source.rule,
+        "base_image": source.container or target.base_image,
+        "files": tuple(sorted(source.files.items())),
+        "from_container": bool(source.container),
+        "platform": target.platform,
+    }
+    if target.lock is not None and source.rule in target.lock.rules:
+        lines, hashed = locked_lines(target.lock, source.rule)
+        return ImageSpec(**shared, requirements=lines, locked=True, require_hashes=hashed)
+    packages = knot_resource(job, "knot_packages")
+    extra = parse_packages(packages, rule=source.rule) if packages else []
+    # A numpy param needs numpy in the image even when the code never imports it.
+    loads = "".join(f"import {name}\n" for name in sorted(value_modules(job, config)))
+    code = (python_source(source) or "") + loads
+    requirements = (
+        find_requirements(
+            code,
+            rule=source.rule,
+            extra=extra,
+            local_modules=_shown_paths(source.local_sources),
+            local_names=source.local_names,
+        )
+        if code
+        else list(extra)
+    )
+    return ImageSpec(**shared, requirements=tuple(requirements))
+
+
+def _shown_paths(sources: dict[str, str]) -> dict[str, str]:
+    """Local modules by their path in the workflow's folder, as errors show them."""
+    return {posixpath.relpath(path, RULE_DIR): text for path, text in sources.items()}
+
+
+def knot_resource(job, name: str):
+    """A knot resource of the rule, from the Snakefile, --set-resources, --default-resources
+    or a profile: Snakemake evaluates them all into the job's resources."""
+    try:
+        value = job.resources.get(name)
+    except (FileNotFoundError, OSError):  # a callable that needs inputs not made yet
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def check_job_resources(jobs, config: KnotConfig) -> None:
+    """Per-job resources (threads, mem_mb, gpu, runtime) are checked before anything is
+    created; a value that needs the job's inputs to be computed is checked at submission."""
+    for job in jobs:
+        if job.is_local:
+            continue
+        try:
+            resources = dict(job.resources.items())
+        except (FileNotFoundError, OSError):
+            continue
+        # Snakemake leaves '<TBD>' for a value computed from inputs that do not exist yet
+        # (mem_mb=lambda wc, input: input.size_mb * 2); it is checked at submission.
+        resources = {k: v for k, v in resources.items() if not isinstance(v, TBDString)}
+        job_batch_resources(job, config, resources)
+
+
+def resolve_base_image(config: KnotConfig) -> str:
+    if config.base_image:
+        return config.base_image
+    if config.emulator:
+        return emulator_state().get("base_image") or default_base_image()
+    return default_base_image()

@@ -1,0 +1,40 @@
+"""One line in Snakemake's output whenever the count of jobs in each Batch state changes:
+never a line per poll, never a line per job."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from ..aws.status import TERMINAL, JobState
+
+# Batch's states in the order a job moves through them.
+ORDER = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def progress_line(counts: Counter) -> str:
+    known = [s for s in ORDER if counts.get(s)]
+    other = sorted(s for s in counts if s not in ORDER and counts[s])
+    return "knot: Batch jobs: " + ", ".join(f"{counts[s]} {s}" for s in known + other)
+
+
+class Progress:
+    """Counts active jobs by state, plus every job already finished in this run."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+        self.done: Counter = Counter()
+        self.last: Counter | None = None
+
+    def update(self, states: Iterable[JobState]) -> str | None:
+        counts = Counter(self.done)
+        for state in states:
+            counts[state.status] += 1
+            if state.status in TERMINAL:
+                self.done[state.status] += 1
+        if counts == self.last:
+            return None
+        self.last = counts
+        line = progress_line(counts)
+        self.emit(line)
+        return line

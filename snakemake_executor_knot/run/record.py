@@ -1,0 +1,290 @@
+"""The run record, ``.snakemake/knot/run-<run_id>.json``: for every job, when the host handed
+it over, submitted it and reported it, Batch's own times, attempts and reason, and what the
+container measured (its usage document). ``knot report`` reads it (report/records.py holds the
+schema and the checks).
+
+The usage documents come from the jobs, so they are hostile input: only known fields of the
+right type are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..aws.hosts import find_container_instances, instance_types
+from ..aws.status import JobState
+from ..compute.resources import BatchResources
+from ..config.classes import DEFAULT_CLASS
+from ..jobs.group import job_key, job_label
+from ..report.pricing import choose_instance, load_prices, region_prices
+from ..runtime.contract import usage_key
+
+RUN_DIR = Path(".snakemake", "knot")
+USAGE_FETCHERS = 16  # parallel GETs of usage documents at the end of a run
+MAX_USAGE_BYTES = 64 * 1024  # a usage document is a few hundred bytes
+MAX_MEMBERS = 500  # a group job's per-member usage kept in the record
+USAGE_NUMBERS = (
+    "start",
+    "end",
+    "wall_s",
+    "cpu_s",
+    "peak_rss_mb",
+    "stage_in_s",
+    "stage_in_bytes",
+    "run_s",
+    "stage_out_s",
+    "stage_out_bytes",
+)
+
+
+@dataclass
+class JobEntry:
+    """One Snakemake job as the host saw it; becomes one object of the record's ``jobs``."""
+
+    jobid: int
+    rule: str
+    handed_over: float
+    batch_id: str | None = None
+    requested: dict = field(default_factory=dict)
+    submitted: float | None = None
+    seen_finished: float | None = None
+    reported: float | None = None
+    state: JobState | None = None
+    usage_at: tuple[str, str] | None = None  # (bucket, key) of the usage document
+    usage: dict = field(default_factory=dict)
+    adopted: bool = False
+    instance_type: str | None = None
+    instance_type_source: str | None = None  # "batch" (ECS said so) or "estimate"
+
+    def as_dict(self) -> dict:
+        state = self.state
+        return {
+            "jobid": self.jobid,
+            "rule": self.rule,
+            "batch_id": self.batch_id,
+            "status": state.status if state else None,
+            "attempts": state.attempts if state else None,
+            "reason": state.reason if state else None,
+            "requested": self.requested,
+            "instance_type": self.instance_type,
+            "instance_type_source": self.instance_type_source,
+            "adopted": self.adopted,
+            "host": {
+                "handed_over": self.handed_over,
+                "submitted": self.submitted,
+                "seen_finished": self.seen_finished,
+                "reported": self.reported,
+            },
+            "batch": {
+                "created": state.created if state else None,
+                "started": state.started if state else None,
+                "stopped": state.stopped if state else None,
+            },
+            "usage": self.usage,
+        }
+
+
+def requested(resources: BatchResources) -> dict:
+    return {
+        "vcpus": resources.vcpus,
+        "memory_mib": resources.memory_mib,
+        "gpus": resources.gpus,
+        "compute_class": resources.compute_class,
+    }
+
+
+class RunLog:
+    """Collects the job entries of one run, from any thread, and the run's own times: when
+    the process started, the host steps before the first submission (``steps``: name ->
+    [start, end]) and when the run ended."""
+
+    def __init__(self, run_id: str, clock=time.time) -> None:
+        self.run_id = run_id
+        self.clock = clock
+        self.started = clock()
+        self.process_started = process_start_time()
+        self.steps: dict[str, list[float]] = {}
+        self.ended: float | None = None
+        self.jobs: dict[int, JobEntry] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time one host step (stack check, images, ...); a repeated step adds up."""
+        start = self.clock()
+        try:
+            yield
+        finally:
+            first, spent = self.steps.get(name, [start, start])
+            self.steps[name] = [first, first + (spent - first) + self.clock() - start]
+
+    def handed_over(self, jobs) -> None:
+        now = self.clock()
+        with self._lock:
+            for job in jobs:
+                key = job_key(job)  # a group job: one entry, by its first member's jobid
+                self.jobs[key] = JobEntry(key, job_label(job), now)
+
+    def submitted(self, jobid: int, batch_id: str, resources, usage_at, adopted=False) -> None:
+        with self._lock:
+            entry = self.jobs[jobid]
+            entry.batch_id, entry.usage_at, entry.adopted = batch_id, usage_at, adopted
+            entry.requested = requested(resources)
+            entry.submitted = self.clock()
+
+    def finished(self, jobid: int, state: JobState) -> None:
+        with self._lock:
+            entry = self.jobs[jobid]
+            entry.state, entry.seen_finished = state, self.clock()
+
+    def reported(self, jobid: int) -> None:
+        with self._lock:
+            self.jobs[jobid].reported = self.clock()
+
+    def fetch_usage(self, s3) -> int:
+        """GET every finished job's usage document, in parallel; returns how many were read."""
+        wanted = [e for e in self.jobs.values() if e.usage_at and e.state and e.state.finished]
+        with ThreadPoolExecutor(USAGE_FETCHERS) as pool:
+            found = list(pool.map(lambda e: read_usage(s3, *e.usage_at), wanted))
+        for entry, usage in zip(wanted, found, strict=True):
+            entry.usage = usage
+        return sum(1 for usage in found if usage)
+
+    def finished_entries(self) -> list[JobEntry]:
+        return [e for e in self.jobs.values() if e.batch_id and e.state and e.state.finished]
+
+    def find_instance_types(self, batch, ecs) -> int:
+        """Each finished job's instance type as ECS reports it (see aws.hosts); returns how
+        many were found. Jobs the status checks described already carry their instance."""
+        entries = self.finished_entries()
+        where = {e.batch_id: e.state.container_instance for e in entries}
+        missing = [job_id for job_id, arn in where.items() if arn is None]
+        where.update(find_container_instances(batch, missing))
+        types = instance_types(ecs, [arn for arn in where.values() if arn])
+        for entry in entries:
+            entry.instance_type = types.get(where.get(entry.batch_id) or "")
+            entry.instance_type_source = "batch" if entry.instance_type else None
+        return sum(1 for e in entries if e.instance_type)
+
+    def estimate_instance_types(
+        self, allowed: Mapping[str, tuple[str, ...]], region: str | None
+    ) -> None:
+        """Where no instance exists to ask about (the emulator): the cheapest type the
+        compute environment of the job's class (``allowed``: instance types by class name)
+        may choose that fits its request, marked an estimate."""
+        _, prices = region_prices(load_prices(), region)
+        for entry in self.finished_entries():
+            wanted = entry.requested
+            types = allowed.get(wanted.get("compute_class") or DEFAULT_CLASS)
+            if not wanted.get("vcpus") or not wanted.get("memory_mib") or not types:
+                continue
+            choice = choose_instance(
+                wanted["vcpus"], wanted["memory_mib"], types, prices, wanted.get("gpus") or 0
+            )
+            if choice is not None:
+                entry.instance_type, entry.instance_type_source = choice.instance.name, "estimate"
+
+    def as_dict(self, pricing: dict, calls: dict, images: dict) -> dict:
+        return {
+            "run_id": self.run_id,
+            "process_started": self.process_started,
+            "started": self.started,
+            "steps": self.steps,
+            "ended": self.ended,
+            "pricing": pricing,
+            "calls": dict(sorted(calls.items())),
+            "images": images,
+            "jobs": [entry.as_dict() for _, entry in sorted(self.jobs.items())],
+        }
+
+
+def process_start_time() -> float | None:
+    """When this process started, in epoch seconds, from Linux's /proc (None elsewhere):
+    the run's timeline then shows Snakemake's own start-up before knot was loaded."""
+    try:
+        with open("/proc/self/stat") as stat:
+            # Field 22, after the parenthesised name (which may hold spaces): clock ticks
+            # from boot to the process's start. Measured against the boot clock, not
+            # /proc/stat's btime, which is rounded to whole seconds.
+            ticks = int(stat.read().rpartition(")")[2].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.time() - age
+
+
+def usage_location(bucket: str, spec_key: str, index: int) -> tuple[str, str]:
+    return bucket, usage_key(spec_key, index)
+
+
+def read_usage(s3, bucket: str, key: str) -> dict:
+    """The checked usage document at ``s3://bucket/key``; {} when missing or unreadable (a
+    job that died before its end sends none)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_USAGE_BYTES - 1}")
+        data = json.loads(body["Body"].read())
+    except (BotoCoreError, ClientError, ValueError):
+        return {}
+    return clean_usage(data)
+
+
+def clean_usage(data: object) -> dict:
+    """Only the known fields, as finite non-negative numbers (exit status: an integer)."""
+    if not isinstance(data, dict):
+        return {}
+    usage = {}
+    for name in USAGE_NUMBERS:
+        value = data.get(name)
+        if _number(value) and math.isfinite(value) and value >= 0:
+            usage[name] = float(value)
+    status = data.get("exit_status")
+    if isinstance(status, int) and not isinstance(status, bool) and -(2**31) <= status < 2**31:
+        usage["exit_status"] = status
+    members = data.get("members")
+    if isinstance(members, list) and len(members) <= MAX_MEMBERS:
+        usage["members"] = [m for m in map(_member_usage, members) if m]
+    return usage
+
+
+def _member_usage(data: object) -> dict | None:
+    """One member of a group job: its rule, jobid, run and CPU seconds."""
+    if not isinstance(data, dict) or not isinstance(data.get("rule"), str):
+        return None
+    if not data["rule"].isidentifier() or not _number(data.get("jobid")):
+        return None
+    times = {k: float(data[k]) for k in ("run_s", "cpu_s") if _number(data.get(k))}
+    return {"rule": data["rule"], "jobid": int(data["jobid"]), **times}
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e18
+
+
+def pricing(config, region: str | None) -> dict:
+    return {
+        "region": region,
+        "market": "spot" if config.spot else "on-demand",
+        "emulator": config.emulator,
+        "instance_types": list(config.instance_types),
+    }
+
+
+def write_record(record: dict, directory: Path = RUN_DIR) -> Path:
+    """Write the record atomically (a reader never sees half a file)."""
+    path = Path(directory, f"run-{record['run_id']}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(path)
+    return path

@@ -1,0 +1,285 @@
+"""The executor's submission path against in-process moto (Batch without Docker): ready jobs
+of one rule with equal resources become one array job, specs are in S3 before SubmitJob,
+and cancelling terminates every active job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+from types import SimpleNamespace
+
+import pytest
+from snakemake.io import directory
+
+from snakemake_executor_knot.aws.capacity import RunnableWatch
+from snakemake_executor_knot.aws.jobdef import JobDefinitions
+from snakemake_executor_knot.aws.stack import ensure_infra
+from snakemake_executor_knot.aws.status import JobState, StatusPoller
+from snakemake_executor_knot.aws.submit import Submitter
+from snakemake_executor_knot.config.settings import KnotConfig, with_classes
+from snakemake_executor_knot.executor import Executor
+from snakemake_executor_knot.jobs.staging import LocalStaging
+from snakemake_executor_knot.rules.source import RuleSource
+from snakemake_executor_knot.run.adoption import Adopter
+from snakemake_executor_knot.run.cadence import Cadence
+from snakemake_executor_knot.run.plans import RulePlan
+from snakemake_executor_knot.run.progress import Progress
+from snakemake_executor_knot.run.record import RunLog
+from snakemake_executor_knot.runtime import manifest
+from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
+
+from ..conftest import fake_job
+
+
+def _job(jobid: int, rule: str = "sample", mem_mb: int = 1000):
+    return fake_job(
+        rule=rule,
+        jobid=jobid,
+        output=[f"out/{jobid}.txt"],
+        wildcards={"chunk": str(jobid)},
+        resources={"mem_mb": mem_mb},
+        config={"seed": 1},
+    )
+
+
+@pytest.fixture
+def executor(clients, tmp_path, monkeypatch):
+    """An Executor wired to moto, without Snakemake's workflow around it."""
+    monkeypatch.chdir(tmp_path)
+    config = KnotConfig(region="us-east-1")
+    ex = object.__new__(Executor)
+    ex.knot, ex.clients = config, clients
+    # What the executor uses of Snakemake's workflow: its async runner and storage settings.
+    storage = SimpleNamespace(default_storage_prefix=None)
+    ex.workflow = SimpleNamespace(async_run=asyncio.run, storage_settings=storage)
+    ex.run_id = "test-run"
+    ex.run_log = RunLog(ex.run_id)
+    ex.infra = ensure_infra(clients, config)
+    ex.jobdefs = JobDefinitions(clients.batch, ex.infra, config)
+    ex.staging = LocalStaging(clients.s3, ex.infra.bucket, tmp_path)
+    ex.submitter = Submitter(clients.batch, rate=1000)
+    ex.poller = StatusPoller(clients.batch)
+    ex.cadence = Cadence(10)
+    ex.adopter = Adopter(clients.batch, clients.s3, ex.infra.job_queue_arn)
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:abc"
+    source = RuleSource(rule="sample", kind="run", files={})
+    ex.plans = {
+        "sample": RulePlan(source=source, image=None, image_uri=image,
+                           job_definition_arn=ex.jobdefs.arn_for(image)),
+    }  # fmt: skip
+    ex.submitted = []
+    ex.report_job_submission = ex.submitted.append
+    ex.run_job_pre = lambda job: None
+    return ex
+
+
+def test_equal_jobs_become_one_array_job(executor, calls):
+    calls.reset()
+    executor.run_jobs([_job(i) for i in range(1, 6)])
+    assert calls["batch.SubmitJob"] == 1
+    ids = [info.external_jobid for info in executor.submitted]
+    parent = ids[0].split(":")[0]
+    assert ids == [f"{parent}:{i}" for i in range(5)]
+    # Every child's spec was in S3 before the submission: one object, which child 3
+    # reads as the runtime does, from the environment Batch gives it.
+    (job,) = executor.clients.batch.describe_jobs(jobs=[parent])["jobs"]
+    env = {e["name"]: e["value"] for e in job["container"]["environment"]}
+    env["AWS_BATCH_JOB_ARRAY_INDEX"] = "3"
+    assert env["KNOT_SPEC_URI"].endswith("knot/specs/test-run/sample-1.jsonl")
+    spec = fetch_spec(executor.clients.s3, spec_location(env))
+    assert spec["jobid"] == 4 and spec["wildcards"]["items"] == ["4"]
+
+
+@pytest.mark.parametrize(("setting", "wait"), [(10, 1.0), (3, 3)])
+def test_a_status_check_sets_snakemakes_next_wait(executor, setting, wait):
+    executor.run_jobs([_job(i) for i in range(1, 4)])
+    executor.cadence = Cadence(setting)  # 10: Snakemake's default, 3: the user's own
+    executor.status_rate_limiter = contextlib.nullcontext()  # async too, since Python 3.10
+    executor.progress = Progress(lambda line: None)
+    executor.capacity = RunnableWatch(lambda: [])
+    # Batch says the jobs run (in-process moto would have finished them at SubmitJob).
+    executor.poller = SimpleNamespace(
+        poll=lambda ids: {i: JobState(i, "RUNNING") for i in ids}, summaries={}
+    )
+
+    async def check() -> list:
+        return [info async for info in executor.check_active_jobs(executor.submitted)]
+
+    assert len(asyncio.run(check())) == 3
+    assert executor.next_seconds_between_status_checks == wait
+
+
+def test_different_resources_split_the_array(executor, calls):
+    calls.reset()
+    executor.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])
+    assert calls["batch.SubmitJob"] == 2
+    assert executor.submitted[2].external_jobid.count(":") == 0  # a lone job is no array
+
+
+def test_single_jobs_setting_submits_each_alone(executor, calls):
+    executor.knot = KnotConfig(region="us-east-1", array_jobs=False)
+    calls.reset()
+    executor.run_jobs([_job(i) for i in range(1, 4)])
+    assert calls["batch.SubmitJob"] == 3
+
+
+def test_cancel_terminates_every_active_job(executor, calls):
+    executor.run_jobs([_job(i) for i in range(1, 4)] + [_job(9, mem_mb=4000)])
+    calls.reset()
+    executor.cancel_jobs(executor.submitted)
+    # One array parent and one single job: two terminations, not one per child.
+    assert calls["batch.TerminateJob"] == 2
+
+
+def test_missing_storage_bucket_is_created_once(clients, calls):
+    from snakemake_executor_knot.jobs.staging import ensure_bucket
+
+    assert ensure_bucket(clients.s3, "my-study", "us-east-1") is True
+    assert ensure_bucket(clients.s3, "my-study", "us-east-1") is False
+    assert calls["s3.CreateBucket"] == 1
+
+
+def test_rerun_directory_output_holds_only_the_new_files(executor, tmp_path):
+    """A directory output made by an earlier run, locally and in S3: knot removes the local
+    one before submitting (as Snakemake does), and the host downloads only what the new
+    job's manifest lists, never the earlier run's file the job role could not delete."""
+    job = fake_job(rule="sample", jobid=1, output=[directory("res/tree")])
+    (tmp_path / "res" / "tree").mkdir(parents=True)
+    (tmp_path / "res" / "tree" / "old.txt").write_text("earlier run")
+    staging = executor.staging
+    prefix = staging.key_for("res/tree") + "/"
+    s3 = executor.clients.s3
+    s3.put_object(Bucket=staging.bucket, Key=prefix + "old.txt", Body=b"earlier run")
+
+    executor.run_jobs([job])
+    assert not (tmp_path / "res" / "tree").exists()
+
+    # What the runtime uploads: the new file, then the manifest.
+    s3.put_object(Bucket=staging.bucket, Key=prefix + "new.txt", Body=b"this run")
+    entry = manifest.Entry("new.txt", 8, hashlib.sha256(b"this run").hexdigest())
+    body = manifest.encode([entry])
+    s3.put_object(Bucket=staging.bucket, Key=manifest.manifest_key(prefix), Body=body)
+    info = executor.submitted[0]
+    executor.report_job_success = lambda done: None
+    executor._succeeded(info)
+    assert sorted(p.name for p in (tmp_path / "res" / "tree").iterdir()) == ["new.txt"]
+
+
+def _next_run(previous, **config):
+    """A new executor, as after the Snakemake process died: same clients and infra, new run
+    id, nothing in memory."""
+    ex = object.__new__(Executor)
+    ex.__dict__.update(previous.__dict__)
+    ex.knot = KnotConfig(region="us-east-1", **config) if config else previous.knot
+    ex.run_id = "next-run"
+    ex.logger = logging.getLogger("knot")
+    ex.run_log = RunLog(ex.run_id)
+    ex.adopter = Adopter(previous.clients.batch, previous.clients.s3, previous.infra.job_queue_arn)
+    ex.submitted = []
+    ex.report_job_submission = ex.submitted.append
+    return ex
+
+
+def test_next_run_adopts_live_jobs_instead_of_submitting(executor, calls):
+    executor.run_jobs([_job(i) for i in range(1, 4)] + [_job(9, mem_mb=4000)])
+    first = sorted(info.external_jobid for info in executor.submitted)
+    rerun = _next_run(executor)
+    calls.reset()
+    # Snakemake numbers jobs afresh in a new run: adoption ignores the jobid.
+    rerun.run_jobs([_job(i) for i in range(1, 4)] + [_job(9, mem_mb=4000)])
+    assert calls["batch.SubmitJob"] == 0
+    assert sorted(info.external_jobid for info in rerun.submitted) == first
+    assert all(job.adopted for job in rerun.run_log.jobs.values())
+
+
+def test_changed_spec_is_submitted_again(executor, calls):
+    executor.run_jobs([_job(1), _job(2)])
+    rerun = _next_run(executor)
+    calls.reset()
+    other = fake_job(
+        rule="sample", jobid=2, output=["out/2.txt"], wildcards={"chunk": "other"},
+        resources={"mem_mb": 1000}, config={"seed": 1},
+    )  # fmt: skip
+    rerun.run_jobs([_job(1), other])
+    assert calls["batch.SubmitJob"] == 1
+    adopted = [job for job in rerun.run_log.jobs.values() if job.adopted]
+    assert [job.jobid for job in adopted] == [1]
+
+
+def test_lost_journal_adopts_jobs_from_their_tags(executor, calls, tmp_path):
+    executor.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])  # an array and a single job
+    first = sorted(info.external_jobid for info in executor.submitted)
+    (tmp_path / ".snakemake" / "knot" / "journal.jsonl").unlink()
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2), _job(3, mem_mb=4000)])
+    assert calls["batch.SubmitJob"] == 0
+    assert calls["batch.ListJobs"] >= 1 and calls["s3.GetObject"] == 1  # the array's specs
+    assert sorted(info.external_jobid for info in rerun.submitted) == first
+
+
+def test_lost_journal_and_altered_specs_adopt_nothing(executor, calls, tmp_path):
+    executor.run_jobs([_job(1), _job(2)])
+    (tmp_path / ".snakemake" / "knot" / "journal.jsonl").unlink()
+    s3, bucket = executor.clients.s3, executor.infra.bucket
+    key = "knot/specs/test-run/sample-1.jsonl"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"seed":1', b'"seed":2'))
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2)])
+    assert calls["batch.SubmitJob"] == 1
+
+
+def test_damaged_journal_never_adopts_a_wrong_job(executor, calls, tmp_path, caplog):
+    executor.run_jobs([_job(1)])
+    journal = tmp_path / ".snakemake" / "knot" / "journal.jsonl"
+    (line,) = journal.read_text().splitlines()
+    wrong = line.replace('"job_definition": "', '"job_definition": "elsewhere')
+    journal.write_text("{not json\n" + wrong + "\n" + '{"spec": 1}\n')
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1)])
+    # The line that names another image's job definition does not match Batch's job.
+    assert calls["batch.SubmitJob"] == 1
+    assert "ignoring 2 damaged line(s)" in caplog.text
+
+
+def test_jobs_a_run_already_reported_are_not_adopted(executor, calls):
+    executor.run_jobs([_job(1), _job(2)])
+    executor.adopter.record([info.external_jobid for info in executor.submitted])
+    rerun = _next_run(executor)
+    calls.reset()
+    rerun.run_jobs([_job(1), _job(2)])  # e.g. --forceall after a finished run
+    assert calls["batch.SubmitJob"] == 1
+
+
+def test_a_gpu_rule_and_a_cpu_rule_go_to_their_classes_queues(executor, calls):
+    """Routing seen from Batch itself: DescribeJobs names the queue each job went to."""
+    config = with_classes(KnotConfig(region="us-east-1"), "gpu=g4dn; bigdisk=m6i:500GB")
+    executor.knot = config
+    executor.infra = ensure_infra(executor.clients, config)
+    sample = executor.plans["sample"]
+    train = dataclasses.replace(sample.source, rule="train")
+    executor.plans["train"] = dataclasses.replace(sample, source=train)
+    gpu = fake_job(rule="train", jobid=1, output=["model.pt"], resources={"gpu": 1})
+    cpu = _job(2)
+    disk = fake_job(rule="sample", jobid=3, output=["big.txt"], resources={"knot_class": "bigdisk"})
+    calls.reset()
+    executor.run_jobs([gpu, cpu, disk])
+    assert calls["batch.SubmitJob"] == 3
+    ids = [info.external_jobid for info in executor.submitted]
+    described = executor.clients.batch.describe_jobs(jobs=ids)["jobs"]
+    queues = {job["jobId"]: job["jobQueue"] for job in described}
+    assert [queues[i] for i in ids] == [
+        executor.infra.queues["gpu"],
+        executor.infra.queues["default"],
+        executor.infra.queues["bigdisk"],
+    ]
+    assert len(set(queues.values())) == 3
+    # moto leaves resourceRequirements out of DescribeJobs; the tags name each rule.
+    rules = {job["jobId"]: job["tags"]["knot:rule"] for job in described}
+    assert [rules[i] for i in ids] == ["train", "sample", "sample"]

@@ -1,0 +1,130 @@
+"""Per-rule planning: knot's own resources come from the job's evaluated resources, so the
+Snakefile, --set-resources, --default-resources and profiles all work."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from snakemake.common.tbdstring import TBDString
+
+from snakemake_executor_knot.compute.resources import guessed_disk
+from snakemake_executor_knot.config.settings import KnotConfig, with_classes
+from snakemake_executor_knot.errors import ConfigError, RuleError
+from snakemake_executor_knot.rules.source import RuleSource
+from snakemake_executor_knot.run.plans import (
+    BuildTarget,
+    build_target,
+    check_job_resources,
+    image_spec,
+    knot_resource,
+)
+
+from ..conftest import fake_job
+
+TARGET = BuildTarget("knot-base:py3.11", "linux/amd64")
+
+
+def _job(**resources):
+    return fake_job(resources=resources)
+
+
+def test_knot_image_from_any_source_is_read_from_the_job():
+    assert knot_resource(_job(knot_image="registry/img:1"), "knot_image") == "registry/img:1"
+
+
+def test_absent_or_non_text_resources_are_none():
+    assert knot_resource(_job(), "knot_image") is None
+    assert knot_resource(_job(knot_packages=3), "knot_packages") is None
+
+
+def test_a_numpy_param_puts_numpy_in_the_image_of_a_rule_that_never_imports_it():
+    source = RuleSource(rule="fit", kind="shell", shell_command="echo {params.n}")
+    job = fake_job(params={"n": np.int64(1), "where": Path("/tmp")})
+    spec = image_spec(source, job, TARGET, {"when": datetime.date(2026, 1, 1)})
+    assert spec.requirements == (f"numpy=={importlib.metadata.version('numpy')}",)
+    plain = image_spec(source, fake_job(params={"n": 1}), TARGET, {})
+    assert plain.requirements == ()
+
+
+def test_an_unpicklable_config_value_stops_planning_naming_rule_and_config():
+    source = RuleSource(rule="fit", kind="shell", shell_command="true")
+    config = {"log": open(os.devnull)}  # noqa: SIM115 - a value that cannot be sent
+    try:
+        with pytest.raises(RuleError, match=r"Rule 'fit': config cannot be sent"):
+            image_spec(source, fake_job(), TARGET, config)
+    finally:
+        config["log"].close()
+
+
+GUESSES = """
+rule guessed:
+    output: "a.txt"
+    shell: "touch {output}"
+
+rule mine:
+    output: "b.txt"
+    resources: disk_mb=60000
+    shell: "touch {output}"
+
+rule mine_callable:
+    output: "c.txt"
+    resources: disk_mb=lambda wc: 70000
+    shell: "touch {output}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("defaults", "guessed"),
+    [(["mem_mb=1024"], {"guessed"}), (["disk_mb=80000"], set()), (None, set())],
+    ids=["snakemakes-guess", "users-default", "no-defaults"],
+)
+def test_only_snakemakes_own_disk_guess_escapes_the_volume_check(tmp_path, defaults, guessed):
+    """Plain --default-resources give every rule "twice the input, or 50 GB", which is no
+    request; a disk size the user wrote, as a default or in the rule, is checked."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.resources import Resources
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    (tmp_path / "Snakefile").write_text(GUESSES)
+    parse = Resources.parser_factory(defaults="full", allow_expressions=True)
+    settings = ResourceSettings(default_resources=None if defaults is None else parse(defaults))
+    cwd = os.getcwd()
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            workflow = api.workflow(settings, snakefile=tmp_path / "Snakefile", workdir=tmp_path)
+            rules = workflow._workflow.rules  # no public way to the parsed rules
+            found = {rule.name for rule in rules if guessed_disk(SimpleNamespace(rule=rule))}
+    finally:
+        os.chdir(cwd)
+    assert found == guessed
+
+
+def test_classes_of_two_architectures_are_refused_before_anything_is_built():
+    """A rule's one image must run in every class; the workflow is never looked at."""
+    config = with_classes(KnotConfig(), "arm=m7g,c7g:ondemand")
+    with pytest.raises(ConfigError, match=r"mix arm64 \(c7g, m7g\) and x86_64 \(optimal\)"):
+        build_target(None, {}, config, lambda base: base.name)
+    graviton = with_classes(KnotConfig(instance_types=("m7g",)), "big=r7g:500GB")
+    assert build_target_platform(graviton) == "linux/arm64"
+
+
+def build_target_platform(config) -> str:
+    class NoLock:  # a workflow without a Snakefile next to it: no knot.lock to follow
+        basedir, main_snakefile, rules = "/nonexistent", "/nonexistent/Snakefile", []
+
+    return build_target(NoLock(), {}, config, lambda base: base.name).platform
+
+
+def test_a_resource_computed_from_inputs_not_made_yet_waits_for_submission():
+    """mem_mb=lambda wc, input: input.size_mb * 2 is '<TBD>' before its inputs exist."""
+    later = fake_job(resources={"mem_mb": TBDString()})
+    check_job_resources([later], KnotConfig())
+    wrong = fake_job(resources={"mem_mb": "lots"})
+    with pytest.raises(RuleError, match="resource 'mem_mb' must be a number"):
+        check_job_resources([wrong], KnotConfig())
