@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from ..names import short_hash
 from .secrets import secret_prefix
-from .template import STACK_TAG, log_group_name, repository_name, role_path
+from .template.common import STACK_TAG, log_group_name, repository_name
+from .template.iam import role_path
 
 VERSION = "2012-10-17"
 CFN_SERVICE = "cloudformation.amazonaws.com"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import aws_error, error_code
-from .template import STACK_TAG
+from .template.common import STACK_TAG
 
 _LIST_PAGE = 100
 _SERVICE = "secretsmanager"

@@ -1,8 +1,8 @@
-"""Create or reuse knot's shared CloudFormation stack, describe it, and tear it down.
+"""Create or reuse knot's shared CloudFormation stack, and describe it (teardown.py deletes it).
 
 One stack per account, region and stack name. The template's content hash is deployed with
-it (the ``TemplateHash`` output, see ``template.stamp``), so a run whose settings match does
-nothing but read the outputs.
+it (the ``TemplateHash`` output, see ``template.assembly.stamp``), so a run whose settings
+match does nothing but read the outputs.
 
 Runs share the stack, so a run never takes from another what it needs: the job role's
 buckets are the union of the deployed ones and this run's (a run that needs more updates
@@ -26,21 +26,18 @@ from ..config.settings import KnotConfig
 from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
 from .clients import Clients
 from .policy import boundary_arn
-from .secrets import delete_stack_secrets
-from .status import terminate_jobs
-from .template import (
+from .template.assembly import (
     HASH_OUTPUT,
     OUTPUTS,
     SETTINGS_OUTPUT,
-    STACK_TAG,
-    Tags,
     build_template,
-    class_queue_output,
-    extra_buckets,
     recorded_settings,
     render,
     stamp,
 )
+from .template.common import STACK_TAG, Tags
+from .template.compute import class_queue_output
+from .template.iam import extra_buckets
 
 CAPABILITIES = ["CAPABILITY_IAM"]
 WAIT_TIMEOUT = 45 * 60.0
@@ -457,6 +454,19 @@ def _refuse_conflicts(clients: Clients, stack: dict, found: list[str], updated: 
     )
 
 
+def active_jobs(clients: Clients, queue_arn: str) -> list[str]:
+    """Ids of the jobs in the queue that have not finished."""
+    ids = []
+    paginator = clients.batch.get_paginator("list_jobs")
+    try:
+        for state in ACTIVE_JOB_STATES:
+            for page in paginator.paginate(jobQueue=queue_arn, jobStatus=state):
+                ids += [job["jobId"] for job in page["jobSummaryList"]]
+    except _BotoErrors as exc:
+        raise aws_error(exc, "listing active jobs in knot's job queue", service="batch") from exc
+    return ids
+
+
 def _queue_busy(clients: Clients, stack: dict) -> bool:
     infra = infra_from_stack(stack, clients.region)
     if infra is None:
@@ -481,110 +491,3 @@ def describe_infra(clients: Clients, config: KnotConfig) -> Infra | None:
     if stack is None or stack["StackStatus"] not in USABLE_STATES:
         return None
     return infra_from_stack(stack, clients.region)
-
-
-# --- teardown --------------------------------------------------------------------------
-
-
-def active_jobs(clients: Clients, queue_arn: str) -> list[str]:
-    """Ids of the jobs in the queue that have not finished."""
-    ids = []
-    paginator = clients.batch.get_paginator("list_jobs")
-    try:
-        for state in ACTIVE_JOB_STATES:
-            for page in paginator.paginate(jobQueue=queue_arn, jobStatus=state):
-                ids += [job["jobId"] for job in page["jobSummaryList"]]
-    except _BotoErrors as exc:
-        raise aws_error(exc, "listing active jobs in knot's job queue", service="batch") from exc
-    return ids
-
-
-def _empty_bucket(clients: Clients, bucket: str) -> list[str]:
-    # Versioning is never enabled on knot's bucket, so deleting the keys empties it.
-    count = 0
-    try:
-        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-            if keys:  # a page holds at most 1000 keys, DeleteObjects' limit
-                clients.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-                count += len(keys)
-    except _BotoErrors as exc:
-        raise aws_error(exc, f"emptying bucket '{bucket}'", service="s3") from exc
-    return [f"{count} objects in s3://{bucket}"] if count else []
-
-
-def _empty_repository(clients: Clients, repository: str) -> list[str]:
-    count = 0
-    try:
-        pages = clients.ecr.get_paginator("list_images").paginate(repositoryName=repository)
-        for page in pages:
-            ids = page.get("imageIds", [])
-            for start in range(0, len(ids), 100):  # BatchDeleteImage takes 100 at a time
-                chunk = ids[start : start + 100]
-                clients.ecr.batch_delete_image(repositoryName=repository, imageIds=chunk)
-                count += len(chunk)
-    except _BotoErrors as exc:
-        raise aws_error(exc, f"emptying ECR repository '{repository}'", service="ecr") from exc
-    return [f"{count} images in ECR repository {repository}"] if count else []
-
-
-def _knot_job_definitions(clients: Clients, stack_name: str) -> list[str]:
-    arns = []
-    paginator = clients.batch.get_paginator("describe_job_definitions")
-    try:
-        for page in paginator.paginate(status="ACTIVE"):
-            for jd in page["jobDefinitions"]:
-                ours = jd.get("tags", {}).get(STACK_TAG) == stack_name
-                if ours and jd["jobDefinitionName"].startswith("knot-"):
-                    arns.append(jd["jobDefinitionArn"])
-    except _BotoErrors as exc:
-        raise aws_error(exc, "listing knot's job definitions", service="batch") from exc
-    return arns
-
-
-def _deregister_job_definitions(clients: Clients, stack_name: str) -> list[str]:
-    arns = _knot_job_definitions(clients, stack_name)
-    for arn in arns:
-        try:
-            clients.batch.deregister_job_definition(jobDefinition=arn)
-        except _BotoErrors as exc:
-            raise aws_error(exc, f"deregistering job definition {arn}", service="batch") from exc
-    return [f"job definition {arn}" for arn in arns]
-
-
-def _of_type(resources: dict[str, tuple[str, str]], kind: str) -> list[str]:
-    return [physical for rtype, physical in resources.values() if rtype == kind]
-
-
-def teardown(clients: Clients, config: KnotConfig, force: bool = False) -> list[str]:
-    """Delete the stack and what knot put in it; return what was deleted.
-
-    Refuses while jobs are active unless ``force`` (which terminates them). Only the
-    stack's own bucket and repository are emptied, and only job definitions named
-    ``knot-*`` tagged with this stack are deregistered."""
-    ops = StackOps(clients, config.stack_name)
-    stack = ops.settled()
-    if stack is None:
-        return []
-    require_knots(stack)
-    resources = ops.resources()
-    jobs = [j for q in _of_type(resources, "AWS::Batch::JobQueue") for j in active_jobs(clients, q)]
-    if jobs and not force:
-        raise ConfigError(
-            f"{len(jobs)} jobs are still active in the job queue of knot's stack "
-            f"'{config.stack_name}'. Wait for them to finish, or run "
-            f"'knot --stack-name {config.stack_name} infra down --force' to terminate them."
-        )
-    terminate_jobs(clients.batch, jobs, "knot infra down --force")
-    deleted = [f"job {job_id} (terminated)" for job_id in jobs]
-    for bucket in _of_type(resources, "AWS::S3::Bucket"):
-        deleted += _empty_bucket(clients, bucket)
-    for repository in _of_type(resources, "AWS::ECR::Repository"):
-        deleted += _empty_repository(clients, repository)
-    deleted += _deregister_job_definitions(clients, config.stack_name)
-    deleted += delete_stack_secrets(clients.secretsmanager, config.stack_name)
-    ops.delete()
-    return [*deleted, f"stack {config.stack_name}"]
-
-
-# --- status and CLI --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from ..aws.policy import (
     service_role_trust,
 )
 from ..aws.service_role import INLINE_POLICY, create_service_role, partition_of
-from ..aws.template import extra_buckets
+from ..aws.template.iam import extra_buckets
 from ..config.settings import KnotConfig
 
 

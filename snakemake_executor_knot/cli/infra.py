@@ -15,10 +15,10 @@ from ..aws.stack import (
     deployed_settings,
     ensure_infra,
     infra_from_stack,
-    teardown,
     wanted_template,
 )
-from ..aws.template import (
+from ..aws.teardown import teardown
+from ..aws.template.storage import (
     FILES_PREFIX,
     MAX_IMAGES,
     SPEC_EXPIRY_DAYS,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase as fnmatch
-from pathlib import Path
 
 import boto3
 import pytest
@@ -16,30 +14,26 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from snakemake_executor_knot.aws.clients import Clients
-from snakemake_executor_knot.aws.hosts import instance_types
 from snakemake_executor_knot.aws.policy import runner_policy
-from snakemake_executor_knot.aws.secrets import stack_secrets, store_envvars
-from snakemake_executor_knot.aws.service_role import create_service_role, find_service_role
 from snakemake_executor_knot.aws.stack import (
     Infra,
     deployed_settings,
     describe_infra,
     ensure_infra,
     failure_reasons,
-    teardown,
     with_deployed_buckets,
 )
 from snakemake_executor_knot.aws.status import recent_jobs
-from snakemake_executor_knot.aws.template import HASH_OUTPUT, build_template, stamp
+from snakemake_executor_knot.aws.teardown import teardown
+from snakemake_executor_knot.aws.template.assembly import HASH_OUTPUT, build_template, stamp
 from snakemake_executor_knot.cli.infra import status_report
 from snakemake_executor_knot.config.settings import KnotConfig, with_classes
-from snakemake_executor_knot.emulator.patches import (
+from snakemake_executor_knot.emulator.patches.cloudformation import (
     serialised,
 )
 from snakemake_executor_knot.errors import AwsError, ConfigError
 
 from ..conftest import REGION
-from .test_hosts import register_instance
 from .test_policy import allowed
 
 # moto's CloudFormation creates only the types it knows; it skips AWS::S3::BucketPolicy.
@@ -137,8 +131,8 @@ def test_a_run_needing_fewer_buckets_leaves_the_stack_alone(clients, calls):
 
 def test_other_settings_under_active_jobs_are_one_clear_error(clients, calls):
     infra = ensure_infra(clients, CONFIG)
-    definition = _job_definition(clients, "knot-0123abcd", {"knot:stack": "knot"})
-    _active_job(clients, infra, definition)
+    definition = job_definition(clients, "knot-0123abcd", {"knot:stack": "knot"})
+    running_job(clients, infra, definition)
     calls.reset()
     other = KnotConfig(stack_name="knot", max_vcpus=64, buckets=("user-data",))
     with pytest.raises(ConfigError) as caught:
@@ -355,10 +349,10 @@ def test_status_report_of_a_failed_stack_shows_the_reasons(plain_clients):
     assert "SpotEnvironment: Instance type q9.huge is not supported" in report
 
 
-# --- teardown -----------------------------------------------------------------------------
+# --- helpers for jobs (test_teardown.py uses them too) ------------------------------
 
 
-def _job_definition(clients: Clients, name: str, tags: dict) -> str:
+def job_definition(clients: Clients, name: str, tags: dict) -> str:
     response = clients.batch.register_job_definition(
         jobDefinitionName=name,
         type="container",
@@ -368,7 +362,7 @@ def _job_definition(clients: Clients, name: str, tags: dict) -> str:
     return response["jobDefinitionArn"]
 
 
-def _active_job(clients: Clients, infra: Infra, definition: str) -> str:
+def running_job(clients: Clients, infra: Infra, definition: str) -> str:
     job_id = clients.batch.submit_job(
         jobName="still-running", jobQueue=infra.job_queue_arn, jobDefinition=definition
     )["jobId"]
@@ -378,117 +372,7 @@ def _active_job(clients: Clients, infra: Infra, definition: str) -> str:
     return job_id
 
 
-@pytest.fixture
-def deployed(clients, deletable_stack_resources):
-    """A stack with objects, an image, job definitions (knot's and others') and a
-    bucket knot did not create."""
-    infra = ensure_infra(clients, CONFIG)
-    for key in ("knot/specs/run/1.json", "inputs/a.txt"):
-        clients.s3.put_object(Bucket=infra.bucket, Key=key, Body=b"x")
-    clients.s3.create_bucket(Bucket="user-data")
-    clients.s3.put_object(Bucket="user-data", Key="keep.txt", Body=b"mine")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-    }
-    clients.ecr.put_image(
-        repositoryName=infra.repository_name, imageManifest=json.dumps(manifest), imageTag="abc"
-    )
-    arns = {
-        "ours": _job_definition(clients, "knot-0123abcd", {"knot:stack": "knot"}),
-        "other_stack": _job_definition(clients, "knot-4567ef01", {"knot:stack": "other"}),
-        "not_knot": _job_definition(clients, "user-def", {"knot:stack": "knot"}),
-    }
-    return infra, arns
-
-
-def _status(clients: Clients, arn: str) -> str:
-    (jd,) = clients.batch.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
-    return jd["status"]
-
-
-def test_teardown_refuses_while_jobs_are_active(clients, deployed):
-    infra, arns = deployed
-    _active_job(clients, infra, arns["ours"])
-    with pytest.raises(ConfigError, match="--force"):
-        teardown(clients, CONFIG)
-    assert live_stacks(clients) == ["knot"]
-    assert _status(clients, arns["ours"]) == "ACTIVE"
-
-
-def test_teardown_deletes_only_what_knot_created(clients, deployed):
-    infra, arns = deployed
-    job_id = _active_job(clients, infra, arns["ours"])
-    secret = store_envvars(clients.secretsmanager, "knot", "run-1", {"TOKEN": "x"})
-    other_secret = store_envvars(clients.secretsmanager, "other", "run-1", {"TOKEN": "x"})
-    deleted = teardown(clients, CONFIG, force=True)
-    assert f"secret {secret}" in deleted
-    assert stack_secrets(clients.secretsmanager, "other") == [other_secret]
-    assert f"job {job_id} (terminated)" in deleted
-    assert f"2 objects in s3://{infra.bucket}" in deleted
-    assert f"1 images in ECR repository {infra.repository_name}" in deleted
-    assert f"job definition {arns['ours']}" in deleted
-    assert deleted[-1] == "stack knot"
-    assert live_stacks(clients) == []
-    assert infra.bucket not in [b["Name"] for b in clients.s3.list_buckets()["Buckets"]]
-    assert clients.batch.describe_job_queues()["jobQueues"] == []
-    assert clients.batch.describe_compute_environments()["computeEnvironments"] == []
-    assert clients.ecr.describe_repositories()["repositories"] == []
-    assert not clients.logs.describe_log_groups(logGroupNamePrefix=infra.log_group)["logGroups"]
-    # Untouched: another stack's definition, a definition not named knot-*, a user bucket.
-    assert _status(clients, arns["ours"]) == "INACTIVE"
-    assert _status(clients, arns["other_stack"]) == "ACTIVE"
-    assert _status(clients, arns["not_knot"]) == "ACTIVE"
-    body = clients.s3.get_object(Bucket="user-data", Key="keep.txt")["Body"].read()
-    assert body == b"mine"
-
-
-def test_teardown_without_a_stack_deletes_nothing(clients):
-    assert teardown(clients, CONFIG) == []
-
-
-# S3 operations whose IAM action has another name.
-_S3_ACTIONS = {
-    "ListObjectsV2": "ListBucket",
-    "HeadBucket": "ListBucket",
-    "DeleteObjects": "DeleteObject",
-    "HeadObject": "GetObject",
-}
-
-
-def _allowed_actions() -> list[str]:
-    policy = json.loads((Path(__file__).parents[2] / "docs" / "iam-policy.json").read_text())
-    actions = []
-    for statement in policy["Statement"]:
-        assert statement["Effect"] == "Allow"
-        listed = statement["Action"]
-        actions += [listed] if isinstance(listed, str) else listed
-    return actions
-
-
-def test_iam_policy_allows_every_call_infra_makes(clients, deployed, calls):
-    infra, arns = deployed
-    _active_job(clients, infra, arns["ours"])
-    create_service_role(clients, "knot")  # the administrator, once
-    instance = register_instance(clients, "m5.large")
-    calls.attach(clients, services=("iam", "sts", "ecs"))
-    calls.reset()
-    # With a class added: the update, a second queue to describe, submit to and tear down.
-    config = find_service_role(clients, with_classes(CONFIG, "gpu=g5"))
-    infra = ensure_infra(clients, config)
-    assert calls["cloudformation.UpdateStack"] == 1 and "gpu" in infra.queues
-    status_report(clients, config)
-    instance_types(clients.ecs, [instance])  # what the run record asks at the end
-    teardown(clients, config, force=True)
-    made = {
-        f"{service}:{_S3_ACTIONS.get(op, op) if service == 's3' else op}"
-        for service, op in (key.split(".") for key in calls.counts)
-    }
-    assert {"cloudformation:DeleteStack", "batch:TerminateJob", "s3:DeleteObject"} <= made
-    assert "ecs:DescribeContainerInstances" in made
-    assert "iam:GetRole" in made and config.cfn_role
-    allowed = _allowed_actions()
-    assert sorted(a for a in made if not any(fnmatch(a, p) for p in allowed)) == []
+# --- IAM policy -------------------------------------------------------------------------
 
 
 def test_iam_policy_names_the_resources_the_stack_really_has(clients):
@@ -546,8 +430,8 @@ def _environment_types(clients: Clients, queue: str) -> list[list[str]]:
 def test_adding_a_class_updates_in_place_under_the_other_classes_running_jobs(clients, calls):
     first = ensure_infra(clients, CONFIG)
     before = _physical_ids(clients)
-    running = _active_job(
-        clients, first, _job_definition(clients, "knot-00", {"knot:stack": "knot"})
+    running = running_job(
+        clients, first, job_definition(clients, "knot-00", {"knot:stack": "knot"})
     )
     calls.reset()
     second = ensure_infra(clients, GPU)
@@ -580,7 +464,7 @@ def test_a_run_that_does_not_mention_a_class_keeps_it(clients, calls):
 
 def test_a_class_redefined_under_its_jobs_is_one_clear_error(clients, calls):
     infra = ensure_infra(clients, GPU)
-    definition = _job_definition(clients, "knot-01", {"knot:stack": "knot"})
+    definition = job_definition(clients, "knot-01", {"knot:stack": "knot"})
     job = clients.batch.submit_job(
         jobName="gpu-job", jobQueue=infra.queues["gpu"], jobDefinition=definition
     )["jobId"]
@@ -629,7 +513,7 @@ def test_status_shows_each_class_its_queue_and_state(clients):
 
 def test_knot_jobs_lists_the_jobs_of_every_class(clients):
     infra = ensure_infra(clients, GPU)
-    definition = _job_definition(clients, "knot-02", {"knot:stack": "knot"})
+    definition = job_definition(clients, "knot-02", {"knot:stack": "knot"})
     ids = {
         name: clients.batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition)[
             "jobId"

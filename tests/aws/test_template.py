@@ -12,19 +12,17 @@ from pathlib import Path
 import pytest
 from cfnlint.api import lint
 
-from snakemake_executor_knot.aws.template import (
-    FILES_PREFIX,
+from snakemake_executor_knot.aws.template.assembly import (
     HASH_OUTPUT,
-    MAX_IMAGES,
     OUTPUTS,
     SETTINGS_OUTPUT,
-    SKIPS,
-    SPEC_PREFIX,
     build_template,
     render,
     stamp,
     template_hash,
 )
+from snakemake_executor_knot.aws.template.common import SKIPS
+from snakemake_executor_knot.aws.template.storage import FILES_PREFIX, MAX_IMAGES, SPEC_PREFIX
 from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.errors import ConfigError
 from snakemake_executor_knot.image.dockerfile import ImageSpec, render_dockerfile
