@@ -137,7 +137,7 @@ class CountingMotoServer:
             create_backend_app,
         )
 
-        from snakemake_executor_knot.emulator.patches import patch_ranged_reads
+        from snakemake_executor_knot.emulator.patches.s3 import patch_ranged_reads
 
         # The emulator's S3: a ranged GET reads only its range (moto alone copies the
         # whole object per part, which at 1 GiB measures moto, not the client).

@@ -23,7 +23,10 @@ from snakemake_executor_knot.aws.stack import Infra
 from snakemake_executor_knot.aws.submit import Submitter, build_submit_request
 from snakemake_executor_knot.compute.resources import BatchResources
 from snakemake_executor_knot.config.settings import KnotConfig
-from snakemake_executor_knot.emulator.patches import delete_batch_resource, delete_route_table
+from snakemake_executor_knot.emulator.patches.cloudformation import (
+    delete_batch_resource,
+    delete_route_table,
+)
 
 # Session fixtures for the end-to-end tier: Docker engine, base image, emulator.
 from .e2e.fixtures import (  # noqa: F401

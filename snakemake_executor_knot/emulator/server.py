@@ -245,18 +245,21 @@ def _running(port: int, registry_port: int, directory: Path) -> Iterator[subproc
     # moto is heavy and optional (the 'emulator' extra): only the serve process loads it.
     from moto.server import ThreadedMotoServer
 
-    from . import patches
+    from .patches.batch import CONTAINER_LABEL
+    from .patches.ecr import import_pushed_image
+    from .patches.fidelity import Fidelity
+    from .patches.install import apply
 
-    label = f"{patches.CONTAINER_LABEL}={os.getpid()}"
-    patches.apply(
-        patches.Fidelity(
+    label = f"{CONTAINER_LABEL}={os.getpid()}"
+    apply(
+        Fidelity(
             endpoint=f"http://127.0.0.1:{port}",
             registry=f"127.0.0.1:{registry_port}",
             label=str(os.getpid()),
             state_dir=directory,
         )
     )
-    events = registry.notification_server(patches.import_pushed_image)
+    events = registry.notification_server(import_pushed_image)
     registry.serve_in_thread(events)
     notify_url = f"http://127.0.0.1:{events.server_address[1]}{registry.NOTIFY_PATH}"
     moto = ThreadedMotoServer("127.0.0.1", port, verbose=False)

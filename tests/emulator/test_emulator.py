@@ -1,5 +1,6 @@
-"""The knot emulator: its pure fidelity rules (fast), and end to end against a running
-emulator with real Docker containers (marked e2e)."""
+"""The knot emulator: its registry and state rules (fast), and end to end against a
+running emulator with real Docker containers (marked e2e). The patches' pure fidelity rules
+are tested in ``patches/``, one module per AWS service."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import docker
 import pytest
 
 from snakemake_executor_knot.emulator import lifecycle as lifecycle
-from snakemake_executor_knot.emulator import patches as patches
 from snakemake_executor_knot.emulator import registry as registry
 from snakemake_executor_knot.emulator import server as emu
 from snakemake_executor_knot.emulator import state as emu_state
@@ -26,124 +26,6 @@ from snakemake_executor_knot.errors import ConfigError
 from ..e2e.fixtures import boto_client, emulator_cli, start_emulator, stop_emulator
 
 # --- pure rules ---------------------------------------------------------------------------
-
-
-def test_job_environment_adds_what_aws_gives_and_keeps_the_jobs_own():
-    env = patches.job_environment(
-        {"KNOT_SPEC_URI": "s3://b/k", "AWS_REGION": "eu-west-1", "AWS_BATCH_JOB_ID": "x"},
-        endpoint="http://127.0.0.1:9",
-        region="us-east-1",
-        job_id="abc:2",
-        queue="q",
-        array_index=2,
-    )
-    assert env["KNOT_SPEC_URI"] == "s3://b/k"
-    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
-    assert env["AWS_REGION"] == "eu-west-1"  # the job's own value wins
-    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
-    assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
-    assert env["AWS_BATCH_JOB_ID"] == "abc:2"  # reserved: Batch's value wins
-    assert env["AWS_BATCH_JOB_ARRAY_INDEX"] == "2"
-    assert env["AWS_BATCH_JQ_NAME"] == "q"
-
-
-def test_job_environment_has_no_array_index_outside_arrays():
-    env = patches.job_environment({}, endpoint="e", region="r", job_id="j", queue="q")
-    assert "AWS_BATCH_JOB_ARRAY_INDEX" not in env
-
-
-def test_merged_environment_lets_overrides_win_without_mutating():
-    definition = [{"name": "A", "value": "1"}, {"name": "B", "value": "1"}]
-    override = [{"name": "B", "value": "2"}]
-    merged = patches.merged_environment(definition, override, "job:0")
-    assert {e["name"]: e["value"] for e in merged} == {
-        "A": "1",
-        "B": "2",
-        "AWS_BATCH_JOB_ID": "job:0",
-    }
-    assert override == [{"name": "B", "value": "2"}]
-    assert len(definition) == 2
-
-
-@pytest.mark.parametrize(
-    ("properties", "expected"),
-    [
-        (
-            {
-                "logConfiguration": {
-                    "logDriver": "awslogs",
-                    "options": {"awslogs-group": "/knot/jobs", "awslogs-stream-prefix": "knot"},
-                }
-            },
-            ("/knot/jobs", "knot/default/id-3"),
-        ),
-        (
-            {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/g"}}},
-            ("/g", "jd/default/id-3"),
-        ),
-        ({"logConfiguration": {"logDriver": "json-file"}}, ("/aws/batch/job", "jd/default/id-3")),
-        (None, ("/aws/batch/job", "jd/default/id-3")),
-    ],
-)
-def test_log_target_follows_the_awslogs_configuration(properties, expected):
-    assert patches.log_target(properties, "jd", "id:3") == expected
-
-
-@pytest.mark.parametrize(
-    ("statuses", "outcome"),
-    [
-        (["SUCCEEDED", "SUCCEEDED"], "SUCCEEDED"),
-        (["SUCCEEDED", "FAILED"], "FAILED"),
-        (["RUNNING", "FAILED"], None),
-        (["SUBMITTED", None], None),
-    ],
-)
-def test_array_outcome(statuses, outcome):
-    assert patches.array_outcome(statuses) == outcome
-
-
-def test_merged_requirements_let_overrides_replace_their_type_only():
-    definition = [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]
-    overrides = [{"type": "MEMORY", "value": "4000"}]
-    assert patches.merged_requirements(definition, overrides) == [
-        {"type": "VCPU", "value": "1"},
-        {"type": "MEMORY", "value": "4000"},
-    ]
-    assert patches.merged_requirements(definition, []) == definition
-    assert definition[1]["value"] == "2048"  # not mutated
-
-
-def test_submit_problem_enforces_aws_limits():
-    assert patches.submit_problem({"size": 2}, {"environment": []}) is None
-    assert patches.submit_problem({}, None) is None
-    assert "between 2 and 10000" in patches.submit_problem({"size": 1}, None)
-    assert "between 2 and 10000" in patches.submit_problem({"size": 10_001}, None)
-    big = {"environment": [{"name": "X", "value": "y" * 8200}]}
-    assert "8192" in patches.submit_problem({}, big)
-
-
-def test_unconditional_policy_drops_conditional_statements():
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": "*",
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
-            {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": "*"},
-        ],
-    }
-    kept = json.loads(patches.unconditional_policy(json.dumps(policy)))["Statement"]
-    assert kept == [policy["Statement"][1]]
-
-
-def test_authorization_data_points_at_the_local_registry():
-    [data] = patches.authorization_data(["123456789012"], "127.0.0.1:5101")
-    assert data["proxyEndpoint"] == "https://127.0.0.1:5101"
-    assert data["authorizationToken"]
 
 
 def test_registry_config_stores_on_disk_and_notifies(tmp_path):
@@ -529,7 +411,7 @@ def test_knots_stack_is_created_and_runs_a_job(emulator):
     """knot's own CloudFormation template, in server mode: the stack completes, its
     repository URI names the local registry, and a job in its queue runs, writes to its
     bucket and logs to its log group."""
-    from snakemake_executor_knot.aws.template import build_template, render
+    from snakemake_executor_knot.aws.template.assembly import build_template, render
     from snakemake_executor_knot.config.settings import KnotConfig
 
     cfn, batch = boto_client(emulator, "cloudformation"), boto_client(emulator, "batch")

@@ -1,7 +1,9 @@
-"""The emulator's ranged-read patch: same bytes and errors as moto, without whole copies."""
+"""The S3 patches: a bucket policy checked without its conditions, and ranged reads with
+the same bytes and errors as moto, without whole copies."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import boto3
@@ -9,10 +11,32 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from snakemake_executor_knot.emulator import patches as emulator_patches
-from snakemake_executor_knot.emulator.patches import KeyWindow, patch_ranged_reads
+from snakemake_executor_knot.emulator.patches import s3 as s3_patches
+from snakemake_executor_knot.emulator.patches.s3 import (
+    KeyWindow,
+    patch_ranged_reads,
+    unconditional_policy,
+)
 
 BODY = os.urandom(3 * 1024 * 1024 + 17)
+
+
+def test_unconditional_policy_drops_conditional_statements():
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": "*"},
+        ],
+    }
+    kept = json.loads(unconditional_policy(json.dumps(policy)))["Statement"]
+    assert kept == [policy["Statement"][1]]
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +107,6 @@ def test_plain_get_and_multipart_download_are_unchanged(s3, tmp_path, windows):
 
 
 def test_the_patch_is_applied_once():
-    patched = (emulator_patches.FakeKey.value, emulator_patches.S3Response.key_response)
+    patched = (s3_patches.FakeKey.value, s3_patches.S3Response.key_response)
     patch_ranged_reads()
-    assert (emulator_patches.FakeKey.value, emulator_patches.S3Response.key_response) == patched
+    assert (s3_patches.FakeKey.value, s3_patches.S3Response.key_response) == patched

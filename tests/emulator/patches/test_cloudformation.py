@@ -10,7 +10,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 
-from snakemake_executor_knot.emulator.patches import replace_inline_policies
+from snakemake_executor_knot.emulator.patches.cloudformation import replace_inline_policies
 
 
 def _document(bucket: str) -> dict:

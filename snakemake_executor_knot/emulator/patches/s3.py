@@ -1,0 +1,88 @@
+"""Fidelity fixes for moto's S3: bucket policy conditions cannot be judged over plain
+HTTP, so conditional statements are left out of moto's policy check; a ranged GET reads
+only its range (speed only: moto otherwise copies the whole object for every range).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket, FakeKey
+from moto.s3.responses import S3Response
+
+
+def unconditional_policy(policy: str) -> str:
+    """A bucket policy without its conditional statements. moto evaluates bucket policies
+    but ignores conditions, so the TLS-only Deny (aws:SecureTransport=false) that knot's
+    bucket carries would deny every request. On AWS knot always uses TLS and that Deny
+    never applies; the emulator speaks plain HTTP and cannot judge conditions at all."""
+    document = json.loads(policy)
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    document["Statement"] = [st for st in statements if "Condition" not in st]
+    return json.dumps(document)
+
+
+def patch_bucket_policy() -> None:
+    def get_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
+        if bucket.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = IAMPolicy(unconditional_policy(bucket.policy.decode()))
+        return policy.is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
+class KeyWindow:
+    """A key's bytes as moto's ranged GET uses them: it takes the whole value, asks its
+    length and slices it. This reads only the slice from the key's buffer, so a multipart
+    download of a large object does not copy the whole object once per part."""
+
+    def __init__(self, key: FakeKey) -> None:
+        self._key = key
+
+    def __len__(self) -> int:  # also its truth value, as for bytes
+        return self._key.size
+
+    def __getitem__(self, part: slice) -> bytes:
+        start, stop, step = part.indices(len(self))
+        if step != 1:
+            raise ValueError("only contiguous ranges are read")
+        with self._key.lock:
+            self._key._value_buffer.seek(start)
+            return self._key._value_buffer.read(max(0, stop - start))
+
+
+_ranged_get = threading.local()
+
+
+def patch_ranged_reads() -> None:
+    """While a plain GetObject with a Range header is answered, ``FakeKey.value`` is a
+    window onto the buffer. Whatever moto returns unsliced is read in full before it
+    leaves, so responses are byte for byte what moto sends. Idempotent."""
+    if getattr(S3Response, "_knot_ranged_reads", False):
+        return
+    whole_value = FakeKey.value
+    key_response = S3Response.key_response
+
+    def value(key: FakeKey) -> Any:
+        return KeyWindow(key) if getattr(_ranged_get, "on", False) else whole_value.fget(key)
+
+    def ranged_key_response(response: S3Response, request: Any, full_url: str, headers: Any):
+        plain_get = request.method == "GET" and "?" not in full_url
+        if not (plain_get and request.headers.get("range")):
+            return key_response(response, request, full_url, headers)
+        _ranged_get.on = True
+        try:
+            status, out_headers, body = key_response(response, request, full_url, headers)
+        finally:
+            _ranged_get.on = False
+        return status, out_headers, body[:] if isinstance(body, KeyWindow) else body
+
+    FakeKey.value = property(value, whole_value.fset)  # type: ignore[method-assign]
+    S3Response.key_response = ranged_key_response  # type: ignore[method-assign]
+    S3Response._knot_ranged_reads = True  # type: ignore[attr-defined]
