@@ -7,9 +7,9 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..compute.platform import platform_for
 from ..config.settings import KnotConfig
 from ..errors import aws_error
-from ..lock.format import platform_for
 from ..names import short_hash
 from ..runtime.contract import RUNTIME_COMMAND
 from .stack import Infra

@@ -18,7 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from docker.errors import DockerException, ImageNotFound
 
 from ..errors import ConfigError, DockerError, aws_error
-from ..lock.format import BaseImage, base_image_digest, image_repository
+from ..lock.format import BaseImage
+from .base import base_image_digest, image_repository
 from .dockerfile import (
     ImageSpec,
     build_context,

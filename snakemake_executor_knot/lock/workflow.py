@@ -1,9 +1,10 @@
 """knot.lock for a workflow: which rules it covers, what each rule's requirements come from,
-writing it from this machine's environment (``knot lock``, or a refresh), and following it
-in a run (drift, ``--knot-locked``, the locked requirement lines).
+writing it from this machine's environment (``knot lock``, or a refresh), and the locked
+requirement lines a rule's image installs.
 
-The image/lock module holds the pure format and closure; this one ties them to Snakemake's
-rules. Docker (the base image's digest) is passed in as plain values, so nothing here
+``format`` holds the lock's content and file, ``closure`` the pinning; this module ties them
+to Snakemake's rules, and ``drift`` decides whether a run follows, refreshes or refuses a
+lock. Docker (the base image's digest) is passed in as plain values, so nothing here
 touches the engine or AWS.
 """
 
@@ -20,25 +21,14 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from .. import __version__
-from ..errors import ConfigError, RuleError
+from ..errors import RuleError
 from ..image.dockerfile import host_boto3_version
 from ..image.requirements import find_requirements, import_names, parse_packages
 from ..jobs.values import encode_value, required_modules
 from ..names import short_hash
 from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
-from .format import (
-    LOCK_FILE,
-    BaseImage,
-    Lock,
-    Pinned,
-    RuleLock,
-    check_lock,
-    closure,
-    index_hashes,
-    read_lock,
-    requirements_lines,
-    write_lock,
-)
+from .closure import closure, index_hashes
+from .format import LOCK_FILE, BaseImage, Lock, Pinned, RuleLock, requirements_lines
 
 log = logging.getLogger("knot")
 
@@ -232,102 +222,7 @@ def build_lock(
     return Lock(__version__, platform, python, base_image, rules)
 
 
-# ---------------------------------------------------------------- following
-
-
-def fixed_problems(lock: Lock, *, platform: str, base_name: str) -> list[str]:
-    """What a refresh cannot fix: the lock was written for another knot, platform or base
-    image, and re-pinning every rule silently would defeat the lock."""
-    problems = check_lock(
-        lock, knot_version=__version__, platform=platform, rules=lock_sources(lock)
-    )
-    if lock.base_image.name != base_name:
-        problems.append(
-            f"knot.lock was written for base image {lock.base_image.name}, but this run uses "
-            f"{base_name}."
-        )
-    return problems
-
-
-def lock_sources(lock: Lock) -> dict[str, str]:
-    return {name: entry.source for name, entry in lock.rules.items()}
-
-
-def rule_problems(lock: Lock, bases: Mapping[str, RuleBasis]) -> list[str]:
-    """How the workflow's rules differ from the lock's: added, removed, changed imports."""
-    sources = {name: basis.source for name, basis in bases.items()}
-    problems = check_lock(lock, knot_version=lock.knot, platform=lock.platform, rules=sources)
-    changed = [b for n, b in bases.items() if n in lock.rules and lock.rules[n].source != b.source]
-    if changed:
-        problems.append("Now: " + "; ".join(basis.describe() for basis in changed) + ".")
-    return problems
-
-
-def follow_lock(
-    path: Path,
-    bases: Callable[[], Mapping[str, RuleBasis]],
-    *,
-    platform: str,
-    base_name: str,
-    locked: bool,
-) -> Lock | None:
-    """The lock a run builds from: None without knot.lock (an error with ``locked``); the
-    lock itself when it fits; else a refreshed lock, written back with a notice, or with
-    ``locked`` a ConfigError naming the rules and what changed. ``bases`` gives the
-    workflow's rules (called only when there is a lock: finding imports costs time)."""
-    if not path.exists():
-        if locked:
-            raise ConfigError(
-                f"--knot-locked is set, but there is no {path}. Run 'knot lock' in the "
-                "workflow's folder first, and commit the file."
-            )
-        return None
-    lock = read_lock(path)
-    problems = fixed_problems(lock, platform=platform, base_name=base_name)
-    if problems:
-        raise ConfigError(
-            f"{path} does not fit this run: " + " ".join(problems) + " Run 'knot lock' to "
-            "rewrite it for this setup (review the diff before committing it)."
-        )
-    current = bases()
-    drift = rule_problems(lock, current)
-    if not drift:
-        return lock
-    if locked:
-        raise ConfigError(
-            f"{path} no longer matches the Snakefile, and --knot-locked is set: "
-            + " ".join(drift)
-            + " Run 'knot lock' to update it, or undo the change."
-        )
-    return refresh(path, lock, current)
-
-
-def refresh(path: Path, lock: Lock, bases: Mapping[str, RuleBasis]) -> Lock:
-    """Re-pin the rules whose imports changed and drop removed ones, keeping every other
-    entry and the locked base image as they are."""
-    if lock.python != python_version():
-        raise ConfigError(
-            f"{path} must be refreshed (the Snakefile changed), but it was written with "
-            f"Python {lock.python} and this is Python {python_version()}, whose installed "
-            "versions would not match. Run 'knot lock' with the locked Python."
-        )
-    fresh = build_lock(
-        bases,
-        platform=lock.platform,
-        base_image=lock.base_image,
-        hashes=HashCache(),
-        keep=lock.rules,
-    )
-    write_lock(path, fresh)
-    changed = sorted(n for n in fresh.rules if lock.rules.get(n) != fresh.rules[n])
-    removed = sorted(set(lock.rules) - set(fresh.rules))
-    log.warning(
-        "knot: refreshed %s for the changed Snakefile (re-pinned: %s; dropped: %s).",
-        path,
-        ", ".join(changed) or "none",
-        ", ".join(removed) or "none",
-    )
-    return fresh
+# ---------------------------------------------------------------- a rule's image
 
 
 def locked_lines(lock: Lock, rule: str) -> tuple[tuple[str, ...], bool]:
@@ -340,11 +235,11 @@ __all__ = [
     "HashCache",
     "RuleBasis",
     "build_lock",
-    "follow_lock",
     "lock_path",
     "locked_lines",
     "locked_rules",
     "python_source",
+    "python_version",
     "rule_basis",
     "static_packages",
     "static_values",

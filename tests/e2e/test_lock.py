@@ -18,12 +18,12 @@ from packaging.utils import canonicalize_name
 
 from snakemake_executor_knot import __version__
 from snakemake_executor_knot.cli import main
-from snakemake_executor_knot.cli.lock import load_workflow
 from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import ConfigError
 from snakemake_executor_knot.image.builder import base_reference, docker_client
 from snakemake_executor_knot.image.dockerfile import build_context, pip_build_args
 from snakemake_executor_knot.lock.format import LOCK_FILE, read_lock
+from snakemake_executor_knot.lock.load import load_workflow
 from snakemake_executor_knot.run.plans import build_target, plan_rule
 
 from .helpers import snakemake

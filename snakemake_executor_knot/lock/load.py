@@ -1,0 +1,74 @@
+"""What ``knot lock`` does: find the Snakefile, load its workflow with Snakemake's API
+without running it, look up the base image's digest in the local Docker engine, and write
+knot.lock for the workflow's rules.
+
+Snakemake's API and the docker SDK are slow to import, and Snakemake imports every installed
+executor plugin at start-up: both are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from ..compute.platform import platform_for
+from ..config.settings import KnotConfig
+from ..errors import ConfigError
+from ..run.plans import resolve_base_image
+from .format import Lock, write_lock
+from .workflow import HashCache, build_lock, lock_path, locked_rules, static_packages, static_values
+
+
+def write_workflow_lock(snakefile: Path, config: KnotConfig) -> tuple[Path, Lock]:
+    """Write knot.lock next to ``snakefile`` for its workflow's rules, the platform of
+    ``config``'s instance types and its base image; the file's path and the lock."""
+    workflow = load_workflow(snakefile)
+    bases = locked_rules(workflow, static_packages, static_values(workflow.config))
+    platform = platform_for(config.instance_types)
+    base = local_base(resolve_base_image(config))
+    lock = build_lock(bases, platform=platform, base_image=base, hashes=HashCache())
+    path = lock_path(workflow)
+    write_lock(path, lock)
+    return path, lock
+
+
+def find_snakefile(given: Path | None) -> Path:
+    candidates = [given] if given else [Path("Snakefile"), Path("workflow", "Snakefile")]
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
+    raise ConfigError(
+        f"No Snakefile at {' or '.join(map(str, candidates))}. Run 'knot lock' in the "
+        "workflow's folder, or name the file with --snakefile PATH."
+    )
+
+
+def load_workflow(snakefile: Path):
+    """Snakemake's Workflow for ``snakefile``, parsed and checked but not run. Snakemake
+    changes into the working directory; the caller's is restored."""
+    # Snakemake's API takes about a second to import: only 'knot lock' needs it.
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    cwd = os.getcwd()
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            workflow_api = api.workflow(
+                ResourceSettings(), snakefile=snakefile, workdir=snakefile.parent
+            )
+            # The API offers no public way to the parsed Workflow short of running it.
+            return workflow_api._workflow
+    finally:
+        with contextlib.suppress(OSError):
+            os.chdir(cwd)
+
+
+def local_base(name: str):
+    # The docker SDK is slow to import, and only 'knot lock' needs it here.
+    from ..image.builder import docker_client, local_base_image
+
+    return local_base_image(docker_client(), name)
+
+
+__all__ = ["find_snakefile", "load_workflow", "local_base", "write_workflow_lock"]
