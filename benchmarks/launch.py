@@ -55,8 +55,9 @@ def _wrap_check(cls, cycles: list[dict]) -> None:
 # Where Snakemake hands control to knot. None of them calls another, so their times add up
 # without double counting; what they call (boto3, Snakemake's reporting) is included.
 KNOT_ENTRY_POINTS = {
-    "executor.Executor": ("__post_init__", "run_jobs", "_succeeded", "_failed", "shutdown"),
-    "status.StatusPoller": ("poll",),
+    "executor.Executor": ("__post_init__", "run_jobs", "shutdown"),
+    "run.outcome.Outcomes": ("bring_home", "failure"),
+    "aws.status.StatusPoller": ("poll",),
 }
 
 

@@ -16,14 +16,18 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # (importing module, imported module) pairs allowed inside functions, each deferring a
 # library that is slow to import or optional; the code says why at each one.
 DEFERRED = {
-    (f"{PACKAGE}.executor", f"{PACKAGE}.image.builder"),  # the docker SDK
+    (f"{PACKAGE}.run.prepare", f"{PACKAGE}.image.builder"),  # the docker SDK
     (f"{PACKAGE}.image.requirements", "pipreqs"),
-    (f"{PACKAGE}.cli.lock", f"{PACKAGE}.image.builder"),  # the docker SDK
-    (f"{PACKAGE}.cli.lock", "snakemake.api"),  # only 'knot lock' loads a workflow
-    (f"{PACKAGE}.cli.lock", "snakemake.settings.types"),
+    (f"{PACKAGE}.lock.load", f"{PACKAGE}.image.builder"),  # the docker SDK
+    (f"{PACKAGE}.lock.load", "snakemake.api"),  # only 'knot lock' loads a workflow
+    (f"{PACKAGE}.lock.load", "snakemake.settings.types"),
     (f"{PACKAGE}.report.render", "matplotlib"),  # only pictures need it
     (f"{PACKAGE}.emulator.server", "moto.server"),  # the optional 'emulator' extra
-    (f"{PACKAGE}.emulator.server", f"{PACKAGE}.emulator.patches"),  # moto, likewise
+    # moto, likewise: the serve process applies the patches and hands them its settings.
+    (f"{PACKAGE}.emulator.server", f"{PACKAGE}.emulator.patches.install"),
+    (f"{PACKAGE}.emulator.server", f"{PACKAGE}.emulator.patches.fidelity"),
+    (f"{PACKAGE}.emulator.server", f"{PACKAGE}.emulator.patches.batch"),  # its label
+    (f"{PACKAGE}.emulator.server", f"{PACKAGE}.emulator.patches.ecr"),  # the push hook
 }
 
 

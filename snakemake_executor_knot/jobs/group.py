@@ -1,6 +1,9 @@
 """Group jobs (``group:``, ``--groups``, ``--group-components``): every member job of one
 Snakemake GroupJob runs in ONE Batch job, one after another in the group's topological
-order, in one image that holds the code of each member rule (pure: no AWS call here).
+order, in one image that holds the code of each member rule (pure: no AWS call here). This
+module holds what that Batch job carries: the group's identity, its spec, and which files
+travel. Its size and class are decided in ``compute/group.py``, its image in
+``image/group.py``.
 
 Which files travel, decided once here and followed by the host and the runtime:
 - in: an input made by an earlier member is already on the job's disk and is not
@@ -15,21 +18,14 @@ Which files travel, decided once here and followed by the host and the runtime:
 
 from __future__ import annotations
 
-import posixpath
 import re
-from dataclasses import dataclass, replace
 
-from ..compute.resources import BatchResources, job_batch_resources
-from ..compute.routing import check_fits
-from ..config.settings import KnotConfig
 from ..errors import RuleError
-from ..image.dockerfile import ImageSpec
-from ..runtime.contract import GROUP_KIND, KNOT_ROOT, MEMBERS_DIR, SPEC_VERSION
+from ..runtime.contract import GROUP_KIND, SPEC_VERSION
 from .spec import UriFor, build_spec
 from .values import encode_value
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==")
 
 
 def is_group(job) -> bool:
@@ -158,7 +154,7 @@ def check_sequential(job) -> None:
             flags = getattr(f, "flags", {}) or {}
             if flags.get("pipe") or flags.get("service"):
                 kind = "pipe" if flags.get("pipe") else "service"
-                raise _incompatible(
+                raise group_error(
                     str(job.groupid),
                     ", ".join(member_rules(job)),
                     f"rule '{member.rule.name}' writes {kind}() output {f}, which needs its "
@@ -167,123 +163,8 @@ def check_sequential(job) -> None:
                 )
 
 
-# ---- one Batch size, one image
-
-
-def group_resources(job, config: KnotConfig) -> BatchResources:
-    """Members run one at a time, so the job needs the largest member's vCPUs, memory and
-    GPUs, and the sum of their time limits (none if any member has none). Each member's
-    own values are checked as a single job's would be, and the largest of each dimension
-    against the group's compute class (see ``group_class``)."""
-    sizes = [job_batch_resources(member, config) for member in job.jobs]
-    timeouts = [s.timeout_s for s in sizes]
-    combined = BatchResources(
-        vcpus=max(s.vcpus for s in sizes),
-        memory_mib=max(s.memory_mib for s in sizes),
-        gpus=max(s.gpus for s in sizes),
-        timeout_s=None if None in timeouts else sum(timeouts),
-        compute_class=group_class(job, sizes),
-    )
-    label = f"group '{job.groupid}'"
-    check_fits(label, combined, None, config.compute_class(combined.compute_class))
-    return combined
-
-
-def group_class(job, sizes: list[BatchResources]) -> str:
-    """One Batch job runs on one instance: the class of the group's GPU members, where the
-    CPU members ride along, or else the one class all members share."""
-    with_gpus = {s.compute_class for s in sizes if s.gpus > 0}
-    classes = with_gpus or {s.compute_class for s in sizes}
-    if len(classes) == 1:
-        return classes.pop()
-    raise _incompatible(
-        str(job.groupid),
-        ", ".join(member_rules(job)),
-        f"its rules run in different compute classes ({', '.join(sorted(classes))}), and "
-        "one Batch job runs on one instance",
-        "give the grouped rules the same knot_class",
-    )
-
-
-@dataclass(frozen=True)
-class Member:
-    """What the group check needs of a member rule's plan."""
-
-    rule: str
-    image: ImageSpec | None  # None: the rule names a prebuilt image (knot_image)
-    given_image: str | None = None
-
-
-def group_image(name: str, groupid: str, parts: list[Member]) -> ImageSpec:
-    """One image for the group: the members' shared base and platform, the union of their
-    requirements, and each member's files under ``MEMBERS_DIR/<rule>/``. A RuleError when
-    they cannot share one image, before anything is created."""
-    rules = ", ".join(sorted(p.rule for p in parts))
-    given = [p for p in parts if p.image is None]
-    if given:
-        raise _incompatible(
-            groupid,
-            rules,
-            f"rule '{given[0].rule}' names its own prebuilt image (knot_image="
-            f"{given[0].given_image}), which holds no other rule's code",
-            "drop knot_image from the grouped rules, or take that rule out of the group",
-        )
-    specs = [p.image for p in parts]
-    _same(
-        groupid,
-        rules,
-        specs,
-        "base_image",
-        "container: image",
-        "give every rule of the group the same container: image (or none)",
-    )
-    _same(groupid, rules, specs, "platform", "platform", "use one platform")
-    _same(groupid, rules, specs, "locked", "knot.lock coverage", "run 'knot lock' again")
-    requirements = _merged_requirements(groupid, rules, specs)
-    files = {_relocated(spec.rule, path): data for spec in specs for path, data in spec.files}
-    first = specs[0]
-    return replace(
-        first,
-        rule=name,
-        requirements=requirements,
-        files=files,
-        require_hashes=all(s.require_hashes for s in specs),
-    )
-
-
-def _relocated(rule: str, path: str) -> str:
-    return posixpath.join(MEMBERS_DIR, rule, posixpath.relpath(path, KNOT_ROOT))
-
-
-def _same(groupid: str, rules: str, specs: list[ImageSpec], field: str, what: str, fix: str):
-    values = {}
-    for spec in specs:
-        values.setdefault(getattr(spec, field), spec.rule)
-    if len(values) > 1:
-        shown = "; ".join(f"rule '{rule}': {value or 'none'}" for value, rule in values.items())
-        raise _incompatible(groupid, rules, f"its rules ask for different {what}s ({shown})", fix)
-
-
-def _merged_requirements(groupid: str, rules: str, specs: list[ImageSpec]) -> tuple[str, ...]:
-    pins: dict[str, tuple[str, str]] = {}
-    for spec in specs:
-        for line in spec.requirements:
-            found = _PIN.match(line)
-            if not found:
-                continue
-            name = found.group(1).lower().replace("_", "-")
-            seen = pins.setdefault(name, (line.strip(), spec.rule))
-            if seen[0].split(";")[0] != line.strip().split(";")[0]:
-                raise _incompatible(
-                    groupid,
-                    rules,
-                    f"rule '{seen[1]}' needs {seen[0]} but rule '{spec.rule}' needs {line.strip()}",
-                    "pin one version for both (knot_packages), or split the group",
-                )
-    return tuple(sorted({line for spec in specs for line in spec.requirements}))
-
-
-def _incompatible(groupid: str, rules: str, why: str, fix: str) -> RuleError:
+def group_error(groupid: str, rules: str, why: str, fix: str) -> RuleError:
+    """Why a group cannot run as one Batch job, and what to do."""
     return RuleError(
         f"Group '{groupid}' (rules {rules}) cannot run as one AWS Batch job: {why}. knot runs "
         f"a group in one container: {fix}, or remove 'group:' from one of these rules."

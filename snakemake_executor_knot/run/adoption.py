@@ -1,11 +1,11 @@
-"""Re-attaching after the Snakemake process died: a job Batch still runs, or finished
+"""Adoption after the Snakemake process died: a job Batch still runs, or finished
 successfully, is adopted by the next run instead of being submitted and paid for again.
 
 A job is adopted only when its rule, its spec CONTENT and its image equal the new job's. The
 content hash leaves out what differs between runs of the same work (the Snakemake jobid; the
 run id is only in the spec's S3 key, never in the document). Every submission is tagged
-``knot:spec`` with the hash of its jobs' hashes, and each job gets one line in an append-only
-journal, ``.snakemake/knot/journal.jsonl``. The journal is a hint: every candidate is checked
+``knot:spec`` with the hash of its jobs' hashes, and each job gets one line in the journal
+(``journal.py``). The journal is a hint: every candidate is checked
 against Batch (status, tag, image) before adoption, so a damaged journal can cost an adoption
 but never cause a wrong one. Without a journal, the queue's recent jobs and their tags are the
 source.
@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,14 +27,11 @@ from ..aws.submit import RULE_TAG
 from ..errors import aws_error
 from ..jobs.spec import encode
 from ..runtime.spec import split_record
-
-log = logging.getLogger("knot")
+from .journal import JOURNAL, Entry, append_journal, read_journal
 
 SPEC_TAG = "knot:spec"
-JOURNAL = Path(".snakemake", "knot", "journal.jsonl")
 SCAN_WINDOW_S = 2 * 24 * 3600  # without a journal, look at the queue's last two days
 MAX_SPECS_BYTES = 64 * 1024 * 1024  # an array's spec object read back to hash its children
-_HEX = frozenset("0123456789abcdef")
 
 
 def spec_hash(spec: dict) -> str:
@@ -60,83 +56,6 @@ def submission_hash(hashes: Sequence[str]) -> str:
     if len(hashes) == 1:
         return hashes[0]
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One submitted job as the journal remembers it."""
-
-    spec: str  # spec_hash of the job
-    submission: str  # the knot:spec tag of its SubmitJob
-    batch_id: str  # '<id>' or '<parent>:<index>'
-    image: str
-    job_definition: str  # one per image (content-hashed name), so it pins the image too
-    rule: str
-    jobid: int
-    spec_uri: str
-    index: int
-
-
-def read_journal(path: Path = JOURNAL) -> tuple[list[Entry], bool]:
-    """The journal's well-formed entries, and whether it exists. Bad lines are skipped
-    with one warning: they can only cost adoptions."""
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return [], False
-    except OSError as exc:
-        log.warning(f"knot: ignoring the journal {path}: {exc}")
-        return [], False
-    entries = [e for e in map(_entry, lines) if e is not None]
-    closed = {d for d in map(_closed, lines) if d is not None}
-    bad = (
-        len([line for line in lines if line.strip()])
-        - len(entries)
-        - len([line for line in lines if _closed(line) is not None])
-    )
-    if bad:
-        log.warning(f"knot: ignoring {bad} damaged line(s) of the journal {path}")
-    # A job some run already reported is that run's result: never adopt it again (a later
-    # run with --forceall, or after deleting outputs, means to run it anew).
-    return [e for e in entries if e.batch_id not in closed], True
-
-
-def _closed(line: str) -> str | None:
-    """The batch id of a ``{"reported": id}`` line."""
-    try:
-        data = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(data, dict) and len(data) == 1 and isinstance(data.get("reported"), str):
-        return data["reported"]
-    return None
-
-
-def _entry(line: str) -> Entry | None:
-    try:
-        data = json.loads(line)
-        entry = Entry(**data)
-    except (ValueError, TypeError, RecursionError):
-        return None
-    strings = (entry.batch_id, entry.image, entry.job_definition, entry.rule, entry.spec_uri)
-    hashes = (entry.spec, entry.submission)
-    valid = (
-        all(isinstance(s, str) and s for s in strings)
-        and all(isinstance(h, str) and len(h) == 64 and set(h) <= _HEX for h in hashes)
-        and all(isinstance(n, int) and not isinstance(n, bool) for n in (entry.jobid, entry.index))
-    )
-    return entry if valid else None
-
-
-def append_journal(entries: Sequence[Entry | str], path: Path = JOURNAL) -> None:
-    """Submitted jobs (Entry) and reported ones (their batch id), one line each."""
-    lines = [
-        json.dumps(asdict(e) if isinstance(e, Entry) else {"reported": e}, sort_keys=True)
-        for e in entries
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write("".join(line + "\n" for line in lines))
 
 
 @dataclass(frozen=True)

@@ -14,23 +14,18 @@ from dataclasses import dataclass
 
 from snakemake.common.tbdstring import TBDString
 
+from ..compute.platform import platform_for
 from ..compute.resources import job_batch_resources
 from ..config.settings import KnotConfig, default_base_image
 from ..emulator.state import emulator_state
 from ..image.dockerfile import ImageSpec
+from ..image.group import Member, group_image
 from ..image.requirements import find_requirements, parse_packages
-from ..jobs.group import (
-    Member,
-    check_sequential,
-    group_image,
-    jobs_of,
-    member_rules,
-    plan_name,
-)
+from ..jobs.group import check_sequential, jobs_of, member_rules, plan_name
 from ..jobs.spec import value_modules
-from ..lock.format import BaseImage, Lock, platform_for
+from ..lock.drift import follow_lock
+from ..lock.format import BaseImage, Lock
 from ..lock.workflow import (
-    follow_lock,
     lock_path,
     locked_lines,
     locked_rules,
@@ -73,7 +68,7 @@ def remote_rules(jobs) -> dict[str, object]:
 
 
 def group_plan(job, plans: Mapping[str, RulePlan]) -> RulePlan:
-    """The plan of a group job: one image for all its member rules (groups.group_image
+    """The plan of a group job: one image for all its member rules (``image/group.py``
     refuses members that cannot share one)."""
     parts = [Member(name, plans[name].image, plans[name].image_uri) for name in member_rules(job)]
     check_sequential(job)

@@ -15,17 +15,20 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..aws.clients import Clients
 from ..aws.hosts import find_container_instances, instance_types
 from ..aws.status import JobState
 from ..compute.resources import BatchResources
 from ..config.classes import DEFAULT_CLASS
+from ..config.settings import KnotConfig
+from ..errors import KnotError
 from ..jobs.group import job_key, job_label
 from ..report.pricing import choose_instance, load_prices, region_prices
 from ..runtime.contract import usage_key
@@ -271,7 +274,7 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e18
 
 
-def pricing(config, region: str | None) -> dict:
+def pricing(config: KnotConfig, region: str | None) -> dict:
     return {
         "region": region,
         "market": "spot" if config.spot else "on-demand",
@@ -288,3 +291,29 @@ def write_record(record: dict, directory: Path = RUN_DIR) -> Path:
     partial.write_text(json.dumps(record, indent=1) + "\n")
     partial.replace(path)
     return path
+
+
+def close_record(
+    run_log: RunLog, clients: Clients, config: KnotConfig, images: dict, warn: Callable[[str], None]
+) -> Path:
+    """At the end of a run: the jobs' usage documents and instance types, then the record."""
+    with run_log.step("usage documents"):
+        run_log.fetch_usage(clients.s3)
+        _instance_types(run_log, clients, config, warn)
+    run_log.ended = time.time()
+    record = run_log.as_dict(pricing(config, clients.region), clients.calls, images)
+    return write_record(record)
+
+
+def _instance_types(
+    run_log: RunLog, clients: Clients, config: KnotConfig, warn: Callable[[str], None]
+) -> None:
+    """For the record's costs; a refusal (an older runner policy) costs only precision."""
+    if config.emulator:  # moto's jobs run on no instance
+        classes = {c.name: c.instance_types for c in config.compute_classes}
+        run_log.estimate_instance_types(classes, clients.region)
+        return
+    try:
+        run_log.find_instance_types(clients.batch, clients.ecs)
+    except KnotError as exc:
+        warn(f"knot: {exc} The report estimates the instance types.")

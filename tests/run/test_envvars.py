@@ -7,11 +7,11 @@ import json
 from types import SimpleNamespace
 
 from snakemake_executor_knot.aws.secrets import read_envvars
-from snakemake_executor_knot.executor import workflow_envvars
+from snakemake_executor_knot.config.workflow import workflow_envvars
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 
-from .conftest import fake_job
-from .run.test_executor import executor  # noqa: F401 (a fixture)
+from ..conftest import fake_job
+from .test_executor import executor  # noqa: F401 (a fixture)
 
 TOKEN = "tok-8f1c2e-never-in-plain-text"
 
@@ -25,25 +25,25 @@ def test_envvar_names_come_from_the_snakefile_and_the_command_line():
 
 def test_submission_carries_the_secret_reference_and_never_the_value(executor, monkeypatch):  # noqa: F811
     monkeypatch.setenv("KNOT_TEST_TOKEN", TOKEN)
-    executor.workflow = SimpleNamespace(
+    executor.prep.workflow = SimpleNamespace(
         envvars={"KNOT_TEST_TOKEN"}, remote_execution_settings=SimpleNamespace(envvars=[])
     )
-    executor.envvars_ref = None
     requests = []
     executor.clients.batch.meta.events.register(
         "before-call.batch.SubmitJob", lambda params, **_: requests.append(params)
     )
-    executor._store_envvars()
+    services = executor.services
+    services.envvars_ref = executor.prep._store_envvars(services.infra.stack_name)
     jobs = [fake_job(rule="sample", jobid=i, output=[f"out/{i}.txt"]) for i in (1, 2)]
     executor.run_jobs(jobs)
 
-    reference = executor.envvars_ref
+    reference = services.envvars_ref
     assert reference["names"] == ["KNOT_TEST_TOKEN"]
     assert reference["secret"].split(":secret:")[1].startswith("knot/knot/test-run")
     assert read_envvars(executor.clients.secretsmanager, reference["secret"]) == {
         "KNOT_TEST_TOKEN": TOKEN
     }
-    s3, bucket = executor.clients.s3, executor.infra.bucket
+    s3, bucket = executor.clients.s3, services.infra.bucket
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="knot/specs/")["Contents"]]
     specs = [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode() for key in keys]
     (job,) = executor.clients.batch.describe_jobs(jobs=[ids(executor)[0]])["jobs"]
@@ -51,7 +51,7 @@ def test_submission_carries_the_secret_reference_and_never_the_value(executor, m
     env["AWS_BATCH_JOB_ARRAY_INDEX"] = "1"
     assert fetch_spec(s3, spec_location(env))["envvars"] == reference
     definitions = executor.clients.batch.describe_job_definitions()["jobDefinitions"]
-    jobs_seen = executor.clients.batch.list_jobs(jobQueue=executor.infra.job_queue_arn)
+    jobs_seen = executor.clients.batch.list_jobs(jobQueue=services.infra.job_queue_arn)
     scanned = {
         "specs": specs,
         "SubmitJob requests": json.dumps(requests, default=str),

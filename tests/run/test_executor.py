@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -25,9 +26,12 @@ from snakemake_executor_knot.jobs.staging import LocalStaging
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.run.adoption import Adopter
 from snakemake_executor_knot.run.cadence import Cadence
+from snakemake_executor_knot.run.outcome import Outcomes
 from snakemake_executor_knot.run.plans import RulePlan
+from snakemake_executor_knot.run.prepare import Preparation, Services
 from snakemake_executor_knot.run.progress import Progress
 from snakemake_executor_knot.run.record import RunLog
+from snakemake_executor_knot.run.submission import Submissions
 from snakemake_executor_knot.runtime import manifest
 from snakemake_executor_knot.runtime.spec import fetch_spec, spec_location
 
@@ -45,34 +49,49 @@ def _job(jobid: int, rule: str = "sample", mem_mb: int = 1000):
     )
 
 
-@pytest.fixture
-def executor(clients, tmp_path, monkeypatch):
-    """An Executor wired to moto, without Snakemake's workflow around it."""
-    monkeypatch.chdir(tmp_path)
-    config = KnotConfig(region="us-east-1")
-    ex = object.__new__(Executor)
-    ex.knot, ex.clients = config, clients
-    # What the executor uses of Snakemake's workflow: its async runner and storage settings.
+def _wire(ex: Executor, clients, config: KnotConfig, run_id: str, workdir) -> Executor:
+    """The executor's run state, as __post_init__ builds it, on moto and without Snakemake's
+    workflow around it; its submissions land in ``ex.submitted``."""
+    ex.clients = clients
+    ex.run_log = RunLog(run_id)
+    # What knot uses of Snakemake's workflow: its async runner and storage settings.
     storage = SimpleNamespace(default_storage_prefix=None)
-    ex.workflow = SimpleNamespace(async_run=asyncio.run, storage_settings=storage)
-    ex.run_id = "test-run"
-    ex.run_log = RunLog(ex.run_id)
-    ex.infra = ensure_infra(clients, config)
-    ex.jobdefs = JobDefinitions(clients.batch, ex.infra, config)
-    ex.staging = LocalStaging(clients.s3, ex.infra.bucket, tmp_path)
-    ex.submitter = Submitter(clients.batch, rate=1000)
+    workflow = SimpleNamespace(async_run=asyncio.run, storage_settings=storage)
+    ex.workflow = workflow
+    ex.logger = logging.getLogger("knot")
     ex.poller = StatusPoller(clients.batch)
     ex.cadence = Cadence(10)
-    ex.adopter = Adopter(clients.batch, clients.s3, ex.infra.job_queue_arn)
-    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:abc"
-    source = RuleSource(rule="sample", kind="run", files={})
-    ex.plans = {
-        "sample": RulePlan(source=source, image=None, image_uri=image,
-                           job_definition_arn=ex.jobdefs.arn_for(image)),
-    }  # fmt: skip
+    ex.prep = Preparation(workflow, config, clients, ex.run_log, ex.logger.info)
+    ex.submissions = Submissions(ex.prep, ex.run_log, ex.logger.info)
+    infra = ensure_infra(clients, config)
+    ex.prep.services = Services(
+        infra=infra,
+        jobdefs=JobDefinitions(clients.batch, infra, config),
+        staging=LocalStaging(clients.s3, infra.bucket, workdir),
+        submitter=Submitter(clients.batch, rate=1000),
+        adopter=Adopter(clients.batch, clients.s3, infra.job_queue_arn),
+    )
     ex.submitted = []
     ex.report_job_submission = ex.submitted.append
     ex.run_job_pre = lambda job: None
+    return ex
+
+
+@pytest.fixture
+def executor(clients, tmp_path, monkeypatch):
+    """An Executor wired to moto, with one rule's plan made."""
+    monkeypatch.chdir(tmp_path)
+    ex = _wire(
+        object.__new__(Executor), clients, KnotConfig(region="us-east-1"), "test-run", tmp_path
+    )
+    ex.poller = StatusPoller(clients.batch)
+    ex.cadence = Cadence(10)
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/knot:abc"
+    source = RuleSource(rule="sample", kind="run", files={})
+    ex.prep.plans["sample"] = RulePlan(
+        source=source, image=None, image_uri=image,
+        job_definition_arn=ex.services.jobdefs.arn_for(image),
+    )  # fmt: skip
     return ex
 
 
@@ -120,7 +139,7 @@ def test_different_resources_split_the_array(executor, calls):
 
 
 def test_single_jobs_setting_submits_each_alone(executor, calls):
-    executor.knot = KnotConfig(region="us-east-1", array_jobs=False)
+    executor.prep.knot = KnotConfig(region="us-east-1", array_jobs=False)
     calls.reset()
     executor.run_jobs([_job(i) for i in range(1, 4)])
     assert calls["batch.SubmitJob"] == 3
@@ -149,7 +168,7 @@ def test_rerun_directory_output_holds_only_the_new_files(executor, tmp_path):
     job = fake_job(rule="sample", jobid=1, output=[directory("res/tree")])
     (tmp_path / "res" / "tree").mkdir(parents=True)
     (tmp_path / "res" / "tree" / "old.txt").write_text("earlier run")
-    staging = executor.staging
+    staging = executor.services.staging
     prefix = staging.key_for("res/tree") + "/"
     s3 = executor.clients.s3
     s3.put_object(Bucket=staging.bucket, Key=prefix + "old.txt", Body=b"earlier run")
@@ -163,23 +182,17 @@ def test_rerun_directory_output_holds_only_the_new_files(executor, tmp_path):
     body = manifest.encode([entry])
     s3.put_object(Bucket=staging.bucket, Key=manifest.manifest_key(prefix), Body=body)
     info = executor.submitted[0]
-    executor.report_job_success = lambda done: None
-    executor._succeeded(info)
+    outcomes = Outcomes(staging, executor.clients.logs, executor.services.infra.log_group)
+    assert outcomes.bring_home(info) is None
     assert sorted(p.name for p in (tmp_path / "res" / "tree").iterdir()) == ["new.txt"]
 
 
 def _next_run(previous, **config):
-    """A new executor, as after the Snakemake process died: same clients and infra, new run
-    id, nothing in memory."""
-    ex = object.__new__(Executor)
-    ex.__dict__.update(previous.__dict__)
-    ex.knot = KnotConfig(region="us-east-1", **config) if config else previous.knot
-    ex.run_id = "next-run"
-    ex.logger = logging.getLogger("knot")
-    ex.run_log = RunLog(ex.run_id)
-    ex.adopter = Adopter(previous.clients.batch, previous.clients.s3, previous.infra.job_queue_arn)
-    ex.submitted = []
-    ex.report_job_submission = ex.submitted.append
+    """A new executor, as after the Snakemake process died: same clients and stack, new run
+    id, nothing in memory but the rules' plans."""
+    knot = KnotConfig(region="us-east-1", **config) if config else previous.prep.knot
+    ex = _wire(object.__new__(Executor), previous.clients, knot, "next-run", Path.cwd())
+    ex.prep.plans.update(previous.prep.plans)
     return ex
 
 
@@ -224,7 +237,7 @@ def test_lost_journal_adopts_jobs_from_their_tags(executor, calls, tmp_path):
 def test_lost_journal_and_altered_specs_adopt_nothing(executor, calls, tmp_path):
     executor.run_jobs([_job(1), _job(2)])
     (tmp_path / ".snakemake" / "knot" / "journal.jsonl").unlink()
-    s3, bucket = executor.clients.s3, executor.infra.bucket
+    s3, bucket = executor.clients.s3, executor.services.infra.bucket
     key = "knot/specs/test-run/sample-1.jsonl"
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"seed":1', b'"seed":2'))
@@ -250,7 +263,7 @@ def test_damaged_journal_never_adopts_a_wrong_job(executor, calls, tmp_path, cap
 
 def test_jobs_a_run_already_reported_are_not_adopted(executor, calls):
     executor.run_jobs([_job(1), _job(2)])
-    executor.adopter.record([info.external_jobid for info in executor.submitted])
+    executor.services.adopter.record([info.external_jobid for info in executor.submitted])
     rerun = _next_run(executor)
     calls.reset()
     rerun.run_jobs([_job(1), _job(2)])  # e.g. --forceall after a finished run
@@ -260,11 +273,11 @@ def test_jobs_a_run_already_reported_are_not_adopted(executor, calls):
 def test_a_gpu_rule_and_a_cpu_rule_go_to_their_classes_queues(executor, calls):
     """Routing seen from Batch itself: DescribeJobs names the queue each job went to."""
     config = with_classes(KnotConfig(region="us-east-1"), "gpu=g4dn; bigdisk=m6i:500GB")
-    executor.knot = config
-    executor.infra = ensure_infra(executor.clients, config)
-    sample = executor.plans["sample"]
+    executor.prep.knot = config
+    executor.services.infra = ensure_infra(executor.clients, config)
+    sample = executor.prep.plans["sample"]
     train = dataclasses.replace(sample.source, rule="train")
-    executor.plans["train"] = dataclasses.replace(sample, source=train)
+    executor.prep.plans["train"] = dataclasses.replace(sample, source=train)
     gpu = fake_job(rule="train", jobid=1, output=["model.pt"], resources={"gpu": 1})
     cpu = _job(2)
     disk = fake_job(rule="sample", jobid=3, output=["big.txt"], resources={"knot_class": "bigdisk"})
@@ -275,9 +288,9 @@ def test_a_gpu_rule_and_a_cpu_rule_go_to_their_classes_queues(executor, calls):
     described = executor.clients.batch.describe_jobs(jobs=ids)["jobs"]
     queues = {job["jobId"]: job["jobQueue"] for job in described}
     assert [queues[i] for i in ids] == [
-        executor.infra.queues["gpu"],
-        executor.infra.queues["default"],
-        executor.infra.queues["bigdisk"],
+        executor.services.infra.queues["gpu"],
+        executor.services.infra.queues["default"],
+        executor.services.infra.queues["bigdisk"],
     ]
     assert len(set(queues.values())) == 3
     # moto leaves resourceRequirements out of DescribeJobs; the tags name each rule.

@@ -1,0 +1,95 @@
+"""The journal, ``.snakemake/knot/journal.jsonl``: one line per job a run submitted, and one
+per job it reported, appended as the run goes. A later run reads it to find the jobs an
+earlier one left in Batch (``adoption``). It is a hint, never the truth: every entry is
+checked against Batch before a job is adopted, so a damaged line costs an adoption at most.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+log = logging.getLogger("knot")
+
+JOURNAL = Path(".snakemake", "knot", "journal.jsonl")
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One submitted job as the journal remembers it."""
+
+    spec: str  # spec_hash of the job
+    submission: str  # the knot:spec tag of its SubmitJob
+    batch_id: str  # '<id>' or '<parent>:<index>'
+    image: str
+    job_definition: str  # one per image (content-hashed name), so it pins the image too
+    rule: str
+    jobid: int
+    spec_uri: str
+    index: int
+
+
+def read_journal(path: Path = JOURNAL) -> tuple[list[Entry], bool]:
+    """The journal's well-formed entries, and whether it exists. Bad lines are skipped
+    with one warning: they can only cost adoptions."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return [], False
+    except OSError as exc:
+        log.warning(f"knot: ignoring the journal {path}: {exc}")
+        return [], False
+    entries = [e for e in map(_entry, lines) if e is not None]
+    closed = {d for d in map(_closed, lines) if d is not None}
+    bad = (
+        len([line for line in lines if line.strip()])
+        - len(entries)
+        - len([line for line in lines if _closed(line) is not None])
+    )
+    if bad:
+        log.warning(f"knot: ignoring {bad} damaged line(s) of the journal {path}")
+    # A job some run already reported is that run's result: never adopt it again (a later
+    # run with --forceall, or after deleting outputs, means to run it anew).
+    return [e for e in entries if e.batch_id not in closed], True
+
+
+def _closed(line: str) -> str | None:
+    """The batch id of a ``{"reported": id}`` line."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and len(data) == 1 and isinstance(data.get("reported"), str):
+        return data["reported"]
+    return None
+
+
+def _entry(line: str) -> Entry | None:
+    try:
+        data = json.loads(line)
+        entry = Entry(**data)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    strings = (entry.batch_id, entry.image, entry.job_definition, entry.rule, entry.spec_uri)
+    hashes = (entry.spec, entry.submission)
+    valid = (
+        all(isinstance(s, str) and s for s in strings)
+        and all(isinstance(h, str) and len(h) == 64 and set(h) <= _HEX for h in hashes)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in (entry.jobid, entry.index))
+    )
+    return entry if valid else None
+
+
+def append_journal(entries: Sequence[Entry | str], path: Path = JOURNAL) -> None:
+    """Submitted jobs (Entry) and reported ones (their batch id), one line each."""
+    lines = [
+        json.dumps(asdict(e) if isinstance(e, Entry) else {"reported": e}, sort_keys=True)
+        for e in entries
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(line + "\n" for line in lines))

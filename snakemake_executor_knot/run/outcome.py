@@ -1,0 +1,132 @@
+"""What the host does when Batch says a job has ended: in local mode, bring its outputs,
+logs and benchmark home; on failure, say why, with the tail of its log; and notice a job
+Batch no longer knows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+
+from ..aws.logs import log_tail
+from ..aws.status import JobState, describe_exit
+from ..errors import KnotError
+from ..jobs.group import benchmarks, failed_member, home_items, job_label, jobs_of
+from ..jobs.staging import LocalStaging
+from ..runtime.contract import GROUP_KIND
+
+if TYPE_CHECKING:
+    from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+LOG_TAIL_LINES = 30
+LOST_AFTER_POLLS = 5
+FAILED_LOGS = Path(".snakemake", "log", "knot")
+
+
+class Outcomes:
+    """The host's side of a job's end (``staging``: local mode's transfers; ``logs``: a
+    CloudWatch Logs client and the stack's log group)."""
+
+    def __init__(self, staging: LocalStaging, logs: object, log_group: str) -> None:
+        self.staging, self.logs, self.log_group = staging, logs, log_group
+
+    def bring_home(self, info: SubmittedJobInfo) -> str | None:
+        """Local mode: the job's outputs, logs and benchmark, downloaded and checked. None
+        when all came home, else what went wrong (the job then counts as failed)."""
+        for job in jobs_of(info.job):
+            forget_directory_misses(job)
+        spec = info.aux["spec"]
+        try:
+            self._fetch(spec, "output", must_exist=True)
+            self._fetch(spec, "log", must_exist=False)
+            self._fetch_benchmark(spec)
+        except KnotError as exc:
+            return str(exc)
+        return None
+
+    def failure(self, info: SubmittedJobInfo, state: JobState) -> tuple[str, list[str]]:
+        """The message for Snakemake, and the saved log tail to show with it."""
+        spec = info.aux["spec"]
+        tail = log_tail(self.logs, self.log_group, state.log_stream, LOG_TAIL_LINES)
+        saved = save_log(info.external_jobid, tail)
+        # The job's own log files are a courtesy; the error below is what matters.
+        with contextlib.suppress(KnotError):
+            self._fetch(spec, "log", must_exist=False)
+        msg = (
+            f"AWS Batch job {info.external_jobid} of {_what_failed(spec, tail)} failed: "
+            f"{state.reason or 'no reason given'} ({describe_exit(state.exit_code)}).\n"
+            f"Last lines of its log ({state.log_stream or 'no log stream'}):\n"
+            + "\n".join(tail or ["<log empty or not found>"])
+        )
+        return msg, [str(saved)]
+
+    def _fetch(self, spec: dict, kind: str, must_exist: bool) -> None:
+        """The job's files of one kind (output, log) that live in knot's bucket (of a
+        group: those that come home, see jobs/group.py)."""
+        items = [i for i in home_items(spec, kind) if self.staging.holds(i["uri"])]
+        self.staging.download_outputs(items, spec["rule"], must_exist=must_exist)
+
+    def _fetch_benchmark(self, spec: dict) -> None:
+        for bench in benchmarks(spec):
+            if self.staging.holds(bench["uri"]):
+                item = {**bench, "directory": False}
+                self.staging.download_outputs([item], spec["rule"], must_exist=False)
+
+
+def save_log(batch_id: str, lines: list[str] | None) -> Path:
+    path = FAILED_LOGS / f"{batch_id.replace(':', '-')}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines or []) + "\n")
+    return path
+
+
+def is_lost(info: SubmittedJobInfo, state: JobState | None) -> bool:
+    """A job Batch does not know, several polls in a row. Not on the first poll: a job
+    may not be visible right after submission."""
+    unknown = state is None or state.status == "UNKNOWN"
+    info.aux["unknown_polls"] = info.aux.get("unknown_polls", 0) + 1 if unknown else 0
+    return info.aux["unknown_polls"] >= LOST_AFTER_POLLS
+
+
+def lost_message(info: SubmittedJobInfo) -> str:
+    return (
+        f"AWS Batch no longer knows job {info.external_jobid} of rule "
+        f"'{job_label(info.job)}' (it was deleted, or the queue was torn down). "
+        "Run the workflow again to resubmit it."
+    )
+
+
+async def retrieve_checkpoint(job: JobExecutorInterface) -> None:
+    """Storage mode: bring a checkpoint's outputs to their local paths, where the host's
+    input functions read them (``glob_wildcards`` on the checkpoint's folder), as after a
+    local run. Snakemake retrieves nothing itself for a job that ran remotely."""
+    if not getattr(job, "is_checkpoint", False):
+        return
+    forget_directory_misses(job)
+    for f in job.output:
+        if getattr(f, "is_storage", False):
+            await f.retrieve_from_storage()
+
+
+def forget_directory_misses(job: JobExecutorInterface) -> None:
+    """snakemake-storage-plugin-s3 memoises "not a directory" (``_is_dir``) when Snakemake
+    checks a missing directory() output before the job; after the job wrote it, that stale
+    answer would make the output look missing. Forget it, so the plugin lists again."""
+    for f in job.output:
+        if getattr(f, "is_storage", False) and getattr(f, "is_directory", False):
+            obj = f.storage_object
+            if getattr(obj, "_is_dir", None) is False:
+                obj._is_dir = None
+
+
+def _what_failed(spec: dict, tail: list[str] | None) -> str:
+    """``rule 'x'``; for a group, the member rule that failed, as its log tail says."""
+    if spec["kind"] != GROUP_KIND:
+        return f"rule '{spec['rule']}'"
+    rules = ", ".join(sorted({m["rule"] for m in spec["members"]}))
+    failed = failed_member(spec, tail or [])
+    where = f"rule '{failed}' in " if failed else ""
+    return f"{where}group '{spec['group']}' (rules {rules})"

@@ -1,0 +1,179 @@
+"""Everything before a job's first submission: the rule plans, the shared stack, the images
+and their job definitions. All of it can fail, and does so before any job is submitted;
+rules first seen later (behind a checkpoint) are prepared when their jobs arrive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..aws.capacity import describe_environments, queue_environments
+from ..aws.clients import Clients, caller_identity
+from ..aws.jobdef import JobDefinitions
+from ..aws.secrets import envvar_reference, store_envvars
+from ..aws.service_role import find_service_role
+from ..aws.stack import Infra, ensure_infra
+from ..aws.submit import Submitter
+from ..config.settings import KnotConfig
+from ..config.workflow import storage_bucket, workflow_envvars
+from ..jobs.group import is_group, job_label, jobs_of, plan_name
+from ..jobs.paths import check_job_paths
+from ..jobs.staging import LocalStaging, ensure_bucket
+from ..lock.format import BaseImage
+from .adoption import Adopter
+from .plans import RulePlan, build_target, check_job_resources, group_plan, plan_rule, remote_rules
+from .record import RunLog
+
+if TYPE_CHECKING:
+    from snakemake.workflow import Workflow
+    from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+
+@dataclass
+class Services:
+    """What a run uses once the shared stack is known."""
+
+    infra: Infra
+    jobdefs: JobDefinitions
+    staging: LocalStaging
+    submitter: Submitter
+    adopter: Adopter
+    envvars_ref: dict | None = None  # the specs' envvars: the secret's ARN and the names
+    _environment_arns: list[str] | None = field(default=None, repr=False)
+
+    def environments(self, batch: Any) -> list[dict]:
+        """The compute environments behind the run's queues (their ARNs asked once)."""
+        if self._environment_arns is None:
+            queues = self.infra.queues.values()
+            self._environment_arns = [a for q in queues for a in queue_environments(batch, q)]
+        return describe_environments(batch, self._environment_arns)
+
+
+class Preparation:
+    """The plans of every rule seen so far (by rule, or by a group's plan name), and the
+    services they run with."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        knot: KnotConfig,
+        clients: Clients,
+        run_log: RunLog,
+        say: Callable[[str], None],
+    ) -> None:
+        self.workflow, self.knot, self.clients = workflow, knot, clients
+        self.run_log, self.say = run_log, say
+        self.plans: dict[str, RulePlan] = {}
+        self.member_plans: dict[str, RulePlan] = {}  # every rule's, grouped or not
+        self.services: Services | None = None
+        self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
+        self._docker_client: Any = None
+
+    def prepare(self, jobs: Iterable[JobExecutorInterface]) -> None:
+        """Plans, checks, stack and images for these jobs' rules (``jobs``: Snakemake's
+        jobs to run, a group's members already gathered into their group job)."""
+        jobs = list(dict.fromkeys(jobs))
+        rules = remote_rules(jobs)
+        if not rules:
+            return
+        workflow = next(iter(rules.values())).rule.workflow
+        with self.run_log.step("rule plans"):
+            target = build_target(workflow, rules, self.knot, self._base_reference)
+            plans = {n: plan_rule(workflow, job, self.knot, target) for n, job in rules.items()}
+        self.member_plans.update(plans)
+        singles = [m for job in jobs for m in jobs_of(job)]
+        check_job_resources(singles, self.knot)
+        for job in singles:
+            if not job.is_local:
+                check_job_paths(job, Path.cwd())
+        self._provision(_wanted(jobs, plans))
+
+    def prepare_new(self, jobs: Sequence[JobExecutorInterface]) -> None:
+        """Rules first seen after start (e.g. behind a checkpoint) are prepared on arrival."""
+        new = [job for job in jobs if job_label(job) not in self.plans]
+        if new:
+            self.prepare(new)
+
+    def ensure_storage_bucket(self) -> None:
+        bucket = storage_bucket(self.workflow)
+        if bucket and ensure_bucket(self.clients.s3, bucket, self.clients.region):
+            self.say(f"knot: created the storage bucket s3://{bucket}")
+
+    def _provision(self, plans: dict[str, RulePlan]) -> None:
+        from ..image.builder import ImageBuilder, check_platform  # the docker SDK, see _docker
+
+        to_build = [p.image for p in plans.values() if p.image is not None]
+        docker = self._docker() if to_build else None
+        for platform in sorted({spec.platform for spec in to_build}):
+            check_platform(docker, platform)
+        caller_identity(self.clients)
+        services = self.services or self._open()
+        if to_build:
+            infra = services.infra
+            builder = ImageBuilder(
+                docker, self.clients.ecr, infra.repository_uri, infra.repository_name
+            )
+            with self.run_log.step("images"):
+                uris = builder.ensure_all(to_build)
+            for counter in self.image_counts:
+                self.image_counts[counter] += getattr(builder, counter)
+            for name, uri in uris.items():
+                plans[name].image_uri = uri
+        for plan in plans.values():
+            plan.job_definition_arn = services.jobdefs.arn_for(plan.image_uri)
+        self.plans.update(plans)
+
+    def _open(self) -> Services:
+        """The stack (created or updated if need be) and the clients of everything on it."""
+        self.ensure_storage_bucket()
+        self.knot = find_service_role(self.clients, self.knot)
+        with self.run_log.step("stack check"):
+            infra = ensure_infra(self.clients, self.knot)
+        batch = self.clients.batch
+        self.services = Services(
+            infra=infra,
+            jobdefs=JobDefinitions(batch, infra, self.knot),
+            staging=LocalStaging(self.clients.s3, infra.bucket, Path.cwd()),
+            submitter=Submitter(batch, self.knot.submit_rate),
+            adopter=Adopter(batch, self.clients.s3, infra.job_queue_arn),
+            envvars_ref=self._store_envvars(infra.stack_name),
+        )
+        return self.services
+
+    def _store_envvars(self, stack_name: str) -> dict | None:
+        """The values of envvars: and --envvars go to a secret of this run, never into a
+        spec or a request. Snakemake has already refused a variable that is not set."""
+        names = workflow_envvars(self.workflow)
+        if not names:
+            return None
+        values = {name: os.environ[name] for name in names}
+        client = self.clients.secretsmanager
+        arn = store_envvars(client, stack_name, self.run_log.run_id, values)
+        return envvar_reference(arn, names)
+
+    def _docker(self) -> Any:
+        # The docker SDK is slow to import, and Snakemake imports every installed executor
+        # plugin at start-up: load it only when a run with knot builds images.
+        from ..image.builder import docker_client
+
+        if self._docker_client is None:
+            self._docker_client = docker_client()
+        return self._docker_client
+
+    def _base_reference(self, base: BaseImage) -> str:
+        from ..image.builder import base_reference  # the docker SDK, as in _docker
+
+        return base_reference(self._docker(), base)
+
+
+def _wanted(jobs: Sequence[JobExecutorInterface], plans: dict[str, RulePlan]) -> dict:
+    """The plans that need an image and a job definition: every rule run on its own, and one
+    per group. A rule that runs only inside groups needs no image of its own."""
+    wanted = {j.rule.name: plans[j.rule.name] for j in jobs if not (is_group(j) or j.is_local)}
+    for group in {plan_name(j): j for j in jobs if is_group(j) and not j.is_local}.values():
+        wanted[plan_name(group)] = group_plan(group, plans)
+    return wanted

@@ -1,0 +1,197 @@
+"""Submitting ready jobs: ready jobs of one rule with equal Batch resources share an array
+job; a job an earlier run left in Batch with the same rule, spec content and image is adopted
+instead of submitted again (``adoption.py``). Every job's spec is in S3, and its journal
+line written, before Snakemake hears of it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+
+from ..aws.submit import build_submit_request
+from ..aws.template.common import STACK_TAG
+from ..compute.group import group_resources
+from ..compute.resources import BatchResources, job_batch_resources
+from ..jobs.group import (
+    build_group_spec,
+    external_inputs,
+    is_group,
+    job_key,
+    job_label,
+    jobs_of,
+    member_rules,
+)
+from ..jobs.spec import build_spec, upload_specs
+from ..names import batch_job_name
+from .adoption import SPEC_TAG, Adopted, spec_hash, submission_hash
+from .journal import Entry
+from .plans import RulePlan
+from .prepare import Preparation, Services
+from .record import RunLog, usage_location
+
+if TYPE_CHECKING:
+    from snakemake.workflow import Workflow
+    from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+MAX_ARRAY = 10_000  # AWS Batch's limit on array children
+
+Jobs = Sequence["JobExecutorInterface"]
+
+
+class Submissions:
+    """Turns ready jobs into Batch jobs (new or adopted), one SubmittedJobInfo each."""
+
+    def __init__(self, prep: Preparation, run_log: RunLog, say: Callable[[str], None]) -> None:
+        self.prep, self.run_log, self.say = prep, run_log, say
+
+    def submit(self, jobs: Jobs) -> list[SubmittedJobInfo]:
+        done: list[SubmittedJobInfo] = []
+        for (rule, resources, *_), batch in self._batches(jobs).items():
+            for start in range(0, len(batch), MAX_ARRAY):
+                part = batch[start : start + MAX_ARRAY]
+                done += self._submit(self.prep.plans[rule], resources, part)
+        return done
+
+    @property
+    def services(self) -> Services:
+        assert self.prep.services is not None, "jobs are submitted only after preparation"
+        return self.prep.services
+
+    def _batches(self, jobs: Jobs) -> dict[tuple, list]:
+        """Jobs of one rule with equal Batch resources share an array job; with array jobs
+        off, the job id makes every key unique."""
+        knot = self.prep.knot
+        batches: dict[tuple, list] = defaultdict(list)
+        for job in jobs:
+            if is_group(job):
+                resources = group_resources(job, knot)
+            else:
+                resources = job_batch_resources(job, knot)
+            key: tuple = (job_label(job), resources)
+            if not knot.array_jobs:
+                key = (*key, job_key(job))
+            batches[key].append(job)
+        return batches
+
+    def _submit(self, plan: RulePlan, resources: BatchResources, jobs: Jobs) -> list:
+        specs = [self._spec(job, plan) for job in jobs]
+        # Hashed before the run's own envvars secret joins them, so a later run adopts.
+        hashes = [spec_hash(spec) for spec in specs]
+        envvars = self.services.envvars_ref
+        if envvars:
+            specs = [{**spec, "envvars": envvars} for spec in specs]
+        adopted = self.services.adopter.adopt(plan.name, plan.job_definition_arn, hashes)
+        done = [self._adopt(jobs[i], specs[i], resources, found) for i, found in adopted.items()]
+        rest = [i for i in range(len(jobs)) if i not in adopted]
+        if rest:
+            picked = ([jobs[i] for i in rest], [specs[i] for i in rest], [hashes[i] for i in rest])
+            done += self._submit_new(plan, resources, *picked)
+        return done
+
+    def _spec(self, job: JobExecutorInterface, plan: RulePlan) -> dict:
+        first = next(iter(job.jobs)) if is_group(job) else job
+        config = first.rule.workflow.config
+        uri_for = self.services.staging.uri_for
+        if not is_group(job):
+            return build_spec(job, plan.source.kind, uri_for, config)
+        kinds = {name: self.prep.member_plans[name].source.kind for name in member_rules(job)}
+        return build_group_spec(job, kinds, uri_for, config)
+
+    def _adopt(self, job, spec: dict, resources, found: Adopted) -> SubmittedJobInfo:
+        """A job an earlier run submitted, with the same rule, spec content and image, is
+        still running or has succeeded: follow it instead of paying for it again."""
+        bucket, key = found.spec_uri[len("s3://") :].partition("/")[::2]
+        where = usage_location(bucket, key, found.index)
+        self.run_log.submitted(job_key(job), found.batch_id, resources, where, adopted=True)
+        self.say(
+            f"knot: rule {job_label(job)}, jobid {job_key(job)}: adopted Batch job "
+            f"{found.batch_id}, left running by an earlier run"
+        )
+        return SubmittedJobInfo(job, external_jobid=found.batch_id, aux={"spec": spec})
+
+    def _submit_new(self, plan: RulePlan, resources, jobs, specs, hashes) -> list:
+        services = self.services
+        staging, infra = services.staging, services.infra
+        for spec in specs:
+            local = [i["path"] for i in external_inputs(spec) if staging.holds(i["uri"])]
+            staging.upload_inputs(local, plan.name)
+        key = f"knot/specs/{self.run_log.run_id}/{plan.name}-{job_key(jobs[0])}.jsonl"
+        written = upload_specs(self.prep.clients.s3, infra.bucket, key, specs, plan.name)
+        array = len(jobs) > 1
+        tag = submission_hash(hashes)
+        uri = f"s3://{infra.bucket}/{key}"
+        request = build_submit_request(
+            job_name=_job_name(plan, jobs, array),
+            job_definition_arn=plan.job_definition_arn,
+            job_queue=infra.queue_for(resources.compute_class),
+            spec_uri=uri,
+            spec_record_bytes=written.record_bytes,
+            spec_digest=written.digest,
+            resources=resources,
+            array_size=len(jobs) if array else None,
+            tags=self._tags(tag),
+            rule=plan.name,
+        )
+        batch_id = services.submitter.submit(request)
+        externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
+        # The journal first: a crash right after SubmitJob must still leave the job adoptable.
+        services.adopter.record(_entries(plan, jobs, hashes, externals, tag, uri))
+        done = []
+        for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
+            where = usage_location(infra.bucket, key, index)
+            self.run_log.submitted(job_key(job), externals[index], resources, where)
+            done.append(SubmittedJobInfo(job, external_jobid=externals[index], aux={"spec": spec}))
+        return done
+
+    def _tags(self, submission: str) -> dict[str, str]:
+        """The stack's tag lets a runner terminate only its stack's jobs (policy.py); the
+        spec's lets a later run adopt the job (adoption.py)."""
+        knot = self.prep.knot
+        return {**knot.tag_dict, STACK_TAG: knot.stack_name, SPEC_TAG: submission}
+
+
+def _job_name(plan: RulePlan, jobs: Jobs, array: bool) -> str:
+    """A single job's name carries its wildcards; an array's or a group's only the rule."""
+    first = jobs[0]
+    wildcards = {} if array or is_group(first) else dict(first.wildcards_dict)
+    return batch_job_name(plan.name, wildcards, job_key(first))
+
+
+def _entries(plan: RulePlan, jobs: Jobs, hashes, externals, tag: str, uri: str) -> list[Entry]:
+    return [
+        Entry(
+            spec=h,
+            submission=tag,
+            batch_id=ext,
+            image=plan.image_uri,
+            job_definition=plan.job_definition_arn,
+            rule=plan.name,
+            jobid=job_key(job),
+            spec_uri=uri,
+            index=index,
+        )
+        for index, (job, h, ext) in enumerate(zip(jobs, hashes, externals, strict=True))
+    ]
+
+
+def clear_outputs(workflow: Workflow, jobs: Jobs) -> bool:
+    """Remove each job's existing directory() outputs before it runs, with the user's
+    rights, as Snakemake's local executor does (``Job.prepare``); remote executors leave
+    that to the Snakemake inside the job, and knot's jobs have none. The job role cannot
+    delete, so a re-run's directory under a storage prefix would otherwise keep the files
+    of earlier runs, and so would a local one on disk. A file output is replaced whole
+    by the new upload, so it is left alone (and no call is spent on it).
+
+    True when a storage object was removed: snakemake-storage-plugin-s3 deletes a bucket
+    its removal emptied, so the caller makes sure the bucket exists again."""
+    removed = False
+    for job in (m for j in jobs for m in jobs_of(j)):
+        for f in job.output:
+            if getattr(f, "is_directory", False) and not getattr(f, "flags", {}).get("update"):
+                workflow.async_run(f.remove(remove_non_empty_dir=True))
+                removed = removed or bool(getattr(f, "is_storage", False))
+    return removed
