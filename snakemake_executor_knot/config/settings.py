@@ -11,6 +11,7 @@ from snakemake_interface_executor_plugins.settings import (
     ExecutorSettingsBase,
 )
 
+from ..emulator.state import emulator_state
 from ..errors import ConfigError
 from .classes import (
     DEFAULT_CLASS,
@@ -360,3 +361,13 @@ def _check_ranges(s: ExecutorSettings) -> None:
         problems.append("--knot-files-expiry-days must be at least 1")
     if problems:
         raise ConfigError("Invalid knot settings: " + "; ".join(problems) + ".")
+
+
+def resolve_base_image(config: KnotConfig) -> str:
+    """What rule images build FROM: --knot-base-image, else the emulator's own base image
+    under --knot-emulator, else python:<X.Y>-slim for the Python running knot."""
+    if config.base_image:
+        return config.base_image
+    if config.emulator:
+        return emulator_state().get("base_image") or default_base_image()
+    return default_base_image()

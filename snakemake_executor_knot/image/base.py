@@ -6,9 +6,18 @@ Pure over a docker client passed in: importing this module does not import the d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DockerError
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """The base image by name and by the digest it had when knot.lock was written."""
+
+    name: str
+    digest: str
 
 
 def base_image_digest(docker_client: Any, name: str) -> str:

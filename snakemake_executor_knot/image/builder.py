@@ -18,8 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from docker.errors import DockerException, ImageNotFound
 
 from ..errors import ConfigError, DockerError, aws_error
-from ..lock.format import BaseImage
-from .base import base_image_digest, image_repository
+from .base import BaseImage, base_image_digest, image_repository
 from .dockerfile import (
     ImageSpec,
     build_context,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ConfigError
-from .format import BaseImage, Lock, read_lock, write_lock
+from ..image.base import BaseImage
+from .format import Lock, read_lock, write_lock
 from .workflow import HashCache, RuleBasis, build_lock, python_version
 
 log = logging.getLogger("knot")

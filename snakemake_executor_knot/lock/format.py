@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..image.base import BaseImage
 
 LOCK_FILE = "knot.lock"
 LOCK_VERSION = 1
@@ -37,14 +38,6 @@ class Pinned:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hashes", tuple(sorted(set(self.hashes))))
-
-
-@dataclass(frozen=True)
-class BaseImage:
-    """The base image by name and by the digest it had when the lock was written."""
-
-    name: str
-    digest: str
 
 
 @dataclass(frozen=True)

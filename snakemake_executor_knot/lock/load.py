@@ -13,9 +13,8 @@ import os
 from pathlib import Path
 
 from ..compute.platform import platform_for
-from ..config.settings import KnotConfig
+from ..config.settings import KnotConfig, resolve_base_image
 from ..errors import ConfigError
-from ..run.plans import resolve_base_image
 from .format import Lock, write_lock
 from .workflow import HashCache, build_lock, lock_path, locked_rules, static_packages, static_values
 

@@ -22,13 +22,14 @@ from packaging.utils import canonicalize_name
 
 from .. import __version__
 from ..errors import RuleError
+from ..image.base import BaseImage
 from ..image.dockerfile import host_boto3_version
 from ..image.requirements import find_requirements, import_names, parse_packages
 from ..jobs.values import encode_value, required_modules
 from ..names import short_hash
 from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
 from .closure import closure, index_hashes
-from .format import LOCK_FILE, BaseImage, Lock, Pinned, RuleLock, requirements_lines
+from .format import LOCK_FILE, Lock, Pinned, RuleLock, requirements_lines
 
 log = logging.getLogger("knot")
 

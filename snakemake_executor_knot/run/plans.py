@@ -16,15 +16,15 @@ from snakemake.common.tbdstring import TBDString
 
 from ..compute.platform import platform_for
 from ..compute.resources import job_batch_resources
-from ..config.settings import KnotConfig, default_base_image
-from ..emulator.state import emulator_state
+from ..config.settings import KnotConfig, resolve_base_image
+from ..image.base import BaseImage
 from ..image.dockerfile import ImageSpec
 from ..image.group import Member, group_image
 from ..image.requirements import find_requirements, parse_packages
 from ..jobs.group import check_sequential, jobs_of, member_rules, plan_name
 from ..jobs.spec import value_modules
 from ..lock.drift import follow_lock
-from ..lock.format import BaseImage, Lock
+from ..lock.format import Lock
 from ..lock.workflow import (
     lock_path,
     locked_lines,
@@ -189,11 +189,3 @@ def check_job_resources(jobs, config: KnotConfig) -> None:
         # (mem_mb=lambda wc, input: input.size_mb * 2); it is checked at submission.
         resources = {k: v for k, v in resources.items() if not isinstance(v, TBDString)}
         job_batch_resources(job, config, resources)
-
-
-def resolve_base_image(config: KnotConfig) -> str:
-    if config.base_image:
-        return config.base_image
-    if config.emulator:
-        return emulator_state().get("base_image") or default_base_image()
-    return default_base_image()

@@ -20,10 +20,10 @@ from ..aws.stack import Infra, ensure_infra
 from ..aws.submit import Submitter
 from ..config.settings import KnotConfig
 from ..config.workflow import storage_bucket, workflow_envvars
+from ..image.base import BaseImage
 from ..jobs.group import is_group, job_label, jobs_of, plan_name
 from ..jobs.paths import check_job_paths
 from ..jobs.staging import LocalStaging, ensure_bucket
-from ..lock.format import BaseImage
 from .adoption import Adopter
 from .plans import RulePlan, build_target, check_job_resources, group_plan, plan_rule, remote_rules
 from .record import RunLog

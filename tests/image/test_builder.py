@@ -15,6 +15,7 @@ from docker.errors import ImageNotFound
 
 from snakemake_executor_knot.errors import AwsError, ConfigError, DockerError
 from snakemake_executor_knot.image import dockerfile as dockerfile
+from snakemake_executor_knot.image.base import BaseImage
 from snakemake_executor_knot.image.builder import (
     ImageBuilder,
     base_reference,
@@ -30,7 +31,6 @@ from snakemake_executor_knot.image.dockerfile import (
     requirements_txt,
     runtime_files,
 )
-from snakemake_executor_knot.lock.format import BaseImage
 
 RULE_FILE = "/opt/knot/lib/knot_rule.py"
 

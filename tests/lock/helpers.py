@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from snakemake_executor_knot.image.base import BaseImage
 from snakemake_executor_knot.lock.drift import follow_lock
-from snakemake_executor_knot.lock.format import BaseImage, Lock, Pinned, RuleLock
+from snakemake_executor_knot.lock.format import Lock, Pinned, RuleLock
 from snakemake_executor_knot.lock.workflow import RuleBasis
 
 SHA_A = "sha256:" + "a" * 64

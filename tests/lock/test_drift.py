@@ -9,8 +9,9 @@ import pytest
 
 from snakemake_executor_knot import __version__
 from snakemake_executor_knot.errors import ConfigError
+from snakemake_executor_knot.image.base import BaseImage
 from snakemake_executor_knot.lock.drift import check_lock
-from snakemake_executor_knot.lock.format import BaseImage, read_lock
+from snakemake_executor_knot.lock.format import read_lock
 
 from .helpers import SHA_A, SHA_C, bases, basis, fake_pypi, follow, sample_lock
 
