@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import threading
 from dataclasses import dataclass, field
+from typing import Literal, TypeGuard, get_args
 
 import boto3
 import botocore.config
@@ -28,9 +29,15 @@ _RETRIES = botocore.config.Config(
     **CHECKSUMS,
 )
 
-SERVICES = (
+Service = Literal[
     "batch", "s3", "ecr", "logs", "cloudformation", "iam", "ec2", "sts", "secretsmanager", "ecs",
-)  # fmt: skip
+]  # fmt: skip
+SERVICES: tuple[Service, ...] = get_args(Service)
+
+
+def is_service(name: str) -> TypeGuard[Service]:
+    """Whether ``name`` is a client ``Clients`` builds (an attribute of it)."""
+    return name in SERVICES
 
 
 @dataclass
@@ -48,18 +55,18 @@ class Clients:
     def region(self) -> str:
         return self.session.region_name
 
-    def client(self, service: str):
+    def client(self, service: Service):
         with self._lock:
             if service not in self._built:
                 self._built[service] = self._build(service)
             return self._built[service]
 
     def __getattr__(self, service: str):
-        if service in SERVICES:
+        if is_service(service):
             return self.client(service)
         raise AttributeError(service)
 
-    def _build(self, service: str):
+    def _build(self, service: Service):
         client = self.session.client(service, endpoint_url=self.endpoint_url, config=_RETRIES)
         client.meta.events.register("before-call.*.*", self._count)
         return client
@@ -74,15 +81,20 @@ class Clients:
 def make_clients(config: KnotConfig) -> Clients:
     """Create the session and check region and credentials before any call is made."""
     endpoint, region = config.endpoint_url, config.region
-    session_kwargs = {}
+    key = None  # None: boto3's own lookup
     if config.emulator:
         # The emulator accepts any credentials; fixed dummy ones keep real keys out of it.
         state = emulator_state()
         endpoint = endpoint or state["endpoint"]
         region = region or state.get("region", "us-east-1")
-        session_kwargs = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        key = "testing"
     try:
-        session = boto3.Session(profile_name=config.profile, region_name=region, **session_kwargs)
+        session = boto3.Session(
+            profile_name=config.profile,
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=key,
+        )
     except BotoCoreError as exc:
         raise ConfigError(f"Could not load AWS profile '{config.profile}': {exc}") from exc
     _check_region(session, config)

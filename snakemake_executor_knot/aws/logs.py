@@ -45,17 +45,18 @@ def read_new(
     """The messages after ``token`` (from the start without one) and the token to go on
     from; None if the stream does not exist."""
     messages: list[str] = []
-    kwargs = {"logGroupName": log_group, "logStreamName": stream, "startFromHead": True}
-    if token:
-        kwargs["nextToken"] = token
+    token = token or None
     try:
         while True:
-            page = logs_client.get_log_events(**kwargs)
+            after = {} if token is None else {"nextToken": token}
+            page = logs_client.get_log_events(
+                logGroupName=log_group, logStreamName=stream, startFromHead=True, **after
+            )
             messages.extend(event["message"] for event in page["events"])
             # The forward token repeats once the end of the stream is reached.
-            if not page["events"] or page.get("nextForwardToken") == kwargs.get("nextToken"):
-                return messages, page.get("nextForwardToken") or kwargs.get("nextToken")
-            kwargs["nextToken"] = page["nextForwardToken"]
+            if not page["events"] or page.get("nextForwardToken") == token:
+                return messages, page.get("nextForwardToken") or token
+            token = page["nextForwardToken"]
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
             return None

@@ -61,6 +61,7 @@ def largest(instance_types: tuple[str, ...]) -> Size | None:
     """The most vCPUs and the most memory one allowed instance may have; None when any
     entry is unknown (then knot cannot tell, and does not refuse)."""
     sizes = [type_size(name) for name in instance_types]
-    if not sizes or any(size is None for size in sizes):
+    known = [size for size in sizes if size is not None]
+    if not sizes or len(known) < len(sizes):
         return None
-    return Size(max(s.vcpus for s in sizes), max(s.memory_gib for s in sizes))
+    return Size(max(s.vcpus for s in known), max(s.memory_gib for s in known))

@@ -8,11 +8,15 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..config.classes import DEFAULT_CLASS
 from ..config.settings import KnotConfig
 from ..errors import RuleError
 from .routing import pick_class
+
+if TYPE_CHECKING:
+    from snakemake.jobs import Job
 
 DEFAULT_MEMORY_MIB = 2048
 MIN_TIMEOUT_S = 60  # AWS rejects attemptDurationSeconds below 60
@@ -108,7 +112,9 @@ def batch_resources(
     return dataclasses.replace(sizes, compute_class=klass.name)
 
 
-def job_batch_resources(job, config: KnotConfig, resources: dict | None = None):
+def job_batch_resources(
+    job: Job, config: KnotConfig, resources: Mapping[str, object] | None = None
+) -> BatchResources:
     """The job's Batch sizes and compute class (``resources.batch_resources``)."""
     if resources is None:
         resources = dict(job.resources.items())
@@ -116,7 +122,7 @@ def job_batch_resources(job, config: KnotConfig, resources: dict | None = None):
     return batch_resources(job.rule.name, job.threads, resources, config, check_disk)
 
 
-def guessed_disk(job) -> bool:
+def guessed_disk(job: Job) -> bool:
     """Whether the job's disk_mb is Snakemake's own guess: plain --default-resources fill
     it with "twice the input, or 50 GB without input", which is no request for a volume.
     Snakemake copies that default (a function with no raw text, where a value the user
@@ -124,8 +130,14 @@ def guessed_disk(job) -> bool:
     until the rule or --set-resources gives its own; a rule's own function is not equal."""
     settings = getattr(job.rule.workflow, "resource_settings", None)
     defaults = getattr(settings, "_parsed_default_resources", None)
+    if defaults is None:
+        return False
     try:
-        default, mine = defaults["disk_mb"], job.rule.resources["disk_mb"]
+        default = defaults["disk_mb"]
+        resources = job.rule.resources
+        if resources is None:
+            return False
+        mine = resources["disk_mb"]
     except (KeyError, TypeError):
         return False
     return mine == default and getattr(default, "raw", "") is None

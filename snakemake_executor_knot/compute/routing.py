@@ -22,13 +22,22 @@ MB_PER_GIB = 2**30 / 10**6  # disk_mb counts 10**6 bytes, EBS volumes GiB
 
 
 class Sizes(Protocol):
-    vcpus: int
-    memory_mib: int
-    gpus: int
+    """Read-only, so that a frozen dataclass (``BatchResources``) is one."""
+
+    @property
+    def vcpus(self) -> int: ...
+    @property
+    def memory_mib(self) -> int: ...
+    @property
+    def gpus(self) -> int: ...
 
 
 def pick_class(
-    rule: str, sizes: Sizes, resources: Mapping[str, object], config: KnotConfig, disk_mb
+    rule: str,
+    sizes: Sizes,
+    resources: Mapping[str, object],
+    config: KnotConfig,
+    disk_mb: float | None,
 ) -> ComputeClass:
     """The class this job runs in; RuleError when none can hold it. ``disk_mb`` is the
     scratch space the rule asks for (None: not checked)."""
@@ -70,7 +79,7 @@ def _check_gpu_match(rule: str, sizes: Sizes, klass: ComputeClass) -> None:
         )
 
 
-def _gpu_class(rule: str, sizes: Sizes, config: KnotConfig, disk_mb) -> ComputeClass:
+def _gpu_class(rule: str, sizes: Sizes, config: KnotConfig, disk_mb: float | None) -> ComputeClass:
     """The first GPU class (in the order they were defined) that can hold the job."""
     candidates = [c for c in config.classes if c.has_gpus]
     if not candidates:
@@ -79,15 +88,15 @@ def _gpu_class(rule: str, sizes: Sizes, config: KnotConfig, disk_mb) -> ComputeC
             f"instance types. Define one, e.g. {FLAG} \"gpu=g5,g4dn\", or remove 'gpu' "
             "from the rule's resources."
         )
-    first_problem = None
+    problems: list[RuleError] = []
     for klass in candidates:
         try:
             check_fits(rule, sizes, disk_mb, klass)
         except RuleError as problem:
-            first_problem = first_problem or problem
+            problems.append(problem)
             continue
         return klass
-    raise first_problem
+    raise problems[0]  # candidates is not empty, and none could hold the job
 
 
 def _where(klass: ComputeClass, flag: str, option: str) -> str:
@@ -96,7 +105,7 @@ def _where(klass: ComputeClass, flag: str, option: str) -> str:
     return f"{option} of class '{klass.name}' in {FLAG}"
 
 
-def check_fits(rule: str, sizes: Sizes, disk_mb, klass: ComputeClass) -> None:
+def check_fits(rule: str, sizes: Sizes, disk_mb: float | None, klass: ComputeClass) -> None:
     """Batch leaves a job no allowed instance can hold RUNNABLE forever, without a word;
     a job whose scratch outgrows the root volume dies with 'no space left on device'."""
     if sizes.vcpus > klass.max_vcpus:

@@ -12,6 +12,7 @@ compute environment, so a class mixing both would put CPU jobs on GPU instances.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -106,11 +107,9 @@ def _parse_entry(entry: str, base: ComputeClass) -> ComputeClass:
     for kind in types:
         if not _TYPE.fullmatch(kind):
             raise _fail(kind, "is not an instance type or family (such as m6i or g5.xlarge)")
-    values = {"spot": base.spot, "root_volume_gb": base.root_volume_gb}
-    values["max_vcpus"] = base.max_vcpus
+    found = ComputeClass(name, types, base.spot, base.root_volume_gb, base.max_vcpus)
     for option in options:
-        values.update(_option(option))
-    found = ComputeClass(name, types, **values)
+        found = dataclasses.replace(found, **_option(option))
     _check_class(entry, found)
     return found
 

@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .settings import KnotConfig, bucket_name_problem, parse_settings
+from .settings import ExecutorSettings, KnotConfig, bucket_name_problem, parse_settings
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def knot_config(workflow: Workflow) -> KnotConfig:
     """The parsed flags, plus the default storage prefix's bucket, which the job role must
     be able to reach in storage mode."""
-    config = parse_settings(workflow.executor_settings)
+    # Snakemake hands an executor its plugin's own ExecutorSettings.
+    settings = workflow.executor_settings
+    config = parse_settings(settings if isinstance(settings, ExecutorSettings) else None)
     bucket = storage_bucket(workflow)
     if bucket and bucket not in config.buckets:
         config = dataclasses.replace(config, buckets=(*config.buckets, bucket))
@@ -26,7 +28,8 @@ def knot_config(workflow: Workflow) -> KnotConfig:
 def storage_bucket(workflow: Workflow) -> str | None:
     """The bucket of an s3:// --default-storage-prefix (storage mode), if any; a name S3
     would refuse is a ConfigError before knot creates anything."""
-    prefix = workflow.storage_settings.default_storage_prefix or ""
+    storage = workflow.storage_settings  # optional in Snakemake's Workflow: then no prefix
+    prefix = (storage.default_storage_prefix if storage is not None else None) or ""
     if not prefix.startswith("s3://"):
         return None
     bucket = prefix[5:].split("/", 1)[0]

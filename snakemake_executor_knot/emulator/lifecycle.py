@@ -38,26 +38,28 @@ def patch_attempts() -> None:
     inner_stop = Job._mark_stopped
     inner_run = Job.run
 
-    def mark_stopped(job: Job, success: bool = True) -> None:
+    # Named ``self``, as in the methods they replace.
+    def mark_stopped(self: Job, success: bool = True) -> None:
         # moto calls this more than once per attempt (failure, then success): only the
         # first call of an attempt counts.
-        if job.job_stopped or getattr(job, _RETRYING, False):
+        if self.job_stopped or getattr(self, _RETRYING, False):
             return
-        _end_attempt(job, success)
-        if not success and _retry_wanted(job):
-            setattr(job, _RETRYING, True)
-            log.info("job %s: attempt %d failed; retrying", job.job_id, len(job.attempts))
+        _end_attempt(self, success)
+        if not success and _retry_wanted(self):
+            setattr(self, _RETRYING, True)
+            log.info("job %s: attempt %d failed; retrying", self.job_id, len(self.attempts))
             return
-        inner_stop(job, success)
+        inner_stop(self, success)
 
-    def run(job: Job) -> None:
-        inner_run(job)
-        while getattr(job, _RETRYING, False):
-            _next_attempt(job)
-            inner_run(job)
+    def run(self: Job) -> None:
+        inner_run(self)
+        while getattr(self, _RETRYING, False):
+            _next_attempt(self)
+            inner_run(self)
 
-    Job._mark_stopped = mark_stopped
-    Job.run = run
+    # Replacing moto's methods is the point here, which mypy's method-assign forbids.
+    Job._mark_stopped = mark_stopped  # type: ignore[method-assign]
+    Job.run = run  # type: ignore[method-assign]
     Job._knot_attempts = True  # type: ignore[attr-defined]
 
 

@@ -237,7 +237,7 @@ def image_tag(spec: ImageSpec, boto3_version: str | None = None) -> str:
     """Content hash of everything that goes into the image. The rule name is left out,
     so rules with identical content share one image."""
     digest = hashlib.sha256()
-    parts = [
+    parts: list[tuple[str, str | bytes]] = [
         ("template", TEMPLATE_VERSION),
         ("knot", __version__),
         ("base", spec.base_image),

@@ -17,6 +17,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -49,8 +50,11 @@ def find_requirements(
     covered = {canonicalize_name(r.name) for r in wanted}
     # pipreqs reads `from .util import x` as an import of `util`: a local module's relative
     # imports are its own package's, so only its absolute imports are looked at.
-    local = {where: _absolute_imports(text) for where, text in (local_modules or {}).items()}
-    sources = {None: module_source, **local}
+    # where -> source; None: the rule module itself
+    sources: dict[str | None, str] = {None: module_source}
+    sources.update(
+        (where, _absolute_imports(text)) for where, text in (local_modules or {}).items()
+    )
     every = "\n".join(sources.values())
     pins: dict[str, str] = {}
     for where, source in sources.items():
@@ -81,7 +85,7 @@ def _absolute_imports(source: str) -> str:
     return "".join(f"import {name}\n" for name in sorted(_dotted_imports(source)))
 
 
-def _covered(name: str, covered: set[str]) -> bool:
+def _covered(name: str, covered: AbstractSet[str]) -> bool:
     return bool({canonicalize_name(pypi_name(name)), canonicalize_name(name)} & covered)
 
 
@@ -162,7 +166,7 @@ def _third_party_imports(module_source: str, rule: str) -> set[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _installed() -> dict[str, list[str]]:
+def _installed() -> Mapping[str, list[str]]:
     """Import name -> distributions installed here (scans every installed package once)."""
     return metadata.packages_distributions()
 
@@ -179,7 +183,7 @@ def _distributions(name: str, module_source: str) -> list[str]:
 
 
 def _dotted_imports(module_source: str) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(module_source)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

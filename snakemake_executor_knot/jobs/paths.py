@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import RuleError
 from ..runtime.paths import inside
 
+if TYPE_CHECKING:
+    from snakemake.jobs import Job
 
-def check_job_paths(job, workdir: Path) -> None:
+
+def check_job_paths(job: Job, workdir: Path) -> None:
     """Every path of a Snakemake job; storage-mode files are checked by their local copy
     (``.snakemake/storage/...``), which is inside the working directory."""
     rule = job.rule.name

@@ -7,7 +7,9 @@ import json
 import os
 import posixpath
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from snakemake.shell import shell as SnakemakeShell
@@ -17,12 +19,17 @@ from ..runtime.contract import SPEC_VERSION
 from ..runtime.integrity import merkle_tree
 from .values import encode_value, required_modules
 
+if TYPE_CHECKING:
+    from snakemake.jobs import Job
+
 # Maps a local path Snakemake uses to the S3 URI it travels through (local mode only;
 # storage-mode files carry their own URI).
 UriFor = Callable[[str], str]
 
 
-def build_spec(job, kind: str, uri_for: UriFor, config: dict, with_config: bool = True) -> dict:
+def build_spec(
+    job: Job, kind: str, uri_for: UriFor, config: dict, with_config: bool = True
+) -> dict:
     """The spec document of one Snakemake job. ``kind`` is run, shell or script. A group's
     member goes without config (groups.py sends it once for the group)."""
     rule = job.rule
@@ -65,7 +72,7 @@ def shell_wrap() -> dict:
     return wrap
 
 
-def directory_inputs(job) -> set[str]:
+def directory_inputs(job: Job) -> set[str]:
     """Inputs that are folders. Snakemake flags ``directory()`` on the producing rule's
     output only, so look there; a folder that already exists locally counts too."""
     found = {str(f) for f in job.input if os.path.isdir(str(f))}
@@ -88,7 +95,7 @@ def spec_path(path: str) -> str:
     return relative if os.path.isabs(path) else path
 
 
-def file_item(f, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
+def file_item(f, uri_for: UriFor, directories: AbstractSet[str] = frozenset()) -> dict:
     path = spec_path(str(f))
     directory = bool(getattr(f, "is_directory", False)) or str(f) in directories
     storage = bool(getattr(f, "is_storage", False))
@@ -113,7 +120,7 @@ def storage_uri(query: str) -> str:
     return f"s3://{bucket}/{posixpath.normpath(key)}" if key else query
 
 
-def file_list(files, uri_for: UriFor, directories: set[str] = frozenset()) -> dict:
+def file_list(files, uri_for: UriFor, directories: AbstractSet[str] = frozenset()) -> dict:
     items = [file_item(f, uri_for, directories) for f in files]
     return {"items": items, "names": _names(files)}
 
@@ -126,7 +133,7 @@ def value_list(values, rule: str, what: str) -> dict:
     return {"items": items, "names": _names(values)}
 
 
-def value_modules(job, config: dict) -> set[str]:
+def value_modules(job: Job, config: dict) -> set[str]:
     """The modules the job's params, resources and config need in the image to load (see
     values.required_modules). Raises RuleError for a value that cannot be sent at all."""
     rule = job.rule.name
@@ -164,7 +171,8 @@ def _benchmark(benchmark, uri_for: UriFor) -> dict | None:
 def resource_list(resources, rule: str) -> dict:
     """Snakemake's ``tmpdir`` resource is a host path and means nothing in the container,
     so it stays behind, as do unevaluated callables."""
-    items, names = [], {}
+    items: list[object] = []
+    names: dict[str, list[int | None]] = {}
     for name, value in resources.items():
         if name == "tmpdir" or callable(value):
             continue

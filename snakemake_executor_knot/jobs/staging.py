@@ -33,7 +33,9 @@ class LocalStaging:
         self.bucket = bucket
         self.workdir = Path(workdir).resolve()
         self.prefix = f"knot/files/{workflow_id(self.workdir)}/"
-        self._transfer = S3Transfer(s3, _TRANSFER)
+        # boto3-stubs types S3Transfer's config as botocore's Config; boto3 itself takes
+        # (and defaults to) its own TransferConfig, as here.
+        self._transfer = S3Transfer(s3, _TRANSFER)  # type: ignore[arg-type]
         self._uploaded: dict[str, str] = {}
         self._lock = threading.Lock()
         self._manifests: dict[str, bytes] = {}  # manifest key -> body last uploaded

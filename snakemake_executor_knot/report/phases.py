@@ -113,15 +113,21 @@ CRITICAL_SPANS = {
 def critical_chain(run: RunRecord) -> list[JobRecord]:
     """The chain of reported jobs that ends last: from the last report back, each step the
     job reported last before the next one was handed over (the one that released it)."""
-    done = [j for j in run.jobs if j.host.reported is not None and j.host.handed_over is not None]
-    chain = [max(done, key=lambda j: j.host.reported)] if done else []
+    # (job, reported, handed over) of the jobs that have both times
+    done = [
+        (j, reported, handed_over)
+        for j in run.jobs
+        if (reported := j.host.reported) is not None
+        and (handed_over := j.host.handed_over) is not None
+    ]
+    chain = [max(done, key=lambda d: d[1])] if done else []
     while chain:
-        head = chain[-1].host.handed_over
-        before = [j for j in done if j.host.reported <= head]
+        head = chain[-1][2]
+        before = [d for d in done if d[1] <= head]
         if not before:
             break
-        chain.append(max(before, key=lambda j: j.host.reported))
-    return chain[::-1]
+        chain.append(max(before, key=lambda d: d[1]))
+    return [j for j, _, _ in chain[::-1]]
 
 
 def job_spans(job: JobRecord) -> list[tuple[str, float | None, float | None]]:

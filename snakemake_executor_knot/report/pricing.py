@@ -131,6 +131,7 @@ def price_job(
     # An estimated type was chosen for the job's own request: a resized request re-chooses.
     known = None if job.instance_estimated else context.prices.get(job.instance_type or "")
     gpus = job.requested.gpus or 0
+    choice: Choice | None
     if known is not None:
         choice = Choice(known, estimate=False)
     else:
@@ -198,7 +199,7 @@ def parse_prices(data: Mapping) -> PriceTable:
 def region_prices(table: PriceTable, region: str | None) -> tuple[str, Mapping[str, InstancePrice]]:
     """The region whose prices are used (``region`` if the table has it, else us-east-1) and
     its prices."""
-    used = region if region in table.regions else DEFAULT_REGION
+    used = region if region is not None and region in table.regions else DEFAULT_REGION
     return used, table.regions.get(used, {})
 
 
@@ -315,8 +316,8 @@ def on_demand_price(item: str | Mapping) -> float | None:
         for term in _values(_get(product, "terms", "OnDemand")):
             for dimension in _values(_get(term, "priceDimensions")):
                 usd = _get(dimension, "pricePerUnit", "USD")
-                if _get(dimension, "unit") == "Hrs" and usd is not None and float(usd) > 0:
-                    return float(usd)
+                if _get(dimension, "unit") == "Hrs" and usd is not None and _usd(usd) > 0:
+                    return _usd(usd)
     # A malformed entry is skipped; the table's price stands for that type.
     except (ValueError, TypeError):
         return None
@@ -358,6 +359,13 @@ def _any_region(table: PriceTable, name: str) -> InstancePrice | None:
         if name in prices:
             return prices[name]
     return None
+
+
+def _usd(value: object) -> float:
+    """A price as float() reads it; TypeError for what float() refuses too."""
+    if not isinstance(value, str | int | float):
+        raise TypeError(f"not a price: {value!r:.40}")
+    return float(value)
 
 
 def _get(obj: object, *keys: str) -> object:

@@ -14,8 +14,12 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 RUN_DIR = Path(".snakemake", "knot")
 MARKETS = ("spot", "on-demand")
@@ -243,7 +247,9 @@ def _usage(usage: dict, where: str) -> Usage:
     return Usage(**fields, exit_status=_integer(usage, "exit_status", where))
 
 
-def _numbers(parent: dict, key: str, cls: type, where: str) -> dict[str, float | None]:
+def _numbers(
+    parent: dict, key: str, cls: type[DataclassInstance], where: str
+) -> dict[str, float | None]:
     """The fields of ``cls`` read as numbers from the object ``parent[key]``."""
     obj = _section(parent, key, where)
     return {name: _number(obj, name, f"{where}: {key}") for name in cls.__dataclass_fields__}
@@ -268,10 +274,9 @@ def _pricing(obj: dict, where: str) -> Pricing:
 def _calls(calls: object, source: str) -> dict[str, int]:
     if calls is None:
         return {}
-    valid = isinstance(calls, dict) and all(
+    if not isinstance(calls, dict) or not all(
         isinstance(n, int) and not isinstance(n, bool) for n in calls.values()
-    )
-    if not valid:
+    ):
         raise ConfigError(f"{source}: 'calls' must map operation names to counts. {_AGAIN}")
     return dict(calls)
 
@@ -280,10 +285,9 @@ def _steps(steps: object, source: str) -> tuple[tuple[str, float, float], ...]:
     """name -> [start, end] pairs of finite numbers; anything else is refused."""
     if steps is None:
         return ()
-    pairs = isinstance(steps, dict) and all(
+    if not isinstance(steps, dict) or not all(
         isinstance(v, list) and len(v) == 2 and all(_finite(n) for n in v) for v in steps.values()
-    )
-    if not pairs:
+    ):
         raise ConfigError(f"{source}: 'steps' must map step names to [start, end]. {_AGAIN}")
     return tuple((str(name), float(a), float(b)) for name, (a, b) in steps.items())
 

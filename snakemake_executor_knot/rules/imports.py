@@ -40,7 +40,7 @@ def snakefile_imports(files: Snakefiles) -> list[SnakefileImport]:
     return found
 
 
-def _parse_import(lines: list[str], number: int) -> list[ast.stmt]:
+def _parse_import(lines: list[str], number: int) -> list[ast.Import | ast.ImportFrom]:
     candidates = [lines[number - 1].strip()]
     try:
         end, _ = statement_extent(lines, number)
@@ -56,7 +56,7 @@ def _parse_import(lines: list[str], number: int) -> list[ast.stmt]:
     return []
 
 
-def _bindings(node: ast.stmt, order: tuple[int, int]) -> list[SnakefileImport]:
+def _bindings(node: ast.Import | ast.ImportFrom, order: tuple[int, int]) -> list[SnakefileImport]:
     found = []
     for alias in node.names:
         if isinstance(node, ast.Import):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from pathlib import Path
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, range)
@@ -13,7 +14,7 @@ def literal(value: object, depth: int = 0) -> str | None:
     kind = type(value)
     if depth > 100:
         return None
-    if kind is float and not math.isfinite(value):
+    if type(value) is float and not math.isfinite(value):
         return f"float({str(value)!r})"
     if kind in _SCALARS:
         return _repr(value)
@@ -21,9 +22,10 @@ def literal(value: object, depth: int = 0) -> str | None:
         return repr(str(value))
     if isinstance(value, Path) and kind in (type(Path()), Path):
         return f"Path({str(value)!r})"
-    if kind in (list, tuple, set, frozenset):
+    # These exact types only: a subclass (a namedtuple, ...) is not rebuilt by this source.
+    if isinstance(value, list | tuple | set | frozenset) and kind in (list, tuple, set, frozenset):
         return _sequence_literal(value, depth)
-    if kind is dict:
+    if type(value) is dict:
         return _dict_literal(value, depth)
     return None
 
@@ -35,9 +37,9 @@ def _repr(value: object) -> str | None:
         return None
 
 
-def _sequence_literal(value, depth: int) -> str | None:
-    items = [literal(item, depth + 1) for item in value]
-    if any(item is None for item in items):
+def _sequence_literal(value: Collection[object], depth: int) -> str | None:
+    items = [text for item in value if (text := literal(item, depth + 1)) is not None]
+    if len(items) < len(value):
         return None
     joined = ", ".join(items)
     if isinstance(value, list):

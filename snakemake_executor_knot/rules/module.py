@@ -7,11 +7,15 @@ import dis
 import re
 import string
 import types
+from typing import TYPE_CHECKING
 
 from ..errors import RuleError
 from ..runtime.contract import RUN_ARGUMENTS, RUN_FUNCTION
 from .shipping import Shipper, global_names
 from .text import Snakefiles, run_block
+
+if TYPE_CHECKING:
+    from snakemake.workflow import Workflow
 
 _JOB_NAMES = frozenset(RUN_ARGUMENTS) | {"config"}
 _LOCAL_LOADS = frozenset({"LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"})
@@ -20,7 +24,7 @@ _LOCAL_LOADS = frozenset({"LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"})
 # ---- shell rules
 
 
-def shell_module(workflow, rule, public: frozenset[str] = frozenset()) -> str | None:
+def shell_module(workflow: Workflow, rule, public: frozenset[str] = frozenset()) -> str | None:
     """Snakemake also formats a shell command with the Snakefile's globals ("{SCALE}"); the
     globals a command names travel in a rule module without ``knot_run``."""
     names = [name for name in _format_names(rule.shellcmd) if name not in _JOB_NAMES]
@@ -49,7 +53,7 @@ def _format_names(command: str) -> list[str]:
 # ---- run rules
 
 
-def run_module(workflow, rule, public: frozenset[str] = frozenset()) -> str:
+def run_module(workflow: Workflow, rule, public: frozenset[str] = frozenset()) -> str:
     """The text of the generated ``knot_rule.py`` of a ``run:`` rule."""
     func = rule.run_func
     files = Snakefiles(workflow, rule.name)

@@ -49,8 +49,10 @@ def global_attributes(code: types.CodeType, name: str) -> set[str]:
     for index, instruction in enumerate(instructions):
         if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME") and instruction.argval == name:
             following = instructions[index + 1] if index + 1 < len(instructions) else None
-            attribute = following and following.opname in ("LOAD_ATTR", "LOAD_METHOD")
-            found.add(following.argval if attribute else "")
+            if following is not None and following.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+                found.add(following.argval)
+            else:
+                found.add("")
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             found |= global_attributes(constant, name)
@@ -123,8 +125,8 @@ class Shipper:
         elif (text := literal(value)) is not None:
             self._refuse_secret(name, value, via)
             self.definitions.append(f"{name} = {text}\n")
-        elif not _snakemake_owned(value) and (statement := object_import(name, value)):
-            self.imports.setdefault(statement, self._late())
+        elif not _snakemake_owned(value) and (import_text := object_import(name, value)):
+            self.imports.setdefault(import_text, self._late())
         else:
             raise self._error(name, via, _describe(value, self._snakefile_class(type(value))))
 
@@ -167,7 +169,7 @@ class Shipper:
         if isinstance(func, types.FunctionType) and func.__code__.co_filename in self.files:
             return self._function_source(name, func, via)
         if isinstance(value, type) and self._snakefile_class(value):
-            source = self.files.class_source(value)
+            source = self.files.class_source(value) or ""  # found: _snakefile_class said so
             return self._checked(name, value.__name__, source, ast.ClassDef, via)
         return None
 
@@ -184,7 +186,14 @@ class Shipper:
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
         return self._checked(name, func.__name__, source, kinds, via)
 
-    def _checked(self, name, defined, source, kinds, via) -> str:
+    def _checked(
+        self,
+        name: str,
+        defined: str,
+        source: str,
+        kinds: type[ast.ClassDef] | tuple[type[ast.FunctionDef], type[ast.AsyncFunctionDef]],
+        via: str | None,
+    ) -> str:
         """``source`` if it defines ``defined``; binds ``name`` to it when they differ."""
         try:
             tree = ast.parse(source)

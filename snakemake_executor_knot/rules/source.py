@@ -12,6 +12,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 from snakemake.sourcecache import LocalSourceFile, infer_source_file
 
@@ -19,6 +20,9 @@ from ..errors import RuleError
 from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
+
+if TYPE_CHECKING:
+    from snakemake.workflow import Workflow
 
 # Stands for a ".." part of an included Snakefile's folder in the image (workflow_roots).
 UP_PART = ".knot-up"
@@ -100,7 +104,7 @@ def _check_script(rule: str, script: str) -> None:
 # ---- the entry point
 
 
-def rule_source(workflow, rule, public: frozenset[str] = frozenset()) -> RuleSource:
+def rule_source(workflow: Workflow, rule, public: frozenset[str] = frozenset()) -> RuleSource:
     """The kind and source of ``rule``. ``workflow`` is Snakemake's Workflow object (in an
     executor, ``job.rule.workflow``); ``public`` names globals declared not secret."""
     check_supported(rule)
@@ -130,11 +134,11 @@ def _container(rule) -> str | None:
 # ---- the workflow's own modules
 
 
-def workflow_roots(workflow) -> list[Root]:
+def workflow_roots(workflow: Workflow) -> list[Root]:
     """The folders Snakemake puts on sys.path, in its order: each Snakefile's folder at the
     front as it is read, so the last included comes first."""
     base = Path(workflow.basedir).resolve()
-    roots = {}
+    roots: dict[Path, str] = {}
     for filename in reversed([*workflow.linemaps]):
         folder = Path(filename).parent.resolve()
         if Path(filename).is_file():
@@ -184,7 +188,7 @@ def script_image_path(path: str) -> str:
     return f"{RULE_DIR}/{path.lstrip('/')}"
 
 
-def _script_files(workflow, rule, path: str) -> dict[str, bytes]:
+def _script_files(workflow: Workflow, rule, path: str) -> dict[str, bytes]:
     if "{" in path:
         raise RuleError(
             f"Rule '{rule.name}' computes its script path from wildcards or params ({path}); "
@@ -198,7 +202,7 @@ def _script_files(workflow, rule, path: str) -> dict[str, bytes]:
     return {script_image_path(path): _read_script(workflow, rule, path)}
 
 
-def _read_script(workflow, rule, path: str) -> bytes:
+def _read_script(workflow: Workflow, rule, path: str) -> bytes:
     # Snakemake resolves a script against the directory of the Snakefile defining the rule;
     # remote Snakefiles (github(...)) are read through its source cache.
     source_file = infer_source_file(path, rule.basedir)

@@ -16,10 +16,14 @@ import re
 import tokenize
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from snakemake.sourcecache import infer_source_file
 
 from ..errors import RuleError
+
+if TYPE_CHECKING:
+    from snakemake.workflow import Workflow
 
 _RUN_HEADER = re.compile(r"^\s*run\s*:")
 
@@ -30,7 +34,7 @@ _RUN_HEADER = re.compile(r"^\s*run\s*:")
 class Snakefiles:
     """A workflow's Snakefiles as written, and the map from compiled to original lines."""
 
-    def __init__(self, workflow, rule: str) -> None:
+    def __init__(self, workflow: Workflow, rule: str) -> None:
         self.rule = rule
         self._linemaps = workflow.linemaps
         self._sourcecache = workflow.sourcecache

@@ -7,6 +7,8 @@ rest of the runtime, this module imports nothing outside the standard library.
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 # The job spec document's format (docs/internals.md, "The job spec").
 SPEC_VERSION = 2
 # Environment of every job, set in SubmitJob's containerOverrides.
@@ -64,11 +66,19 @@ RUN_ARGUMENTS = (
 MANIFEST_SUFFIX = ".knot-manifest.json"
 MANIFEST_VERSION = 1
 
+
 # botocore >= 1.36 checks a GET's body against the object's stored checksum whenever S3
 # returns one (whole-object reads; ranged part reads carry none), and sends a checksum with
 # every upload. Said explicitly on every S3 client, host and job, so that a user's AWS
 # config (response_checksum_validation = when_required) cannot turn it off.
-CHECKSUMS = {
+class Checksums(TypedDict):
+    """botocore Config's checksum options, so that ``Config(**CHECKSUMS)`` type-checks."""
+
+    response_checksum_validation: Literal["when_supported", "when_required"]
+    request_checksum_calculation: Literal["when_supported", "when_required"]
+
+
+CHECKSUMS: Checksums = {
     "response_checksum_validation": "when_supported",
     "request_checksum_calculation": "when_supported",
 }

@@ -31,7 +31,9 @@ def import_rule_module() -> ModuleType | None:
 
 def run_block(ns: Namespace) -> None:
     module = importlib.import_module(RULE_MODULE)
-    module.config = ns.config  # a module global, so a config change needs no new image
+    # A module global, so a config change needs no new image. Set through vars(): the
+    # module's other names are unknown to a type checker too.
+    vars(module)["config"] = ns.config
     getattr(module, RUN_FUNCTION)(**ns.run_arguments())
 
 
@@ -43,7 +45,7 @@ def run_shell(ns: Namespace, shell_spec: Mapping[str, Any]) -> None:
     module = import_rule_module()
     variables = {}
     if module:
-        module.config = ns.config
+        vars(module)["config"] = ns.config
         variables = {k: v for k, v in vars(module).items() if not k.startswith("__")}
     variables.update(ns.variables())
     for keyword in _SHELL_KEYWORDS & variables.keys():

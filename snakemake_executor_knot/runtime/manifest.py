@@ -75,8 +75,14 @@ def _entry(item: object, where: str) -> Entry:
     if not isinstance(item, dict):
         raise BadManifest(f"the manifest {where} holds {item!r}, not a file entry")
     name, size, sha = item.get("name"), item.get("size"), item.get("sha256")
-    valid_size = isinstance(size, int) and not isinstance(size, bool) and size >= 0
-    if not isinstance(name, str) or not valid_size or not _HEX64.fullmatch(str(sha)):
+    if (
+        not isinstance(name, str)
+        or not isinstance(size, int)
+        or isinstance(size, bool)
+        or size < 0
+        or not isinstance(sha, str)
+        or not _HEX64.fullmatch(sha)
+    ):
         raise BadManifest(f"the manifest {where} has a malformed entry {item!r}")
     return Entry(name, size, sha)
 

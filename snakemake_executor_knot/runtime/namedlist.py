@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, SupportsIndex, TypeVar, overload
 
 # Names that may shadow a list method, as Snakemake allows for these two only.
 _OVERRIDABLE = frozenset({"index", "sort"})
@@ -32,7 +32,7 @@ class Namedlist(list):
         value = self[start] if end is None else Namedlist(self[start:end])
         setattr(self, name, value)
 
-    def __getitem__(self, key):  # type: ignore[override]
+    def __getitem__(self, key: SupportsIndex | slice | str) -> Any:
         if isinstance(key, str):
             if key not in self._names:
                 raise KeyError(key)
@@ -60,6 +60,13 @@ class Wildcards(Namedlist):
     """Wildcards format as ``name=value,...`` when used whole in a shell command."""
 
 
+_List = TypeVar("_List", bound=Namedlist)
+
+
+@overload
+def from_section(section: dict | None) -> Namedlist: ...
+@overload
+def from_section(section: dict | None, cls: type[_List]) -> _List: ...
 def from_section(section: dict | None, cls: type[Namedlist] = Namedlist) -> Namedlist:
     """Build a named list from a spec section ``{"items": [...], "names": {...}}``."""
     section = section or {}

@@ -72,13 +72,14 @@ def snakemake_aliases(context: ScriptContext) -> Iterator[None]:
     the script's run only, those names resolve to stand-in modules holding our objects."""
     package = types.ModuleType("snakemake")
     package.__path__ = []  # a package, so its submodules can be imported
-    package.script = types.ModuleType("snakemake.script")
-    package.script.snakemake = context
-    package.shell = types.ModuleType("snakemake.shell")
-    package.shell.shell = shell
+    script = types.ModuleType("snakemake.script")
+    vars(script)["snakemake"] = context
+    shell_module = types.ModuleType("snakemake.shell")
+    vars(shell_module)["shell"] = shell
+    vars(package).update(script=script, shell=shell_module)
     names = ("snakemake", "snakemake.script", "snakemake.shell")
     saved = {name: sys.modules[name] for name in names if name in sys.modules}
-    sys.modules.update(zip(names, (package, package.script, package.shell), strict=True))
+    sys.modules.update(zip(names, (package, script, shell_module), strict=True))
     try:
         yield
     finally:

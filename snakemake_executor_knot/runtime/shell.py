@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import shlex
 import shutil
 import string
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .namedlist import Wildcards
@@ -68,7 +69,7 @@ def format_command(pattern: str, args: tuple, variables: Mapping[str, Any]) -> s
         ) from None
 
 
-def frame_variables(frame) -> dict[str, Any]:
+def frame_variables(frame: FrameType) -> dict[str, Any]:
     """The globals and then the locals of a frame, as Snakemake's shell() sees its caller."""
     variables = dict(frame.f_globals)
     variables.update(frame.f_locals)
@@ -86,7 +87,9 @@ def thread_count(variables: Mapping[str, Any]) -> int:
 def temporary_folder(variables: Mapping[str, Any]) -> str | None:
     """The ``tmpdir`` resource, if the host set one that exists in this container."""
     resources = variables.get("resources")
-    tmpdir = resources.get("tmpdir") if hasattr(resources, "get") else None
+    if resources is None or not hasattr(resources, "get"):
+        return None
+    tmpdir = resources.get("tmpdir")
     return tmpdir if isinstance(tmpdir, str) and os.path.isdir(tmpdir) else None
 
 
@@ -126,7 +129,9 @@ class shell:  # lower case: the name a Snakefile uses
     def __new__(cls, cmd: str, /, *args: Any, iterable: bool = False, read: bool = False, **kwargs):
         kwargs.pop("bench_record", None)  # Snakemake's own argument; the runtime times the job
         extra_env = kwargs.pop("additional_envvars", None)
-        variables = frame_variables(inspect.currentframe().f_back)
+        # The caller's frame: sys._getframe(1) is what inspect.currentframe().f_back
+        # reaches, without the None that currentframe() may give on other Pythons.
+        variables = frame_variables(sys._getframe(1))
         variables.update(kwargs)
         command = cls._wrap(format_command(cmd, args, variables))
         env = command_environment(variables, extra_env)
@@ -148,11 +153,11 @@ class shell:  # lower case: the name a Snakefile uses
     @classmethod
     def prefix(cls, text: str) -> None:
         """Put ``text`` before every command; this replaces the strict-mode prefix."""
-        cls._prefix = format_command(text, (), frame_variables(inspect.currentframe().f_back))
+        cls._prefix = format_command(text, (), frame_variables(sys._getframe(1)))
 
     @classmethod
     def suffix(cls, text: str) -> None:
-        cls._suffix = format_command(text, (), frame_variables(inspect.currentframe().f_back))
+        cls._suffix = format_command(text, (), frame_variables(sys._getframe(1)))
 
     @classmethod
     def _wrap(cls, command: str) -> str:
@@ -198,6 +203,7 @@ def _run(command: str, executable: str | None, env: dict, capture: bool) -> str 
 def _iterate_lines(command: str, executable: str | None, env: dict) -> Iterator[str]:
     with _runnable(command, executable) as runnable:
         proc = _popen(runnable, executable, env, capture=True)
+        assert proc.stdout is not None  # capture=True: stdout is a pipe
         with proc.stdout:
             for line in proc.stdout:
                 yield line.rstrip("\n")
