@@ -7,6 +7,7 @@ record) and below.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
@@ -22,9 +23,9 @@ from .aws.secrets import delete_secret
 from .aws.status import JobState, StatusPoller, terminate_jobs
 from .config.workflow import knot_config
 from .errors import KnotError
-from .jobs.group import is_group, job_key
+from .jobs.group import is_group, job_key, snakemake_job
 from .run.cadence import Cadence
-from .run.outcome import Outcomes, is_lost, lost_message, retrieve_checkpoint
+from .run.outcome import Outcomes, batch_id, is_lost, lost_message, retrieve_checkpoint
 from .run.prepare import Preparation, Services
 from .run.progress import Progress
 from .run.record import RunLog, close_record
@@ -52,7 +53,7 @@ class Executor(RemoteExecutor):
         self.submissions = Submissions(self.prep, self.run_log, self.logger.info)
         jobs = [self.dag.get_job_group(job) or job for job in self.dag.needrun_jobs()]
         with self.run_log.step("preparation"):
-            self.prep.prepare(jobs)
+            self.prep.prepare(map(snakemake_job, jobs))
 
     @property
     def services(self) -> Services:
@@ -64,10 +65,11 @@ class Executor(RemoteExecutor):
     def run_job(self, job: JobExecutorInterface) -> None:
         self.run_jobs([job])
 
-    def run_jobs(self, jobs: Sequence[JobExecutorInterface]) -> None:
+    def run_jobs(self, given: Sequence[JobExecutorInterface]) -> None:
+        jobs = [snakemake_job(job) for job in given]
         self.run_log.handed_over(jobs)
         self.cadence.submitted()
-        for job in jobs:
+        for job in given:
             self.run_job_pre(job)
         self.prep.prepare_new(jobs)
         if clear_outputs(cast("Workflow", self.workflow), jobs):
@@ -77,7 +79,9 @@ class Executor(RemoteExecutor):
 
     # -- status --
 
-    async def check_active_jobs(
+    # The interface annotates this async generator as returning a Generator; Snakemake
+    # iterates it with 'async for', as the annotation here says.
+    async def check_active_jobs(  # type: ignore[override]
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
         # Snakemake sleeps this long after the check (see run/cadence.py).
@@ -85,14 +89,14 @@ class Executor(RemoteExecutor):
         if not active_jobs:
             return
         async with self.status_rate_limiter:
-            states = self.poller.poll([info.external_jobid for info in active_jobs])
+            states = self.poller.poll([batch_id(info) for info in active_jobs])
         self._observe(states)
         reported = []
         for info in active_jobs:
-            state = states.get(info.external_jobid)
+            state = states.get(batch_id(info))
             if state is not None and state.finished:
                 await self._report(info, state)
-                reported.append(info.external_jobid)
+                reported.append(batch_id(info))
             elif is_lost(info, state):
                 self.report_job_error(info, msg=lost_message(info))
             else:
@@ -104,7 +108,7 @@ class Executor(RemoteExecutor):
         compute environment that cannot start them; the next wait."""
         self.progress.update(states.values())
         for warning in self.capacity.update(states.values(), time.time()):
-            self.logger.warning(warning)
+            self._warn(warning)
         statuses = {job_id: state.status for job_id, state in states.items()}
         self.cadence.observe({**statuses, **self.poller.summaries})
         self.next_seconds_between_status_checks = self.cadence.next_wait(True)
@@ -114,7 +118,7 @@ class Executor(RemoteExecutor):
         infra = self.services.infra
         outcomes = Outcomes(self.services.staging, self.clients.logs, infra.log_group)
         if state.status == "SUCCEEDED":
-            await retrieve_checkpoint(info.job)
+            await retrieve_checkpoint(snakemake_job(info.job))
             problem = outcomes.bring_home(info)
             if problem:
                 self.report_job_error(info, msg=problem)
@@ -143,8 +147,16 @@ class Executor(RemoteExecutor):
             with contextlib.suppress(KnotError):
                 delete_secret(self.clients.secretsmanager, services.envvars_ref["secret"])
         images = self.prep.image_counts
-        path = close_record(self.run_log, self.clients, self.prep.knot, images, self.logger.warning)
+        path = close_record(self.run_log, self.clients, self.prep.knot, images, self._warn)
         self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")
+
+    def _warn(self, msg: str) -> None:
+        # Snakemake's logger is a logging.Logger; the interface types only info, error and
+        # debug.
+        if isinstance(self.logger, logging.Logger):
+            self.logger.warning(msg)
+        else:
+            self.logger.info(msg)
 
     # -- cancel --
 

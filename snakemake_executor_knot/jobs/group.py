@@ -19,16 +19,33 @@ Which files travel, decided once here and followed by the host and the runtime:
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, cast
 
 from ..errors import RuleError
 from ..runtime.contract import GROUP_KIND, SPEC_VERSION
 from .spec import UriFor, build_spec
 from .values import encode_value
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from snakemake.jobs import GroupJob, Job
+    from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+    from typing_extensions import TypeIs
+
+    # What Snakemake's scheduler hands an executor: a job, or a group job of several.
+    AnyJob: TypeAlias = Job | GroupJob
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
 
 
-def is_group(job) -> bool:
+def snakemake_job(job: JobExecutorInterface) -> AnyJob:
+    """Snakemake's scheduler hands executors its own Job and GroupJob objects; its executor
+    interface types them only as far as every executor needs."""
+    return cast("AnyJob", job)
+
+
+def is_group(job: object) -> TypeIs[GroupJob]:
     return bool(getattr(job, "is_group", lambda: False)())
 
 
@@ -38,7 +55,7 @@ def members(job) -> list:
     return [m for layer in job.toposorted for m in sorted(layer, key=lambda m: m.jobid)]
 
 
-def jobs_of(job) -> tuple:
+def jobs_of(job: AnyJob) -> tuple[Job, ...]:
     """The Snakemake jobs a job stands for: a group's members (in no set order), or itself."""
     return tuple(job.jobs) if is_group(job) else (job,)
 

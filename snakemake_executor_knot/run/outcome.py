@@ -14,12 +14,12 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from ..aws.logs import log_tail
 from ..aws.status import JobState, describe_exit
 from ..errors import KnotError
-from ..jobs.group import benchmarks, failed_member, home_items, job_label, jobs_of
+from ..jobs.group import benchmarks, failed_member, home_items, job_label, jobs_of, snakemake_job
 from ..jobs.staging import LocalStaging
 from ..runtime.contract import GROUP_KIND
 
 if TYPE_CHECKING:
-    from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+    from ..jobs.group import AnyJob
 
 LOG_TAIL_LINES = 30
 LOST_AFTER_POLLS = 5
@@ -36,9 +36,9 @@ class Outcomes:
     def bring_home(self, info: SubmittedJobInfo) -> str | None:
         """Local mode: the job's outputs, logs and benchmark, downloaded and checked. None
         when all came home, else what went wrong (the job then counts as failed)."""
-        for job in jobs_of(info.job):
+        for job in jobs_of(snakemake_job(info.job)):
             forget_directory_misses(job)
-        spec = info.aux["spec"]
+        spec = aux(info)["spec"]
         try:
             self._fetch(spec, "output", must_exist=True)
             self._fetch(spec, "log", must_exist=False)
@@ -49,9 +49,9 @@ class Outcomes:
 
     def failure(self, info: SubmittedJobInfo, state: JobState) -> tuple[str, list[str]]:
         """The message for Snakemake, and the saved log tail to show with it."""
-        spec = info.aux["spec"]
+        spec = aux(info)["spec"]
         tail = log_tail(self.logs, self.log_group, state.log_stream, LOG_TAIL_LINES)
-        saved = save_log(info.external_jobid, tail)
+        saved = save_log(batch_id(info), tail)
         # The job's own log files are a courtesy; the error below is what matters.
         with contextlib.suppress(KnotError):
             self._fetch(spec, "log", must_exist=False)
@@ -76,8 +76,22 @@ class Outcomes:
                 self.staging.download_outputs([item], spec["rule"], must_exist=False)
 
 
-def save_log(batch_id: str, lines: list[str] | None) -> Path:
-    path = FAILED_LOGS / f"{batch_id.replace(':', '-')}.log"
+def batch_id(info: SubmittedJobInfo) -> str:
+    """The Batch job id knot gave the job when it submitted or adopted it."""
+    if info.external_jobid is None:
+        raise AssertionError(f"job {info.job.jobid} was reported without a Batch job id")
+    return info.external_jobid
+
+
+def aux(info: SubmittedJobInfo) -> dict:
+    """What knot keeps with a submitted job: its spec, and how often Batch did not know it."""
+    if info.aux is None:
+        info.aux = {}
+    return info.aux
+
+
+def save_log(job_id: str, lines: list[str] | None) -> Path:
+    path = FAILED_LOGS / f"{job_id.replace(':', '-')}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines or []) + "\n")
     return path
@@ -87,19 +101,20 @@ def is_lost(info: SubmittedJobInfo, state: JobState | None) -> bool:
     """A job Batch does not know, several polls in a row. Not on the first poll: a job
     may not be visible right after submission."""
     unknown = state is None or state.status == "UNKNOWN"
-    info.aux["unknown_polls"] = info.aux.get("unknown_polls", 0) + 1 if unknown else 0
-    return info.aux["unknown_polls"] >= LOST_AFTER_POLLS
+    seen = aux(info)
+    seen["unknown_polls"] = seen.get("unknown_polls", 0) + 1 if unknown else 0
+    return seen["unknown_polls"] >= LOST_AFTER_POLLS
 
 
 def lost_message(info: SubmittedJobInfo) -> str:
     return (
         f"AWS Batch no longer knows job {info.external_jobid} of rule "
-        f"'{job_label(info.job)}' (it was deleted, or the queue was torn down). "
+        f"'{job_label(snakemake_job(info.job))}' (it was deleted, or the queue was torn down). "
         "Run the workflow again to resubmit it."
     )
 
 
-async def retrieve_checkpoint(job: JobExecutorInterface) -> None:
+async def retrieve_checkpoint(job: AnyJob) -> None:
     """Storage mode: bring a checkpoint's outputs to their local paths, where the host's
     input functions read them (``glob_wildcards`` on the checkpoint's folder), as after a
     local run. Snakemake retrieves nothing itself for a job that ran remotely."""
@@ -111,7 +126,7 @@ async def retrieve_checkpoint(job: JobExecutorInterface) -> None:
             await f.retrieve_from_storage()
 
 
-def forget_directory_misses(job: JobExecutorInterface) -> None:
+def forget_directory_misses(job: AnyJob) -> None:
     """snakemake-storage-plugin-s3 memoises "not a directory" (``_is_dir``) when Snakemake
     checks a missing directory() output before the job; after the job wrote it, that stale
     answer would make the output look missing. Forget it, so the plugin lists again."""

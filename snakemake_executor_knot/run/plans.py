@@ -7,10 +7,12 @@ input fails fast and costs nothing. Images for different rules are built in para
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from snakemake.common.tbdstring import TBDString
 
@@ -36,6 +38,11 @@ from ..lock.workflow import (
 from ..rules.source import RuleSource, check_supported, rule_source
 from ..runtime.contract import GROUP_KIND, RULE_DIR
 
+if TYPE_CHECKING:
+    from snakemake.jobs import Job
+
+    from ..jobs.group import AnyJob
+
 log = logging.getLogger("knot")
 
 BaseReference = Callable[[BaseImage], str]
@@ -54,11 +61,19 @@ class RulePlan:
     def name(self) -> str:
         return self.source.rule
 
+    @property
+    def provisioned(self) -> tuple[str, str]:
+        """The image URI and the job definition ARN, which preparation sets before any job
+        of the rule is submitted."""
+        if not (self.image_uri and self.job_definition_arn):
+            raise AssertionError(f"rule {self.name} was submitted before it was provisioned")
+        return self.image_uri, self.job_definition_arn
 
-def remote_rules(jobs) -> dict[str, object]:
+
+def remote_rules(jobs: Iterable[AnyJob]) -> dict[str, Job]:
     """The first job of each rule knot will run (local rules stay with Snakemake); a group
     job counts with each of its members."""
-    rules = {}
+    rules: dict[str, Job] = {}
     for job in jobs:
         if job.is_local:
             continue
@@ -87,7 +102,7 @@ class BuildTarget:
 
 
 def build_target(
-    workflow, jobs: Mapping[str, object], config: KnotConfig, base_reference: BaseReference
+    workflow, jobs: Mapping[str, Job], config: KnotConfig, base_reference: BaseReference
 ) -> BuildTarget:
     """``jobs`` is one job per rule of this run (their evaluated knot_packages count);
     ``base_reference`` turns the locked base image into a FROM reference (needs Docker)."""
@@ -131,16 +146,17 @@ def plan_rule(workflow, job, config: KnotConfig, target: BuildTarget) -> RulePla
 def image_spec(source: RuleSource, job, target: BuildTarget, config: dict) -> ImageSpec:
     """The rule's image: from knot.lock's lines when the run follows a lock, else from
     the rule's imports pinned to the versions installed here."""
-    shared = {
-        "rule": source.rule,
-        "base_image": source.container or target.base_image,
-        "files": tuple(sorted(source.files.items())),
-        "from_container": bool(source.container),
-        "platform": target.platform,
-    }
+    image = functools.partial(
+        ImageSpec,
+        rule=source.rule,
+        base_image=source.container or target.base_image,
+        files=tuple(sorted(source.files.items())),
+        from_container=bool(source.container),
+        platform=target.platform,
+    )
     if target.lock is not None and source.rule in target.lock.rules:
         lines, hashed = locked_lines(target.lock, source.rule)
-        return ImageSpec(**shared, requirements=lines, locked=True, require_hashes=hashed)
+        return image(requirements=lines, locked=True, require_hashes=hashed)
     packages = knot_resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
     # A numpy param needs numpy in the image even when the code never imports it.
@@ -157,7 +173,7 @@ def image_spec(source: RuleSource, job, target: BuildTarget, config: dict) -> Im
         if code
         else list(extra)
     )
-    return ImageSpec(**shared, requirements=tuple(requirements))
+    return image(requirements=tuple(requirements))
 
 
 def _shown_paths(sources: dict[str, str]) -> dict[str, str]:

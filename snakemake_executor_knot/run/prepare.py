@@ -30,7 +30,8 @@ from .record import RunLog
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
-    from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+    from ..jobs.group import AnyJob
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Preparation:
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
         self._docker_client: Any = None
 
-    def prepare(self, jobs: Iterable[JobExecutorInterface]) -> None:
+    def prepare(self, jobs: Iterable[AnyJob]) -> None:
         """Plans, checks, stack and images for these jobs' rules (``jobs``: Snakemake's
         jobs to run, a group's members already gathered into their group job)."""
         jobs = list(dict.fromkeys(jobs))
@@ -92,7 +93,7 @@ class Preparation:
                 check_job_paths(job, Path.cwd())
         self._provision(_wanted(jobs, plans))
 
-    def prepare_new(self, jobs: Sequence[JobExecutorInterface]) -> None:
+    def prepare_new(self, jobs: Sequence[AnyJob]) -> None:
         """Rules first seen after start (e.g. behind a checkpoint) are prepared on arrival."""
         new = [job for job in jobs if job_label(job) not in self.plans]
         if new:
@@ -124,6 +125,8 @@ class Preparation:
             for name, uri in uris.items():
                 plans[name].image_uri = uri
         for plan in plans.values():
+            if plan.image_uri is None:  # built above, or named by knot_image
+                raise AssertionError(f"rule {plan.name} has no image")
             plan.job_definition_arn = services.jobdefs.arn_for(plan.image_uri)
         self.plans.update(plans)
 
@@ -170,7 +173,7 @@ class Preparation:
         return base_reference(self._docker(), base)
 
 
-def _wanted(jobs: Sequence[JobExecutorInterface], plans: dict[str, RulePlan]) -> dict:
+def _wanted(jobs: Sequence[AnyJob], plans: dict[str, RulePlan]) -> dict:
     """The plans that need an image and a job definition: every rule run on its own, and one
     per group. A rule that runs only inside groups needs no image of its own."""
     wanted = {j.rule.name: plans[j.rule.name] for j in jobs if not (is_group(j) or j.is_local)}

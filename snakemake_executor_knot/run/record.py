@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -171,12 +172,14 @@ class RunLog:
         """Each finished job's instance type as ECS reports it (see aws.hosts); returns how
         many were found. Jobs the status checks described already carry their instance."""
         entries = self.finished_entries()
-        where = {e.batch_id: e.state.container_instance for e in entries}
+        where: dict[str, str | None] = {
+            e.batch_id: e.state.container_instance for e in entries if e.batch_id and e.state
+        }
         missing = [job_id for job_id, arn in where.items() if arn is None]
         where.update(find_container_instances(batch, missing))
         types = instance_types(ecs, [arn for arn in where.values() if arn])
         for entry in entries:
-            entry.instance_type = types.get(where.get(entry.batch_id) or "")
+            entry.instance_type = types.get(where.get(entry.batch_id or "") or "")
             entry.instance_type_source = "batch" if entry.instance_type else None
         return sum(1 for e in entries if e.instance_type)
 
@@ -246,7 +249,7 @@ def clean_usage(data: object) -> dict:
     """Only the known fields, as finite non-negative numbers (exit status: an integer)."""
     if not isinstance(data, dict):
         return {}
-    usage = {}
+    usage: dict[str, object] = {}
     for name in USAGE_NUMBERS:
         value = data.get(name)
         if _number(value) and math.isfinite(value) and value >= 0:
@@ -270,7 +273,7 @@ def _member_usage(data: object) -> dict | None:
     return {"rule": data["rule"], "jobid": int(data["jobid"]), **times}
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e18
 
 

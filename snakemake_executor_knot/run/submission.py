@@ -35,11 +35,12 @@ from .record import RunLog, usage_location
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
-    from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+    from ..jobs.group import AnyJob
 
 MAX_ARRAY = 10_000  # AWS Batch's limit on array children
 
-Jobs = Sequence["JobExecutorInterface"]
+Jobs = Sequence["AnyJob"]
 
 
 class Submissions:
@@ -84,7 +85,7 @@ class Submissions:
         envvars = self.services.envvars_ref
         if envvars:
             specs = [{**spec, "envvars": envvars} for spec in specs]
-        adopted = self.services.adopter.adopt(plan.name, plan.job_definition_arn, hashes)
+        adopted = self.services.adopter.adopt(plan.name, plan.provisioned[1], hashes)
         done = [self._adopt(jobs[i], specs[i], resources, found) for i, found in adopted.items()]
         rest = [i for i in range(len(jobs)) if i not in adopted]
         if rest:
@@ -92,7 +93,7 @@ class Submissions:
             done += self._submit_new(plan, resources, *picked)
         return done
 
-    def _spec(self, job: JobExecutorInterface, plan: RulePlan) -> dict:
+    def _spec(self, job: AnyJob, plan: RulePlan) -> dict:
         first = next(iter(job.jobs)) if is_group(job) else job
         config = first.rule.workflow.config
         uri_for = self.services.staging.uri_for
@@ -126,7 +127,7 @@ class Submissions:
         uri = f"s3://{infra.bucket}/{key}"
         request = build_submit_request(
             job_name=_job_name(plan, jobs, array),
-            job_definition_arn=plan.job_definition_arn,
+            job_definition_arn=plan.provisioned[1],
             job_queue=infra.queue_for(resources.compute_class),
             spec_uri=uri,
             spec_record_bytes=written.record_bytes,
@@ -167,8 +168,8 @@ def _entries(plan: RulePlan, jobs: Jobs, hashes, externals, tag: str, uri: str) 
             spec=h,
             submission=tag,
             batch_id=ext,
-            image=plan.image_uri,
-            job_definition=plan.job_definition_arn,
+            image=plan.provisioned[0],
+            job_definition=plan.provisioned[1],
             rule=plan.name,
             jobid=job_key(job),
             spec_uri=uri,
