@@ -92,7 +92,10 @@ def closure(
     a specifier excludes, is a RuleError naming ``rule`` and the chain that needs it."""
     environment = target_environment(python, platform)
     roots = [_parse(spec, rule, ()) for spec in sorted(requirements)]
-    queue = deque((req, ()) for req in roots if _applies(req, environment, {""}))
+    # Each requirement still to walk, with the chain of names that led to it.
+    queue: deque[tuple[Requirement, tuple[str, ...]]] = deque(
+        (req, ()) for req in roots if _applies(req, environment, {""})
+    )
     pins: dict[str, str] = {}
     walked: dict[str, set[str]] = {}
     while queue:

@@ -75,6 +75,7 @@ def python_source(source: RuleSource) -> str | None:
     if source.module_source:
         return source.module_source
     if source.kind == "script":
+        assert source.script_path is not None  # rule_source sets it for every script rule
         return source.files[script_image_path(source.script_path)].decode()
     return None
 
@@ -169,9 +170,14 @@ class HashCache:
         (one request each, some of them large: numpy's lists hundreds of files)."""
         todo = sorted({(pin.name, pin.version) for pin in pins} - set(self.found))
         with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
-            fetched = pool.map(lambda key: tuple(index_hashes(*key, self.fetch)), todo)
+            fetched = pool.map(self._hashes, todo)
             self.found.update(zip(todo, fetched, strict=True))
         return [Pinned(pin.name, pin.version, self.found[(pin.name, pin.version)]) for pin in pins]
+
+    def _hashes(self, key: tuple[str, str]) -> tuple[str, ...]:
+        """The hashes of one (name, version) pin."""
+        name, version = key
+        return tuple(index_hashes(name, version, fetch=self.fetch))
 
     def warn_missing(self) -> None:
         missing = sorted(f"{name}=={version}" for (name, version), h in self.found.items() if not h)

@@ -121,7 +121,8 @@ def _outputs(config: KnotConfig) -> dict:
         "LogGroupName": ref("LogGroup"),
         "JobRoleArn": get_att("JobRole", "Arn"),
     }
-    outputs = {key: {"Value": values[key]} for key in OUTPUTS}
+    # Each output's Value is an intrinsic function (a dict) or, for the settings, a string.
+    outputs: dict[str, dict[str, dict | str]] = {key: {"Value": values[key]} for key in OUTPUTS}
     for klass in config.classes:
         queue = ref(f"{logical_prefix(klass.name)}JobQueue")
         outputs[class_queue_output(klass.name)] = {"Value": queue}
