@@ -13,6 +13,7 @@ One module per AWS service, each documenting its fixes:
 
 ``fidelity`` holds what the patches know about the running emulator, and ``install``
 applies them all (``install.apply``, called by the serve process in ``emulator.server``).
+``descriptors`` reads the properties and classmethods of moto's that patches wrap.
 
 Each patch says what AWS does and why knot depends on it. The pure helpers hold the rules
 and are tested on their own; the ``patch_*`` functions only wire them into moto.

@@ -23,6 +23,7 @@ from moto.utilities.docker_utilities import DockerModel
 
 from .. import lifecycle
 from . import faults
+from .descriptors import getter, stored
 from .fidelity import fidelity
 
 # Stand-ins for the job role's credentials (see job_environment). Same values as the
@@ -132,13 +133,15 @@ def array_outcome(child_statuses: list[str | None]) -> str | None:
 def patch_submit_limits() -> None:
     original = BatchBackend.submit_job
 
-    def submit_job(backend: BatchBackend, *args: Any, **kwargs: Any) -> Any:
+    # Named ``self``, as in the method it replaces.
+    def submit_job(self: BatchBackend, *args: Any, **kwargs: Any) -> Any:
         problem = submit_problem(kwargs.get("array_properties"), kwargs.get("container_overrides"))
         if problem:
             raise ClientException(problem)
-        return original(backend, *args, **kwargs)
+        return original(self, *args, **kwargs)
 
-    BatchBackend.submit_job = submit_job
+    # Replacing moto's method is the point here, which mypy's method-assign forbids.
+    BatchBackend.submit_job = submit_job  # type: ignore[method-assign]
 
 
 class _JobContainers:
@@ -185,22 +188,30 @@ class _JobDocker:
 def patch_job_environment() -> None:
     # moto guesses its own address for MOTO_HOST in containers (and shells out to curl
     # trying); with host networking it is simply 127.0.0.1.
-    moto_settings.moto_server_host = lambda: "http://127.0.0.1"
-    base_client = DockerModel.docker_client.fget
-    Job.docker_client = property(lambda job: _JobDocker(base_client(job), job))
+    # Replacing moto's setting is the point here; moto's is an lru_cache wrapper, which its
+    # callers only call.
+    moto_settings.moto_server_host = lambda: "http://127.0.0.1"  # type: ignore[assignment]
+    base_client = getter(stored(DockerModel, "docker_client", property))
+    # Replacing moto's property is the point here, which mypy's method-assign forbids; it
+    # also takes Job.docker_client for the function its property wraps.
+    Job.docker_client = property(  # type: ignore[method-assign, assignment]
+        lambda job: _JobDocker(base_client(job), job)
+    )
 
     original = Job._get_container_property
 
-    def container_property(job: Job, name: str, default: Any) -> Any:
-        if name != "environment":
-            return original(job, name, default)
+    # Named ``self``, as in the method it replaces.
+    def container_property(self: Job, p: str, default: Any) -> Any:
+        if p != "environment":
+            return original(self, p, default)
         return merged_environment(
-            job.job_definition.container_properties.get("environment") or [],
-            job.container_overrides.get("environment") or [],
-            job.job_id,
+            (self.job_definition.container_properties or {}).get("environment") or [],
+            self.container_overrides.get("environment") or [],
+            self.job_id,
         )
 
-    Job._get_container_property = container_property
+    # Replacing moto's method is the point here, which mypy's method-assign forbids.
+    Job._get_container_property = container_property  # type: ignore[method-assign]
 
 
 def patch_job_logs() -> None:
@@ -209,13 +220,15 @@ def patch_job_logs() -> None:
     # log tail (it follows describe_jobs' container.logStreamName).
     original_init = Job.__init__
 
-    def init(job: Job, *args: Any, **kwargs: Any) -> None:
-        original_init(job, *args, **kwargs)
-        job._log_group, job._stream_name = log_target(
-            job.job_definition.container_properties, job.job_definition.name, job.job_id
+    # Named ``self``, as in the method it replaces.
+    def init(self: Job, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._log_group, self._stream_name = log_target(
+            self.job_definition.container_properties, self.job_definition.name, self.job_id
         )
 
-    Job.__init__ = init
+    # Replacing moto's method is the point here, which mypy's method-assign forbids.
+    Job.__init__ = init  # type: ignore[method-assign]
 
 
 def patch_job_outcome() -> None:
@@ -226,19 +239,21 @@ def patch_job_outcome() -> None:
     # AWS's container.resourceRequirements carry the overrides too; moto leaves them out.
     original_details = Job._container_details
 
-    def container_details(job: Job) -> dict[str, Any]:
-        details = original_details(job)
-        if job.job_stopped and job.exit_code is not None:
-            details["exitCode"] = job.exit_code
+    # Named ``self``, as in the method it replaces.
+    def container_details(self: Job) -> dict[str, Any]:
+        details = original_details(self)
+        if self.job_stopped and self.exit_code is not None:
+            details["exitCode"] = self.exit_code
         # AWS also shows the sizes the job got, containerOverrides included; moto shows
         # the job definition's only.
         details["resourceRequirements"] = merged_requirements(
-            job.job_definition.container_properties.get("resourceRequirements") or [],
-            job.container_overrides.get("resourceRequirements") or [],
+            (self.job_definition.container_properties or {}).get("resourceRequirements") or [],
+            self.container_overrides.get("resourceRequirements") or [],
         )
         return details
 
-    Job._container_details = container_details
+    # Replacing moto's method is the point here, which mypy's method-assign forbids.
+    Job._container_details = container_details  # type: ignore[method-assign]
     lifecycle.patch_attempts()
 
 
@@ -252,24 +267,26 @@ def patch_array_parent() -> None:
     original_describe = Job.describe
     original_terminate = Job.terminate
 
-    def describe_short(job: Job) -> dict[str, Any]:
-        _settle_array_parent(job)
-        return original_short(job)
+    # Named ``self``, as in the methods they replace.
+    def describe_short(self: Job) -> dict[str, Any]:
+        _settle_array_parent(self)
+        return original_short(self)
 
-    def describe(job: Job) -> dict[str, Any]:
-        result = original_describe(job)
-        if "index" in job.array_properties:
-            result["arrayProperties"] = {"index": job.array_properties["index"]}
+    def describe(self: Job) -> dict[str, Any]:
+        result = original_describe(self)
+        if "index" in self.array_properties:
+            result["arrayProperties"] = {"index": self.array_properties["index"]}
         return result
 
-    def terminate(job: Job, reason: str) -> None:
-        original_terminate(job, reason)
-        for child in job._child_jobs or []:
+    def terminate(self: Job, reason: str) -> None:
+        original_terminate(self, reason)
+        for child in self._child_jobs or []:
             child.terminate(reason)
 
-    Job.describe_short = describe_short
-    Job.describe = describe
-    Job.terminate = terminate
+    # Replacing moto's methods is the point here, which mypy's method-assign forbids.
+    Job.describe_short = describe_short  # type: ignore[method-assign]
+    Job.describe = describe  # type: ignore[method-assign]
+    Job.terminate = terminate  # type: ignore[method-assign]
 
 
 def _settle_array_parent(job: Job) -> None:

@@ -16,6 +16,8 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.route_tables import RouteTable
 from moto.iam.models import Role
 
+from .descriptors import stored
+
 
 def serialised(method: Any) -> Any:
     """``method`` one call at a time. AWS claims a stack name atomically; moto checks the
@@ -59,11 +61,14 @@ def replace_inline_policies(role: Any, policies: list[dict]) -> None:
 
 
 def patch_stacks() -> None:
-    CloudFormationBackend.create_stack = serialised(CloudFormationBackend.create_stack)
-    RouteTable.delete = delete_route_table
-    ComputeEnvironment.delete = delete_batch_resource
-    JobQueue.delete = delete_batch_resource
-    original_update = Role.update_from_cloudformation_json.__func__
+    # Replacing moto's method is the point here, which mypy's method-assign forbids.
+    create_stack = serialised(CloudFormationBackend.create_stack)
+    CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]
+    # moto's classes have no delete; CloudFormation calls one where a resource has it.
+    RouteTable.delete = delete_route_table  # type: ignore[attr-defined]
+    ComputeEnvironment.delete = delete_batch_resource  # type: ignore[attr-defined]
+    JobQueue.delete = delete_batch_resource  # type: ignore[attr-defined]
+    original_update = stored(Role, "update_from_cloudformation_json", classmethod).__func__
 
     def update_role(cls, **kwargs: Any) -> Any:  # moto passes every argument by name
         role = original_update(cls, **kwargs)
@@ -71,4 +76,8 @@ def patch_stacks() -> None:
         replace_inline_policies(role, properties.get("Policies") or [])
         return role
 
-    Role.update_from_cloudformation_json = classmethod(update_role)
+    # Replacing moto's classmethod is the point here, which mypy's method-assign forbids; it
+    # also takes the attribute for the function that the classmethod wraps.
+    Role.update_from_cloudformation_json = classmethod(  # type: ignore[method-assign, assignment]
+        update_role
+    )

@@ -42,26 +42,28 @@ def patch_ecr() -> None:
     original_repo_init = Repository.__init__
     original_create = ECRBackend.create_repository
 
-    def repo_init(repo: Repository, *args: Any, **kwargs: Any) -> None:
-        original_repo_init(repo, *args, **kwargs)
-        repo.uri = f"{fidelity().registry}/{repo.name}"
+    # Named ``self``, as in the methods they replace.
+    def repo_init(self: Repository, *args: Any, **kwargs: Any) -> None:
+        original_repo_init(self, *args, **kwargs)
+        self.uri = f"{fidelity().registry}/{self.name}"
 
-    def create_repository(backend: ECRBackend, *args: Any, **kwargs: Any) -> Repository:
-        repo = original_create(backend, *args, **kwargs)
+    def create_repository(self: ECRBackend, *args: Any, **kwargs: Any) -> Repository:
+        repo = original_create(self, *args, **kwargs)
         # Images survive emulator restarts in the registry's storage; a recreated
         # repository (a new stack after a restart) lists them again, as ECR would.
-        _import_repository(backend, repo.name)
+        _import_repository(self, repo.name)
         return repo
 
-    def get_authorization_token(response: ECRResponse) -> ActionResult:
-        registry_ids = response._get_param("registryIds") or [response.current_account]
+    def get_authorization_token(self: ECRResponse) -> ActionResult:
+        registry_ids = self._get_param("registryIds") or [self.current_account]
         return ActionResult(
             {"authorizationData": authorization_data(registry_ids, fidelity().registry)}
         )
 
-    Repository.__init__ = repo_init
-    ECRBackend.create_repository = create_repository
-    ECRResponse.get_authorization_token = get_authorization_token
+    # Replacing moto's methods is the point here, which mypy's method-assign forbids.
+    Repository.__init__ = repo_init  # type: ignore[method-assign]
+    ECRBackend.create_repository = create_repository  # type: ignore[method-assign]
+    ECRResponse.get_authorization_token = get_authorization_token  # type: ignore[method-assign]
 
 
 def import_pushed_image(repository: str, tag: str, digest: str) -> None:

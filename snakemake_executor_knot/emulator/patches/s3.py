@@ -13,6 +13,8 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket, FakeKey
 from moto.s3.responses import S3Response
 
+from .descriptors import getter, stored
+
 
 def unconditional_policy(policy: str) -> str:
     """A bucket policy without its conditional statements. moto evaluates bucket policies
@@ -28,13 +30,15 @@ def unconditional_policy(policy: str) -> str:
 
 
 def patch_bucket_policy() -> None:
-    def get_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
-        if bucket.policy is None:
+    # Named ``self``, as in the method it replaces.
+    def get_permission(self: FakeBucket, action: str, resource: str) -> Any:
+        if self.policy is None:
             return PermissionResult.NEUTRAL
-        policy = IAMPolicy(unconditional_policy(bucket.policy.decode()))
+        policy = IAMPolicy(unconditional_policy(self.policy.decode()))
         return policy.is_action_permitted(action, resource)
 
-    FakeBucket.get_permission = get_permission
+    # Replacing moto's method is the point here, which mypy's method-assign forbids.
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
 class KeyWindow:
@@ -66,23 +70,29 @@ def patch_ranged_reads() -> None:
     leaves, so responses are byte for byte what moto sends. Idempotent."""
     if getattr(S3Response, "_knot_ranged_reads", False):
         return
-    whole_value = FakeKey.value
+    whole_value = stored(FakeKey, "value", property)
+    read_whole = getter(whole_value)
     key_response = S3Response.key_response
 
-    def value(key: FakeKey) -> Any:
-        return KeyWindow(key) if getattr(_ranged_get, "on", False) else whole_value.fget(key)
+    # Named ``self``, as in the methods they replace.
+    def value(self: FakeKey) -> Any:
+        return KeyWindow(self) if getattr(_ranged_get, "on", False) else read_whole(self)
 
-    def ranged_key_response(response: S3Response, request: Any, full_url: str, headers: Any):
+    def ranged_key_response(
+        self: S3Response, request: Any, full_url: str, headers: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], str | bytes]:
         plain_get = request.method == "GET" and "?" not in full_url
         if not (plain_get and request.headers.get("range")):
-            return key_response(response, request, full_url, headers)
+            return key_response(self, request, full_url, headers)
         _ranged_get.on = True
         try:
-            status, out_headers, body = key_response(response, request, full_url, headers)
+            status, out_headers, body = key_response(self, request, full_url, headers)
         finally:
             _ranged_get.on = False
         return status, out_headers, body[:] if isinstance(body, KeyWindow) else body
 
-    FakeKey.value = property(value, whole_value.fset)  # type: ignore[method-assign]
+    # Replacing moto's property and method is the point here, which mypy's method-assign
+    # forbids; it also takes FakeKey.value for the function its property wraps.
+    FakeKey.value = property(value, whole_value.fset)  # type: ignore[method-assign, assignment]
     S3Response.key_response = ranged_key_response  # type: ignore[method-assign]
     S3Response._knot_ranged_reads = True  # type: ignore[attr-defined]
