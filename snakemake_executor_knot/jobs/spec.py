@@ -27,11 +27,10 @@ if TYPE_CHECKING:
 UriFor = Callable[[str], str]
 
 
-def build_spec(
-    job: Job, kind: str, uri_for: UriFor, config: dict, with_config: bool = True
-) -> dict:
-    """The spec document of one Snakemake job. ``kind`` is run, shell or script. A group's
-    member goes without config (groups.py sends it once for the group)."""
+def build_spec(job: Job, kind: str, uri_for: UriFor, config_ref: dict | None = None) -> dict:
+    """The spec document of one Snakemake job. ``kind`` is run, shell or script.
+    ``config_ref`` points at the run's config object (``config.py``); None for an empty
+    config, and for a group's member (the group's document carries it once)."""
     rule = job.rule
     directories = directory_inputs(job)
     spec = {
@@ -48,8 +47,8 @@ def build_spec(
         "resources": resource_list(job.resources, rule.name),
         "threads": job.threads,
     }
-    if with_config:
-        spec["config"] = encode_value(config, rule=rule.name, what="config")
+    if config_ref:
+        spec["config_ref"] = config_ref
     if kind == "shell":
         spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
     wrap = shell_wrap()
