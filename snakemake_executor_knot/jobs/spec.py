@@ -3,6 +3,7 @@ Snakemake job without touching AWS, then written to S3 before the job is submitt
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import posixpath
@@ -11,6 +12,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from snakemake.shell import shell as SnakemakeShell
 
@@ -213,11 +216,33 @@ def spec_records(specs: Iterable[dict]) -> SpecObject:
     return SpecObject(body, width, root)
 
 
-def upload_specs(s3, bucket: str, key: str, specs: Iterable[dict], rule: str) -> SpecObject:
-    """Write the specs of one submission to ``key`` as records."""
+# A large spec object goes in parts, sent in parallel and retried part by part; one PUT
+# takes at most 5 GiB. The records' Merkle root, which SubmitJob carries and each job
+# checks, is computed from the bytes before they are sent, whichever way they go.
+SPEC_TRANSFER = TransferConfig(
+    multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024, max_concurrency=8
+)
+
+
+def upload_specs(
+    s3,
+    bucket: str,
+    key: str,
+    specs: Iterable[dict],
+    rule: str,
+    transfer: TransferConfig = SPEC_TRANSFER,
+) -> SpecObject:
+    """Write the specs of one submission to ``key`` as records: one PUT, or a multipart
+    upload from ``transfer``'s threshold on."""
     written = spec_records(specs)
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=written.body, ContentType="text/plain")
-    except (BotoCoreError, ClientError) as exc:
+        s3.upload_fileobj(
+            io.BytesIO(written.body),
+            bucket,
+            key,
+            ExtraArgs={"ContentType": "text/plain"},
+            Config=transfer,
+        )
+    except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
         raise aws_error(exc, "writing job specs to S3", rule=rule, service="s3") from exc
     return written

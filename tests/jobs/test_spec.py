@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import snakemake.api  # loads snakemake.workflow, whose own import order this needs
+from boto3.s3.transfer import TransferConfig
 from snakemake.io import IOFile, directory
 from snakemake.iocontainers import InputFiles
 from snakemake.shell import shell as snakemake_shell
@@ -168,6 +169,30 @@ def test_upload_specs_writes_one_object_read_by_range(clients):
     with pytest.raises(JobFailure, match=rf"job spec .*bytes {12 * width}-.*InvalidRange"):
         fetch_spec(s3, spec_location({**env, "AWS_BATCH_JOB_ARRAY_INDEX": "12"}))
     assert len(s3.list_objects_v2(Bucket="bucket")["Contents"]) == 1
+
+
+def test_a_large_spec_object_goes_in_parts_and_each_record_still_checks(clients, calls):
+    """Past the threshold the object is sent as a multipart upload (one PUT takes at most
+    5 GiB); each child's ranged read still proves its record against SubmitJob's root."""
+    s3 = clients.s3
+    s3.create_bucket(Bucket="bucket")
+    specs = [{**spec, "p": "x" * 4_000_000} for spec in _specs(3)]  # about 12 MB
+    small_parts = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    calls.reset()
+    written = upload_specs(s3, "bucket", "knot/specs/run/fit-1.jsonl", specs, "fit", small_parts)
+    assert calls["s3.CreateMultipartUpload"] == 1 and calls["s3.UploadPart"] == 3
+    assert calls["s3.PutObject"] == 0
+    env = {
+        "KNOT_SPEC_URI": "s3://bucket/knot/specs/run/fit-1.jsonl",
+        "KNOT_SPEC_RECORD_BYTES": str(written.record_bytes),
+        "KNOT_SPEC_SHA256": written.digest,
+    }
+    for index in range(3):  # record 1 spans the first two parts
+        where = spec_location({**env, "AWS_BATCH_JOB_ARRAY_INDEX": str(index)})
+        assert fetch_spec(s3, where) == specs[index]
+    calls.reset()
+    upload_specs(s3, "bucket", "knot/specs/run/fit-2.jsonl", _specs(), "fit")
+    assert calls["s3.PutObject"] == 1 and calls["s3.CreateMultipartUpload"] == 0
 
 
 def test_a_changed_spec_is_refused_before_anything_runs(clients):
