@@ -123,8 +123,9 @@ class ExecutorSettings(ExecutorSettingsBase):
     public_globals: str | None = field(
         default=None,
         metadata=_text(
-            "Comma-separated Snakefile globals that look like secrets but are not; knot "
-            "refuses to write secret-looking globals into rule images otherwise."
+            "Comma-separated names of Snakefile globals, params and config keys that look "
+            "like secrets but are not; knot refuses to write secret-looking ones into rule "
+            "images, job specs or the run's config object otherwise."
         ),
     )
     locked: bool = field(

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, cast
 from ..errors import RuleError
 from ..runtime.contract import GROUP_KIND, SPEC_VERSION
 from .spec import UriFor, build_spec
-from .values import encode_value
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -108,14 +107,16 @@ def _needed_outside(dag, member, f, inside: set) -> bool:
 # ---- the spec
 
 
-def build_group_spec(job, kinds: dict[str, str], uri_for: UriFor, config: dict) -> dict:
+def build_group_spec(
+    job, kinds: dict[str, str], uri_for: UriFor, config_ref: dict | None = None
+) -> dict:
     """One document for the whole group: its members' documents in run order, the config
-    once. ``kinds`` maps each member rule to run, shell or script."""
+    reference once (``config.py``). ``kinds`` maps each member rule to run, shell or script."""
     stay = staying_outputs(job)
     made: set[str] = set()
     docs = []
     for member in members(job):
-        doc = build_spec(member, kinds[member.rule.name], uri_for, config, with_config=False)
+        doc = build_spec(member, kinds[member.rule.name], uri_for)
         for item in doc["input"]["items"]:
             if item["path"] in made:
                 item["from_group"] = True
@@ -124,15 +125,15 @@ def build_group_spec(job, kinds: dict[str, str], uri_for: UriFor, config: dict) 
                 item["upload"] = False
         made.update(item["path"] for item in doc["output"]["items"])
         docs.append({k: v for k, v in doc.items() if k != "version"})
-    return {
+    spec = {
         "version": SPEC_VERSION,
         "kind": GROUP_KIND,
         "rule": plan_name(job),
         "jobid": job_key(job),
         "group": str(job.groupid),
-        "config": encode_value(config, rule=plan_name(job), what="config"),
         "members": docs,
     }
+    return {**spec, "config_ref": config_ref} if config_ref else spec
 
 
 def external_inputs(spec: dict) -> list[dict]:

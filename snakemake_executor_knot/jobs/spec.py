@@ -3,6 +3,7 @@ Snakemake job without touching AWS, then written to S3 before the job is submitt
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import posixpath
@@ -11,6 +12,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from snakemake.shell import shell as SnakemakeShell
 
@@ -27,11 +30,10 @@ if TYPE_CHECKING:
 UriFor = Callable[[str], str]
 
 
-def build_spec(
-    job: Job, kind: str, uri_for: UriFor, config: dict, with_config: bool = True
-) -> dict:
-    """The spec document of one Snakemake job. ``kind`` is run, shell or script. A group's
-    member goes without config (groups.py sends it once for the group)."""
+def build_spec(job: Job, kind: str, uri_for: UriFor, config_ref: dict | None = None) -> dict:
+    """The spec document of one Snakemake job. ``kind`` is run, shell or script.
+    ``config_ref`` points at the run's config object (``config.py``); None for an empty
+    config, and for a group's member (the group's document carries it once)."""
     rule = job.rule
     directories = directory_inputs(job)
     spec = {
@@ -48,8 +50,8 @@ def build_spec(
         "resources": resource_list(job.resources, rule.name),
         "threads": job.threads,
     }
-    if with_config:
-        spec["config"] = encode_value(config, rule=rule.name, what="config")
+    if config_ref:
+        spec["config_ref"] = config_ref
     if kind == "shell":
         spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
     wrap = shell_wrap()
@@ -214,11 +216,33 @@ def spec_records(specs: Iterable[dict]) -> SpecObject:
     return SpecObject(body, width, root)
 
 
-def upload_specs(s3, bucket: str, key: str, specs: Iterable[dict], rule: str) -> SpecObject:
-    """Write the specs of one submission to ``key`` as records."""
+# A large spec object goes in parts, sent in parallel and retried part by part; one PUT
+# takes at most 5 GiB. The records' Merkle root, which SubmitJob carries and each job
+# checks, is computed from the bytes before they are sent, whichever way they go.
+SPEC_TRANSFER = TransferConfig(
+    multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024, max_concurrency=8
+)
+
+
+def upload_specs(
+    s3,
+    bucket: str,
+    key: str,
+    specs: Iterable[dict],
+    rule: str,
+    transfer: TransferConfig = SPEC_TRANSFER,
+) -> SpecObject:
+    """Write the specs of one submission to ``key`` as records: one PUT, or a multipart
+    upload from ``transfer``'s threshold on."""
     written = spec_records(specs)
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=written.body, ContentType="text/plain")
-    except (BotoCoreError, ClientError) as exc:
+        s3.upload_fileobj(
+            io.BytesIO(written.body),
+            bucket,
+            key,
+            ExtraArgs={"ContentType": "text/plain"},
+            Config=transfer,
+        )
+    except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
         raise aws_error(exc, "writing job specs to S3", rule=rule, service="s3") from exc
     return written

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ..lock.workflow import (
     static_packages,
     static_values,
 )
+from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
 from ..rules.source import RuleSource, check_supported, rule_source
 from ..runtime.contract import GROUP_KIND, RULE_DIR
 
@@ -205,3 +207,27 @@ def check_job_resources(jobs, config: KnotConfig) -> None:
         # (mem_mb=lambda wc, input: input.size_mb * 2); it is checked at submission.
         resources = {k: v for k, v in resources.items() if not isinstance(v, TBDString)}
         job_batch_resources(job, config, resources)
+
+
+def check_param_secrets(jobs: Iterable[Job], config: KnotConfig) -> None:
+    """Params travel in job specs, which every job of the stack can read: one that looks
+    like a secret is refused (rules/secrets.py). A param computed from inputs not made yet
+    is checked when its job's spec is built."""
+    for job in jobs:
+        if job.is_local:
+            continue
+        try:
+            params = job.params
+        except (FileNotFoundError, OSError):
+            continue
+        found = param_secret(params, config.public_globals, os.environ)
+        if found:
+            raise param_secret_error(job.rule.name, found)
+
+
+def check_config_secrets(workflow_config: object, rule: str, config: KnotConfig) -> None:
+    """The config travels to every job through S3: an entry that looks like a secret is
+    refused, naming ``rule``, the first rule whose jobs would carry it."""
+    found = config_secret(workflow_config, config.public_globals, os.environ)
+    if found:
+        raise config_secret_error(rule, found)

@@ -25,7 +25,16 @@ from ..jobs.group import is_group, job_label, jobs_of, plan_name
 from ..jobs.paths import check_job_paths
 from ..jobs.staging import LocalStaging, ensure_bucket
 from .adoption import Adopter
-from .plans import RulePlan, build_target, check_job_resources, group_plan, plan_rule, remote_rules
+from .plans import (
+    RulePlan,
+    build_target,
+    check_config_secrets,
+    check_job_resources,
+    check_param_secrets,
+    group_plan,
+    plan_rule,
+    remote_rules,
+)
 from .record import RunLog
 
 if TYPE_CHECKING:
@@ -88,6 +97,8 @@ class Preparation:
         self.member_plans.update(plans)
         singles = [m for job in jobs for m in jobs_of(job)]
         check_job_resources(singles, self.knot)
+        check_param_secrets(singles, self.knot)
+        check_config_secrets(workflow.config, next(iter(rules)), self.knot)
         for job in singles:
             if not job.is_local:
                 check_job_paths(job, Path.cwd())

@@ -16,6 +16,7 @@ from ..aws.submit import build_submit_request
 from ..aws.template.common import STACK_TAG
 from ..compute.group import group_resources
 from ..compute.resources import BatchResources, job_batch_resources
+from ..jobs.config import config_object, upload_config
 from ..jobs.group import (
     build_group_spec,
     external_inputs,
@@ -29,7 +30,7 @@ from ..jobs.spec import build_spec, upload_specs
 from ..names import batch_job_name
 from .adoption import SPEC_TAG, Adopted, spec_hash, submission_hash
 from .journal import Entry
-from .plans import RulePlan
+from .plans import RulePlan, check_config_secrets, check_param_secrets
 from .prepare import Preparation, Services
 from .record import RunLog, usage_location
 
@@ -48,6 +49,7 @@ class Submissions:
 
     def __init__(self, prep: Preparation, run_log: RunLog, say: Callable[[str], None]) -> None:
         self.prep, self.run_log, self.say = prep, run_log, say
+        self._configs_sent: set[str] = set()  # SHA-256 of each config object written
 
     def submit(self, jobs: Jobs) -> list[SubmittedJobInfo]:
         done: list[SubmittedJobInfo] = []
@@ -79,7 +81,9 @@ class Submissions:
         return batches
 
     def _submit(self, plan: RulePlan, resources: BatchResources, jobs: Jobs) -> list:
-        specs = [self._spec(job, plan) for job in jobs]
+        check_param_secrets((m for job in jobs for m in jobs_of(job)), self.prep.knot)
+        config_ref = self._config_ref(jobs[0], plan.name)
+        specs = [self._spec(job, plan, config_ref) for job in jobs]
         # Hashed before the run's own envvars secret joins them, so a later run adopts.
         hashes = [spec_hash(spec) for spec in specs]
         envvars = self.services.envvars_ref
@@ -93,14 +97,26 @@ class Submissions:
             done += self._submit_new(plan, resources, *picked)
         return done
 
-    def _spec(self, job: AnyJob, plan: RulePlan) -> dict:
-        first = next(iter(job.jobs)) if is_group(job) else job
-        config = first.rule.workflow.config
+    def _spec(self, job: AnyJob, plan: RulePlan, config_ref: dict | None) -> dict:
         uri_for = self.services.staging.uri_for
         if not is_group(job):
-            return build_spec(job, plan.source.kind, uri_for, config)
+            return build_spec(job, plan.source.kind, uri_for, config_ref)
         kinds = {name: self.prep.member_plans[name].source.kind for name in member_rules(job)}
-        return build_group_spec(job, kinds, uri_for, config)
+        return build_group_spec(job, kinds, uri_for, config_ref)
+
+    def _config_ref(self, job: AnyJob, rule: str) -> dict | None:
+        """The reference to the run's config object (``jobs/config.py``), which is checked
+        for secrets and written once per content."""
+        config = jobs_of(job)[0].rule.workflow.config
+        written = config_object(config, rule)
+        if written is None:
+            return None
+        bucket = self.services.infra.bucket
+        if written.sha256 not in self._configs_sent:
+            check_config_secrets(config, rule, self.prep.knot)
+            upload_config(self.prep.clients.s3, bucket, written, rule)
+            self._configs_sent.add(written.sha256)
+        return written.reference(bucket)
 
     def _adopt(self, job, spec: dict, resources, found: Adopted) -> SubmittedJobInfo:
         """A job an earlier run submitted, with the same rule, spec content and image, is

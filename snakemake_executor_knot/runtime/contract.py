@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-# The job spec document's format (docs/internals.md, "The job spec").
-SPEC_VERSION = 2
+# The job spec document's format (docs/internals.md, "The job spec"). Version 3: the
+# config is an object of its own, which the spec references (config_ref).
+SPEC_VERSION = 3
 # Environment of every job, set in SubmitJob's containerOverrides.
 SPEC_URI_ENV = "KNOT_SPEC_URI"  # s3://bucket/key of the submission's spec object
 SPEC_RECORD_ENV = "KNOT_SPEC_RECORD_BYTES"  # width of one spec record in that object

@@ -24,7 +24,8 @@ from .contract import GROUP_KIND, MEMBERS_DIR, MEMBERS_DIR_ENV, RULE_DIR_ENV, RU
 from .report import JobFailure, Reporter
 from .spec import FileItem, check_spec, file_items
 
-# What a member shares with its group's document instead of carrying it itself.
+# What a member shares with its group's document instead of carrying it itself (the
+# config as job.py fetched it through the group's reference, once).
 SHARED = ("version", "config", "envvars")
 _RULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Snakemake's rule names: identifiers
 

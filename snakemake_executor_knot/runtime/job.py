@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import benchmark, staging, usage
+from .config import with_config
 from .contract import GROUP_KIND
 from .group import GroupRun
 from .kinds import run_kind
@@ -160,6 +161,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         location = spec_location(env)
         spec = fetch_spec(s3, location)
         reporter = Reporter(spec["rule"], spec["jobid"])
+        spec = with_config(s3, spec)  # once, also for a group's members
         if spec["kind"] == GROUP_KIND:
             group = GroupRun(spec, s3, reporter, env, meter, Job)
             status = group.execute()

@@ -4,8 +4,9 @@ mode, give the bytes `--executor local` gives.
 - tests/workflows/everyday: a checkpoint with a directory() output read by glob_wildcards on
   the host, retries with memory growing with the attempt, temp() intermediates, a shadow
   rule, an include: from a sibling folder whose run: block imports a module beside it,
-  absolute paths inside the working directory, and reference data by an absolute path
-  outside it (read only).
+  absolute paths inside the working directory, reference data by an absolute path
+  outside it (read only), and config read by a run: block and a shell command (it travels
+  once per run, as one object the specs reference).
 - tests/workflows/interrupted: --keep-going with a failing branch, then Snakemake killed
   (SIGKILL) while a job runs, --unlock, and --rerun-incomplete.
 
@@ -16,6 +17,7 @@ must hold what the local run wrote, under the storage prefix.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -95,6 +97,7 @@ def test_everyday_features_match_local(mode, everyday_local, reference, emulator
     assert stat.S_IMODE(reference.stat().st_mode) == 0o444
     assert sorted(p.name for p in reference.parent.iterdir()) == ["genome.txt"]
     _assert_retry_asked_for_more_memory(done.stdout, workdir, since_ms)
+    _assert_config_travelled_by_reference(workdir, reference)
 
 
 @pytest.mark.parametrize("mode", ["files", "storage"])
@@ -157,6 +160,35 @@ def _assert_retry_asked_for_more_memory(stdout: str, workdir, since_ms: int) -> 
     assert (first["status"], second["status"]) == ("FAILED", "SUCCEEDED")
     assert first["createdAt"] >= since_ms
     assert _memory(second) == 2 * _memory(first), (_memory(first), _memory(second))
+
+
+def _assert_config_travelled_by_reference(workdir, reference) -> None:
+    """Each job's spec record holds a reference to the run's one config object, never the
+    config itself; the object holds the config, and its name and the reference hold its
+    SHA-256."""
+    s3, batch = boto3.client("s3"), boto3.client("batch")
+    parents = {j["batch_id"].split(":")[0] for j in latest_summary(workdir)["jobs"]}
+    refs = set()
+    for job in batch.describe_jobs(jobs=sorted(parents))["jobs"]:
+        env = {e["name"]: e["value"] for e in job["container"]["environment"]}
+        bucket, key = env["KNOT_SPEC_URI"].removeprefix("s3://").split("/", 1)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for record in body.splitlines()[1::2]:  # proof lines and documents alternate
+            document = json.loads(record)
+            assert "config" not in document, document
+            refs.add(json.dumps(document["config_ref"], sort_keys=True))
+        assert b"every day" not in body
+    assert len(refs) == 1, refs
+    ref = json.loads(refs.pop())
+    bucket, key = ref["uri"].removeprefix("s3://").split("/", 1)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == ref["sha256"]
+    assert key == f"knot/specs/config/{ref['sha256']}.json"
+    assert json.loads(body) == {
+        "label": "every day",
+        "marks": {"open": "[", "close": "]"},
+        "reference": str(reference),
+    }
 
 
 def _memory(job: dict) -> int:

@@ -97,13 +97,16 @@ def group_job(first_jobid=3, outside_needs_temp=False, resources=None):
     )
 
 
+CONFIG_REF = {"uri": "s3://bucket/knot/specs/config/ab.json", "sha256": "ab" * 32}
+
+
 def test_group_spec_runs_members_in_order_and_keeps_the_temp_file_on_disk():
-    spec = build_group_spec(group_job(), KINDS, _uri, {"n": 1})
+    spec = build_group_spec(group_job(), KINDS, _uri, CONFIG_REF)
     assert spec["kind"] == GROUP_KIND and spec["group"] == "prep"
     assert spec["rule"] == plan_name(group_job()) == "group:prep:count+report+upper"
-    assert spec["jobid"] == 3 and spec["config"] == {"n": 1}
+    assert spec["jobid"] == 3 and spec["config_ref"] == CONFIG_REF and "config" not in spec
     assert [(m["rule"], m["kind"]) for m in spec["members"]] == list(KINDS.items())
-    assert all("config" not in m and "version" not in m for m in spec["members"])
+    assert all(m.keys().isdisjoint({"config", "config_ref", "version"}) for m in spec["members"])
     # Only data/a.txt comes from outside; the temp file never travels, count's output does.
     assert [i["path"] for i in external_inputs(spec)] == ["data/a.txt"]
     assert [i["path"] for i in home_items(spec, "output")] == [
@@ -117,17 +120,17 @@ def test_group_spec_runs_members_in_order_and_keeps_the_temp_file_on_disk():
 
 
 def test_a_temp_file_needed_outside_the_group_or_a_target_comes_home():
-    spec = build_group_spec(group_job(outside_needs_temp=True), KINDS, _uri, {})
+    spec = build_group_spec(group_job(outside_needs_temp=True), KINDS, _uri)
     assert "work/a.tmp" in [i["path"] for i in home_items(spec, "output")]
     group = group_job()
     group.dag.targetfiles.add("work/a.tmp")
-    spec = build_group_spec(group, KINDS, _uri, {})
+    spec = build_group_spec(group, KINDS, _uri)
     assert "work/a.tmp" in [i["path"] for i in home_items(spec, "output")]
 
 
 def test_the_group_spec_hash_ignores_snakemakes_jobids_so_a_later_run_adopts():
-    first = build_group_spec(group_job(first_jobid=3), KINDS, _uri, {})
-    later = build_group_spec(group_job(first_jobid=40), KINDS, _uri, {})
+    first = build_group_spec(group_job(first_jobid=3), KINDS, _uri)
+    later = build_group_spec(group_job(first_jobid=40), KINDS, _uri)
     assert first != later and spec_hash(first) == spec_hash(later)
     assert job_key(group_job(first_jobid=40)) == 40
 
@@ -142,7 +145,7 @@ def test_a_pipe_inside_a_group_is_refused_as_members_run_one_at_a_time():
 
 
 def test_the_failing_member_is_read_from_the_log_tail():
-    spec = build_group_spec(group_job(), KINDS, _uri, {})
+    spec = build_group_spec(group_job(), KINDS, _uri)
     tail = [
         "knot: rule upper, jobid 3: running (run)",
         "knot: rule count, jobid 4: FAILED: the shell command exited with 1",
@@ -156,7 +159,8 @@ def test_the_failing_member_is_read_from_the_log_tail():
 
 
 def test_the_runtime_completes_members_with_the_shared_keys_and_checks_them():
-    spec = build_group_spec(group_job(), KINDS, _uri, {"n": 1})
+    # The config as runtime/config.py fetched it through the group's reference, once.
+    spec = build_group_spec(group_job(), KINDS, _uri, CONFIG_REF) | {"config": {"n": 1}}
     members = member_specs(spec)
     assert [m["config"] for m in members] == [{"n": 1}] * 3
     assert [i.path for i in outside_inputs(members)] == ["data/a.txt"]

@@ -10,11 +10,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import snakemake.api  # loads snakemake.workflow, whose own import order this needs
+from boto3.s3.transfer import TransferConfig
 from snakemake.io import IOFile, directory
 from snakemake.iocontainers import InputFiles
 from snakemake.shell import shell as snakemake_shell
 
 from snakemake_executor_knot.errors import RuleError
+from snakemake_executor_knot.jobs.config import config_object, upload_config
 from snakemake_executor_knot.jobs.spec import (
     build_spec,
     encode,
@@ -24,6 +26,7 @@ from snakemake_executor_knot.jobs.spec import (
     upload_specs,
 )
 from snakemake_executor_knot.jobs.values import required_modules
+from snakemake_executor_knot.runtime.config import with_config
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 from snakemake_executor_knot.runtime.integrity import merkle_tree, root_from_proof
 from snakemake_executor_knot.runtime.namespace import Namespace
@@ -53,8 +56,11 @@ def _uri(path: str) -> str:
     return f"s3://bucket/knot/files/abc/{path}"
 
 
+CONFIG_REF = {"uri": "s3://bucket/knot/specs/config/ab.json", "sha256": "ab" * 32}
+
+
 def test_run_spec_matches_contract():
-    spec = build_spec(_job(), "run", _uri, {"subjects": ["01"]})
+    spec = build_spec(_job(), "run", _uri, CONFIG_REF)
     assert spec == {
         "version": SPEC_VERSION,
         "rule": "fit",
@@ -84,14 +90,14 @@ def test_run_spec_matches_contract():
         "wildcards": {"items": ["01"], "names": {"subject": [0, None]}},
         "resources": {"items": [2, 1000], "names": {"_cores": [0, None], "mem_mb": [1, None]}},
         "threads": 2,
-        "config": {"subjects": ["01"]},
+        "config_ref": CONFIG_REF,
     }
 
 
 def test_shell_and_script_specs_carry_their_command():
-    shell = build_spec(_job(shellcmd="cat {input} > {output}"), "shell", _uri, {})
+    shell = build_spec(_job(shellcmd="cat {input} > {output}"), "shell", _uri)
     assert shell["shell"] == {"command": "cat {input} > {output}", "executable": "bash"}
-    script = build_spec(_job(), "script", _uri, {})
+    script = build_spec(_job(), "script", _uri)
     assert script["script"] == {"path": "scripts/plot.py"}
     assert "shell" not in script
 
@@ -99,11 +105,11 @@ def test_shell_and_script_specs_carry_their_command():
 def test_unserialisable_param_names_rule_and_param():
     params = {"model": lambda x: x}
     with pytest.raises(RuleError, match=r"Rule 'fit': param 'model'"):
-        build_spec(_job(params=params), "run", _uri, {})
+        build_spec(_job(params=params), "run", _uri)
 
 
 def test_specs_are_small_and_carry_no_credentials():
-    spec = build_spec(_job(), "run", _uri, {})
+    spec = build_spec(_job(), "run", _uri)
     text = json.dumps(spec)
     assert "AWS_SECRET" not in text and "testing" not in text
     assert len(text) < 2000
@@ -165,6 +171,30 @@ def test_upload_specs_writes_one_object_read_by_range(clients):
     assert len(s3.list_objects_v2(Bucket="bucket")["Contents"]) == 1
 
 
+def test_a_large_spec_object_goes_in_parts_and_each_record_still_checks(clients, calls):
+    """Past the threshold the object is sent as a multipart upload (one PUT takes at most
+    5 GiB); each child's ranged read still proves its record against SubmitJob's root."""
+    s3 = clients.s3
+    s3.create_bucket(Bucket="bucket")
+    specs = [{**spec, "p": "x" * 4_000_000} for spec in _specs(3)]  # about 12 MB
+    small_parts = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    calls.reset()
+    written = upload_specs(s3, "bucket", "knot/specs/run/fit-1.jsonl", specs, "fit", small_parts)
+    assert calls["s3.CreateMultipartUpload"] == 1 and calls["s3.UploadPart"] == 3
+    assert calls["s3.PutObject"] == 0
+    env = {
+        "KNOT_SPEC_URI": "s3://bucket/knot/specs/run/fit-1.jsonl",
+        "KNOT_SPEC_RECORD_BYTES": str(written.record_bytes),
+        "KNOT_SPEC_SHA256": written.digest,
+    }
+    for index in range(3):  # record 1 spans the first two parts
+        where = spec_location({**env, "AWS_BATCH_JOB_ARRAY_INDEX": str(index)})
+        assert fetch_spec(s3, where) == specs[index]
+    calls.reset()
+    upload_specs(s3, "bucket", "knot/specs/run/fit-2.jsonl", _specs(), "fit")
+    assert calls["s3.PutObject"] == 1 and calls["s3.CreateMultipartUpload"] == 0
+
+
 def test_a_changed_spec_is_refused_before_anything_runs(clients):
     """Anyone who can write the bucket could change a spec, and params may be pickles: the
     record must match the root that SubmitJob carries."""
@@ -203,7 +233,7 @@ def test_input_produced_as_directory_is_marked_directory():
     job.input = named(InputFiles, [IOFile("fit/sub-01", rule=None)])
     producer = FakeJob(output=[IOFile(directory("fit/sub-01"), rule=None)])
     job.dag = SimpleNamespace(dependencies={job: {producer: {"fit/sub-01"}}})
-    spec = build_spec(job, "run", _uri, {})
+    spec = build_spec(job, "run", _uri)
     assert spec["input"]["items"] == [
         {"path": "fit/sub-01", "uri": _uri("fit/sub-01") + "/", "directory": True, "manifest": True}
     ]
@@ -212,11 +242,12 @@ def test_input_produced_as_directory_is_marked_directory():
 def test_encoding_keeps_the_order_of_names_and_config():
     """input.keys() and iteration over config follow declaration order, as in Snakemake."""
     job = _job()
-    spec = build_spec(job, "run", _uri, {"zeta": 1, "alpha": 2})
+    spec = build_spec(job, "run", _uri)
     decoded = json.loads(encode(spec))
     assert list(decoded["input"]["names"]) == ["dwi", "masks"]
     assert list(decoded["params"]["names"]) == ["alpha", "opts"]
-    assert list(decoded["config"]) == ["zeta", "alpha"]
+    written = config_object({"zeta": 1, "alpha": 2}, "fit")
+    assert written is not None and list(json.loads(written.body)) == ["zeta", "alpha"]
 
 
 def test_params_and_config_of_any_type_reach_the_job_equal_and_typed(clients):
@@ -224,9 +255,13 @@ def test_params_and_config_of_any_type_reach_the_job_equal_and_typed(clients):
     (as YAML configs hold) arrive as they left."""
     params = {"path": Path("/tmp"), "n": np.int64(1), "pair": (1, "a"), "alpha": 0.5}
     config = {"when": datetime.date(2026, 11, 29), "subjects": ["01", "02"]}
-    spec = build_spec(_job(params=params), "run", _uri, config)
+    config_written = config_object(config, "fit")
+    assert config_written is not None
+    ref = config_written.reference("bucket")
+    spec = build_spec(_job(params=params), "run", _uri, ref)
     s3, written, env = _upload(clients, [{**spec, "jobid": i} for i in range(8)])
-    ns = Namespace.from_spec(fetch_spec(s3, spec_location(env)))
+    upload_config(s3, "bucket", config_written, "fit")
+    ns = Namespace.from_spec(with_config(s3, fetch_spec(s3, spec_location(env))))
     assert ns.params.path == Path("/tmp") and isinstance(ns.params.path, Path)
     assert ns.params.n == 1 and type(ns.params.n) is np.int64
     assert ns.params.pair == (1, "a") and ns.params.alpha == 0.5
@@ -240,7 +275,7 @@ def test_a_snakefile_class_as_param_is_refused_naming_it(monkeypatch):
     Model = type("Model", (), {"__module__": "snakemake.workflow"})
     monkeypatch.setattr(snakemake.workflow, "Model", Model, raising=False)
     with pytest.raises(RuleError, match=r"Rule 'fit': param 'model' .*Model defined in the"):
-        build_spec(_job(params={"model": Model()}), "run", _uri, {})
+        build_spec(_job(params={"model": Model()}), "run", _uri)
 
 
 def test_absolute_paths_inside_the_working_directory_go_relative(tmp_path, monkeypatch):
@@ -269,8 +304,8 @@ def test_storage_uri_names_the_object_the_s3_plugin_writes(query, uri):
 
 
 def test_the_snakefiles_shell_prefix_and_suffix_travel_in_the_spec(monkeypatch):
-    assert "shell_wrap" not in build_spec(_job(shellcmd="true"), "shell", _uri, {})
+    assert "shell_wrap" not in build_spec(_job(shellcmd="true"), "shell", _uri)
     monkeypatch.setattr(snakemake_shell, "_process_prefix", "set -x; ")
     monkeypatch.setattr(snakemake_shell, "_process_suffix", "; sync")
-    spec = build_spec(_job(), "run", _uri, {})
+    spec = build_spec(_job(), "run", _uri)
     assert spec["shell_wrap"] == {"prefix": "set -x; ", "suffix": "; sync"}

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from snakemake_executor_knot.aws.stack import ensure_infra
 from snakemake_executor_knot.aws.status import JobState, StatusPoller
 from snakemake_executor_knot.aws.submit import Submitter
 from snakemake_executor_knot.config.settings import KnotConfig, with_classes
+from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.executor import Executor
 from snakemake_executor_knot.jobs.staging import LocalStaging
 from snakemake_executor_knot.rules.source import RuleSource
@@ -110,6 +112,49 @@ def test_equal_jobs_become_one_array_job(executor, calls):
     assert env["KNOT_SPEC_URI"].endswith("knot/specs/test-run/sample-1.jsonl")
     spec = fetch_spec(executor.clients.s3, spec_location(env))
     assert spec["jobid"] == 4 and spec["wildcards"]["items"] == ["4"]
+
+
+def test_specs_reference_the_config_which_travels_once(executor, calls):
+    """The run's config is one object in knot's bucket, named by its SHA-256; the spec
+    records, of an array and of a single job, carry only the reference."""
+    config = {"samples": [f"sample-{i:04d}" for i in range(400)], "seed": 1}
+    jobs = [
+        fake_job(
+            rule="sample", jobid=i, output=[f"out/{i}.txt"], wildcards={"chunk": str(i)},
+            resources={"mem_mb": 4000 if i == 6 else 1000}, config=config,
+        )
+        for i in range(1, 7)
+    ]  # fmt: skip
+    calls.reset()
+    executor.run_jobs(jobs)
+    assert calls["batch.SubmitJob"] == 2 and calls["s3.PutObject"] == 3
+    s3, bucket = executor.clients.s3, executor.services.infra.bucket
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="knot/specs/")["Contents"]]
+    (config_key,) = [k for k in keys if k.startswith("knot/specs/config/")]
+    body = s3.get_object(Bucket=bucket, Key=config_key)["Body"].read()
+    digest = hashlib.sha256(body).hexdigest()
+    assert config_key == f"knot/specs/config/{digest}.json" and json.loads(body) == config
+    ref = {"uri": f"s3://{bucket}/{config_key}", "sha256": digest}
+    spec_keys = [k for k in keys if k != config_key]
+    assert len(spec_keys) == 2
+    for key in spec_keys:
+        assert b"sample-0399" not in s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    for info in executor.submitted:
+        assert info.aux["spec"]["config_ref"] == ref and "config" not in info.aux["spec"]
+
+
+def test_a_secret_param_is_refused_before_anything_is_written_or_submitted(
+    executor, calls, monkeypatch
+):
+    """A param computed only when its job is ready (e.g. behind a checkpoint) is checked
+    when its spec is built, before any S3 or Batch call."""
+    monkeypatch.setenv("KNOT_TEST_SECRET", "s3cr3t-value-for-tests")
+    job = fake_job(rule="sample", jobid=1, output=["out/1.txt"], config={"seed": 1},
+                   params={"token": "s3cr3t-value-for-tests"})  # fmt: skip
+    calls.reset()
+    with pytest.raises(RuleError, match="Rule 'sample' has the param 'token'"):
+        executor.run_jobs([job])
+    assert sum(calls.counts.values()) == 0
 
 
 @pytest.mark.parametrize(("setting", "wait"), [(10, 1.0), (3, 3)])
@@ -240,7 +285,7 @@ def test_lost_journal_and_altered_specs_adopt_nothing(executor, calls, tmp_path)
     s3, bucket = executor.clients.s3, executor.services.infra.bucket
     key = "knot/specs/test-run/sample-1.jsonl"
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"seed":1', b'"seed":2'))
+    s3.put_object(Bucket=bucket, Key=key, Body=body.replace(b'"threads":1', b'"threads":2'))
     rerun = _next_run(executor)
     calls.reset()
     rerun.run_jobs([_job(1), _job(2)])

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 import snakemake_executor_knot.runtime as runtime_package
+from snakemake_executor_knot.jobs.config import config_object
 from snakemake_executor_knot.jobs.spec import spec_records
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 
@@ -104,14 +106,26 @@ def make_spec(rule: str, kind: str, **parts) -> dict:
         "wildcards": section([]),
         "resources": section([1, 1000], {"_cores": [0, None], "mem_mb": [1, None]}),
         "threads": 2,
-        "config": {},
     }
     return doc | parts
 
 
+def by_reference(s3, prefix: str, doc: dict) -> dict:
+    """``doc`` as the executor writes it: its ``config`` (if any) in an object of its own,
+    which the spec references by its SHA-256."""
+    doc = dict(doc)
+    written = config_object(doc.pop("config", {}), doc["rule"])
+    if written is None:
+        return doc
+    key = f"{prefix}/{written.key}"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=written.body)
+    return doc | {"config_ref": {"uri": f"s3://{BUCKET}/{key}", "sha256": written.sha256}}
+
+
 def put_spec(s3, prefix: str, doc: dict, name: str = "job-0.json") -> str:
-    """Write ``doc`` as the executor does (one record); its digest, for KNOT_SPEC_SHA256."""
-    written = spec_records([doc])
+    """Write ``doc`` as the executor does (one record, the config by reference); its
+    digest, for KNOT_SPEC_SHA256."""
+    written = spec_records([by_reference(s3, prefix, doc)])
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/{name}", Body=written.body)
     return written.digest
 
@@ -273,6 +287,51 @@ def test_shell_job(s3, endpoint, lib, work, prefix):
     assert read(s3, prefix, "out/s1.txt") == b"HELLO\ns1 3 v1 1000 upper\n"
 
 
+def test_the_config_comes_from_its_object_not_from_the_spec(s3, endpoint, lib, work, prefix):
+    """The spec holds only the reference; a config the spec itself carries is never used."""
+    upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
+    doc = by_reference(s3, prefix, shell_spec(prefix, "s1"))
+    assert "config" not in doc and doc["config_ref"]["sha256"]
+    written = spec_records([doc | {"config": {"tag": "inline"}}])
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/job-0.json", Body=written.body)
+    digest = written.digest
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out/s1.txt") == b"HELLO\ns1 3 v1 1000 upper\n"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        ("changed", "config .* failed its integrity check: its SHA-256 is [0-9a-f]{64}, but"),
+        ("missing", "could not read the workflow's config .*NoSuchKey"),
+    ],
+)
+def test_a_changed_or_missing_config_object_fails_the_job_before_the_rule_runs(
+    s3, endpoint, lib, work, prefix, tamper, message
+):
+    """Hostile input: a config object that is not the one the host wrote (it may hold
+    pickles) fails the job with a clear message; the rule never runs with another config."""
+    upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
+    doc = by_reference(s3, prefix, shell_spec(prefix, "s1"))
+    digest = put_spec(s3, prefix, doc)
+    key = doc["config_ref"]["uri"].removeprefix(f"s3://{BUCKET}/")
+    if tamper == "changed":
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"tag":"v2"}')
+    else:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 1
+    assert re.search(message, done.stderr), done.stderr
+    assert "running (shell)" not in done.stderr
+    assert not exists(s3, prefix, "out/s1.txt")
+    assert usage_of(s3, prefix, "job-0.json")["exit_status"] == 1
+
+
 def test_shell_job_failing_command(s3, endpoint, lib, work, prefix):
     upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
     digest = put_spec(s3, prefix, shell_spec(prefix, "s1", "false | cat > {output:q}"))
@@ -286,7 +345,8 @@ def test_shell_job_failing_command(s3, endpoint, lib, work, prefix):
 
 def test_array_index_selects_spec(s3, endpoint, lib, work, prefix):
     upload_inputs(s3, prefix, {"in/t.txt": b"abc\n"})
-    written = spec_records([shell_spec(prefix, "first"), shell_spec(prefix, "second")])
+    docs = [shell_spec(prefix, "first"), shell_spec(prefix, "second")]
+    written = spec_records([by_reference(s3, prefix, doc) for doc in docs])
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/array.jsonl", Body=written.body)
 
     done = run_runtime(
@@ -487,7 +547,7 @@ def test_usage_document_measures_the_job(s3, endpoint, lib, work, prefix):
     upload_inputs(s3, prefix, {"in/t.txt": b"x" * 5000})
     spec = shell_spec(prefix, "big", ALLOCATE)
     spec["params"] = section([200], {"mib": [0, None]})
-    written = spec_records([shell_spec(prefix, "other"), spec])
+    written = spec_records([by_reference(s3, prefix, d) for d in (shell_spec(prefix, "x"), spec)])
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/specs/mem.jsonl", Body=written.body)
 
     done = run_runtime(
@@ -522,8 +582,8 @@ def test_failed_job_still_sends_its_usage(s3, endpoint, lib, work, prefix):
 
 
 def group_spec(prefix: str, fail: bool = False) -> dict:
-    """first (run) writes a kept-on-disk mid.txt and out1.txt; second (shell) reads mid.txt
-    from the group and in.txt from S3 and writes out2.txt."""
+    """first (run) writes a kept-on-disk mid.txt, from the group's config, and out1.txt;
+    second (shell) reads mid.txt from the group and in.txt from S3 and writes out2.txt."""
     mid = {**item("mid.txt", prefix), "upload": False}
     first = make_spec("first", "run", output=section([mid, item("out1.txt", prefix)]))
     command = "exit 3" if fail else "cat {input} > {output}"
@@ -537,7 +597,8 @@ def group_spec(prefix: str, fail: bool = False) -> dict:
     members = [{k: v for k, v in m.items() if k not in ("version", "config")}
                for m in (first, second)]  # fmt: skip
     return {"version": SPEC_VERSION, "kind": "group", "rule": "group:g:first+second",
-            "jobid": 7, "group": "g", "config": {}, "members": members}  # fmt: skip
+            "jobid": 7, "group": "g", "config": {"who": "the group"},
+            "members": members}  # fmt: skip
 
 
 def write_member(members: Path, rule: str, body: str) -> None:
@@ -549,7 +610,7 @@ FIRST_RULE = """
     from knot_runtime.prelude import *
 
     def knot_run(input, output, params, wildcards, threads, resources, log, rule, jobid):
-        open(output[0], "w").write(f"made by {rule}\\n")
+        open(output[0], "w").write(f"made by {rule} for {config['who']}\\n")
         open(output[1], "w").write("out1\\n")
 """
 
@@ -575,7 +636,7 @@ def test_group_job_runs_members_in_order_and_keeps_its_temp_file(
         return
     assert done.returncode == 0, done.stderr
     assert read(s3, prefix, "out1.txt") == b"out1\n"
-    assert read(s3, prefix, "out2.txt") == b"made by first\nfrom S3\n"
+    assert read(s3, prefix, "out2.txt") == b"made by first for the group\nfrom S3\n"
     assert "downloading 1 inputs (1 files)" in done.stderr
     assert [(m["rule"], m["jobid"]) for m in usage["members"]] == [("first", 7), ("second", 8)]
 

@@ -20,8 +20,9 @@ from .common import (
     sub,
 )
 
-# Job specs live under this prefix of knot's bucket and expire after SPEC_EXPIRY_DAYS, as do
-# the usage documents jobs write next to them (runtime/contract.py).
+# Job specs, and the config objects they reference (jobs/config.py), live under this prefix
+# of knot's bucket, which jobs may read but not write, and expire after SPEC_EXPIRY_DAYS, as
+# do the usage documents jobs write next to them (runtime/contract.py).
 SPEC_PREFIX = f"knot/{SPEC_FOLDER}/"
 USAGE_PREFIX = f"knot/{USAGE_FOLDER}/"
 SPEC_EXPIRY_DAYS = 7
