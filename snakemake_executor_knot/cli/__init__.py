@@ -36,7 +36,7 @@ def config_from_args(args: argparse.Namespace) -> KnotConfig:
         profile=args.profile,
         endpoint_url=args.endpoint_url,
         emulator=args.emulator,
-        stack_name=check_stack_name(args.stack_name),
+        stack_name=check_stack_name(args.stack_name, flag="--stack-name", variable=None),
     )
 
 
