@@ -16,7 +16,7 @@ from ..aws.clients import Clients, caller_identity
 from ..aws.jobdef import JobDefinitions
 from ..aws.secrets import envvar_reference, store_envvars
 from ..aws.service_role import find_service_role
-from ..aws.stack import Infra, ensure_infra
+from ..aws.stack import Infra, ensure_infra, require_still_deployed
 from ..aws.submit import Submitter
 from ..config.settings import KnotConfig
 from ..config.workflow import storage_bucket, workflow_envvars
@@ -128,6 +128,8 @@ class Preparation:
             if plan.image_uri is None:  # built above, or named by knot_image
                 raise AssertionError(f"rule {plan.name} has no image")
             plan.job_definition_arn = services.jobdefs.arn_for(plan.image_uri)
+        if not self.plans:  # the run's first jobs: the stack read again right before them
+            require_still_deployed(self.clients, self.knot)
         self.plans.update(plans)
 
     def _open(self) -> Services:
