@@ -9,6 +9,11 @@ buckets are the union of the deployed ones and this run's (a run that needs more
 the stack, one that needs fewer leaves it alone). Other settings are recorded in the
 ``Settings`` output; a run asking for different ones updates the stack only while its queue
 is idle, and otherwise stops with an error naming the setting and both values.
+
+The read, the merge and the update happen under the stack lease (``lease.py``), so two
+runs updating at once cannot drop each other's buckets or classes; before its first job a
+run reads the stack again (``require_still_deployed``) in case an update that took no
+lease did.
 """
 
 from __future__ import annotations
