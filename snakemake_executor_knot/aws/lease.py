@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -93,6 +94,9 @@ class StackLease:
         self.etag: str | None = None
         self.lost = False
         self._renewals = 0
+        # Tells this holding apart from an earlier one of the same holder, whose bodies
+        # (and so ETags) would otherwise repeat.
+        self._nonce = secrets.token_hex(8)
         self._renewed_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,7 +167,8 @@ class StackLease:
 
     def _body(self) -> bytes:
         # The counter makes every renewal's body, and so its ETag, new.
-        return json.dumps({"holder": self.holder, "renewal": self._renewals}).encode()
+        body = {"holder": self.holder, "nonce": self._nonce, "renewal": self._renewals}
+        return json.dumps(body).encode()
 
     def _put(self, **condition: str) -> bool:
         """A conditional PutObject of the lease; False when its condition lost."""
