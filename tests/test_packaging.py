@@ -53,7 +53,7 @@ def workdir(tmp_path):
 
 
 BAD_STACK = "not a stack!"
-BAD_STACK_ERROR = "is not a valid CloudFormation stack name"
+BAD_STACK_ERROR = "is not a valid knot stack name"
 
 
 def test_flag_reaches_plugin(workdir):

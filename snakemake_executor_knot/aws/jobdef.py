@@ -12,6 +12,7 @@ from ..config.settings import KnotConfig
 from ..errors import aws_error
 from ..names import short_hash
 from ..runtime.contract import RUNTIME_COMMAND
+from .policy import JOB_USER
 from .stack import Infra
 
 LOG_STREAM_PREFIX = "knot"
@@ -51,6 +52,10 @@ def _container_properties(image_uri: str, infra: Infra) -> dict:
                 "awslogs-stream-prefix": LOG_STREAM_PREFIX,
             },
         },
+        # Stated, not left to Batch's defaults: every job runs as knot's uid (whatever the
+        # image's USER says), never privileged, and the runner policy allows registering
+        # nothing else (batch:User, batch:Privileged; see policy.py).
+        "user": JOB_USER,
         "privileged": False,
     }
 

@@ -18,6 +18,8 @@ for partition ``aws`` and stack ``knot``.
 from __future__ import annotations
 
 from ..names import short_hash
+from ..runtime.contract import KNOT_UID
+from .lease import LEASE_KEY
 from .secrets import secret_prefix
 from .template.common import STACK_TAG, log_group_name, repository_name
 from .template.iam import role_path
@@ -32,6 +34,7 @@ LINKED_ROLE_SERVICES = [
     "spot.amazonaws.com",
     "spotfleet.amazonaws.com",
 ]
+BOUNDARY_LINKED_ROLE_SERVICES = [*LINKED_ROLE_SERVICES, "autoscaling.amazonaws.com"]
 # The AWS managed policies the template attaches (template._iam), and no others.
 MANAGED_POLICIES = (
     "service-role/AWSBatchServiceRole",
@@ -39,6 +42,9 @@ MANAGED_POLICIES = (
     "service-role/AmazonEC2SpotFleetTaggingRole",
 )
 PLACEHOLDER_BUCKET = "your-storage-bucket"
+# The user of every job definition knot registers (jobdef.py): a numeric uid, so Docker
+# needs no /etc/passwd entry to resolve it and batch:User compares it as written.
+JOB_USER = str(KNOT_UID)
 _MAX_ROLE_NAME = 64
 
 
@@ -190,7 +196,10 @@ def _runner_stack(arns: Arns) -> list[dict]:
 def _runner_storage(arns: Arns, buckets) -> list[dict]:
     statements = [
         _statement("KnotBucket", ["s3:ListBucket", "s3:GetBucketLocation"], arns.knot_bucket()),
-        _statement("KnotObjects", _OBJECT_ACTIONS, arns.knot_bucket() + "/*"),
+        _statement("KnotObjects", _OBJECT_ACTIONS, arns.knot_bucket() + "/knot/*"),
+        # The stack lease (lease.py): HeadObject, conditional PutObject and DeleteObject,
+        # on its one key and nothing else outside knot/.
+        _statement("StackLease", _LEASE_ACTIONS, f"{arns.knot_bucket()}/{LEASE_KEY}"),
     ]
     if buckets:
         names = sorted(set(buckets))
@@ -206,6 +215,7 @@ def _runner_storage(arns: Arns, buckets) -> list[dict]:
 
 
 _OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+_LEASE_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
 
 
 def _runner_images_and_logs(arns: Arns) -> list[dict]:
@@ -240,11 +250,15 @@ def _runner_batch(arns: Arns) -> list[dict]:
         "batch:ListJobs",
     ]
     return [
+        # Only definitions whose jobs run as knot's uid and unprivileged (jobdef.py states
+        # both): a request that leaves either out has no value for the key, and is denied.
         _statement(
-            "JobDefinitions",
-            ["batch:RegisterJobDefinition", "batch:DeregisterJobDefinition"],
+            "RegisterUnprivilegedJobDefinitions",
+            ["batch:RegisterJobDefinition"],
             definitions,
+            {"Bool": {"batch:Privileged": "false"}, "StringEquals": {"batch:User": JOB_USER}},
         ),
+        _statement("DeregisterJobDefinitions", ["batch:DeregisterJobDefinition"], definitions),
         # Submitting needs the queue and the definition, both tagged with the stack.
         _statement(
             "SubmitToTheStacksQueue",
@@ -455,21 +469,26 @@ def _service_batch(arns: Arns) -> list[dict]:
 
 def boundary_policy(partition: str, stack_name: str) -> dict:
     """The most any role of the stack may do, whatever policy it holds: what the three
-    managed policies and the job role's S3 policy use, with no IAM write and passing only
-    the stack's own roles."""
+    managed policies and the job role's own policies (its buckets, its stack's envvars
+    secrets) use, with no IAM write and passing only the stack's own roles. The managed
+    policies' services stay whole (``ec2:*``, ...): AWS adds actions to those policies,
+    and a narrower cap would deny Batch what its own policy grants it."""
     arns = Arns(partition, stack_name)
-    services = ["ec2:*", "ecs:*", "autoscaling:*", "logs:*", "elasticloadbalancing:Describe*"]
+    services = ["ec2:*", "ecs:*", "autoscaling:*", "logs:*"]
     images = ["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:BatchCheckLayerAvailability"]
     images.append("ecr:GetDownloadUrlForLayer")
     objects = ["s3:ListBucket", "s3:GetBucketLocation", *_OBJECT_ACTIONS[:2]]
     objects.append("s3:AbortMultipartUpload")
     read_iam = ["iam:GetRole", "iam:GetInstanceProfile", "iam:ListInstanceProfiles"]
-    linked = {"StringEquals": {"iam:AWSServiceName": LINKED_ROLE_SERVICES}}
+    # Batch's service role creates these when the account lacks them (AWSBatchServiceRole).
+    linked = {"StringEquals": {"iam:AWSServiceName": BOUNDARY_LINKED_ROLE_SERVICES}}
     return _document(
         [
             _statement("ComputeAndLogs", services, "*"),
             _statement("PullImages", images, "*"),
             _statement("JobData", objects, "*"),
+            # envvars: jobs read their run's values (template/iam.py, runtime/envvars.py).
+            _statement("ReadEnvvarsSecrets", ["secretsmanager:GetSecretValue"], arns.secrets()),
             _statement("ReadIam", read_iam, "*"),
             _statement(
                 "PassOnlyTheStacksRoles", ["iam:PassRole"], arns.role(f"/knot/{arns.stack}/*")

@@ -9,6 +9,11 @@ buckets are the union of the deployed ones and this run's (a run that needs more
 the stack, one that needs fewer leaves it alone). Other settings are recorded in the
 ``Settings`` output; a run asking for different ones updates the stack only while its queue
 is idle, and otherwise stops with an error naming the setting and both values.
+
+The read, the merge and the update happen under the stack lease (``lease.py``), so two
+runs updating at once cannot drop each other's buckets or classes; before its first job a
+run reads the stack again (``require_still_deployed``) in case an update that took no
+lease did.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config.classes import DEFAULT_CLASS, ComputeClass, class_from_record
-from ..config.settings import KnotConfig
+from ..config.settings import KnotConfig, bucket_name_problem
 from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
 from .clients import Clients
+from .lease import LEASE_TIMING, LeaseTiming, StackLease, this_holder
 from .policy import boundary_arn
 from .template.assembly import (
     HASH_OUTPUT,
@@ -43,7 +50,7 @@ CAPABILITIES = ["CAPABILITY_IAM"]
 WAIT_TIMEOUT = 45 * 60.0
 POLL_SECONDS = 10.0
 # Bounds the create/update loop; conflicting settings stop it with an error first.
-MAX_ROUNDS = 4
+MAX_ROUNDS = 5  # one of them re-reads the stack under the lease
 MAX_TEMPLATE_BYTES = 51_200  # CreateStack/UpdateStack's limit on TemplateBody
 # The flag behind each recorded setting, for error messages.
 SETTING_FLAGS = {
@@ -318,35 +325,61 @@ def ensure_infra(
     *,
     timeout: float = WAIT_TIMEOUT,
     poll: float = POLL_SECONDS,
+    lease: LeaseTiming = LEASE_TIMING,
 ) -> Infra:
     """The shared stack for these settings: created if missing, updated in place when it
-    lacks what this run needs, otherwise only read. Concurrent callers end with one stack.
-    ``config.cfn_role``, when set, is the service role CloudFormation acts as."""
+    lacks what this run needs, otherwise only read. Concurrent callers end with one stack,
+    and an update is read, merged and made under the stack lease (``lease.py``), so no
+    run's update drops what another run added. ``config.cfn_role``, when set, is the
+    service role CloudFormation acts as."""
     ops = StackOps(clients, config.stack_name, timeout, poll, config.cfn_role)
     tags = Tags(config).as_list()
     updated = False
-    for _ in range(MAX_ROUNDS):
-        stack = ops.settled()
-        if stack is None:
-            ops.create(wanted_template(config, None)[0], tags)  # AlreadyExists: next round waits
-            continue
-        require_knots(stack)
-        if stack["StackStatus"] not in USABLE_STATES:
-            raise ops.failure(stack, _operation(stack["StackStatus"]))
-        deployed = deployed_settings(stack)
-        wanted = with_deployed(config, deployed)
-        body, digest = wanted_template(config, deployed)
-        if deployed_hash(stack) == digest:
-            return _require_outputs(stack, clients.region)
-        if updated and stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE":
-            raise ops.failure(stack, "Updating")
-        _refuse_conflicts(clients, stack, conflicts(deployed, wanted), updated)
-        updated = ops.update(body, tags) or updated
+    with ExitStack() as held:
+        leased: StackLease | None = None
+        for _ in range(MAX_ROUNDS):
+            stack = ops.settled()
+            if stack is None:
+                # CreateStack is atomic by name (AlreadyExists: next round waits); before
+                # the stack there is no bucket for a lease, and none is needed.
+                ops.create(wanted_template(config, None)[0], tags)
+                continue
+            require_knots(stack)
+            if stack["StackStatus"] not in USABLE_STATES:
+                raise ops.failure(stack, _operation(stack["StackStatus"]))
+            deployed = deployed_settings(stack)
+            wanted = with_deployed(config, deployed)
+            body, digest = wanted_template(config, deployed)
+            if deployed_hash(stack) == digest:
+                return _require_outputs(stack, clients.region)
+            if leased is None:  # read again, merge and update, all under the lease
+                leased = held.enter_context(_lease(clients, stack, lease))
+                continue
+            if updated and stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE":
+                raise ops.failure(stack, "Updating")
+            _refuse_conflicts(clients, stack, conflicts(deployed, wanted), updated)
+            leased.check()
+            updated = ops.update(body, tags) or updated
     raise AwsError(
         f"knot's stack '{config.stack_name}' kept changing while knot tried to bring it to "
         "the current settings. Run knot again; if this repeats, give runs that share the "
         "stack the same --knot-* settings, or use separate --knot-stack-name values."
     )
+
+
+def _lease(clients: Clients, stack: dict, timing: LeaseTiming) -> StackLease:
+    """The lease in the stack's own bucket (its name read back from the stack, so checked)."""
+    bucket = _require_outputs(stack, clients.region).bucket
+    if bucket_name_problem(bucket):
+        raise AwsError(
+            f"knot's stack '{stack['StackName']}' names its bucket '{_shown_name(bucket)}', "
+            "which is not a bucket name. Run 'knot infra down' and run knot again."
+        )
+    return StackLease(clients.s3, bucket, this_holder(), timing)
+
+
+def _shown_name(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:80]
 
 
 def wanted_template(config: KnotConfig, deployed: dict | None) -> tuple[str, str]:
@@ -483,6 +516,46 @@ def _require_outputs(stack: dict, region: str) -> Infra:
             "and run knot again."
         )
     return infra
+
+
+def require_still_deployed(clients: Clients, config: KnotConfig) -> None:
+    """Read the stack again before a run's first submission: it must still hold this
+    run's buckets and compute classes. An update by a run that took no lease (an older
+    knot, or someone's own UpdateStack) may have dropped them, and jobs would then fail
+    with AccessDenied or land in no queue."""
+    stack = StackOps(clients, config.stack_name).describe()
+    if stack is None:
+        raise AwsError(
+            f"knot's stack '{config.stack_name}' was deleted while this run prepared its "
+            "jobs ('knot infra down' by someone else?). Run knot again to create it."
+        )
+    missing = missing_from(deployed_settings(stack), config)
+    if missing:
+        raise AwsError(
+            f"knot's stack '{config.stack_name}' no longer holds what this run needs: "
+            + "; ".join(missing)
+            + ". Another run's stack update dropped it after this run made sure of it. "
+            "Run knot again: it adds it back, keeping what other runs use."
+        )
+
+
+def missing_from(deployed: dict | None, config: KnotConfig) -> list[str]:
+    """What of this run's buckets and classes the deployed settings lack (read from the
+    stack, so checked like a flag)."""
+    listed = (deployed or {}).get("buckets")
+    buckets = {b for b in listed if isinstance(b, str)} if isinstance(listed, list) else set()
+    stack_classes = {klass.name: klass for klass in deployed_classes(deployed)}
+    missing = [
+        f"bucket '{name}' (the job role may not use it)"
+        for name in extra_buckets(config)
+        if name not in buckets
+    ]
+    missing += [
+        f"compute class '{klass.name}' as \"{klass.describe()}\""
+        for klass in config.classes
+        if stack_classes.get(klass.name) != klass
+    ]
+    return missing
 
 
 def describe_infra(clients: Clients, config: KnotConfig) -> Infra | None:

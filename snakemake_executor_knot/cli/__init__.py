@@ -36,8 +36,16 @@ def config_from_args(args: argparse.Namespace) -> KnotConfig:
         profile=args.profile,
         endpoint_url=args.endpoint_url,
         emulator=args.emulator,
-        stack_name=check_stack_name(args.stack_name),
+        stack_name=check_stack_name(
+            args.stack_name, flag="--stack-name", variable=None, legacy=_looks_only(args)
+        ),
     )
+
+
+def _looks_only(args: argparse.Namespace) -> bool:
+    """Whether the command only shows or removes a stack: those take a stack name an older
+    knot allowed (upper case), so that such a stack can still be seen and removed."""
+    return args.command == "infra" and getattr(args, "infra_command", None) in {"status", "down"}
 
 
 def dispatch(args: argparse.Namespace) -> int:

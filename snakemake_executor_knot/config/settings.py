@@ -329,11 +329,31 @@ def bucket_name_problem(name: str) -> str | None:
     return None
 
 
-def check_stack_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name or ""):
+def check_stack_name(
+    name: str,
+    flag: str = "--knot-stack-name",
+    variable: str | None = "SNAKEMAKE_KNOT_STACK_NAME",
+    legacy: bool = False,
+) -> str:
+    """A stack name knot can use: lower case only. The stack's ECR repository and the
+    patterns that name its bucket in IAM policies are lower case (ECR and S3 allow
+    nothing else), so two names that differ only in case would share them. ``legacy``
+    lets an upper-case name through, to look at or remove a stack an older knot made."""
+    upper = re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name or "")
+    if legacy and upper:
+        return name
+    if name and name.lower() != name and upper:
         raise ConfigError(
-            f"--knot-stack-name '{name}' is not a valid CloudFormation stack name: use a "
-            "letter, then letters, digits and hyphens (at most 128)."
+            f"{flag} '{name}'{f' ({variable})' if variable else ''} has upper-case letters; knot's "
+            "stack names are lower case, since stacks whose names differ only in case would "
+            f"share an ECR repository and a bucket. Use {flag} '{name.lower()}' (a stack an "
+            f"older knot made under this name: 'knot --stack-name {name} infra down' removes "
+            "it)."
+        )
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,127}", name or ""):
+        raise ConfigError(
+            f"{flag} '{name}' is not a valid knot stack name: use a lower-case letter, then "
+            "lower-case letters, digits and hyphens (at most 128)."
         )
     return name
 

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from ..aws.capacity import describe_environments, queue_environments
 from ..aws.clients import Clients, caller_identity
 from ..aws.jobdef import JobDefinitions
-from ..aws.secrets import envvar_reference, store_envvars
+from ..aws.secrets import delete_dead_run_secrets, envvar_reference, store_envvars
 from ..aws.service_role import find_service_role
-from ..aws.stack import Infra, ensure_infra
+from ..aws.stack import Infra, ensure_infra, require_still_deployed
 from ..aws.submit import Submitter
 from ..config.settings import KnotConfig
 from ..config.workflow import storage_bucket, workflow_envvars
+from ..errors import KnotError
 from ..image.base import BaseImage
 from ..jobs.group import is_group, job_label, jobs_of, plan_name
 from ..jobs.paths import check_job_paths
@@ -139,6 +140,8 @@ class Preparation:
             if plan.image_uri is None:  # built above, or named by knot_image
                 raise AssertionError(f"rule {plan.name} has no image")
             plan.job_definition_arn = services.jobdefs.arn_for(plan.image_uri)
+        if not self.plans:  # the run's first jobs: the stack read again right before them
+            require_still_deployed(self.clients, self.knot)
         self.plans.update(plans)
 
     def _open(self) -> Services:
@@ -147,6 +150,7 @@ class Preparation:
         self.knot = find_service_role(self.clients, self.knot)
         with self.run_log.step("stack check"):
             infra = ensure_infra(self.clients, self.knot)
+        self._delete_dead_run_secrets(infra.stack_name)
         batch = self.clients.batch
         self.services = Services(
             infra=infra,
@@ -157,6 +161,20 @@ class Preparation:
             envvars_ref=self._store_envvars(infra.stack_name),
         )
         return self.services
+
+    def _delete_dead_run_secrets(self, stack_name: str) -> None:
+        """Secrets of runs that were killed before they could delete theirs; a failure
+        to look costs this run nothing, so it is only said."""
+        try:
+            gone = delete_dead_run_secrets(self.clients.secretsmanager, stack_name)
+        except KnotError as exc:
+            self.say(f"knot: could not look for envvars secrets of runs that died: {exc}")
+            return
+        if gone:
+            self.say(
+                f"knot: deleted {len(gone)} envvars secret(s) of runs that ended without "
+                f"deleting them: {', '.join(gone)}"
+            )
 
     def _store_envvars(self, stack_name: str) -> dict | None:
         """The values of envvars: and --envvars go to a secret of this run, never into a

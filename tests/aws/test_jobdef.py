@@ -44,6 +44,7 @@ def test_job_definition_request():
                     "awslogs-stream-prefix": "knot",
                 },
             },
+            "user": "1000",
             "privileged": False,
         },
         "retryStrategy": {

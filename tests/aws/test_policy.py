@@ -9,13 +9,18 @@ does for Allow statements (the policies here have no Deny)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.policy_conditions import CONDITION_OPERATIONS
 
+from snakemake_executor_knot.aws.jobdef import build_job_definition
+from snakemake_executor_knot.aws.lease import LEASE_KEY
 from snakemake_executor_knot.aws.policy import (
+    VERSION,
     boundary_arn,
     boundary_policy,
     runner_policy,
@@ -24,8 +29,11 @@ from snakemake_executor_knot.aws.policy import (
 )
 from snakemake_executor_knot.aws.service_role import create_service_role, find_service_role
 from snakemake_executor_knot.aws.stack import ensure_infra
+from snakemake_executor_knot.aws.template.assembly import build_template
 from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import ConfigError
+
+from ..conftest import IMAGE, make_infra
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role"
@@ -116,7 +124,7 @@ def test_storage_buckets_can_be_checked_and_created():
     assert not allowed(RUNNER, "s3:GetObject", "arn:aws:s3:::someone-elses/secret")
 
 
-@pytest.mark.parametrize("stack", ["knot", "Team-Pipeline-7", "x" * 128])
+@pytest.mark.parametrize("stack", ["knot", "team-pipeline-7", "x" * 128])
 @pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
 def test_any_partition_and_stack_name(partition, stack):
     policy = runner_policy(partition, stack)
@@ -213,3 +221,162 @@ def test_without_a_service_role_the_caller_makes_the_stack(clients):
 def test_a_cfn_role_that_is_not_an_arn_is_a_config_error(clients):
     with pytest.raises(ConfigError, match="--knot-cfn-role"):
         find_service_role(clients, KnotConfig(cfn_role="knot-cfn-knot"))
+
+
+# --- the boundary covers what the stack's roles need -----------------------------------
+
+
+TEMPLATE_VALUES = {
+    "${AWS::Partition}": "aws",
+    "${AWS::Region}": "us-east-1",
+    "${AWS::AccountId}": ACCOUNT,
+    "${Bucket.Arn}": "arn:aws:s3:::knot-bucket-1abc",
+}
+STACK_ROLE = f"{ROLE}/knot/knot/infra/knot-InstanceRole-1"
+# What managed policies grant and no role of the stack uses: it has no load balancers.
+NOT_NEEDED = {
+    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+    "elasticloadbalancing:RegisterTargets",
+}
+
+
+def _resolved(value) -> str:
+    """A template ARN as CloudFormation would make it; a trailing * becomes a name."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return TEMPLATE_VALUES["${" + ".".join(value["Fn::GetAtt"]) + "}"]
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    for name, concrete in TEMPLATE_VALUES.items():
+        text = text.replace(name, concrete)
+    return text[:-1] + "run-1-AbCdEf" if text.endswith("*") and text != "*" else text
+
+
+def _role_statements(template: dict):
+    """(role, statement) for every Allow statement of every role of the template: its
+    inline policies, and the AWS managed policies it attaches (moto's copies of them)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    managed = json.loads(aws_managed_policies_data)
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::IAM::Role":
+            continue
+        documents = [p["PolicyDocument"] for p in res["Properties"].get("Policies", [])]
+        for arn in res["Properties"].get("ManagedPolicyArns", []):
+            documents.append(managed[arn["Fn::Sub"].rsplit("/", 1)[1]]["Document"])
+        for document in documents:
+            for statement in document["Statement"]:
+                if statement["Effect"] == "Allow":
+                    yield name, statement
+
+
+def _requests(statement: dict):
+    """(action, resource, context) of each request a statement lets its role make: a
+    resource of * is the stack's own (a role passes only the stack's roles), and the
+    request carries each combination of the statement's StringEquals values."""
+    equals = statement.get("Condition", {}).get("StringEquals", {})
+    choices = [[v] if isinstance(v, str) else v for v in equals.values()]
+    contexts = [dict(zip(equals, values, strict=True)) for values in itertools.product(*choices)]
+    actions = statement["Action"]
+    resources = statement["Resource"]
+    for action in [actions] if isinstance(actions, str) else actions:
+        for resource in [resources] if isinstance(resources, (str, dict)) else resources:
+            arn = _resolved(resource)
+            for context in contexts:
+                yield action, STACK_ROLE if arn == "*" else arn, context
+
+
+def _boundary_gaps(boundary: dict) -> list[str]:
+    template = build_template(KnotConfig(stack_name="knot"), BOUNDARY)
+    assert {name for name, _ in _role_statements(template)} >= {"JobRole", "InstanceRole"}
+    return sorted(
+        f"{role}: {action} on {resource}"
+        for role, statement in _role_statements(template)
+        for action, resource, context in _requests(statement)
+        if action not in NOT_NEEDED and not allowed(boundary, action, resource, **context)
+    )
+
+
+def test_the_boundary_allows_every_action_of_every_stack_role():
+    assert _boundary_gaps(boundary_policy("aws", "knot")) == []
+
+
+def test_the_boundary_check_finds_a_gap():
+    """The check above can fail: a boundary without the secrets statement denies the job
+    role its envvars."""
+    cut = boundary_policy("aws", "knot")
+    cut["Statement"] = [s for s in cut["Statement"] if s["Sid"] != "ReadEnvvarsSecrets"]
+    (gap,) = _boundary_gaps(cut)
+    assert gap.startswith("JobRole: secretsmanager:GetSecretValue on arn:aws:secretsmanager:")
+
+
+def test_every_boundary_statement_serves_some_role():
+    template = build_template(KnotConfig(stack_name="knot"), BOUNDARY)
+    requests = [r for _, st in _role_statements(template) for r in _requests(st)]
+    for statement in boundary_policy("aws", "knot")["Statement"]:
+        single = {"Version": VERSION, "Statement": [statement]}
+        used = any(allowed(single, a, r, **c) for a, r, c in requests)
+        assert used, statement["Sid"]
+
+
+# --- job definitions: knot's uid, never privileged ---------------------------------------
+
+
+def _bool_condition(expected, actual: str) -> bool:
+    """IAM's Bool operator, which moto's engine skips (it treats every unknown operator
+    as met)."""
+    values = [expected] if isinstance(expected, str) else expected
+    return actual.lower() in [str(v).lower() for v in values]
+
+
+@pytest.fixture
+def bool_conditions(monkeypatch):
+    monkeypatch.setitem(CONDITION_OPERATIONS, "Bool", _bool_condition)
+
+
+DEFINITION = f"arn:aws:batch:us-east-1:{ACCOUNT}:job-definition/knot-0123abcd0123abcd"
+
+
+@pytest.mark.parametrize(
+    ("privileged", "user", "ok"),
+    [("false", "1000", True), ("true", "1000", False), ("false", "0", False),
+     ("false", "root", False), ("true", "0", False)],
+)  # fmt: skip
+def test_the_runner_registers_only_unprivileged_definitions_as_knots_uid(
+    bool_conditions, privileged, user, ok
+):
+    context = {"batch:Privileged": privileged, "batch:User": user}
+    assert allowed(RUNNER, "batch:RegisterJobDefinition", DEFINITION, **context) == ok
+
+
+def test_knots_own_job_definition_is_what_the_runner_may_register(bool_conditions):
+    request = build_job_definition(IMAGE, make_infra(), KnotConfig())
+    container = request["containerProperties"]
+    context = {
+        "batch:Privileged": str(container["privileged"]).lower(),
+        "batch:User": container["user"],
+    }
+    arn = f"arn:aws:batch:us-east-1:{ACCOUNT}:job-definition/{request['jobDefinitionName']}"
+    assert allowed(RUNNER, "batch:RegisterJobDefinition", arn, **context)
+
+
+def test_the_runner_holds_the_stack_lease_and_no_other_key_outside_knots_prefix():
+    bucket = "arn:aws:s3:::knot-bucket-1abc"
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert allowed(RUNNER, action, f"{bucket}/{LEASE_KEY}"), action
+    assert not allowed(RUNNER, "s3:AbortMultipartUpload", f"{bucket}/{LEASE_KEY}")
+    assert not allowed(RUNNER, "s3:PutObject", f"{bucket}/other.lease")
+    assert allowed(RUNNER, "s3:PutObject", f"{bucket}/knot/specs/run/a.jsonl")
+    # Jobs may not touch it: the job role writes only under its files and usage prefixes
+    # (a trailing * of the template stands for run-1-AbCdEf here, see _resolved).
+    template = build_template(KnotConfig(stack_name="knot"), BOUNDARY)
+    job_role = {"Version": VERSION, "Statement": []}
+    for policy in template["Resources"]["JobRole"]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Allow":
+                resources = [_resolved(r) for r in statement["Resource"]]
+                job_role["Statement"].append({**statement, "Resource": resources})
+    lease = TEMPLATE_VALUES["${Bucket.Arn}"] + "/" + LEASE_KEY
+    assert not allowed(job_role, "s3:PutObject", lease)
+    assert not allowed(job_role, "s3:DeleteObject", lease)
+    assert allowed(
+        job_role, "s3:PutObject", TEMPLATE_VALUES["${Bucket.Arn}"] + "/knot/files/run-1-AbCdEf"
+    )

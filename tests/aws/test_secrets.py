@@ -4,19 +4,29 @@ the stack, read back by the runtime, and deleted per run or per stack."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from snakemake_executor_knot.aws.secrets import (
+    HOST_TAG,
+    MAX_RUN_AGE,
+    PID_TAG,
+    delete_dead_run_secrets,
     delete_secret,
     delete_stack_secrets,
     envvar_reference,
     read_envvars,
+    run_is_over,
     secret_name,
     stack_secrets,
     store_envvars,
+    this_host,
 )
 from snakemake_executor_knot.errors import AwsError
+from snakemake_executor_knot.run.prepare import Preparation
 from snakemake_executor_knot.runtime import envvars as runtime_envvars
 from snakemake_executor_knot.runtime.report import JobFailure
 
@@ -93,3 +103,79 @@ def test_reference_holds_the_arn_and_sorted_names_only(clients):
     reference = envvar_reference(arn, {"OTHER", "KNOT_TEST_TOKEN"})
     assert reference == {"secret": arn, "names": ["KNOT_TEST_TOKEN", "OTHER"]}
     assert not any(value in json.dumps(reference) for value in VALUES.values())
+
+
+# --- secrets of runs that died --------------------------------------------------------
+
+
+def _secret_of(sm, run: str, host: str, pid: str, stack: str = "knot") -> str:
+    """A secret as another run made it (its own host and pid tags)."""
+    tags = [{"Key": "knot:stack", "Value": stack}, {"Key": HOST_TAG, "Value": host}]
+    tags.append({"Key": PID_TAG, "Value": pid})
+    return sm.create_secret(Name=secret_name(stack, run), SecretString="{}", Tags=tags)["ARN"]
+
+
+def _names(sm) -> list[str]:
+    return sorted(s["Name"] for s in sm.list_secrets()["SecretList"])
+
+
+def _dead_process() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_secrets_of_dead_runs_go_and_live_runs_keep_theirs(clients):
+    sm = clients.secretsmanager
+    here = this_host()
+    assert here != "unknown"  # Linux: the boot id and the PID namespace are readable
+    mine = store_envvars(sm, "knot", "run-live", VALUES)  # this very process: alive
+    assert {"Key": PID_TAG, "Value": str(os.getpid())} in sm.describe_secret(SecretId=mine)["Tags"]
+    _secret_of(sm, "run-killed", here, str(_dead_process()))
+    _secret_of(sm, "run-parent", here, str(os.getppid()))  # alive
+    _secret_of(sm, "run-elsewhere", "other-host/boot/1", "12")  # young: may be running
+    _secret_of(sm, "run-garbled", here, "12; rm -rf /")  # unreadable: kept
+    _secret_of(sm, "run-superscript", here, "\u00b2")  # a digit to str.isdigit, not to int
+    _secret_of(sm, "run-other-stack", here, str(_dead_process()), stack="knot-dev")
+    gone = delete_dead_run_secrets(sm, "knot")
+    assert gone == ["knot/knot/run-killed"]
+    assert _names(sm) == [
+        "knot/knot-dev/run-other-stack",
+        "knot/knot/run-elsewhere",
+        "knot/knot/run-garbled",
+        "knot/knot/run-live",
+        "knot/knot/run-parent",
+        "knot/knot/run-superscript",
+    ]
+
+
+def test_a_run_elsewhere_is_over_only_after_the_age_limit():
+    young = datetime.now(UTC) - timedelta(days=2)
+    old = datetime.now(UTC) - MAX_RUN_AGE - timedelta(hours=1)
+    elsewhere = [{"Key": HOST_TAG, "Value": "other/boot/1"}, {"Key": PID_TAG, "Value": "7"}]
+    assert not run_is_over({"Tags": elsewhere, "CreatedDate": young}, "me/boot/2", young)
+    assert run_is_over({"Tags": elsewhere, "CreatedDate": old}, "me/boot/2", datetime.now(UTC))
+    # On this host the process decides, whatever the age.
+    here = [{"Key": HOST_TAG, "Value": "me/boot/2"}, {"Key": PID_TAG, "Value": "7"}]
+    old_here = {"Tags": here, "CreatedDate": old}
+    assert not run_is_over(old_here, "me/boot/2", datetime.now(UTC), alive=lambda pid: True)
+    assert run_is_over(old_here, "me/boot/2", datetime.now(UTC), alive=lambda pid: False)
+    # Without a readable host (not Linux) nothing is judged by its pid.
+    unknown = [{"Key": HOST_TAG, "Value": "unknown"}, {"Key": PID_TAG, "Value": "7"}]
+    record = {"Tags": unknown, "CreatedDate": young}
+    assert not run_is_over(record, "unknown", datetime.now(UTC), alive=lambda pid: False)
+
+
+def test_a_start_deletes_them_in_one_line(clients):
+    said: list[str] = []
+    preparation = Preparation.__new__(Preparation)  # only what the cleanup uses
+    preparation.clients, preparation.say = clients, said.append
+    _secret_of(clients.secretsmanager, "run-killed", this_host(), str(_dead_process()))
+    preparation._delete_dead_run_secrets("knot")
+    assert said == [
+        "knot: deleted 1 envvars secret(s) of runs that ended without deleting them: "
+        "knot/knot/run-killed"
+    ]
+    preparation._delete_dead_run_secrets("knot")  # nothing left: nothing said
+    assert len(said) == 1

@@ -8,29 +8,40 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto.batch.models import batch_backends
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from snakemake_executor_knot.aws.clients import Clients
+from snakemake_executor_knot.aws.lease import LEASE_KEY, LeaseTiming
 from snakemake_executor_knot.aws.policy import runner_policy
 from snakemake_executor_knot.aws.stack import (
     Infra,
+    StackOps,
     deployed_settings,
     describe_infra,
     ensure_infra,
     failure_reasons,
+    require_still_deployed,
+    wanted_template,
     with_deployed_buckets,
 )
 from snakemake_executor_knot.aws.status import recent_jobs
 from snakemake_executor_knot.aws.teardown import teardown
-from snakemake_executor_knot.aws.template.assembly import HASH_OUTPUT, build_template, stamp
+from snakemake_executor_knot.aws.template.assembly import (
+    HASH_OUTPUT,
+    OUTPUTS,
+    build_template,
+    stamp,
+)
+from snakemake_executor_knot.aws.template.common import Tags
 from snakemake_executor_knot.cli.infra import status_report
 from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.emulator.patches.cloudformation import (
     serialised,
 )
+from snakemake_executor_knot.emulator.patches.s3 import atomic_conditional_writes
 from snakemake_executor_knot.errors import AwsError, ConfigError
 
 from ..conftest import REGION
@@ -144,15 +155,18 @@ def test_other_settings_under_active_jobs_are_one_clear_error(clients, calls):
 
 
 def test_runs_changing_settings_back_and_forth_stop_with_one_error(clients, calls):
-    """Another run changes the stack right after this run's update: the next round sees
-    values this run did not ask for and stops, naming both, instead of updating again."""
+    """A run that takes no lease (an older knot, or someone's own UpdateStack) changes the
+    stack right after this run's update: the next round sees values this run did not ask
+    for and stops, naming both, instead of updating again."""
     ensure_infra(clients, CONFIG)
     rival = KnotConfig(stack_name="knot", max_vcpus=32, buckets=("user-data",))
     mine = KnotConfig(stack_name="knot", max_vcpus=64, buckets=("user-data",))
     rival_clients = Clients(session=boto3.Session(region_name=REGION))
 
     def rival_updates(**_kwargs) -> None:
-        ensure_infra(rival_clients, rival)
+        deployed = deployed_settings(stack(rival_clients))
+        body = wanted_template(rival, deployed)[0]
+        StackOps(rival_clients, "knot").update(body, Tags(rival).as_list())
 
     clients.cloudformation.meta.events.register(
         "after-call.cloudformation.UpdateStack", rival_updates
@@ -316,21 +330,28 @@ def test_a_stack_stuck_in_progress_times_out(plain_clients):
 
 
 def test_failed_update_is_reported_not_retried_forever(plain_clients):
-    old = [{"OutputKey": HASH_OUTPUT, "OutputValue": "0" * 16}]
+    old = [{"OutputKey": key, "OutputValue": f"knot-{key.lower()}"} for key in OUTPUTS]
+    old.append({"OutputKey": HASH_OUTPUT, "OutputValue": "0" * 16})
     events = [
         _event("knot", STACK, "UPDATE_ROLLBACK_COMPLETE"),
         _event("JobQueue", "AWS::Batch::JobQueue", "UPDATE_FAILED", "Internal Failure"),
         _event("knot", STACK, "UPDATE_IN_PROGRESS", "User Initiated"),
     ]
-    with Stubber(plain_clients.cloudformation) as stub:
+    lease = {"Bucket": "knot-bucketname", "Key": LEASE_KEY}
+    with Stubber(plain_clients.cloudformation) as stub, Stubber(plain_clients.s3) as s3:
+        stub.add_response("describe_stacks", {"Stacks": [_stack("CREATE_COMPLETE", old)]})
+        taken = {**lease, "IfNoneMatch": "*", "Body": ANY, "ContentType": ANY, "Metadata": ANY}
+        s3.add_response("put_object", {"ETag": '"e1"'}, taken)
         stub.add_response("describe_stacks", {"Stacks": [_stack("CREATE_COMPLETE", old)]})
         stub.add_response("update_stack", {"StackId": "arn:stack/knot/1"})
         rolled_back = _stack("UPDATE_ROLLBACK_COMPLETE", old)
         stub.add_response("describe_stacks", {"Stacks": [rolled_back]})
         stub.add_response("describe_stack_events", {"StackEvents": events})
+        s3.add_response("delete_object", {}, {**lease, "IfMatch": '"e1"'})
         with pytest.raises(AwsError, match="JobQueue: Internal Failure"):
             ensure_infra(plain_clients, CONFIG, poll=0)
         stub.assert_no_pending_responses()
+        s3.assert_no_pending_responses()
 
 
 def test_access_denied_on_describe_names_the_iam_action(plain_clients):
@@ -522,3 +543,113 @@ def test_knot_jobs_lists_the_jobs_of_every_class(clients):
     }
     jobs = recent_jobs(clients.batch, [*infra.queues.values()], limit=10, since_ms=0)
     assert sorted(job["jobId"] for job in jobs) == sorted(ids.values())
+
+
+# --- two runs updating at once: the stack lease ------------------------------------------
+
+FAST_LEASE = LeaseTiming(ttl=30.0, renew=0.2, poll=0.02, timeout=30.0)
+
+
+class NoLease:
+    """What ensure_infra did before the lease: nothing between the read and the update."""
+
+    def __enter__(self) -> NoLease:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def check(self) -> None:
+        return None
+
+
+def _interleaved_updates() -> tuple[Infra, list[BaseException]]:
+    """Two runs add their own bucket at once. Right before the first run's UpdateStack the
+    second run starts, and gets up to 2 s to read the stack and reach its own UpdateStack,
+    which then waits until the first run is done: the interleaving that lost an update.
+    Under the lease the second run cannot read before the first run's update is over."""
+    first_cfg = KnotConfig(stack_name="knot", max_vcpus=16, buckets=("first-data",))
+    second_cfg = KnotConfig(stack_name="knot", max_vcpus=16, buckets=("second-data",))
+    first, second = (Clients(session=boto3.Session(region_name=REGION)) for _ in range(2))
+    second_ready, first_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def run_second() -> None:
+        try:
+            ensure_infra(second, second_cfg, poll=0.01, lease=FAST_LEASE)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    other = threading.Thread(target=run_second)
+
+    def first_about_to_update(**_) -> None:  # a before-call hook must return None
+        if not other.is_alive() and not first_done.is_set():
+            other.start()
+            second_ready.wait(2)
+
+    def second_about_to_update(**_) -> None:
+        second_ready.set()
+        first_done.wait(10)
+
+    first.cloudformation.meta.events.register(
+        "before-call.cloudformation.UpdateStack", first_about_to_update
+    )
+    second.cloudformation.meta.events.register(
+        "before-call.cloudformation.UpdateStack", second_about_to_update
+    )
+    infra = ensure_infra(first, first_cfg, poll=0.01, lease=FAST_LEASE)
+    first_done.set()
+    other.join(30)
+    assert not other.is_alive()
+    return infra, errors
+
+
+@pytest.fixture
+def conditional_writes():
+    atomic_conditional_writes()  # the emulator's fix: S3 decides conditions atomically
+
+
+def test_two_runs_updating_at_once_keep_both_buckets(clients, conditional_writes):
+    ensure_infra(clients, CONFIG)
+    infra, errors = _interleaved_updates()
+    assert errors == []
+    assert _job_role_buckets(clients, infra) == ["first-data", "second-data", "user-data"]
+    require_still_deployed(clients, KnotConfig(stack_name="knot", buckets=("first-data",)))
+    assert "Contents" not in clients.s3.list_objects_v2(Bucket=infra.bucket, Prefix=LEASE_KEY)
+
+
+def test_without_the_lease_the_second_update_drops_the_first_runs_bucket(
+    clients, conditional_writes, monkeypatch
+):
+    """The interleaving above is forced, not hoped for: without the lease it loses the
+    first run's bucket every time, and the re-read before the first job catches it."""
+    monkeypatch.setattr("snakemake_executor_knot.aws.stack._lease", lambda *_: NoLease())
+    ensure_infra(clients, CONFIG)
+    infra, errors = _interleaved_updates()
+    assert errors == []
+    assert _job_role_buckets(clients, infra) == ["second-data", "user-data"]
+    mine = KnotConfig(stack_name="knot", buckets=("first-data",))
+    with pytest.raises(AwsError) as caught:
+        require_still_deployed(clients, mine)
+    message = str(caught.value)
+    assert "no longer holds what this run needs: bucket 'first-data'" in message
+    assert "Another run's stack update dropped it" in message and "Run knot again" in message
+
+
+def test_the_reread_finds_a_dropped_compute_class_and_a_deleted_stack(
+    clients, deletable_stack_resources
+):
+    gpu = with_classes(CONFIG, "gpu=g5")
+    ensure_infra(clients, gpu)
+    require_still_deployed(clients, gpu)  # all there: nothing to say
+    # Someone's own update, without the lease, to a template without the class.
+    body = wanted_template(CONFIG, None)[0]
+    clients.cloudformation.update_stack(
+        StackName="knot", TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
+        Tags=Tags(CONFIG).as_list(),
+    )  # fmt: skip
+    with pytest.raises(AwsError, match="compute class 'gpu' as \"gpu=g5:30GB:spot:maxvcpus=16\""):
+        require_still_deployed(clients, gpu)
+    teardown(clients, CONFIG, force=True)
+    with pytest.raises(AwsError, match="was deleted while this run prepared its jobs"):
+        require_still_deployed(clients, gpu)

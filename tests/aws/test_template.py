@@ -483,6 +483,13 @@ def _user_data_parts(config: KnotConfig) -> list:
     return message.get_payload()
 
 
+def _owner_matches(rule: list[str], uid: int) -> bool:
+    """Whether iptables' owner match of ``rule`` takes a packet of ``uid``."""
+    at = rule.index("--uid-owner")
+    negated = rule[at - 1] == "!"
+    return (int(rule[at + 1]) == uid) != negated
+
+
 def test_jobs_cannot_reach_the_instance_metadata_service():
     (part,) = _user_data_parts(CUSTOM)
     assert part.get_content_type() == "text/cloud-boothook"  # runs on every boot
@@ -491,13 +498,17 @@ def test_jobs_cannot_reach_the_instance_metadata_service():
     by_chain = {rule[2]: rule for rule in rules}
     job_user = by_chain["OUTPUT"]  # host networking: the job's packets leave from OUTPUT
     assert job_user[job_user.index("--destination") + 1] == "169.254.169.254/32"
-    assert job_user[job_user.index("--uid-owner") + 1] == str(KNOT_UID)
     assert job_user[-2:] == ["--jump", "DROP"]
+    # Every user but root is dropped: knot's jobs, and any other uid an image or a
+    # process inside it may use; root (the ECS agent, the instance's services) is not.
+    for uid in (KNOT_UID, 1001, 65534, 2**31):
+        assert _owner_matches(job_user, uid), uid
+    assert not _owner_matches(job_user, 0)
     bridged = by_chain["DOCKER-USER"]
     assert bridged[bridged.index("--destination") + 1] == "169.254.169.254/32"
     assert bridged[-2:] == ["--jump", "DROP"]
     # The ECS agent runs as root on the host network and needs the service: the only
-    # OUTPUT rule is limited to the job user.
+    # OUTPUT rule leaves root alone.
     assert [rule[2] for rule in rules].count("OUTPUT") == 1
     options = props(CUSTOM, "LaunchTemplate")["LaunchTemplateData"]["MetadataOptions"]
     assert options == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}

@@ -46,6 +46,16 @@ def test_cli_up_status_down(moto, deletable_stack_resources, capsys):
     assert "nothing to delete" in capsys.readouterr().out
 
 
+def test_an_upper_case_stack_name_is_refused_except_to_see_or_remove_an_old_stack(moto, capsys):
+    argv = ["--region", REGION, "--stack-name", "Old-Stack"]
+    assert main([*argv, "infra", "up"]) == 1
+    err = capsys.readouterr().err
+    assert "--stack-name 'Old-Stack' has upper-case letters" in err
+    assert "Use --stack-name 'old-stack'" in err and "SNAKEMAKE_KNOT" not in err
+    assert main([*argv, "infra", "status"]) == 0  # an older knot's stack stays visible
+    assert "does not exist" in capsys.readouterr().out
+
+
 def test_cli_down_requires_a_subcommand():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["infra"])

@@ -30,6 +30,14 @@ CASES = {
     "rate_above_aws_limit": ({"submit_rate": 80}, None, "at most 50"),
     "files_expiry_zero": ({"files_expiry_days": 0}, None, "--knot-files-expiry-days"),
     "bad_extra_bucket": ({"buckets": "ok-bucket,Not_OK"}, None, "--knot-buckets"),
+    # Stack names that differ only in case would share an ECR repository and a bucket
+    # pattern: refused, naming the flag and its variable.
+    "upper_case_stack_name": (
+        {"stack_name": "Team-Pipeline"},
+        None,
+        "--knot-stack-name 'Team-Pipeline' (SNAKEMAKE_KNOT_STACK_NAME) has upper-case letters",
+    ),
+    "stack_name_with_underscore": ({"stack_name": "my_stack"}, None, "--knot-stack-name"),
     "gpu_types_in_the_default_class": (
         {"instance_types": "g5"},
         None,

@@ -9,22 +9,24 @@ import base64
 
 from ...config.classes import ComputeClass, logical_prefix
 from ...config.settings import KnotConfig
-from ...runtime.contract import KNOT_UID
 from .common import Tags, get_att, ref, resource
 
 METADATA_ADDRESS = "169.254.169.254"
+ROOT_UID = 0
 
 # Jobs on EC2 run in the host's network namespace (Batch's only mode for EC2 jobs), so the
-# IMDSv2 hop limit does not keep them from the instance role. The rule drops the job
-# user's packets to the metadata service; the ECS agent (root, host network) keeps it, and
-# the job role's credentials come from the agent's endpoint (169.254.170.2), not from it.
+# IMDSv2 hop limit does not keep them from the instance role. The rule drops the packets
+# of every user but root to the metadata service: knot's jobs run as KNOT_UID, but an
+# image's other users (or a process that changes uid) must not get through either. The ECS
+# agent and the instance's own services run as root and keep it; the job role's
+# credentials come from the agent's endpoint (169.254.170.2), not from it.
 # DOCKER-USER covers containers on a bridge, should a job definition ever use one; Docker
 # keeps a DOCKER-USER chain that exists before it starts. A cloud-boothook runs on every
 # boot, before the ECS agent starts jobs, so the rules survive reboots.
 _BOOTHOOK = f"""#cloud-boothook
 #!/bin/sh
 iptables --insert OUTPUT 1 --destination {METADATA_ADDRESS}/32 \
-  --match owner --uid-owner {KNOT_UID} --jump DROP
+  --match owner ! --uid-owner {ROOT_UID} --jump DROP
 iptables --new-chain DOCKER-USER 2>/dev/null || true
 iptables --insert DOCKER-USER 1 --destination {METADATA_ADDRESS}/32 --jump DROP
 """

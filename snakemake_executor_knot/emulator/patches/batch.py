@@ -145,8 +145,9 @@ def patch_submit_limits() -> None:
 
 
 class _JobContainers:
-    """docker's ``client.containers`` for one moto Job: ``run`` adds AWS's environment
-    and the label by which the serve process removes leftovers on shutdown."""
+    """docker's ``client.containers`` for one moto Job: ``run`` adds AWS's environment,
+    the job definition's user (as Batch does) and the label by which the serve process
+    removes leftovers on shutdown."""
 
     def __init__(self, containers: Any, job: Job) -> None:
         self._containers = containers
@@ -167,6 +168,10 @@ class _JobContainers:
             array_index=job.array_properties.get("index"),
         )
         kwargs["labels"] = {**(kwargs.get("labels") or {}), CONTAINER_LABEL: fidelity().label}
+        # Batch runs the container as the definition's user; moto leaves it out.
+        user = (job.job_definition.container_properties or {}).get("user")
+        if user:
+            kwargs["user"] = str(user)
         container = self._containers.run(**kwargs)
         lifecycle.strike_if_asked(faults.injector(), job, container)
         return container

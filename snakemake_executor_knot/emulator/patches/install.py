@@ -17,5 +17,6 @@ def apply(config: Fidelity) -> None:
         ecr.patch_ecr()
         s3.patch_bucket_policy()
         s3.patch_ranged_reads()
+        s3.atomic_conditional_writes()
         cloudformation.patch_stacks()
         faults.patch_faults()

@@ -1,10 +1,12 @@
 """Fidelity fixes for moto's S3: bucket policy conditions cannot be judged over plain
-HTTP, so conditional statements are left out of moto's policy check; a ranged GET reads
-only its range (speed only: moto otherwise copies the whole object for every range).
+HTTP, so conditional statements are left out of moto's policy check; conditional writes
+and deletes (If-Match, If-None-Match) are atomic, as on S3; a ranged GET reads only its
+range (speed only: moto otherwise copies the whole object for every range).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from typing import Any
@@ -39,6 +41,33 @@ def patch_bucket_policy() -> None:
 
     # Replacing moto's method is the point here, which mypy's method-assign forbids.
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+_CONDITIONS = ("If-Match", "If-None-Match")
+_conditional = threading.Lock()
+
+
+def atomic_conditional_writes() -> None:
+    """moto checks a PutObject's or DeleteObject's If-Match / If-None-Match and then
+    writes, in two steps, so two conditional writes at once could both pass (two runs
+    both taking the stack lease, aws/lease.py). S3 decides them atomically: here they are
+    answered one at a time. Idempotent."""
+    if getattr(S3Response, "_knot_atomic_conditions", False):
+        return
+    for name in ("put_object", "delete_object"):
+        setattr(S3Response, name, _one_conditional_at_a_time(getattr(S3Response, name)))
+    S3Response._knot_atomic_conditions = True  # type: ignore[attr-defined]
+
+
+def _one_conditional_at_a_time(method: Any) -> Any:
+    @functools.wraps(method)
+    def guarded(self: S3Response) -> Any:
+        if not any(self.headers.get(header) for header in _CONDITIONS):
+            return method(self)
+        with _conditional:
+            return method(self)
+
+    return guarded
 
 
 class KeyWindow:
