@@ -2,12 +2,19 @@
 per job it reported, appended as the run goes. A later run reads it to find the jobs an
 earlier one left in Batch (``adoption``). It is a hint, never the truth: every entry is
 checked against Batch before a job is adopted, so a damaged line costs an adoption at most.
+
+A run killed during an append leaves a torn last line. The next append ends it first, so
+the torn line stays one damaged line and never swallows the next entry (a lost
+``reported`` line would let a reported job be adopted again). Appends are flushed and
+fsynced; when a run ends, the journal is compacted: entries of reported jobs are dropped
+and the file is replaced atomically.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +38,8 @@ class Entry:
     jobid: int
     spec_uri: str
     index: int
+    # produces_hash (rule, outputs, logs, benchmark); "" on lines written before it existed
+    produces: str = ""
 
 
 def read_journal(path: Path = JOURNAL) -> tuple[list[Entry], bool]:
@@ -78,18 +87,51 @@ def _entry(line: str) -> Entry | None:
     hashes = (entry.spec, entry.submission)
     valid = (
         all(isinstance(s, str) and s for s in strings)
-        and all(isinstance(h, str) and len(h) == 64 and set(h) <= _HEX for h in hashes)
+        and all(_is_hash(h) for h in hashes)
+        and (entry.produces == "" or _is_hash(entry.produces))
         and all(isinstance(n, int) and not isinstance(n, bool) for n in (entry.jobid, entry.index))
     )
     return entry if valid else None
 
 
+def _is_hash(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+
+
+def _line(item: Entry | str) -> str:
+    data = asdict(item) if isinstance(item, Entry) else {"reported": item}
+    return json.dumps(data, sort_keys=True) + "\n"
+
+
 def append_journal(entries: Sequence[Entry | str], path: Path = JOURNAL) -> None:
-    """Submitted jobs (Entry) and reported ones (their batch id), one line each."""
-    lines = [
-        json.dumps(asdict(e) if isinstance(e, Entry) else {"reported": e}, sort_keys=True)
-        for e in entries
-    ]
+    """Submitted jobs (Entry) and reported ones (their batch id), one line each, on disk
+    before this returns. A torn last line (a run killed mid-append) is ended first."""
+    data = "".join(map(_line, entries)).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write("".join(line + "\n" for line in lines))
+    with path.open("a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell():
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                data = b"\n" + data
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def compact_journal(path: Path = JOURNAL) -> None:
+    """Keep only the entries of jobs no run reported (those a later run may still adopt
+    or terminate); damaged lines go too. Written beside and renamed over the journal, so a
+    crash leaves the old journal or the new one, never a mix."""
+    entries, exists = read_journal(path)
+    if not exists:
+        return
+    temporary = path.with_name(path.name + ".compacting")
+    try:
+        with temporary.open("wb") as handle:
+            handle.write("".join(map(_line, entries)).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning(f"knot: could not compact the journal {path}: {exc}")
