@@ -7,6 +7,7 @@ because Snakemake then checks that they exist locally.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import uuid
@@ -40,6 +41,7 @@ class LocalStaging:
         self._lock = threading.Lock()
         self._manifests: dict[str, bytes] = {}  # manifest key -> body last uploaded
         self._hashes: dict[tuple[str, str], str] = {}  # (path, stamp) -> sha256
+        self._etags: dict[str, tuple[str, str]] = {}  # key -> (local stamp, object's ETag)
 
     def key_for(self, path: str) -> str:
         """A path inside the working directory keeps its relative name; one outside it
@@ -107,7 +109,8 @@ class LocalStaging:
             if self._uploaded.get(key) == stamp:
                 return 0
         try:
-            if self._remote_stamp(key) != stamp:
+            head = self._head(key)
+            if (head or {}).get("Metadata", {}).get(_STAMP) != stamp:
                 metadata = {_STAMP: stamp, **digest.upload_metadata(file)}
                 self._transfer.upload_file(
                     str(file),
@@ -122,16 +125,43 @@ class LocalStaging:
             raise aws_error(exc, f"uploading input {file}", rule=rule, service="s3") from exc
         with self._lock:
             self._uploaded[key] = stamp
+            if sent or head is None:
+                self._etags.pop(key, None)
+            else:
+                self._etags[key] = (stamp, head.get("ETag", ""))
         return sent
 
-    def _remote_stamp(self, key: str) -> str | None:
+    def _head(self, key: str) -> dict | None:
         try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+            return self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 return None
             raise
-        return head.get("Metadata", {}).get(_STAMP)
+
+    def identity(self, item: dict, rule: str) -> str:
+        """What identifies a staged input's content (``identity.py``): a file's object
+        ETag (known from staging, else one HeadObject), a folder's manifest SHA-256.
+        Call after ``upload_inputs``: the object then holds the local file's bytes."""
+        path = Path(item["path"])
+        if item.get("directory"):
+            entries = [self._entry(path, f) for f in directory_files(path, self.workdir, rule)]
+            return "sha256:" + hashlib.sha256(manifest.encode(entries)).hexdigest()
+        key, stamp = self.key_for(str(path)), _stamp(path)
+        with self._lock:
+            known = self._etags.get(key)
+        if known is not None and known[0] == stamp:
+            return f"etag:{known[1]}"
+        try:
+            head = self._head(key)
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(
+                exc, f"reading the identity of input {path}", rule=rule, service="s3"
+            ) from exc
+        etag = (head or {}).get("ETag", "")
+        with self._lock:
+            self._etags[key] = (stamp, etag)
+        return f"etag:{etag}"
 
     def download_outputs(self, items: Iterable[dict], rule: str, must_exist: bool = True) -> None:
         """Fetch each spec item (``path``, ``uri``, ``directory``) to its local path. A
@@ -181,6 +211,7 @@ class LocalStaging:
         # needs no upload.
         with self._lock:
             self._uploaded[key] = _stamp(dest)
+            self._etags.pop(key, None)
 
     def _check_whole(self, bucket: str, key: str, dest: Path, rule: str) -> None:
         """A large file may have been uploaded in parts, which S3's checksum does not
