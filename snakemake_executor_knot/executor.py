@@ -26,6 +26,7 @@ from .errors import KnotError
 from .jobs.group import is_group, job_key, snakemake_job
 from .run.adoption import job_produces
 from .run.cadence import Cadence
+from .run.journal import RunLock
 from .run.outcome import Outcomes, batch_id, is_lost, lost_message, retrieve_checkpoint
 from .run.prepare import Preparation, Services
 from .run.progress import Progress
@@ -44,6 +45,8 @@ class Executor(RemoteExecutor):
         settings = self.workflow.remote_execution_settings
         self.cadence = Cadence(settings.seconds_between_status_checks)
         self.run_log = RunLog(time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8])
+        # While this is held, a later run leaves this run's Batch jobs alone (journal.py).
+        self.run_lock: RunLock | None = RunLock(self.run_log.run_id)
         # Snakemake hands executors its Workflow; the interface types only part of it.
         workflow = cast("Workflow", self.workflow)
         knot = knot_config(workflow)
@@ -151,6 +154,10 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
+        lock = getattr(self, "run_lock", None)  # tests build executors without one
+        if lock is not None:
+            lock.release()
+            self.run_lock = None
         services = self.prep.services
         if services is None:
             return

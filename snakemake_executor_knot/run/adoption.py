@@ -37,7 +37,7 @@ from ..jobs.group import job_label, jobs_of
 from ..jobs.spec import UriFor, encode, file_item
 from ..runtime.contract import GROUP_KIND
 from ..runtime.spec import split_record
-from .journal import JOURNAL, Entry, append_journal, compact_journal, read_journal
+from .journal import JOURNAL, RUNS, Entry, append_journal, compact_journal, read_journal, run_alive
 
 if TYPE_CHECKING:
     from ..jobs.group import AnyJob
@@ -119,8 +119,10 @@ class Adopter:
         queue: str,
         journal: Path = JOURNAL,
         say: Callable[[str], None] = log.info,
+        runs: Path = RUNS,
     ) -> None:
         self.batch, self.s3, self.queue, self.journal = batch_client, s3_client, queue, journal
+        self.runs = runs
         self.say = say
         self.candidates: dict[tuple[str, str, str], list[Adopted]] | None = None
         self.active: dict[str, list[Entry]] = {}  # produces -> earlier jobs Batch still runs
@@ -140,9 +142,16 @@ class Adopter:
 
     def sweep(self, produced: set[str]) -> list[Entry]:
         """At start-up: terminate every earlier job still active whose files no job of
-        this run makes (one line each); Snakemake has handed over the whole DAG."""
+        this run makes (one line each); Snakemake has handed over the whole DAG. A job
+        whose run still lives (another Snakemake here, other targets) is that run's."""
         self._candidates()
-        gone = [e for p, entries in self.active.items() if p not in produced for e in entries]
+        gone = [
+            e
+            for p, entries in self.active.items()
+            if p not in produced
+            for e in entries
+            if not (e.run and run_alive(e.run, self.runs))
+        ]
         for entry in gone:
             self._terminate(entry, "no job of the new run makes its outputs")
             self.say(

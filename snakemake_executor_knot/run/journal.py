@@ -8,13 +8,20 @@ the torn line stays one damaged line and never swallows the next entry (a lost
 ``reported`` line would let a reported job be adopted again). Appends are flushed and
 fsynced; when a run ends, the journal is compacted: entries of reported jobs are dropped
 and the file is replaced atomically.
+
+Each entry names the run that submitted it, and a run holds an exclusive ``flock`` on
+``.snakemake/knot/runs/<run id>.lock`` while it lives (the kernel releases it when the
+process dies, however it dies): a later run can tell a job whose run still lives (another
+Snakemake in this folder, with other targets) from one a dead run left behind.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +29,9 @@ from pathlib import Path
 log = logging.getLogger("knot")
 
 JOURNAL = Path(".snakemake", "knot", "journal.jsonl")
+RUNS = Path(".snakemake", "knot", "runs")
 _HEX = frozenset("0123456789abcdef")
+_RUN_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class Entry:
     index: int
     # produces_hash (rule, outputs, logs, benchmark); "" on lines written before it existed
     produces: str = ""
+    run: str = ""  # the run id of the run that submitted it; "" on older lines
 
 
 def read_journal(path: Path = JOURNAL) -> tuple[list[Entry], bool]:
@@ -89,6 +99,8 @@ def _entry(line: str) -> Entry | None:
         all(isinstance(s, str) and s for s in strings)
         and all(_is_hash(h) for h in hashes)
         and (entry.produces == "" or _is_hash(entry.produces))
+        and isinstance(entry.run, str)
+        and (entry.run == "" or _RUN_ID.fullmatch(entry.run) is not None)
         and all(isinstance(n, int) and not isinstance(n, bool) for n in (entry.jobid, entry.index))
     )
     return entry if valid else None
@@ -135,3 +147,34 @@ def compact_journal(path: Path = JOURNAL) -> None:
         os.replace(temporary, path)
     except OSError as exc:
         log.warning(f"knot: could not compact the journal {path}: {exc}")
+
+
+class RunLock:
+    """This run's ``flock``, held from start to end (see the module's docstring)."""
+
+    def __init__(self, run_id: str, folder: Path = RUNS) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{run_id}.lock"
+        self._handle = self.path.open("w")
+        fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self._handle.close()
+
+
+def run_alive(run_id: str, folder: Path = RUNS) -> bool:
+    """Whether the run that wrote ``run_id`` still holds its lock. A run id the journal
+    names is checked before it becomes a path; unknown runs count as dead."""
+    if not _RUN_ID.fullmatch(run_id):
+        return False
+    try:
+        handle = (folder / f"{run_id}.lock").open("r")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False

@@ -169,7 +169,8 @@ class Submissions:
         batch_id = services.submitter.submit(request)
         externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
         # The journal first: a crash right after SubmitJob must still leave the job adoptable.
-        services.adopter.record(_entries(plan, jobs, specs, hashes, externals, tag, uri))
+        entries = _entries(plan, jobs, specs, hashes, externals, tag, uri, self.run_log.run_id)
+        services.adopter.record(entries)
         done = []
         for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
             where = usage_location(infra.bucket, key, index)
@@ -201,7 +202,7 @@ def _superseded(job: AnyJob, entry: Entry, job_definition: str) -> str:
 
 
 def _entries(
-    plan: RulePlan, jobs: Jobs, specs, hashes, externals, tag: str, uri: str
+    plan: RulePlan, jobs: Jobs, specs, hashes, externals, tag: str, uri: str, run_id: str
 ) -> list[Entry]:
     return [
         Entry(
@@ -215,6 +216,7 @@ def _entries(
             spec_uri=uri,
             index=index,
             produces=spec_produces(spec),
+            run=run_id,
         )
         for index, (job, spec, h, ext) in enumerate(
             zip(jobs, specs, hashes, externals, strict=True)

@@ -14,7 +14,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from snakemake.io import directory
 
 from snakemake_executor_knot.run.adoption import job_produces, spec_produces
-from snakemake_executor_knot.run.journal import read_journal
+from snakemake_executor_knot.run.journal import RunLock, read_journal
 
 from ..conftest import REGION, fake_job
 from .test_executor import _job, _next_run, executor  # noqa: F401 (a fixture)
@@ -125,6 +125,19 @@ def test_start_up_terminates_earlier_jobs_whose_outputs_this_run_does_not_make(
     rerun.run_jobs([again])
     assert calls["batch.SubmitJob"] == 0
     assert [info.external_jobid for info in rerun.submitted] == [ids[0]]
+
+
+def test_start_up_leaves_the_jobs_of_a_run_still_alive_alone(executor, tmp_path):  # noqa: F811
+    """Another Snakemake in this folder, with other targets, still runs: its jobs are its."""
+    executor.run_jobs([_job(1)])
+    (old,) = [info.external_jobid for info in executor.submitted]
+    _keep_running([old])
+    lock = RunLock("test-run", tmp_path / ".snakemake" / "knot" / "runs")
+    _next_run(executor)._sweep([])
+    assert not _terminated(old)
+    lock.release()  # that run ended (or died)
+    _next_run(executor)._sweep([])
+    assert _terminated(old)
 
 
 def test_a_new_job_supersedes_an_earlier_one_that_makes_the_same_files(executor, calls):  # noqa: F811

@@ -7,10 +7,17 @@ import json
 import os
 from dataclasses import asdict
 
-from snakemake_executor_knot.run.journal import Entry, append_journal, compact_journal, read_journal
+from snakemake_executor_knot.run.journal import (
+    Entry,
+    RunLock,
+    append_journal,
+    compact_journal,
+    read_journal,
+    run_alive,
+)
 
 
-def _entry(batch_id: str, produces: str = "c" * 64) -> Entry:
+def _entry(batch_id: str, produces: str = "c" * 64, run: str = "") -> Entry:
     return Entry(
         spec="a" * 64,
         submission="b" * 64,
@@ -22,6 +29,7 @@ def _entry(batch_id: str, produces: str = "c" * 64) -> Entry:
         spec_uri="s3://bucket/knot/specs/run/b-1.jsonl",
         index=0,
         produces=produces,
+        run=run,
     )
 
 
@@ -76,3 +84,20 @@ def test_compaction_keeps_only_unreported_entries(tmp_path, caplog):
 def test_compacting_no_journal_creates_none(tmp_path):
     compact_journal(tmp_path / "journal.jsonl")
     assert not (tmp_path / "journal.jsonl").exists()
+
+
+def test_a_run_is_alive_while_it_holds_its_lock(tmp_path):
+    lock = RunLock("20261206T090000-abcd1234", tmp_path)
+    assert run_alive("20261206T090000-abcd1234", tmp_path)
+    lock.release()
+    assert not run_alive("20261206T090000-abcd1234", tmp_path)
+    assert not run_alive("never-ran", tmp_path)
+
+
+def test_a_run_id_from_the_journal_never_leaves_the_runs_folder(tmp_path):
+    (tmp_path / "outside.lock").write_text("")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    assert not run_alive("../outside", runs)
+    append_journal([_entry("job-1", run="../outside")], tmp_path / "journal.jsonl")
+    assert read_journal(tmp_path / "journal.jsonl")[0] == []
