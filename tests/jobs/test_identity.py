@@ -3,6 +3,9 @@ folder's hash follows its keys and their ETags, and each distinct input is asked
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import pytest
 
 from snakemake_executor_knot.errors import KnotError
@@ -13,6 +16,8 @@ from snakemake_executor_knot.jobs.identity import (
     set_identities,
     storage_identity,
 )
+from snakemake_executor_knot.jobs.staging import LocalStaging
+from snakemake_executor_knot.runtime.contract import DIGEST_METADATA, WHOLE_CHECK_BYTES
 from snakemake_executor_knot.runtime.spec import file_items
 
 BUCKET = "study"
@@ -81,3 +86,47 @@ def test_the_runtime_reads_items_that_carry_an_identity():
     item = {"path": "raw.txt", "uri": "s3://b/raw.txt", "directory": False, "identity": "x"}
     (read,) = file_items({"input": {"items": [item]}}, "input")
     assert read.path == "raw.txt" and read.uri == "s3://b/raw.txt"
+
+
+def test_a_large_staged_files_identity_survives_another_upload_of_the_same_bytes(clients, tmp_path):
+    """A job uploads its large output in parts, the host (after a crash, in a new run)
+    uploads the same file whole: the ETags differ, the identity must not."""
+    s3 = clients.s3
+    s3.create_bucket(Bucket="knot-bucket")
+    staging = LocalStaging(s3, "knot-bucket", tmp_path)
+    data = os.urandom(WHOLE_CHECK_BYTES + 1024)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    key = staging.key_for(str(path))
+    metadata = {DIGEST_METADATA: hashlib.sha256(data).hexdigest()}
+    upload = s3.create_multipart_upload(Bucket="knot-bucket", Key=key, Metadata=metadata)
+    half = 5 * 1024 * 1024  # S3's smallest part but the last
+    parts = [
+        s3.upload_part(
+            Bucket="knot-bucket", Key=key, UploadId=upload["UploadId"], PartNumber=n, Body=body
+        )["ETag"]
+        for n, body in ((1, data[:half]), (2, data[half:]))
+    ]
+    s3.complete_multipart_upload(
+        Bucket="knot-bucket", Key=key, UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(parts, 1)]},
+    )  # fmt: skip
+    item = {"path": str(path), "uri": staging.uri_for(str(path)), "directory": False}
+    by_job = staging.identity(item, "r")
+    job_etag = s3.head_object(Bucket="knot-bucket", Key=key)["ETag"]
+
+    again = LocalStaging(s3, "knot-bucket", tmp_path)  # a new run
+    assert again.upload_inputs([str(path)], "r") == 1  # the job's object has no stamp
+    assert s3.head_object(Bucket="knot-bucket", Key=key)["ETag"] != job_etag
+    assert again.identity(item, "r") == by_job == f"sha256:{metadata[DIGEST_METADATA]}"
+
+
+def test_a_small_staged_files_identity_is_its_etag(clients, tmp_path):
+    s3 = clients.s3
+    s3.create_bucket(Bucket="knot-bucket")
+    staging = LocalStaging(s3, "knot-bucket", tmp_path)
+    (tmp_path / "raw.txt").write_text("old")
+    item = {"path": str(tmp_path / "raw.txt"), "uri": "", "directory": False}
+    staging.upload_inputs([item["path"]], "r")
+    etag = s3.head_object(Bucket="knot-bucket", Key=staging.key_for(item["path"]))["ETag"]
+    assert staging.identity(item, "r") == f"etag:{etag}"
