@@ -24,15 +24,19 @@ from .aws.status import JobState, StatusPoller, terminate_jobs
 from .config.workflow import knot_config
 from .errors import KnotError
 from .jobs.group import is_group, job_key, snakemake_job
+from .run.adoption import job_produces
 from .run.cadence import Cadence
+from .run.journal import RunLock
 from .run.outcome import Outcomes, batch_id, is_lost, lost_message, retrieve_checkpoint
 from .run.prepare import Preparation, Services
 from .run.progress import Progress
 from .run.record import RunLog, close_record
-from .run.submission import Submissions, clear_outputs
+from .run.submission import Submissions
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
+
+    from .jobs.group import AnyJob
 
 
 class Executor(RemoteExecutor):
@@ -41,6 +45,8 @@ class Executor(RemoteExecutor):
         settings = self.workflow.remote_execution_settings
         self.cadence = Cadence(settings.seconds_between_status_checks)
         self.run_log = RunLog(time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8])
+        # While this is held, a later run leaves this run's Batch jobs alone (journal.py).
+        self.run_lock: RunLock | None = RunLock(self.run_log.run_id)
         # Snakemake hands executors its Workflow; the interface types only part of it.
         workflow = cast("Workflow", self.workflow)
         knot = knot_config(workflow)
@@ -54,6 +60,16 @@ class Executor(RemoteExecutor):
         jobs = [self.dag.get_job_group(job) or job for job in self.dag.needrun_jobs()]
         with self.run_log.step("preparation"):
             self.prep.prepare(map(snakemake_job, jobs))
+        self._sweep([snakemake_job(job) for job in jobs])
+
+    def _sweep(self, jobs: list[AnyJob]) -> None:
+        """Jobs an earlier run left active in Batch that make none of this run's files
+        are terminated before anything is submitted (``Adopter.sweep``)."""
+        if self.prep.services is None:  # no job runs in Batch
+            return
+        uri_for = self.services.staging.uri_for
+        produced = {job_produces(job, uri_for) for job in jobs if not job.is_local}
+        self.services.adopter.sweep(produced)
 
     @property
     def services(self) -> Services:
@@ -72,8 +88,6 @@ class Executor(RemoteExecutor):
         for job in given:
             self.run_job_pre(job)
         self.prep.prepare_new(jobs)
-        if clear_outputs(cast("Workflow", self.workflow), jobs):
-            self.prep.ensure_storage_bucket()
         for info in self.submissions.submit(jobs):
             self.report_job_submission(info)
 
@@ -140,12 +154,17 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
+        lock = getattr(self, "run_lock", None)  # tests build executors without one
+        if lock is not None:
+            lock.release()
+            self.run_lock = None
         services = self.prep.services
         if services is None:
             return
         if services.envvars_ref:  # jobs are over; `knot infra down` removes any left behind
             with contextlib.suppress(KnotError):
                 delete_secret(self.clients.secretsmanager, services.envvars_ref["secret"])
+        services.adopter.compact()
         images = self.prep.image_counts
         path = close_record(self.run_log, self.clients, self.prep.knot, images, self._warn)
         self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")

@@ -231,6 +231,21 @@ def terminate_jobs(batch_client, job_ids: Iterable[str], reason: str) -> int:
     return terminated
 
 
+def terminate_job(batch_client, job_id: str, reason: str) -> bool:
+    """Terminate exactly this job (an array child alone, its siblings left running);
+    False when Batch can no longer terminate it (it finished meanwhile)."""
+    try:
+        batch_client.terminate_job(jobId=job_id, reason=reason)
+    except ClientError as exc:
+        if error_code(exc) != "ClientException":
+            raise aws_error(exc, f"terminating Batch job {job_id}", service="batch") from exc
+        log.debug("Not terminated %s: %s", job_id, exc)
+        return False
+    except BotoCoreError as exc:
+        raise aws_error(exc, f"terminating Batch job {job_id}", service="batch") from exc
+    return True
+
+
 # ---------------------------------------------------------------- recent jobs (knot jobs)
 
 

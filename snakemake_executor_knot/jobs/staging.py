@@ -7,6 +7,7 @@ because Snakemake then checks that they exist locally.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import uuid
@@ -40,6 +41,7 @@ class LocalStaging:
         self._lock = threading.Lock()
         self._manifests: dict[str, bytes] = {}  # manifest key -> body last uploaded
         self._hashes: dict[tuple[str, str], str] = {}  # (path, stamp) -> sha256
+        self._identities: dict[str, tuple[str, str]] = {}  # key -> (local stamp, identity)
 
     def key_for(self, path: str) -> str:
         """A path inside the working directory keeps its relative name; one outside it
@@ -107,7 +109,8 @@ class LocalStaging:
             if self._uploaded.get(key) == stamp:
                 return 0
         try:
-            if self._remote_stamp(key) != stamp:
+            head = self._head(key)
+            if (head or {}).get("Metadata", {}).get(_STAMP) != stamp:
                 metadata = {_STAMP: stamp, **digest.upload_metadata(file)}
                 self._transfer.upload_file(
                     str(file),
@@ -122,16 +125,44 @@ class LocalStaging:
             raise aws_error(exc, f"uploading input {file}", rule=rule, service="s3") from exc
         with self._lock:
             self._uploaded[key] = stamp
+            if sent or head is None:
+                self._identities.pop(key, None)
+            else:
+                self._identities[key] = (stamp, object_identity(head))
         return sent
 
-    def _remote_stamp(self, key: str) -> str | None:
+    def _head(self, key: str) -> dict | None:
         try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+            return self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 return None
             raise
-        return head.get("Metadata", {}).get(_STAMP)
+
+    def identity(self, item: dict, rule: str) -> str:
+        """What identifies a staged input's content (``identity.py``): a file's object
+        identity (``object_identity``; known from staging, else one HeadObject), a
+        folder's manifest SHA-256.
+        Call after ``upload_inputs``: the object then holds the local file's bytes."""
+        path = Path(item["path"])
+        if item.get("directory"):
+            entries = [self._entry(path, f) for f in directory_files(path, self.workdir, rule)]
+            return "sha256:" + hashlib.sha256(manifest.encode(entries)).hexdigest()
+        key, stamp = self.key_for(str(path)), _stamp(path)
+        with self._lock:
+            known = self._identities.get(key)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        try:
+            head = self._head(key)
+        except (BotoCoreError, ClientError) as exc:
+            raise aws_error(
+                exc, f"reading the identity of input {path}", rule=rule, service="s3"
+            ) from exc
+        found = object_identity(head or {})
+        with self._lock:
+            self._identities[key] = (stamp, found)
+        return found
 
     def download_outputs(self, items: Iterable[dict], rule: str, must_exist: bool = True) -> None:
         """Fetch each spec item (``path``, ``uri``, ``directory``) to its local path. A
@@ -181,6 +212,7 @@ class LocalStaging:
         # needs no upload.
         with self._lock:
             self._uploaded[key] = _stamp(dest)
+            self._identities.pop(key, None)
 
     def _check_whole(self, bucket: str, key: str, dest: Path, rule: str) -> None:
         """A large file may have been uploaded in parts, which S3's checksum does not
@@ -272,6 +304,15 @@ def ensure_bucket(s3, bucket: str, region: str) -> bool:
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, f"creating the storage bucket {bucket}", service="s3") from exc
     return True
+
+
+def object_identity(head: dict) -> str:
+    """What identifies an object in knot's bucket: the SHA-256 its uploader recorded (a
+    file of WHOLE_CHECK_BYTES or more, see runtime/digest.py), else its ETag. The ETag of
+    equal bytes differs between a single PUT and parts, and host and runtime upload a
+    large file differently; only knot writes this bucket, so the record can be trusted."""
+    recorded = digest.recorded(head.get("Metadata"))
+    return f"sha256:{recorded}" if recorded else f"etag:{head.get('ETag', '')}"
 
 
 def _is_missing(exc: ClientError) -> bool:

@@ -157,7 +157,7 @@ class Preparation:
             jobdefs=JobDefinitions(batch, infra, self.knot),
             staging=LocalStaging(self.clients.s3, infra.bucket, Path.cwd()),
             submitter=Submitter(batch, self.knot.submit_rate),
-            adopter=Adopter(batch, self.clients.s3, infra.job_queue_arn),
+            adopter=Adopter(batch, self.clients.s3, infra.job_queue_arn, say=self.say),
             envvars_ref=self._store_envvars(infra.stack_name),
         )
         return self.services

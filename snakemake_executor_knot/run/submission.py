@@ -1,7 +1,9 @@
 """Submitting ready jobs: ready jobs of one rule with equal Batch resources share an array
 job; a job an earlier run left in Batch with the same rule, spec content and image is adopted
-instead of submitted again (``adoption.py``). Every job's spec is in S3, and its journal
-line written, before Snakemake hears of it.
+instead of submitted again (``adoption.py``). The spec records each input's identity
+(``jobs/identity.py``), so a changed input is a changed spec: the earlier job is then
+terminated and a new one submitted. Every job's spec is in S3, and its journal line
+written, before Snakemake hears of it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from ..jobs.group import (
     jobs_of,
     member_rules,
 )
+from ..jobs.identity import set_identities, storage_identity
 from ..jobs.spec import build_spec, upload_specs
 from ..names import batch_job_name
-from .adoption import SPEC_TAG, Adopted, spec_hash, submission_hash
+from .adoption import SPEC_TAG, Adopted, spec_hash, spec_produces, submission_hash
 from .journal import Entry
 from .plans import RulePlan, check_config_secrets, check_param_secrets
 from .prepare import Preparation, Services
@@ -84,18 +87,47 @@ class Submissions:
         check_param_secrets((m for job in jobs for m in jobs_of(job)), self.prep.knot)
         config_ref = self._config_ref(jobs[0], plan.name)
         specs = [self._spec(job, plan, config_ref) for job in jobs]
+        self._stage(plan, specs)
         # Hashed before the run's own envvars secret joins them, so a later run adopts.
         hashes = [spec_hash(spec) for spec in specs]
         envvars = self.services.envvars_ref
         if envvars:
             specs = [{**spec, "envvars": envvars} for spec in specs]
-        adopted = self.services.adopter.adopt(plan.name, plan.provisioned[1], hashes)
+        adopter = self.services.adopter
+        adopted = adopter.adopt(plan.name, plan.provisioned[1], hashes)
+        for index, job in enumerate(jobs):
+            keep = adopted[index].batch_id if index in adopted else None
+            older = adopter.retire(spec_produces(specs[index]), keep)
+            for entry in older:
+                self.say(_superseded(job, entry, plan.provisioned[1]))
         done = [self._adopt(jobs[i], specs[i], resources, found) for i, found in adopted.items()]
         rest = [i for i in range(len(jobs)) if i not in adopted]
         if rest:
             picked = ([jobs[i] for i in rest], [specs[i] for i in rest], [hashes[i] for i in rest])
+            self._clear(picked[0])
             done += self._submit_new(plan, resources, *picked)
         return done
+
+    def _stage(self, plan: RulePlan, specs: list[dict]) -> None:
+        """Local inputs into knot's bucket, then every input's identity into the specs:
+        before the adoption decision, which their hashes make."""
+        staging, s3 = self.services.staging, self.prep.clients.s3
+        for spec in specs:
+            local = [i["path"] for i in external_inputs(spec) if staging.holds(i["uri"])]
+            staging.upload_inputs(local, plan.name)
+
+        def identity(item: dict) -> str:
+            if staging.holds(item["uri"]):
+                return staging.identity(item, plan.name)
+            return storage_identity(s3, item, plan.name)
+
+        set_identities(specs, identity)
+
+    def _clear(self, jobs: Jobs) -> None:
+        """Directory outputs go only for jobs submitted anew: an adopted job may be
+        writing them."""
+        if clear_outputs(self.prep.workflow, jobs):
+            self.prep.ensure_storage_bucket()
 
     def _spec(self, job: AnyJob, plan: RulePlan, config_ref: dict | None) -> dict:
         uri_for = self.services.staging.uri_for
@@ -132,10 +164,7 @@ class Submissions:
 
     def _submit_new(self, plan: RulePlan, resources, jobs, specs, hashes) -> list:
         services = self.services
-        staging, infra = services.staging, services.infra
-        for spec in specs:
-            local = [i["path"] for i in external_inputs(spec) if staging.holds(i["uri"])]
-            staging.upload_inputs(local, plan.name)
+        infra = services.infra
         key = f"knot/specs/{self.run_log.run_id}/{plan.name}-{job_key(jobs[0])}.jsonl"
         written = upload_specs(self.prep.clients.s3, infra.bucket, key, specs, plan.name)
         array = len(jobs) > 1
@@ -156,7 +185,8 @@ class Submissions:
         batch_id = services.submitter.submit(request)
         externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
         # The journal first: a crash right after SubmitJob must still leave the job adoptable.
-        services.adopter.record(_entries(plan, jobs, hashes, externals, tag, uri))
+        entries = _entries(plan, jobs, specs, hashes, externals, tag, uri, self.run_log.run_id)
+        services.adopter.record(entries)
         done = []
         for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
             where = usage_location(infra.bucket, key, index)
@@ -178,7 +208,18 @@ def _job_name(plan: RulePlan, jobs: Jobs, array: bool) -> str:
     return batch_job_name(plan.name, wildcards, job_key(first))
 
 
-def _entries(plan: RulePlan, jobs: Jobs, hashes, externals, tag: str, uri: str) -> list[Entry]:
+def _superseded(job: AnyJob, entry: Entry, job_definition: str) -> str:
+    what = "code or image" if entry.job_definition != job_definition else "inputs or params"
+    return (
+        f"knot: rule {job_label(job)}, jobid {job_key(job)}: terminated Batch job "
+        f"{entry.batch_id}, left running by an earlier run: its {what} changed since "
+        "(it makes the same files); submitting anew"
+    )
+
+
+def _entries(
+    plan: RulePlan, jobs: Jobs, specs, hashes, externals, tag: str, uri: str, run_id: str
+) -> list[Entry]:
     return [
         Entry(
             spec=h,
@@ -190,8 +231,12 @@ def _entries(plan: RulePlan, jobs: Jobs, hashes, externals, tag: str, uri: str) 
             jobid=job_key(job),
             spec_uri=uri,
             index=index,
+            produces=spec_produces(spec),
+            run=run_id,
         )
-        for index, (job, h, ext) in enumerate(zip(jobs, hashes, externals, strict=True))
+        for index, (job, spec, h, ext) in enumerate(
+            zip(jobs, specs, hashes, externals, strict=True)
+        )
     ]
 
 
