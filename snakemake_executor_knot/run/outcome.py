@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
-from ..aws.logs import log_tail
+from ..aws.logs import log_tail, printable
 from ..aws.status import JobState, describe_exit
 from ..errors import KnotError
 from ..jobs.group import benchmarks, failed_member, home_items, job_label, jobs_of, snakemake_job
@@ -57,7 +57,7 @@ class Outcomes:
             self._fetch(spec, "log", must_exist=False)
         msg = (
             f"AWS Batch job {info.external_jobid} of {_what_failed(spec, tail)} failed: "
-            f"{state.reason or 'no reason given'} ({describe_exit(state.exit_code)}).\n"
+            f"{printable(state.reason or 'no reason given')} ({describe_exit(state.exit_code)}).\n"
             f"Last lines of its log ({state.log_stream or 'no log stream'}):\n"
             + "\n".join(tail or ["<log empty or not found>"])
         )
