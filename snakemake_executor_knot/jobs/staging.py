@@ -7,11 +7,13 @@ because Snakemake then checks that they exist locally.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeGuard
 
 from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
@@ -236,23 +238,48 @@ class LocalStaging:
 
 
 WORKFLOW_ID_FILE = Path(".snakemake", "knot", "workflow-id")
+_HEX = frozenset("0123456789abcdef")
 
 
 def workflow_id(workdir: Path) -> str:
     """This working directory's random id, made on first use and kept in
-    .snakemake/knot/workflow-id. A hash of the path would be the same for two machines
-    (or two users) with the same path, and they would share their copies in S3."""
+    .snakemake/knot/workflow-id with the folder's real path. A hash of the path would be
+    the same for two machines (or two users) with the same path, and they would share
+    their copies in S3; an id alone would be shared by a copy of the folder (``cp -r``),
+    and the two would overwrite each other's. So a file naming another real path gets a
+    new id; a file of an older knot, an id without a path, keeps its id and gets the path."""
+    real = os.path.realpath(workdir)
     path = workdir / WORKFLOW_ID_FILE
     try:
-        text = path.read_text().strip()
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         text = ""
-    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
-        return text
+    known, bound_to = _read_workflow_id(text)
+    if known and bound_to == real:
+        return known
+    made = known if known and bound_to is None else uuid.uuid4().hex
     path.parent.mkdir(parents=True, exist_ok=True)
-    made = uuid.uuid4().hex
-    path.write_text(made + "\n")
+    path.write_text(json.dumps({"id": made, "path": real}) + "\n", encoding="utf-8")
     return made
+
+
+def _read_workflow_id(text: str) -> tuple[str | None, str | None]:
+    """(id, real path) of a workflow-id file; the path is None in an older knot's file (the
+    id alone), and both are None when the file is missing or damaged."""
+    if _is_workflow_id(text.strip()):
+        return text.strip(), None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+        return None, None
+    found = data.get("id")
+    return (found, data["path"]) if _is_workflow_id(found) else (None, None)
+
+
+def _is_workflow_id(text: object) -> TypeGuard[str]:
+    return isinstance(text, str) and len(text) == 32 and set(text) <= _HEX
 
 
 def ensure_bucket(s3, bucket: str, region: str) -> bool:
