@@ -219,9 +219,14 @@ class LocalStaging:
                 )
 
     def _manifest(self, bucket: str, prefix: str, dest: Path, rule: str) -> list:
+        """The manifest's entries; read no further than its size cap, and refused, like any
+        malformed one, when nested too deeply for the JSON parser."""
         key = manifest.manifest_key(prefix)
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+            return manifest.read(body, f"s3://{bucket}/{key}")
+        except manifest.BadManifest as exc:
+            raise StagingError(f"Rule '{rule}': {exc}") from exc
         except ClientError as exc:
             if not _is_missing(exc):
                 raise
@@ -231,10 +236,6 @@ class LocalStaging:
                 "runs. The job's image predates manifests or the job did not finish its "
                 "uploads; run the workflow again."
             ) from exc
-        try:
-            return manifest.decode(body, f"s3://{bucket}/{key}")
-        except manifest.BadManifest as exc:
-            raise StagingError(f"Rule '{rule}': {exc}") from exc
 
 
 WORKFLOW_ID_FILE = Path(".snakemake", "knot", "workflow-id")

@@ -65,6 +65,9 @@ RUN_ARGUMENTS = (
 # prefix rather than under it, so that nothing listing the prefix sees it as a file.
 MANIFEST_SUFFIX = ".knot-manifest.json"
 MANIFEST_VERSION = 1
+# The most of a manifest any reader takes in (about 400,000 files of a directory): a
+# manifest is read from S3, so its size is not the writer's to choose for the reader.
+MANIFEST_MAX_BYTES = 64 * 1024 * 1024
 
 
 # botocore >= 1.36 checks a GET's body against the object's stored checksum whenever S3

@@ -93,8 +93,8 @@ def manifest_plan(s3, item: FileItem) -> list[Transfer]:
     prefix = folder_prefix(key)
     where = f"s3://{bucket}/{manifest.manifest_key(prefix)}"
     try:
-        body = s3.get_object(Bucket=bucket, Key=manifest.manifest_key(prefix))["Body"].read()
-        entries = manifest.decode(body, where)
+        body = s3.get_object(Bucket=bucket, Key=manifest.manifest_key(prefix))["Body"]
+        entries = manifest.read(body, where)
     except (BotoCoreError, ClientError, manifest.BadManifest) as exc:
         raise JobFailure(f"could not read the manifest of directory {item.path}: {exc}") from exc
     return [
