@@ -2,13 +2,15 @@
 
 Inputs are uploaded before a job is submitted, skipping files whose size and mtime match
 what is already there; outputs are downloaded before the job is reported successful,
-because Snakemake then checks that they exist locally.
+because Snakemake then checks that they exist locally. In storage mode, a checkpoint's
+directory output comes home the same way, following its manifest.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterable
@@ -161,6 +163,16 @@ class LocalStaging:
                 ) from exc
             except BotoCoreError as exc:
                 raise aws_error(exc, "downloading job outputs", rule=rule, service="s3") from exc
+
+    def retrieve_directory(self, uri: str, path: str, rule: str) -> None:
+        """Storage mode: a directory output the host must read (a checkpoint's) brought to
+        its local path, replacing what was there: exactly the files the job's manifest
+        lists, never the rest of the prefix (an earlier attempt's or run's files)."""
+        dest = self.local_dest(path, rule)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        folder = uri if uri.endswith("/") else uri + "/"
+        self.download_outputs([{"path": path, "uri": folder, "directory": True}], rule)
 
     def local_dest(self, path: str, rule: str) -> Path:
         """Where a spec path is written: inside the working directory, or refused."""

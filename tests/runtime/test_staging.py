@@ -122,6 +122,19 @@ def test_hostile_manifest_body_fails_the_job_clearly(s3, work, body, says):
     assert files_under(work) == []
 
 
+def test_optional_manifest_is_followed_when_there_and_absent_means_every_file(s3, work):
+    """A directory in the user's storage: with a manifest (knot wrote it) exactly its files,
+    without one (the user's own data) every file under the prefix."""
+    put(s3, "w/ours/attempt-1.txt", b"left by a reclaimed attempt")
+    put(s3, "w/ours/a.txt", b"a")
+    put_manifest(s3, "w/ours/", {"a.txt": b"a"})
+    put(s3, "w/theirs/x.txt", b"x")
+    optional = {"directory": True, "manifest": True, "manifest_optional": True}
+    fetch(s3, [FileItem("ours", f"s3://{BUCKET}/w/ours/", **optional)])
+    fetch(s3, [FileItem("theirs", f"s3://{BUCKET}/w/theirs/", **optional)])
+    assert files_under(work) == ["ours/a.txt", "theirs/x.txt"]
+
+
 def test_corrupted_download_fails_and_writes_nothing(s3, work):
     put(s3, "w/a.txt", b"the right bytes")
     corrupt_object(BUCKET, "w/a.txt")
