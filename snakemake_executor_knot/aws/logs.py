@@ -24,9 +24,19 @@ BATCH_DEFAULT_LOG_GROUP = "/aws/batch/job"
 def printable(text: str) -> str:
     """``text`` with each control, format or unassigned character written as its escape
     (``\\x1b``, ``\\u202e``); tabs, spaces and printable Unicode stay as they are."""
-    if text.isprintable():
-        return text
-    return "".join(c if _shown(c) else _escaped(c) for c in text)
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+class _Escapes(dict[int, str]):
+    """str.translate's table, filled as characters are first seen (``printable``)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        self[code] = shown = char if _shown(char) else _escaped(char)
+        return shown
+
+
+_ESCAPES = _Escapes()
 
 
 def _shown(char: str) -> bool:
