@@ -27,7 +27,7 @@ from .jobs.group import is_group, job_key, snakemake_job
 from .run.adoption import job_produces
 from .run.cadence import Cadence
 from .run.journal import RunLock
-from .run.outcome import Outcomes, batch_id, is_lost, lost_message, retrieve_checkpoint
+from .run.outcome import Outcomes, batch_id, is_lost, lost_message
 from .run.prepare import Preparation, Services
 from .run.progress import Progress
 from .run.record import RunLog, close_record
@@ -132,8 +132,7 @@ class Executor(RemoteExecutor):
         infra = self.services.infra
         outcomes = Outcomes(self.services.staging, self.clients.logs, infra.log_group)
         if state.status == "SUCCEEDED":
-            await retrieve_checkpoint(snakemake_job(info.job))
-            problem = outcomes.bring_home(info)
+            problem = await outcomes.retrieve_checkpoint(info) or outcomes.bring_home(info)
             if problem:
                 self.report_job_error(info, msg=problem)
             else:

@@ -217,7 +217,15 @@ def _link_out_of_directory_input(tmp_path) -> tuple[str, list[str]]:
     return _one_rule("out.txt", "data"), expected
 
 
+def _manifest_name(tmp_path) -> tuple[str, list[str]]:
+    """knot writes ``<directory>.knot-manifest.json`` next to a directory() output; a file
+    of the workflow's own named so would be overwritten, or overwrite the manifest."""
+    expected = ["Rule 'make'", "'res/tree.knot-manifest.json' ends in '.knot-manifest.json'"]
+    return _one_rule("res/tree.knot-manifest.json"), expected
+
+
 PATH_CASES = {
+    "file_name_of_a_manifest": _manifest_name,
     "output_outside_by_dot_dot": _outside_output,
     "output_outside_by_absolute_path": _absolute_output,
     "file_name_not_utf8": _non_utf8_name,

@@ -1,9 +1,14 @@
 """CloudWatch Logs of Batch jobs: the tail shown when a job fails, and a whole job's log for
-``knot logs``."""
+``knot logs``.
+
+A job's log is whatever its code printed, so every line leaves here through ``printable``:
+a terminal escape sequence in it must reach the user's terminal as text, not act on it.
+"""
 
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,6 +19,36 @@ from .status import TERMINAL, describe_jobs, log_stream
 FOLLOW_POLL_S = 2.0  # between DescribeJobs/GetLogEvents rounds of 'knot logs --follow'
 # Where AWS Batch (and moto) put job logs when the job definition names no group.
 BATCH_DEFAULT_LOG_GROUP = "/aws/batch/job"
+
+
+def printable(text: str) -> str:
+    """``text`` with each control, format or unassigned character written as its escape
+    (``\\x1b``, ``\\u202e``); tabs, spaces and printable Unicode stay as they are."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+class _Escapes(dict[int, str]):
+    """str.translate's table, filled as characters are first seen (``printable``)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        self[code] = shown = char if _shown(char) else _escaped(char)
+        return shown
+
+
+_ESCAPES = _Escapes()
+
+
+def _shown(char: str) -> bool:
+    # isprintable() also refuses spaces other than ' ' (category Zs), which act on nothing.
+    return char == "\t" or char.isprintable() or unicodedata.category(char) == "Zs"
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def log_tail(logs_client, log_group: str, stream: str | None, lines: int = 30) -> list[str]:
@@ -30,7 +65,7 @@ def log_tail(logs_client, log_group: str, stream: str | None, lines: int = 30) -
         raise aws_error(exc, f"reading log stream {stream}", service="logs") from exc
     except BotoCoreError as exc:
         raise aws_error(exc, f"reading log stream {stream}", service="logs") from exc
-    return [event["message"] for event in events]
+    return [printable(event["message"]) for event in events]
 
 
 def read_log(logs_client, log_group: str, stream: str) -> list[str] | None:
@@ -52,7 +87,7 @@ def read_new(
             page = logs_client.get_log_events(
                 logGroupName=log_group, logStreamName=stream, startFromHead=True, **after
             )
-            messages.extend(event["message"] for event in page["events"])
+            messages.extend(printable(event["message"]) for event in page["events"])
             # The forward token repeats once the end of the stream is reached.
             if not page["events"] or page.get("nextForwardToken") == token:
                 return messages, page.get("nextForwardToken") or token

@@ -5,7 +5,8 @@ there, and knot downloads only there. Inputs may lie outside it (reference data)
 reads them. Every name must be valid UTF-8, since it becomes an S3 key and a JSON string.
 A symbolic link inside a directory input is followed when it points inside the working
 directory or inside that directory, and refused otherwise: following it would ship files
-the user did not name, and skipping it would give the job a different directory.
+the user did not name, and skipping it would give the job a different directory. Names
+ending in MANIFEST_SUFFIX are knot's (a directory's manifest sits next to it) and refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RuleError
+from ..runtime.contract import MANIFEST_SUFFIX
 from ..runtime.paths import inside
 
 if TYPE_CHECKING:
@@ -38,6 +40,12 @@ def check_job_paths(job: Job, workdir: Path) -> None:
 
 
 def check_name(path: str, rule: str, what: str) -> None:
+    if path.endswith(MANIFEST_SUFFIX):
+        raise RuleError(
+            f"Rule '{rule}': the {what} file name {path!r} ends in {MANIFEST_SUFFIX!r}, which "
+            "knot keeps for the manifest it writes next to each directory() output (in S3, "
+            "<directory>.knot-manifest.json): rename the file."
+        )
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from snakemake.shell import shell as SnakemakeShell
 
 from ..errors import aws_error
-from ..runtime.contract import SPEC_VERSION
+from ..runtime.contract import MANIFEST_IF_PRESENT, SPEC_VERSION
 from ..runtime.integrity import merkle_tree
 from .values import encode_value, required_modules
 
@@ -106,9 +106,10 @@ def file_item(f, uri_for: UriFor, directories: AbstractSet[str] = frozenset()) -
         uri += "/"
     if not directory:
         return {"path": path, "uri": uri, "directory": False}
-    # In knot's bucket a directory is what its manifest lists; a storage-mode directory is
-    # its prefix, which Snakemake clears (with the user's rights) before the job runs.
-    return {"path": path, "uri": uri, "directory": True, "manifest": not storage}
+    # A directory is what its manifest lists; in the user's storage, one knot did not write
+    # has none and is every file under its prefix (runtime/contract.py).
+    manifest = MANIFEST_IF_PRESENT if storage else True
+    return {"path": path, "uri": uri, "directory": True, "manifest": manifest}
 
 
 def storage_uri(query: str) -> str:

@@ -2,17 +2,21 @@
 
 Inputs are uploaded before a job is submitted, skipping files whose size and mtime match
 what is already there; outputs are downloaded before the job is reported successful,
-because Snakemake then checks that they exist locally.
+because Snakemake then checks that they exist locally. In storage mode, a checkpoint's
+directory output comes home the same way, following its manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeGuard
 
 from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
@@ -191,6 +195,16 @@ class LocalStaging:
             except BotoCoreError as exc:
                 raise aws_error(exc, "downloading job outputs", rule=rule, service="s3") from exc
 
+    def retrieve_directory(self, uri: str, path: str, rule: str) -> None:
+        """Storage mode: a directory output the host must read (a checkpoint's) brought to
+        its local path, replacing what was there: exactly the files the job's manifest
+        lists, never the rest of the prefix (an earlier attempt's or run's files)."""
+        dest = self.local_dest(path, rule)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        folder = uri if uri.endswith("/") else uri + "/"
+        self.download_outputs([{"path": path, "uri": folder, "directory": True}], rule)
+
     def local_dest(self, path: str, rule: str) -> Path:
         """Where a spec path is written: inside the working directory, or refused."""
         relative = os.path.relpath(os.path.abspath(path), self.workdir)
@@ -249,9 +263,14 @@ class LocalStaging:
                 )
 
     def _manifest(self, bucket: str, prefix: str, dest: Path, rule: str) -> list:
+        """The manifest's entries; read no further than its size cap, and refused, like any
+        malformed one, when nested too deeply for the JSON parser."""
         key = manifest.manifest_key(prefix)
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+            return manifest.read(body, f"s3://{bucket}/{key}")
+        except manifest.BadManifest as exc:
+            raise StagingError(f"Rule '{rule}': {exc}") from exc
         except ClientError as exc:
             if not _is_missing(exc):
                 raise
@@ -261,30 +280,51 @@ class LocalStaging:
                 "runs. The job's image predates manifests or the job did not finish its "
                 "uploads; run the workflow again."
             ) from exc
-        try:
-            return manifest.decode(body, f"s3://{bucket}/{key}")
-        except manifest.BadManifest as exc:
-            raise StagingError(f"Rule '{rule}': {exc}") from exc
 
 
 WORKFLOW_ID_FILE = Path(".snakemake", "knot", "workflow-id")
+_HEX = frozenset("0123456789abcdef")
 
 
 def workflow_id(workdir: Path) -> str:
     """This working directory's random id, made on first use and kept in
-    .snakemake/knot/workflow-id. A hash of the path would be the same for two machines
-    (or two users) with the same path, and they would share their copies in S3."""
+    .snakemake/knot/workflow-id with the folder's real path. A hash of the path would be
+    the same for two machines (or two users) with the same path, and they would share
+    their copies in S3; an id alone would be shared by a copy of the folder (``cp -r``),
+    and the two would overwrite each other's. So a file naming another real path gets a
+    new id; a file of an older knot, an id without a path, keeps its id and gets the path."""
+    real = os.path.realpath(workdir)
     path = workdir / WORKFLOW_ID_FILE
     try:
-        text = path.read_text().strip()
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         text = ""
-    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
-        return text
+    known, bound_to = _read_workflow_id(text)
+    if known and bound_to == real:
+        return known
+    made = known if known and bound_to is None else uuid.uuid4().hex
     path.parent.mkdir(parents=True, exist_ok=True)
-    made = uuid.uuid4().hex
-    path.write_text(made + "\n")
+    path.write_text(json.dumps({"id": made, "path": real}) + "\n", encoding="utf-8")
     return made
+
+
+def _read_workflow_id(text: str) -> tuple[str | None, str | None]:
+    """(id, real path) of a workflow-id file; the path is None in an older knot's file (the
+    id alone), and both are None when the file is missing or damaged."""
+    if _is_workflow_id(text.strip()):
+        return text.strip(), None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+        return None, None
+    found = data.get("id")
+    return (found, data["path"]) if _is_workflow_id(found) else (None, None)
+
+
+def _is_workflow_id(text: object) -> TypeGuard[str]:
+    return isinstance(text, str) and len(text) == 32 and set(text) <= _HEX
 
 
 def ensure_bucket(s3, bucket: str, region: str) -> bool:

@@ -1,6 +1,6 @@
 """What the host does when Batch says a job has ended: in local mode, bring its outputs,
-logs and benchmark home; on failure, say why, with the tail of its log; and notice a job
-Batch no longer knows.
+logs and benchmark home (in storage mode, a checkpoint's outputs); on failure, say why, with
+the tail of its log; and notice a job Batch no longer knows.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
-from ..aws.logs import log_tail
+from ..aws.logs import log_tail, printable
 from ..aws.status import JobState, describe_exit
 from ..errors import KnotError
 from ..jobs.group import benchmarks, failed_member, home_items, job_label, jobs_of, snakemake_job
+from ..jobs.spec import spec_path, storage_uri
 from ..jobs.staging import LocalStaging
 from ..runtime.contract import GROUP_KIND
 
@@ -44,8 +45,34 @@ class Outcomes:
             self._fetch(spec, "log", must_exist=False)
             self._fetch_benchmark(spec)
         except KnotError as exc:
-            return str(exc)
+            return f"AWS Batch job {info.external_jobid}: {exc}"
         return None
+
+    async def retrieve_checkpoint(self, info: SubmittedJobInfo) -> str | None:
+        """Storage mode: bring a checkpoint's outputs to their local paths, where the host's
+        input functions read them (``glob_wildcards`` on the checkpoint's folder), as after
+        a local run; Snakemake retrieves nothing itself for a job that ran remotely. A
+        directory is exactly what its manifest lists (the storage plugin would copy every
+        key under the prefix). None when all came home, else what went wrong."""
+        try:
+            for job in jobs_of(snakemake_job(info.job)):
+                await self._retrieve_checkpoint(job)
+        except KnotError as exc:
+            return f"AWS Batch job {info.external_jobid}: {exc}"
+        return None
+
+    async def _retrieve_checkpoint(self, job: AnyJob) -> None:
+        if not getattr(job, "is_checkpoint", False):
+            return
+        forget_directory_misses(job)
+        for f in job.output:
+            if not getattr(f, "is_storage", False):
+                continue
+            if getattr(f, "is_directory", False):
+                uri = storage_uri(f.storage_object.query)
+                self.staging.retrieve_directory(uri, spec_path(str(f)), job.rule.name)
+            else:
+                await f.retrieve_from_storage()
 
     def failure(self, info: SubmittedJobInfo, state: JobState) -> tuple[str, list[str]]:
         """The message for Snakemake, and the saved log tail to show with it."""
@@ -57,7 +84,7 @@ class Outcomes:
             self._fetch(spec, "log", must_exist=False)
         msg = (
             f"AWS Batch job {info.external_jobid} of {_what_failed(spec, tail)} failed: "
-            f"{state.reason or 'no reason given'} ({describe_exit(state.exit_code)}).\n"
+            f"{printable(state.reason or 'no reason given')} ({describe_exit(state.exit_code)}).\n"
             f"Last lines of its log ({state.log_stream or 'no log stream'}):\n"
             + "\n".join(tail or ["<log empty or not found>"])
         )
@@ -112,18 +139,6 @@ def lost_message(info: SubmittedJobInfo) -> str:
         f"'{job_label(snakemake_job(info.job))}' (it was deleted, or the queue was torn down). "
         "Run the workflow again to resubmit it."
     )
-
-
-async def retrieve_checkpoint(job: AnyJob) -> None:
-    """Storage mode: bring a checkpoint's outputs to their local paths, where the host's
-    input functions read them (``glob_wildcards`` on the checkpoint's folder), as after a
-    local run. Snakemake retrieves nothing itself for a job that ran remotely."""
-    if not getattr(job, "is_checkpoint", False):
-        return
-    forget_directory_misses(job)
-    for f in job.output:
-        if getattr(f, "is_storage", False):
-            await f.retrieve_from_storage()
 
 
 def forget_directory_misses(job: AnyJob) -> None:

@@ -29,9 +29,10 @@ from ..aws.status import JobState
 from ..compute.resources import BatchResources
 from ..config.classes import DEFAULT_CLASS
 from ..config.settings import KnotConfig
-from ..errors import KnotError
+from ..errors import KnotError, StagingError
 from ..jobs.group import job_key, job_label
 from ..report.pricing import choose_instance, load_prices, region_prices
+from ..runtime import jsondoc
 from ..runtime.contract import usage_key
 
 RUN_DIR = Path(".snakemake", "knot")
@@ -121,6 +122,7 @@ class RunLog:
         self.steps: dict[str, list[float]] = {}
         self.ended: float | None = None
         self.jobs: dict[int, JobEntry] = {}
+        self.usage_errors: list[StagingError] = []  # usage documents refused (fetch_usage)
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -157,13 +159,26 @@ class RunLog:
             self.jobs[jobid].reported = self.clock()
 
     def fetch_usage(self, s3) -> int:
-        """GET every finished job's usage document, in parallel; returns how many were read."""
+        """GET every finished job's usage document, in parallel; returns how many were read.
+        A document the host refuses leaves its job's usage empty and is kept, as a
+        ``StagingError`` naming the job, in ``usage_errors``."""
         wanted = [e for e in self.jobs.values() if e.usage_at and e.state and e.state.finished]
         with ThreadPoolExecutor(USAGE_FETCHERS) as pool:
-            found = list(pool.map(lambda e: read_usage(s3, *e.usage_at), wanted))
+            found = list(pool.map(lambda e: self._usage_of(s3, e), wanted))
         for entry, usage in zip(wanted, found, strict=True):
             entry.usage = usage
+        self.usage_errors.sort(key=str)  # the threads' order is not the jobs'
         return sum(1 for usage in found if usage)
+
+    def _usage_of(self, s3, entry: JobEntry) -> dict:
+        assert entry.usage_at is not None
+        try:
+            return read_usage(s3, *entry.usage_at)
+        except jsondoc.BadDocument as exc:
+            error = StagingError(f"Rule '{entry.rule}', AWS Batch job {entry.batch_id}: {exc}")
+            with self._lock:
+                self.usage_errors.append(error)
+            return {}
 
     def finished_entries(self) -> list[JobEntry]:
         return [e for e in self.jobs.values() if e.batch_id and e.state and e.state.finished]
@@ -235,14 +250,17 @@ def usage_location(bucket: str, spec_key: str, index: int) -> tuple[str, str]:
 
 
 def read_usage(s3, bucket: str, key: str) -> dict:
-    """The checked usage document at ``s3://bucket/key``; {} when missing or unreadable (a
-    job that died before its end sends none)."""
+    """The checked usage document at ``s3://bucket/key``; {} when S3 has none or cannot give
+    it (a job that died before its end sends none). One too large, nested too deeply or
+    not JSON raises ``jsondoc.BadDocument``."""
+    where = f"its usage document s3://{bucket}/{key}"
     try:
-        body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_USAGE_BYTES - 1}")
-        data = json.loads(body["Body"].read())
-    except (BotoCoreError, ClientError, ValueError):
+        # One byte past the cap, so that a document over it is told from one at it.
+        body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_USAGE_BYTES}")["Body"]
+        data = jsondoc.read_capped(body, MAX_USAGE_BYTES, where)
+    except (BotoCoreError, ClientError):
         return {}
-    return clean_usage(data)
+    return clean_usage(jsondoc.parse(data, where))
 
 
 def clean_usage(data: object) -> dict:
@@ -303,9 +321,18 @@ def close_record(
     with run_log.step("usage documents"):
         run_log.fetch_usage(clients.s3)
         _instance_types(run_log, clients, config, warn)
+    if run_log.usage_errors:
+        warn(usage_warning(run_log.usage_errors))
     run_log.ended = time.time()
     record = run_log.as_dict(pricing(config, clients.region), clients.calls, images)
     return write_record(record)
+
+
+def usage_warning(errors: list[StagingError]) -> str:
+    """One warning for every usage document refused: the run record leaves their usage out."""
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"knot: the run record leaves out a job's usage{more}: {first}"
 
 
 def _instance_types(

@@ -60,12 +60,20 @@ RUN_ARGUMENTS = (
     "jobid",
 )
 
-# A directory() output in knot's own bucket (local mode) is exactly the files its manifest
-# lists: the job role cannot delete, so files of earlier runs stay under the prefix. The
-# manifest is the object ``<prefix without its final '/'>`` + this suffix, next to the
-# prefix rather than under it, so that nothing listing the prefix sees it as a file.
+# A directory() that knot wrote is exactly the files its manifest lists: the job role
+# cannot delete, so files of earlier runs, or of an earlier attempt of the same job, stay
+# under the prefix. The manifest is the object ``<prefix without its final '/'>`` + this
+# suffix, next to the prefix rather than under it, so that nothing listing the prefix (the
+# S3 storage plugin lists ``<prefix>/``) sees it as a file of the directory. In knot's own
+# bucket (local mode) the spec item says ``"manifest": true``: every directory there has
+# one. In the user's storage it says MANIFEST_IF_PRESENT: a job still writes one for each
+# directory output, but a directory input knot did not write has none and is read whole.
 MANIFEST_SUFFIX = ".knot-manifest.json"
 MANIFEST_VERSION = 1
+MANIFEST_IF_PRESENT = "if-present"
+# The most of a manifest any reader takes in (about 400,000 files of a directory): a
+# manifest is read from S3, so its size is not the writer's to choose for the reader.
+MANIFEST_MAX_BYTES = 64 * 1024 * 1024
 
 
 # botocore >= 1.36 checks a GET's body against the object's stored checksum whenever S3

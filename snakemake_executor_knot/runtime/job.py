@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +52,15 @@ def parent_folders(spec: dict[str, Any]) -> set[str]:
     return {folder for folder in folders if folder}
 
 
+def remove_outputs(items: list[FileItem]) -> None:
+    """Remove each output (file, link or folder) that exists before the job runs."""
+    for item in items:
+        if os.path.isdir(item.path) and not os.path.islink(item.path):
+            shutil.rmtree(item.path)
+        elif os.path.lexists(item.path):
+            os.remove(item.path)
+
+
 class Job:
     def __init__(
         self,
@@ -75,6 +85,10 @@ class Job:
         self.bench = benchmark_item(spec)
 
     def make_folders(self) -> None:
+        """Outputs cleared, then the folders the job needs. A Batch retry runs in a new
+        container, but nothing of an earlier attempt may count as this one's output: an
+        output that exists before the rule's code runs is removed, as Snakemake does."""
+        remove_outputs(self.outputs)
         for folder in sorted(parent_folders(self.spec)):
             os.makedirs(folder, exist_ok=True)
 

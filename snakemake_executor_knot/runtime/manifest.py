@@ -12,7 +12,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from .contract import MANIFEST_SUFFIX, MANIFEST_VERSION
+from . import jsondoc
+from .contract import MANIFEST_MAX_BYTES, MANIFEST_SUFFIX, MANIFEST_VERSION
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -57,12 +58,22 @@ def encode(entries: list[Entry]) -> bytes:
     return json.dumps({"version": MANIFEST_VERSION, "files": files}, indent=0).encode()
 
 
+def read(stream: jsondoc.Readable, where: str) -> list[Entry]:
+    """The entries of the manifest object whose body is ``stream``, read no further than
+    MANIFEST_MAX_BYTES."""
+    try:
+        body = jsondoc.read_capped(stream, MANIFEST_MAX_BYTES, f"the manifest {where}")
+    except jsondoc.BadDocument as exc:
+        raise BadManifest(str(exc)) from exc
+    return decode(body, where)
+
+
 def decode(body: bytes, where: str) -> list[Entry]:
     """The entries of a manifest; anything malformed is refused, naming ``where``."""
     try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise BadManifest(f"the manifest {where} is not valid JSON: {exc}") from exc
+        doc = jsondoc.parse(body, f"the manifest {where}")
+    except jsondoc.BadDocument as exc:
+        raise BadManifest(str(exc)) from exc
     if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
         raise BadManifest(f"the manifest {where} is not a version {MANIFEST_VERSION} manifest")
     files = doc.get("files")

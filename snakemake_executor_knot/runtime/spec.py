@@ -18,6 +18,7 @@ from .contract import (
     EXTERNAL_DIR,
     GROUP_KIND,
     JOB_ID_ENV,
+    MANIFEST_IF_PRESENT,
     SPEC_DIGEST_ENV,
     SPEC_RECORD_ENV,
     SPEC_URI_ENV,
@@ -33,12 +34,14 @@ KINDS = ("run", "shell", "script", GROUP_KIND)
 @dataclass(frozen=True)
 class FileItem:
     """One input/output/log file: the local ``path`` and its S3 ``uri``. A directory with
-    ``manifest`` set is exactly what its manifest in S3 lists (knot's own bucket)."""
+    ``manifest`` set is exactly what its manifest in S3 lists; with ``manifest_optional``
+    too (the user's storage), one without a manifest is every file under its prefix."""
 
     path: str
     uri: str | None
     directory: bool = False
     manifest: bool = False
+    manifest_optional: bool = False
 
 
 def array_index(env: Mapping[str, str]) -> str:
@@ -166,6 +169,7 @@ def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:
             i.get("uri"),
             bool(i.get("directory")),
             bool(i.get("manifest")),
+            i.get("manifest") == MANIFEST_IF_PRESENT,
         )
         for i in items
     ]

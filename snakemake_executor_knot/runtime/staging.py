@@ -86,21 +86,36 @@ def placed(folder: str, relative: str, bucket: str, key: str) -> str:
     return str(Path(folder, target.relative_to(Path(folder).resolve())))
 
 
-def manifest_plan(s3, item: FileItem) -> list[Transfer]:
+def manifest_plan(s3, item: FileItem) -> list[Transfer] | None:
     """The files of a directory exactly as its manifest lists them, each with the size and
-    SHA-256 it must have."""
+    SHA-256 it must have; None when an optional manifest is absent."""
     bucket, key = parse_s3_uri(item.uri or "")
     prefix = folder_prefix(key)
-    where = f"s3://{bucket}/{manifest.manifest_key(prefix)}"
-    try:
-        body = s3.get_object(Bucket=bucket, Key=manifest.manifest_key(prefix))["Body"].read()
-        entries = manifest.decode(body, where)
-    except (BotoCoreError, ClientError, manifest.BadManifest) as exc:
-        raise JobFailure(f"could not read the manifest of directory {item.path}: {exc}") from exc
+    entries = read_manifest(s3, item, bucket, manifest.manifest_key(prefix))
+    if entries is None:
+        return None
     return [
         Transfer(bucket, prefix + e.name, placed(item.path, e.name, bucket, prefix + e.name), e)
         for e in entries
     ]
+
+
+def read_manifest(s3, item: FileItem, bucket: str, key: str) -> list[manifest.Entry] | None:
+    """The entries of a directory's manifest: None when there is none and the item allows
+    that (a directory in the user's storage that knot did not write)."""
+    where = f"s3://{bucket}/{key}"
+    try:
+        return manifest.read(s3.get_object(Bucket=bucket, Key=key)["Body"], where)
+    except ClientError as exc:
+        if item.manifest_optional and _is_missing(exc):
+            return None
+        raise JobFailure(f"could not read the manifest of directory {item.path}: {exc}") from exc
+    except (BotoCoreError, manifest.BadManifest) as exc:
+        raise JobFailure(f"could not read the manifest of directory {item.path}: {exc}") from exc
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
 
 
 def local_files(path: str) -> list[str]:
@@ -137,8 +152,9 @@ def plan_downloads(s3, items: Iterable[FileItem]) -> list[Transfer]:
     for item in items:
         if not item.uri:  # nothing to fetch (the host sent no copy)
             continue
-        if item.directory and item.manifest:
-            plan.extend(manifest_plan(s3, item))
+        listed = manifest_plan(s3, item) if item.directory and item.manifest else None
+        if listed is not None:
+            plan.extend(listed)
             continue
         keys: list[str] = []
         if item.directory:

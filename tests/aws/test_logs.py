@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.stub import Stubber
 
-from snakemake_executor_knot.aws.logs import LogFollower, job_log, log_tail
+from snakemake_executor_knot.aws.logs import LogFollower, job_log, log_tail, printable
 from snakemake_executor_knot.errors import KnotError
 
 from ..conftest import MOTO_LOG_GROUP, put_log
@@ -84,3 +84,27 @@ def test_follow_of_an_ended_job_prints_its_log_and_returns(clients):
         follower = LogFollower(clients.batch, clients.logs, "j1", "/knot/jobs")
         assert follower.follow(seen.append, sleep=lambda s: pytest.fail("slept")) == "FAILED"
     assert seen == ["a", "b"]
+
+
+# ---------------------------------------------------------------- escape sequences in logs
+
+HOSTILE_LINE = "ok\t\x1b]0;owned\x07\x1b[2J\r\u202eé 日本 \u00a0end"
+ESCAPED_LINE = "ok\t\\x1b]0;owned\\x07\\x1b[2J\\x0d\\u202eé 日本 \u00a0end"
+
+
+def test_printable_escapes_control_characters_and_keeps_text():
+    assert printable(HOSTILE_LINE) == ESCAPED_LINE
+    assert printable("plain line") == "plain line"
+    assert printable("a\nb\x00\U000e0001") == "a\\x0ab\\x00\\U000e0001"
+
+
+def test_log_tail_and_whole_log_come_back_escaped(clients, batch):
+    put_log(clients, "/knot/jobs", "knot/default/abc", ["before", HOSTILE_LINE])
+    assert log_tail(clients.logs, "/knot/jobs", "knot/default/abc") == ["before", ESCAPED_LINE]
+    job = batch.submit("fit-01-j1-0badc0de")
+    stream = clients.batch.describe_jobs(jobs=[job])["jobs"][0]["container"]["logStreamName"]
+    put_log(clients, MOTO_LOG_GROUP, stream, [HOSTILE_LINE])
+    assert job_log(clients.batch, clients.logs, job, "/knot/jobs") == [ESCAPED_LINE]
+    seen: list[str] = []
+    LogFollower(clients.batch, clients.logs, job, "/knot/jobs").follow(seen.append)
+    assert seen == [ESCAPED_LINE]

@@ -4,6 +4,7 @@ commands where they need no emulator."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -84,6 +85,12 @@ def test_cli_commands(clients, batch, monkeypatch, capsys):
     put_log(clients, batch.infra.log_group, stream, ["done"])
     assert cli.main(["logs", job]) == 0
     assert capsys.readouterr().out == "done\n"
+    # A job's log may hold terminal escape sequences: printed as text, they act on nothing.
+    hostile = {"timestamp": int(time.time() * 1000) + 5, "message": "\x1b]0;t\x07\x1b[2Ja\tb"}
+    group = batch.infra.log_group
+    clients.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[hostile])
+    assert cli.main(["logs", job]) == 0
+    assert capsys.readouterr().out == "done\n\\x1b]0;t\\x07\\x1b[2Ja\tb\n"
 
     monkeypatch.setattr(jobs, "describe_infra", lambda made, config: None)
     assert cli.main(["logs", job]) == 1

@@ -4,6 +4,9 @@
   knot's job definition has Batch retry it once, under the same job id;
 - a container killed mid-run fails its job (not retried), Snakemake's output names the rule
   and the kill, and a re-run runs only what is missing;
+- a storage-mode directory() output whose first attempt, reclaimed, left a file under its
+  prefix: the job reading the directory, and the directory's manifest, see only the files of
+  the attempt that succeeded;
 - two workflows with different storage buckets run at once on one emulator: both match a
   local run, and the shared job role ends up with both buckets.
 """
@@ -114,6 +117,62 @@ def test_reclaim_is_retried_once_and_a_killed_job_fails_clearly(emulator, faults
     assert sorted(name.split("-j")[0] for name in again) == ["total", "work-doomed"]
     assert latest_summary(tmp_path)["calls"]["batch.SubmitJob"] == 2
     assert (tmp_path / "out" / "total.txt").read_text() == "steady\nspot\ndoomed\n"
+
+
+# Attempt 1 puts an object under its own output's prefix, as an upload a reclaim cut short
+# would leave, and waits to be reclaimed; attempt 2 (a new container) finds it there and
+# makes the directory. A job then lists the directory.
+RECLAIMED_TREE = """
+import os
+
+rule all:
+    input: "listing.txt"
+
+rule tree:
+    output: directory("tree")
+    params: stray=config["stray"]
+    run:
+        import time
+        import boto3
+        bucket, key = params.stray.split("/", 1)
+        s3 = boto3.client("s3")
+        if not s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount"):
+            s3.put_object(Bucket=bucket, Key=key, Body=b"left by attempt 1")
+            time.sleep(120)
+        os.makedirs(output[0])
+        for name in ("a", "b"):
+            with open(os.path.join(output[0], name + ".txt"), "w") as handle:
+                handle.write(name)
+
+rule listing:
+    input: "tree"
+    output: "listing.txt"
+    shell: "ls {input} > {output}"
+"""
+
+
+def test_reclaimed_attempts_files_never_reach_the_directorys_readers(
+    emulator, emulator_env, faults, tmp_path
+):
+    bucket = f"knot-e2e-tree-{uuid.uuid4().hex[:8]}"
+    stray = f"{bucket}/w/tree/stray-from-attempt-1.txt"
+    (tmp_path / "Snakefile").write_text(RECLAIMED_TREE)
+    faults("--reclaim", "tree-*", "--after", "12")
+    since = int(time.time() * 1000)
+    done = snakemake(tmp_path, *_storage(bucket, emulator_env), "--config", f"stray={stray}")
+
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert faults()["injected"] == {"job.reclaim": 1}
+    tree = _one(_jobs_since(emulator, since), "tree-")
+    assert len(tree["attempts"]) == 2 and RECLAIMED.fullmatch(
+        tree["attempts"][0]["statusReason"]
+    ), tree["attempts"]
+    s3 = boto_client(emulator, "s3")
+    read = lambda key: s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # noqa: E731
+    assert read("w/tree/stray-from-attempt-1.txt") == b"left by attempt 1"  # still there
+    assert read("w/listing.txt") == b"a.txt\nb.txt\n"
+    listed = json.loads(read("w/tree.knot-manifest.json"))["files"]
+    assert sorted(entry["name"] for entry in listed) == ["a.txt", "b.txt"]
 
 
 def _workflow(word: str) -> str:

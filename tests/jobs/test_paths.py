@@ -30,6 +30,8 @@ def work(tmp_path, monkeypatch):
         ({"log": ["logs/../../r.log"]}, "log 'logs/../../r.log' lies outside"),
         ({"output": [BAD_NAME]}, r"output file name 'sub-\\xff.txt' is not valid UTF-8"),
         ({"input": [BAD_NAME]}, "input file name .* not valid UTF-8"),
+        ({"output": ["res/d.knot-manifest.json"]}, "output file name .* ends in '.knot-manif"),
+        ({"input": ["d.knot-manifest.json"]}, "input file name .* which knot keeps"),
     ],
 )
 def test_bad_paths_are_rule_errors(work, files, expected):

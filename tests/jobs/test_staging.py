@@ -4,12 +4,15 @@ file is unchanged or was just fetched from S3."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from snakemake_executor_knot.errors import StagingError
-from snakemake_executor_knot.jobs.staging import LocalStaging
+from snakemake_executor_knot.jobs.staging import WORKFLOW_ID_FILE, LocalStaging, workflow_id
 from snakemake_executor_knot.runtime import manifest
 from snakemake_executor_knot.runtime import staging as runtime_staging
 
@@ -49,11 +52,51 @@ def test_the_workflow_prefix_is_a_random_id_kept_with_the_workflow(clients, tmp_
     again = LocalStaging(clients.s3, "knot-bucket", tmp_path / "a" / "wf")
     elsewhere = LocalStaging(clients.s3, "knot-bucket", tmp_path / "b" / "wf")
     assert first.prefix == again.prefix != elsewhere.prefix
-    kept = (tmp_path / "a" / "wf" / ".snakemake" / "knot" / "workflow-id").read_text().strip()
+    kept = json.loads((tmp_path / "a" / "wf" / WORKFLOW_ID_FILE).read_text())["id"]
     assert first.prefix == f"knot/files/{kept}/" and len(kept) == 32
     (tmp_path / "a" / "wf" / ".snakemake" / "knot" / "workflow-id").write_text("../../etc\n")
     replaced = LocalStaging(clients.s3, "knot-bucket", tmp_path / "a" / "wf")
     assert replaced.prefix != first.prefix and ".." not in replaced.prefix
+
+
+def test_a_copied_workflow_folder_gets_its_own_id(tmp_path):
+    """``cp -r`` copies .snakemake/knot/workflow-id too: the copy must not share the
+    original's keys in knot's bucket, or the two overwrite each other's files."""
+    original = tmp_path / "wf"
+    first = workflow_id(original)
+    shutil.copytree(original, tmp_path / "copy")
+    copied = workflow_id(tmp_path / "copy")
+    assert copied != first and len(copied) == 32
+    assert workflow_id(original) == first and workflow_id(tmp_path / "copy") == copied
+    stored = json.loads((tmp_path / "copy" / WORKFLOW_ID_FILE).read_text())
+    assert stored == {"id": copied, "path": os.path.realpath(tmp_path / "copy")}
+
+
+def test_workflow_id_follows_the_real_path_not_a_link_to_it(tmp_path):
+    first = workflow_id(tmp_path / "wf")
+    (tmp_path / "link").symlink_to(tmp_path / "wf")
+    assert workflow_id(tmp_path / "link") == first
+
+
+def test_an_older_id_file_keeps_its_id_and_is_bound_to_its_folder(tmp_path):
+    """knot's earlier files hold the id alone: the workflow keeps its copies in S3."""
+    (tmp_path / "wf" / WORKFLOW_ID_FILE).parent.mkdir(parents=True)
+    (tmp_path / "wf" / WORKFLOW_ID_FILE).write_text("0123456789abcdef0123456789abcdef\n")
+    assert workflow_id(tmp_path / "wf") == "0123456789abcdef0123456789abcdef"
+    stored = json.loads((tmp_path / "wf" / WORKFLOW_ID_FILE).read_text())
+    assert stored["path"] == os.path.realpath(tmp_path / "wf")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"id": "../../etc", "path": "/"}', '{"id": 1}', "[" * 100_000, '{"path": 5, "id": "x"}'],
+)
+def test_a_damaged_id_file_gets_a_new_id(tmp_path, text):
+    (tmp_path / "wf" / WORKFLOW_ID_FILE).parent.mkdir(parents=True)
+    (tmp_path / "wf" / WORKFLOW_ID_FILE).write_text(text)
+    made = workflow_id(tmp_path / "wf")
+    assert len(made) == 32 and set(made) <= set("0123456789abcdef")
+    assert workflow_id(tmp_path / "wf") == made
 
 
 # --- directory outputs: contained, exact, verified ----------------------------------------

@@ -13,10 +13,17 @@ from snakemake_executor_knot.aws.status import JobState
 from snakemake_executor_knot.compute.instances import largest, type_size
 from snakemake_executor_knot.compute.resources import BatchResources, batch_resources
 from snakemake_executor_knot.config.settings import KnotConfig
-from snakemake_executor_knot.errors import RuleError
+from snakemake_executor_knot.errors import RuleError, StagingError
 from snakemake_executor_knot.report.records import load_run
 from snakemake_executor_knot.run.progress import Progress
-from snakemake_executor_knot.run.record import RunLog, clean_usage, read_usage, write_record
+from snakemake_executor_knot.run.record import (
+    MAX_USAGE_BYTES,
+    RunLog,
+    clean_usage,
+    close_record,
+    read_usage,
+    write_record,
+)
 
 
 def _states(*statuses: str) -> list[JobState]:
@@ -132,3 +139,41 @@ def test_run_record_round_trips_into_the_report(clients, tmp_path):
     assert record.requested.memory_mib == 4000
     assert (record.host.handed_over, record.host.submitted, record.host.reported) == (1, 2, 4)
     assert record.batch.stopped == 10.0 and record.usage.peak_rss_mb == 120.0
+
+
+def test_hostile_usage_documents_warn_once_and_the_record_is_written(
+    clients, tmp_path, monkeypatch
+):
+    """Usage documents come from jobs: one nested 30,000 deep (inside the size cap), one
+    nested 100,000 deep and one over the size cap are each a StagingError naming the job;
+    the run record is still written, with one warning for all."""
+    monkeypatch.chdir(tmp_path)
+    s3 = clients.s3
+    s3.create_bucket(Bucket="knot-usage")
+    bodies = {
+        1: json.dumps({"wall_s": 3.0}).encode(),
+        2: b"[" * 100_000 + b"]" * 100_000,
+        3: b'{"wall_s": 1}' + b" " * MAX_USAGE_BYTES,
+        4: b"[" * 30_000 + b"]" * 30_000,
+    }
+    log = RunLog("20261129T130000-ab12cd34")
+    log.handed_over([SimpleNamespace(jobid=i, rule=SimpleNamespace(name=f"r{i}")) for i in bodies])
+    for jobid, body in bodies.items():
+        s3.put_object(Bucket="knot-usage", Key=f"u/{jobid}.json", Body=body)
+        usage_at = ("knot-usage", f"u/{jobid}.json")
+        log.submitted(jobid, f"batch-{jobid}", BatchResources(1, 1000, 0, None), usage_at)
+        log.finished(jobid, JobState(f"batch-{jobid}", "SUCCEEDED"))
+    warnings: list[str] = []
+    path = close_record(log, clients, KnotConfig(emulator=True), {}, warnings.append)
+    doc = "its usage document s3://knot-usage/u"
+    too_large = "larger than 65,536 bytes, the most knot reads"
+    assert [str(e) for e in log.usage_errors] == [
+        f"Rule 'r2', AWS Batch job batch-2: {doc}/2.json is {too_large}",
+        f"Rule 'r3', AWS Batch job batch-3: {doc}/3.json is {too_large}",
+        f"Rule 'r4', AWS Batch job batch-4: {doc}/4.json is nested too deeply to be read as JSON",
+    ]
+    assert all(isinstance(e, StagingError) for e in log.usage_errors)
+    assert warnings == [
+        f"knot: the run record leaves out a job's usage (and 2 more): {log.usage_errors[0]}"
+    ]
+    assert [job.usage.wall_s for job in load_run(path).jobs] == [3.0, None, None, None]

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -26,7 +27,7 @@ from moto.server import ThreadedMotoServer
 
 import snakemake_executor_knot.runtime as runtime_package
 from snakemake_executor_knot.jobs.config import config_object
-from snakemake_executor_knot.jobs.spec import spec_records
+from snakemake_executor_knot.jobs.spec import file_item, spec_records
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
 
 BUCKET = "knot-runtime-tests"
@@ -529,6 +530,61 @@ def test_directory_output_gets_a_manifest(s3, endpoint, lib, work, prefix):
     listed = json.loads(read(s3, prefix, "res/tree.knot-manifest.json"))
     digest = hashlib.sha256(b"n\n").hexdigest()
     assert listed == {"version": 1, "files": [{"name": "s/n.txt", "size": 2, "sha256": digest}]}
+
+
+class StorageDirectory(str):
+    """A storage-mode directory() as Snakemake hands it to jobs/spec.py: its local path,
+    and the query of its S3 storage object."""
+
+    is_directory = is_storage = True
+
+    def __new__(cls, path: str, query: str):
+        made = super().__new__(cls, path)
+        made.storage_object = SimpleNamespace(query=query)
+        return made
+
+
+def test_retried_storage_directory_holds_only_the_last_attempts_files(
+    s3, endpoint, lib, work, prefix, tmp_path
+):
+    """A spot reclaim ended attempt 1 mid-upload: one of its files is under the user's
+    prefix, another on its disk. Attempt 2 succeeds; a downstream job reading the directory
+    sees only attempt 2's files (the manifest), not the prefix's whole listing."""
+    local = ".snakemake/storage/s3/tree"
+    tree = StorageDirectory(local, uri(prefix, "study/tree"))
+    made, read_back = file_item(tree, uri_for=None), file_item(tree, uri_for=None)
+    upload_inputs(s3, prefix, {"in/t.txt": b"t", "study/tree/attempt-1.txt": b"partial"})
+    (work / local).mkdir(parents=True)
+    (work / local / "attempt-1-disk.txt").write_text("left on disk")
+    producer = shell_spec(
+        prefix, "s1", command="mkdir -p {output[0]} && echo 2 > {output[0]}/a2.txt"
+    )
+    producer["output"] = section([made])
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, producer))
+    assert done.returncode == 0, done.stderr
+
+    consumer = shell_spec(prefix, "s2", command="ls {input[0]} > {output[0]:q}")
+    consumer["input"] = section([read_back])
+    digest = put_spec(s3, prefix, consumer, "job-1.json")
+    (tmp_path / "reader").mkdir()
+    done = run_runtime(
+        endpoint, lib, tmp_path / "reader", prefix, "job-1.json", KNOT_SPEC_SHA256=digest
+    )
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out/s2.txt") == b"a2.txt\n"
+
+
+def test_storage_directory_knot_did_not_write_is_read_whole(s3, endpoint, lib, work, prefix):
+    """The user's own data under the storage prefix has no manifest: every file counts."""
+    upload_inputs(s3, prefix, {"in/t.txt": b"t", "mine/x.txt": b"x", "mine/sub/y.txt": b"y"})
+    mine = file_item(StorageDirectory("mine", uri(prefix, "mine")), uri_for=None)
+    doc = shell_spec(
+        prefix, "s1", command="cd {input[0]} && find . -type f | sort > ../{output[0]:q}"
+    )
+    doc["input"] = section([mine])
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, doc))
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out/s1.txt") == b"./sub/y.txt\n./x.txt\n"
 
 
 def usage_of(s3, prefix: str, spec_name: str, index: int = 0) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from botocore.config import Config
 
 from snakemake_executor_knot.runtime import manifest, staging
+from snakemake_executor_knot.runtime.contract import MANIFEST_MAX_BYTES
 from snakemake_executor_knot.runtime.report import JobFailure
 from snakemake_executor_knot.runtime.spec import FileItem
 
@@ -99,6 +100,39 @@ def test_missing_manifest_fails_clearly(s3):
     put(s3, "w/d/a.txt", b"a")
     with pytest.raises(JobFailure, match="manifest of directory d"):
         fetch(s3, [FileItem("d", f"s3://{BUCKET}/w/d/", directory=True, manifest=True)])
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply to be read as JSON"),
+        (b" " * (MANIFEST_MAX_BYTES + 1), "larger than 67,108,864 bytes"),
+    ],
+    ids=["deep", "huge"],
+)
+def test_hostile_manifest_body_fails_the_job_clearly(s3, work, body, says):
+    """A manifest is read from S3: one nested 100,000 deep or over the size cap is a
+    refusal naming it, not a RecursionError or a read without end."""
+    put(s3, "w/d/a.txt", b"a")
+    put(s3, manifest.manifest_key("w/d/"), body)
+    with pytest.raises(
+        JobFailure, match=f"manifest of directory d.*w/d.knot-manifest.json.*{says}"
+    ):
+        fetch(s3, [FileItem("d", f"s3://{BUCKET}/w/d/", directory=True, manifest=True)])
+    assert files_under(work) == []
+
+
+def test_optional_manifest_is_followed_when_there_and_absent_means_every_file(s3, work):
+    """A directory in the user's storage: with a manifest (knot wrote it) exactly its files,
+    without one (the user's own data) every file under the prefix."""
+    put(s3, "w/ours/attempt-1.txt", b"left by a reclaimed attempt")
+    put(s3, "w/ours/a.txt", b"a")
+    put_manifest(s3, "w/ours/", {"a.txt": b"a"})
+    put(s3, "w/theirs/x.txt", b"x")
+    optional = {"directory": True, "manifest": True, "manifest_optional": True}
+    fetch(s3, [FileItem("ours", f"s3://{BUCKET}/w/ours/", **optional)])
+    fetch(s3, [FileItem("theirs", f"s3://{BUCKET}/w/theirs/", **optional)])
+    assert files_under(work) == ["ours/a.txt", "theirs/x.txt"]
 
 
 def test_corrupted_download_fails_and_writes_nothing(s3, work):
