@@ -47,8 +47,9 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int =
     )
 
 
-def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
-    """Snakemake in the background (stdout and stderr merged, as text)."""
+def start_snakemake(workdir: Path, *args: str, new_session: bool = False) -> subprocess.Popen:
+    """Snakemake in the background (stdout and stderr merged, as text). ``new_session``: in
+    a process group of its own, so that a test can kill it whole, as a crash would."""
     return subprocess.Popen(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
@@ -56,7 +57,19 @@ def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=new_session,
     )
+
+
+def storage_args(env: dict, bucket: str, prefix: str) -> tuple[str, ...]:
+    """Storage mode on the emulator: the S3 storage plugin's flags for s3://bucket/prefix."""
+    return (
+        "--default-storage-provider", "s3",
+        "--default-storage-prefix", f"s3://{bucket}/{prefix}",
+        "--storage-s3-endpoint-url", env["AWS_ENDPOINT_URL"],
+        "--storage-s3-access-key", "testing", "--storage-s3-secret-key", "testing",
+        "--storage-s3-region", "us-east-1",
+    )  # fmt: skip
 
 
 def file_digests(workdir: Path, skip: set[str] = frozenset()) -> dict[str, str]:

@@ -23,8 +23,6 @@ import os
 import re
 import signal
 import stat
-import subprocess
-import sys
 import time
 
 import boto3
@@ -33,12 +31,13 @@ import pytest
 from .helpers import (
     KNOT,
     ROOT,
-    comparable_environment,
     copy_workflow,
     file_digests,
     latest_summary,
     outputs_of,
     snakemake,
+    start_snakemake,
+    storage_args,
 )
 
 pytestmark = pytest.mark.e2e
@@ -125,15 +124,7 @@ def test_keep_going_and_rerun_incomplete_match_local(
 
 
 def _storage_args(env: dict, mode: str, name: str) -> tuple[str, ...]:
-    if mode == "files":
-        return ()
-    return (
-        "--default-storage-provider", "s3",
-        "--default-storage-prefix", f"s3://{BUCKET}/{name}-{os.getpid()}",
-        "--storage-s3-endpoint-url", env["AWS_ENDPOINT_URL"],
-        "--storage-s3-access-key", "testing", "--storage-s3-secret-key", "testing",
-        "--storage-s3-region", "us-east-1",
-    )  # fmt: skip
+    return () if mode == "files" else storage_args(env, BUCKET, f"{name}-{os.getpid()}")
 
 
 def _outputs(mode: str, workdir, before: dict, name: str) -> dict[str, str]:
@@ -221,17 +212,8 @@ def _interrupt_and_rerun(workdir, args: tuple[str, ...]) -> None:
 
 
 def _run_until_slow_job_runs(workdir, args: tuple[str, ...]) -> None:
-    command = [sys.executable, "-m", "snakemake", *args, "--keep-going"]
-    command += ["--config", f"slow_seconds={SLOW_SECONDS}"]
-    process = subprocess.Popen(
-        command,
-        cwd=workdir,
-        env=comparable_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    extra = ("--keep-going", "--config", f"slow_seconds={SLOW_SECONDS}")
+    process = start_snakemake(workdir, *args, *extra, new_session=True)
     seen = []
     try:
         for line in process.stdout:

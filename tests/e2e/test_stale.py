@@ -14,8 +14,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import boto3
@@ -24,7 +22,14 @@ import pytest
 from snakemake_executor_knot.emulator.patches.batch import CONTAINER_LABEL
 from snakemake_executor_knot.image.builder import docker_client
 
-from .helpers import KNOT, ROOT, comparable_environment, copy_workflow, snakemake
+from .helpers import (
+    KNOT,
+    ROOT,
+    copy_workflow,
+    snakemake,
+    start_snakemake,
+    storage_args,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -88,15 +93,7 @@ def test_an_orphan_no_job_of_the_new_run_matches_is_terminated_at_start_up(emula
 
 
 def _storage_args(env: dict, mode: str, prefix: str) -> tuple[str, ...]:
-    if mode == "files":
-        return ()
-    return (
-        "--default-storage-provider", "s3",
-        "--default-storage-prefix", f"s3://{BUCKET}/{prefix}",
-        "--storage-s3-endpoint-url", env["AWS_ENDPOINT_URL"],
-        "--storage-s3-access-key", "testing", "--storage-s3-secret-key", "testing",
-        "--storage-s3-region", "us-east-1",
-    )  # fmt: skip
+    return () if mode == "files" else storage_args(env, BUCKET, prefix)
 
 
 def _write_raw(mode: str, workdir, prefix: str, text: str) -> None:
@@ -128,15 +125,7 @@ def _kill_while_b_runs(workdir, args: tuple[str, ...]) -> str:
     """Start the run, kill it once b's container sleeps (its input read); b's Batch id.
     Batch says RUNNING before the container has staged its inputs, and in storage mode it
     reads raw.txt from the bucket: the test must not edit it before then."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=workdir,
-        env=comparable_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, killed whole as a crash would
-    )
+    process = start_snakemake(workdir, *args, new_session=True)
     seen: list[str] = []
     try:
         assert process.stdout is not None
