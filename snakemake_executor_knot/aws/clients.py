@@ -1,13 +1,16 @@
 """Build every boto3 client in one place, so the rest of knot takes them as arguments.
 
 Region, profile and endpoint follow boto3's own lookup (environment, ~/.aws/config,
-AWS_ENDPOINT_URL); knot's flags override them. With --knot-emulator the endpoint and
-dummy credentials come from the running emulator's state file.
+AWS_ENDPOINT_URL); knot's flags override them. The region is also read from AWS_REGION,
+as the AWS CLI and the other SDKs read it first: boto3 reads only AWS_DEFAULT_REGION and
+the profile. With --knot-emulator the endpoint and dummy credentials come from the
+running emulator's state file.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Literal, TypeGuard, get_args
@@ -82,6 +85,9 @@ def make_clients(config: KnotConfig) -> Clients:
     """Create the session and check region and credentials before any call is made."""
     endpoint, region = config.endpoint_url, config.region
     key = None  # None: boto3's own lookup
+    if not config.emulator:
+        # Before AWS_DEFAULT_REGION and the profile, as the AWS CLI does; boto3 ignores it.
+        region = region or os.environ.get("AWS_REGION") or None
     if config.emulator:
         # The emulator accepts any credentials; fixed dummy ones keep real keys out of it.
         state = emulator_state()

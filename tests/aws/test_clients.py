@@ -35,6 +35,14 @@ def test_missing_region_names_the_flag(aws_env, monkeypatch):
         make_clients(KnotConfig())
 
 
+def test_aws_region_is_honoured_before_aws_default_region(aws_env, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert make_clients(KnotConfig()).region == "eu-west-1"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert make_clients(KnotConfig()).region == "eu-west-1"
+    assert make_clients(KnotConfig(region="us-west-2")).region == "us-west-2"
+
+
 def test_unknown_profile_is_refused(aws_env):
     with pytest.raises(ConfigError, match="profile 'nobody'"):
         make_clients(KnotConfig(profile="nobody"))
