@@ -128,7 +128,8 @@ class Executor(RemoteExecutor):
         self.next_seconds_between_status_checks = self.cadence.next_wait(True)
 
     async def _report(self, info: SubmittedJobInfo, state: JobState) -> None:
-        self.run_log.finished(job_key(info.job), state)
+        key = job_key(snakemake_job(info.job))
+        self.run_log.finished(key, state)
         infra = self.services.infra
         outcomes = Outcomes(self.services.staging, self.clients.logs, infra.log_group)
         if state.status == "SUCCEEDED":
@@ -140,7 +141,7 @@ class Executor(RemoteExecutor):
         else:
             msg, saved = outcomes.failure(info, state)
             self.report_job_error(info, msg=msg, aux_logs=saved)
-        self.run_log.reported(job_key(info.job))
+        self.run_log.reported(key)
 
     def print_job_error(self, job_info: SubmittedJobInfo, msg: str | None = None, **kwargs) -> None:
         # Snakemake's GroupJob.log_error drops the message (which rule failed, the log

@@ -48,7 +48,7 @@ def is_group(job: object) -> TypeIs[GroupJob]:
     return bool(getattr(job, "is_group", lambda: False)())
 
 
-def members(job) -> list:
+def members(job: GroupJob) -> list:
     """The member jobs in the order they run: Snakemake's topological layers, each layer
     by jobid so the order (and the spec's hash) is stable."""
     return [m for layer in job.toposorted for m in sorted(layer, key=lambda m: m.jobid)]
@@ -59,28 +59,28 @@ def jobs_of(job: AnyJob) -> tuple[Job, ...]:
     return tuple(job.jobs) if is_group(job) else (job,)
 
 
-def member_rules(job) -> list[str]:
+def member_rules(job: GroupJob) -> list[str]:
     return sorted({m.rule.name for m in job.jobs})
 
 
-def plan_name(job) -> str:
+def plan_name(job: GroupJob) -> str:
     """The name a group's plan, image, spec object and ``knot:rule`` tag go by; it cannot
     clash with a rule's (rule names are identifiers, this holds ':')."""
     groupid = _UNSAFE.sub("_", str(job.groupid)).strip("_") or "group"
     return f"group:{groupid}:{'+'.join(member_rules(job))}"
 
 
-def job_key(job) -> int:
+def job_key(job: AnyJob) -> int:
     """An integer id for a Batch job name and the run record: a group's first member's
     jobid (Snakemake's own group jobid is a UUID)."""
     return members(job)[0].jobid if is_group(job) else job.jobid
 
 
-def job_label(job) -> str:
+def job_label(job: AnyJob) -> str:
     return plan_name(job) if is_group(job) else job.rule.name
 
 
-def staying_outputs(job) -> set[str]:
+def staying_outputs(job: GroupJob) -> set[str]:
     """Paths of member outputs that stay on the job's disk (see the module's docstring)."""
     dag = job.dag
     inside = set(job.jobs)
@@ -108,7 +108,7 @@ def _needed_outside(dag, member, f, inside: set) -> bool:
 
 
 def build_group_spec(
-    job, kinds: dict[str, str], uri_for: UriFor, config_ref: dict | None = None
+    job: GroupJob, kinds: dict[str, str], uri_for: UriFor, config_ref: dict | None = None
 ) -> dict:
     """One document for the whole group: its members' documents in run order, the config
     reference once (``config.py``). ``kinds`` maps each member rule to run, shell or script."""
@@ -164,7 +164,7 @@ def failed_member(spec: dict, lines: list[str]) -> str | None:
     return None
 
 
-def check_sequential(job) -> None:
+def check_sequential(job: GroupJob) -> None:
     """knot runs a group's members one at a time; a pipe() or service() output needs its
     reader running at the same time, so such a group would hang."""
     for member in members(job):

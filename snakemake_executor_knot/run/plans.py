@@ -41,7 +41,8 @@ from ..rules.source import RuleSource, check_supported, rule_source
 from ..runtime.contract import GROUP_KIND, RULE_DIR
 
 if TYPE_CHECKING:
-    from snakemake.jobs import Job
+    from snakemake.jobs import GroupJob, Job
+    from snakemake.workflow import Workflow
 
     from ..jobs.group import AnyJob
 
@@ -84,7 +85,7 @@ def remote_rules(jobs: Iterable[AnyJob]) -> dict[str, Job]:
     return rules
 
 
-def group_plan(job, plans: Mapping[str, RulePlan]) -> RulePlan:
+def group_plan(job: GroupJob, plans: Mapping[str, RulePlan]) -> RulePlan:
     """The plan of a group job: one image for all its member rules (``image/group.py``
     refuses members that cannot share one)."""
     parts = [Member(name, plans[name].image, plans[name].image_uri) for name in member_rules(job)]
@@ -133,7 +134,7 @@ def build_target(
     return BuildTarget(base_reference(lock.base_image), platform, lock)
 
 
-def plan_rule(workflow, job, config: KnotConfig, target: BuildTarget) -> RulePlan:
+def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTarget) -> RulePlan:
     """``job`` is one job of the rule: resources given by --set-resources or a profile
     exist only as per-job values."""
     rule = job.rule
@@ -145,7 +146,7 @@ def plan_rule(workflow, job, config: KnotConfig, target: BuildTarget) -> RulePla
     return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))
 
 
-def image_spec(source: RuleSource, job, target: BuildTarget, config: dict) -> ImageSpec:
+def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) -> ImageSpec:
     """The rule's image: from knot.lock's lines when the run follows a lock, else from
     the rule's imports pinned to the versions installed here."""
     image = functools.partial(
@@ -183,7 +184,7 @@ def _shown_paths(sources: dict[str, str]) -> dict[str, str]:
     return {posixpath.relpath(path, RULE_DIR): text for path, text in sources.items()}
 
 
-def knot_resource(job, name: str):
+def knot_resource(job: Job, name: str):
     """A knot resource of the rule, from the Snakefile, --set-resources, --default-resources
     or a profile: Snakemake evaluates them all into the job's resources."""
     try:
@@ -193,7 +194,7 @@ def knot_resource(job, name: str):
     return value if isinstance(value, str) and value else None
 
 
-def check_job_resources(jobs, config: KnotConfig) -> None:
+def check_job_resources(jobs: Iterable[Job], config: KnotConfig) -> None:
     """Per-job resources (threads, mem_mb, gpu, runtime) are checked before anything is
     created; a value that needs the job's inputs to be computed is checked at submission."""
     for job in jobs:

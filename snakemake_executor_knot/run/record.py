@@ -15,11 +15,11 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -34,6 +34,9 @@ from ..jobs.group import job_key, job_label
 from ..report.pricing import choose_instance, load_prices, region_prices
 from ..runtime import jsondoc
 from ..runtime.contract import usage_key
+
+if TYPE_CHECKING:
+    from ..jobs.group import AnyJob
 
 RUN_DIR = Path(".snakemake", "knot")
 USAGE_FETCHERS = 16  # parallel GETs of usage documents at the end of a run
@@ -135,7 +138,7 @@ class RunLog:
             first, spent = self.steps.get(name, [start, start])
             self.steps[name] = [first, first + (spent - first) + self.clock() - start]
 
-    def handed_over(self, jobs) -> None:
+    def handed_over(self, jobs: Iterable[AnyJob]) -> None:
         now = self.clock()
         with self._lock:
             for job in jobs:

@@ -150,7 +150,9 @@ class Submissions:
             self._configs_sent.add(written.sha256)
         return written.reference(bucket)
 
-    def _adopt(self, job, spec: dict, resources, found: Adopted) -> SubmittedJobInfo:
+    def _adopt(
+        self, job: AnyJob, spec: dict, resources: BatchResources, found: Adopted
+    ) -> SubmittedJobInfo:
         """A job an earlier run submitted, with the same rule, spec content and image, is
         still running or has succeeded: follow it instead of paying for it again."""
         bucket, key = found.spec_uri[len("s3://") :].partition("/")[::2]
@@ -162,7 +164,14 @@ class Submissions:
         )
         return SubmittedJobInfo(job, external_jobid=found.batch_id, aux={"spec": spec})
 
-    def _submit_new(self, plan: RulePlan, resources, jobs, specs, hashes) -> list:
+    def _submit_new(
+        self,
+        plan: RulePlan,
+        resources: BatchResources,
+        jobs: Jobs,
+        specs: list[dict],
+        hashes: list[str],
+    ) -> list[SubmittedJobInfo]:
         services = self.services
         infra = services.infra
         key = f"knot/specs/{self.run_log.run_id}/{plan.name}-{job_key(jobs[0])}.jsonl"
