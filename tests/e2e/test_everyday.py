@@ -48,7 +48,8 @@ LOCAL = ("--cores", "2")
 BUCKET = "knot-e2e-everyday"
 REFERENCE_TEXT = "alpha first line\nbeta second line\ngamma third line\n"
 PARTS_MANIFEST = "results/parts.knot-manifest.json"
-LISTING = b"alpha.txt\tfirst line\nbeta.txt\tsecond line\ngamma.txt\tthird line\n"
+# The checkpoint wraps each part in the config's marks.
+LISTING = b"alpha.txt\t[first line]\nbeta.txt\t[second line]\ngamma.txt\t[third line]\n"
 SLOW_SECONDS = 20  # how long the job that is running when Snakemake is killed sleeps
 
 
