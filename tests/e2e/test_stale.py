@@ -21,6 +21,7 @@ import pytest
 
 from snakemake_executor_knot.emulator.patches.batch import CONTAINER_LABEL
 from snakemake_executor_knot.image.builder import docker_client
+from snakemake_executor_knot.jobs.staging import workflow_id
 
 from .helpers import (
     KNOT,
@@ -114,8 +115,7 @@ def _stored_out(mode: str, workdir, prefix: str) -> str:
             (workdir / ".snakemake" / "knot" / "journal.jsonl").read_text().splitlines()[-1]
         )
         bucket = entry["spec_uri"][len("s3://") :].split("/")[0]
-        workflow = (workdir / ".snakemake" / "knot" / "workflow-id").read_text().strip()
-        key = f"knot/files/{workflow}/out.txt"
+        key = f"knot/files/{workflow_id(workdir)}/out.txt"
     else:
         bucket, key = BUCKET, f"{prefix}/out.txt"
     return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
