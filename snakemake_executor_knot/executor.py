@@ -73,8 +73,7 @@ class Executor(RemoteExecutor):
 
     @property
     def services(self) -> Services:
-        assert self.prep.services is not None, "a job exists only after preparation"
-        return self.prep.services
+        return self.prep.opened
 
     # -- submission --
 

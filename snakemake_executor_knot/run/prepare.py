@@ -84,6 +84,13 @@ class Preparation:
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
         self._docker_client: Any = None
 
+    @property
+    def opened(self) -> Services:
+        """The services, which exist once the first preparation has opened the stack: no
+        job is submitted or reported before that."""
+        assert self.services is not None, "jobs exist only after preparation"
+        return self.services
+
     def prepare(self, jobs: Iterable[AnyJob]) -> None:
         """Plans, checks, stack and images for these jobs' rules (``jobs``: Snakemake's
         jobs to run, a group's members already gathered into their group job)."""

@@ -64,8 +64,7 @@ class Submissions:
 
     @property
     def services(self) -> Services:
-        assert self.prep.services is not None, "jobs are submitted only after preparation"
-        return self.prep.services
+        return self.prep.opened
 
     def _batches(self, jobs: Jobs) -> dict[tuple, list]:
         """Jobs of one rule with equal Batch resources share an array job; with array jobs
