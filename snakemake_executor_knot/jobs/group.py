@@ -22,7 +22,7 @@ import re
 from typing import TYPE_CHECKING, cast
 
 from ..errors import RuleError
-from ..runtime.contract import GROUP_KIND, SPEC_VERSION
+from ..runtime.contract import GROUP_KIND, MEMBERS_DIR, SPEC_VERSION
 from .spec import UriFor, build_spec
 
 if TYPE_CHECKING:
@@ -116,7 +116,8 @@ def build_group_spec(
     made: set[str] = set()
     docs = []
     for member in members(job):
-        doc = build_spec(member, kinds[member.rule.name], uri_for)
+        rule = member.rule.name
+        doc = build_spec(member, kinds[rule], uri_for, rule_dir=f"{MEMBERS_DIR}/{rule}/rule")
         for item in doc["input"]["items"]:
             if item["path"] in made:
                 item["from_group"] = True

@@ -18,8 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from snakemake.shell import shell as SnakemakeShell
 
 from ..errors import aws_error
-from ..runtime.contract import MANIFEST_IF_PRESENT, SPEC_VERSION
+from ..runtime.contract import MANIFEST_IF_PRESENT, RULE_DIR, SPEC_VERSION
 from ..runtime.integrity import merkle_tree
+from .preamble import script_section
 from .values import encode_value, required_modules
 
 if TYPE_CHECKING:
@@ -30,10 +31,17 @@ if TYPE_CHECKING:
 UriFor = Callable[[str], str]
 
 
-def build_spec(job: Job, kind: str, uri_for: UriFor, config_ref: dict | None = None) -> dict:
+def build_spec(
+    job: Job,
+    kind: str,
+    uri_for: UriFor,
+    config_ref: dict | None = None,
+    rule_dir: str = RULE_DIR,
+) -> dict:
     """The spec document of one Snakemake job. ``kind`` is run, shell or script.
     ``config_ref`` points at the run's config object (``config.py``); None for an empty
-    config, and for a group's member (the group's document carries it once)."""
+    config, and for a group's member (the group's document carries it once). ``rule_dir``
+    is where the image holds the rule's files (a group's member has its own)."""
     rule = job.rule
     directories = directory_inputs(job)
     spec = {
@@ -58,7 +66,7 @@ def build_spec(job: Job, kind: str, uri_for: UriFor, config_ref: dict | None = N
     if wrap:
         spec["shell_wrap"] = wrap
     if kind == "script":
-        spec["script"] = {"path": rule.script}
+        spec["script"] = script_section(job, spec_path, rule_dir)
     return spec
 
 

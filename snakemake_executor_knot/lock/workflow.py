@@ -76,6 +76,8 @@ def python_source(source: RuleSource) -> str | None:
         return source.module_source
     if source.kind == "script":
         assert source.script_path is not None  # rule_source sets it for every script rule
+        if not source.script_path.endswith(".py"):  # R, Bash, ...: no Python imports
+            return None
         return source.files[script_image_path(source.script_path)].decode()
     return None
 

@@ -18,6 +18,7 @@ from snakemake.sourcecache import LocalSourceFile, infer_source_file
 
 from ..errors import RuleError
 from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
+from .languages import script_language
 from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 # Stands for a ".." part of an included Snakefile's folder in the image (workflow_roots).
 UP_PART = ".knot-up"
-_UNSUPPORTED_SCRIPTS = {".r": "an R", ".rmd": "an R Markdown", ".jl": "a Julia", ".rs": "a Rust"}
 
 
 @dataclass(frozen=True)
@@ -91,14 +91,7 @@ def _way_out(rule: str) -> str:
 
 
 def _check_script(rule: str, script: str) -> None:
-    suffix = PurePath(script).suffix.lower()
-    if suffix == ".py":
-        return
-    language = _UNSUPPORTED_SCRIPTS.get(suffix, f"a '{suffix or 'non-Python'}'")
-    raise RuleError(
-        f"Rule '{rule}' runs {language} script ({script}); knot runs only Python (.py) "
-        f"scripts. {_way_out(rule)}."
-    )
+    script_language(rule, script)  # a RuleError for a kind of script knot does not run
 
 
 # ---- the entry point
@@ -113,6 +106,8 @@ def rule_source(workflow: Workflow, rule, public: frozenset[str] = frozenset()) 
     if kind == "script":
         path = str(rule.script)
         files = _script_files(workflow, rule, path)
+        if script_language(rule.name, path) != "python":  # its image needs no Python code
+            return RuleSource(**common, files=files, script_path=path)
         roots = [*_script_root(rule, path), *workflow_roots(workflow)]
         local = find_local_code(files[script_image_path(path)].decode(), roots, rule.name)
         return RuleSource(**common, **_with_local(files, local), script_path=path)

@@ -36,6 +36,7 @@ from ..lock.workflow import (
     static_packages,
     static_values,
 )
+from ..rules.languages import check_script_image
 from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
 from ..rules.source import RuleSource, check_supported, rule_source
 from ..runtime.contract import GROUP_KIND, RULE_DIR
@@ -141,6 +142,9 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
     check_supported(rule)
     source = rule_source(workflow, rule, config.public_globals)
     given = knot_resource(job, "knot_image")
+    if source.script_path is not None:
+        image = given or source.container or config.base_image
+        check_script_image(rule.name, source.script_path, image)
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
     return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))

@@ -12,6 +12,7 @@ from typing import Any
 from . import envvars
 from .contract import RULE_DIR, RULE_DIR_ENV, RULE_MODULE, RUN_FUNCTION, SYS_PATH_FILE
 from .namespace import Namespace
+from .preamble import run_foreign_script
 from .script import run_script
 from .shell import shell
 
@@ -86,5 +87,7 @@ def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> 
         run_block(ns)
     elif kind == "shell":
         run_shell(ns, spec.get("shell") or {})
+    elif (spec.get("script") or {}).get("language", "python") != "python":
+        run_foreign_script(ns, spec["script"])
     else:
         run_script(ns, (spec.get("script") or {})["path"], env)

@@ -352,10 +352,6 @@ def test_run_argument_knot_does_not_provide(bad_workflow):
         ("notebook_rule", "'notebook:'"),
         ("cwl_rule", "'cwl:'"),
         ("template_rule", "'template_engine:'"),
-        ("r_script", "an R script"),
-        ("rmd_script", "an R Markdown script"),
-        ("julia_script", "a Julia script"),
-        ("rust_script", "a Rust script"),
         ("conda_rule", "'conda:'"),
     ],
 )

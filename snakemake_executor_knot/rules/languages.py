@@ -1,0 +1,88 @@
+"""The language of a ``script:`` rule, and what its image must hold to run it.
+
+Snakemake tells languages apart by the script's file name (``snakemake.script.get_language``)
+and runs each with its own class; knot asks the same function and uses the same classes
+(``jobs/preamble.py``), so the two cannot disagree on which file is which language.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from snakemake.script import (
+    BashScript,
+    JuliaScript,
+    RMarkdown,
+    RScript,
+    RustScript,
+    get_language,
+)
+from snakemake.sourcecache import LocalSourceFile
+
+from ..errors import RuleError
+
+# Snakemake's class for each language knot runs outside its own Python (Python scripts run
+# in knot's runtime, runtime/script.py).
+_CLASSES = {
+    "r": RScript,
+    "rmarkdown": RMarkdown,
+    "julia": JuliaScript,
+    "rust": RustScript,
+    "bash": BashScript,
+}
+# What each language needs on the image's PATH (and, for R Markdown, in R), as Snakemake's
+# execute_script calls it.
+NEEDS = {
+    "r": "Rscript",
+    "rmarkdown": "Rscript with the rmarkdown package, and pandoc",
+    "julia": "julia",
+    "rust": "rust-script (and cargo)",
+    "bash": "bash",
+}
+# Debian's packages that bring them, for the advice in errors.
+_DEBIAN = {
+    "r": "r-base-core",
+    "rmarkdown": "r-base-core r-cran-rmarkdown pandoc",
+}
+_NAMES = {"r": "an R", "rmarkdown": "an R Markdown", "julia": "a Julia", "rust": "a Rust"}
+
+
+def script_language(rule: str, path: str) -> str:
+    """``python``, ``r``, ``rmarkdown``, ``julia``, ``rust`` or ``bash``, by the file name
+    as Snakemake decides it; anything else is a RuleError naming the rule."""
+    if path.endswith(".ipynb"):  # a notebook is a notebook: rule, not a script: one
+        raise RuleError(
+            f"Rule '{rule}' names the notebook {path} as a script:; use notebook: for it."
+        )
+    language = get_language(LocalSourceFile(path), "")
+    if language == "python" or language in _CLASSES:
+        return language
+    suffix = PurePath(path).suffix or "no suffix"
+    raise RuleError(
+        f"Rule '{rule}' runs the script {path} ({suffix}), a kind knot does not run. knot "
+        "runs Python (.py), R (.R), R Markdown (.Rmd), Julia (.jl), Rust (.rs) and Bash "
+        f"(.sh) scripts. Rename or rewrite it, or run the rule here with 'localrules: {rule}'."
+    )
+
+
+def script_class(language: str):
+    """Snakemake's class that writes and runs a script of ``language`` (not Python)."""
+    return _CLASSES[language]
+
+
+def check_script_image(rule: str, path: str, image: str | None) -> None:
+    """Before anything is built: a script whose interpreter knot's own Python base image
+    cannot have needs an image that has it. ``image`` is the rule's container:, its
+    knot_image or --knot-base-image when one is given, else None (knot's default base)."""
+    language = script_language(rule, path)
+    if language in ("python", "bash") or image:
+        return
+    debian = _DEBIAN.get(language)
+    hint = f", e.g. one built FROM a Debian image with 'apt-get install {debian}'" if debian else ""
+    raise RuleError(
+        f"Rule '{rule}' runs {_NAMES[language]} script ({path}), which needs "
+        f"{NEEDS[language]} in the job's image, and knot's default base image holds only "
+        f"Python and bash. Name an image that has it with 'container:' (or the knot_image "
+        f"resource, or --knot-base-image){hint}; or run the rule here with "
+        f"'localrules: {rule}'."
+    )
