@@ -66,7 +66,7 @@ CASES = {
     ),
     "r_script": (
         "rule make:\n    output: 'out.txt'\n    script: 'make.R'\n",
-        ["'make'", "localrules"],
+        ["Rule 'make' runs an R script (make.R)", "Rscript", "container:", "localrules"],
     ),
 }
 

@@ -66,7 +66,15 @@ def rule_kind(rule) -> str:
 
 def check_supported(rule) -> None:
     """Raise a RuleError, with the way out, for rules knot cannot run in its containers."""
-    for attribute in ("wrapper", "notebook", "cwl", "template_engine"):
+    if rule.template_engine is not None and rule.group is not None:
+        # Snakemake renders templates itself, on this machine, unless the rule is in a
+        # group: only then does it reach knot.
+        raise RuleError(
+            f"Rule '{rule.name}' uses 'template_engine:' and is in group '{rule.group}'. "
+            "Snakemake renders a template on this machine, and knot does not render it in "
+            "a group's container. Take the rule out of the group."
+        )
+    for attribute in ("wrapper", "notebook", "cwl"):
         if getattr(rule, attribute, None) is not None:
             raise RuleError(
                 f"Rule '{rule.name}' uses '{attribute}:', which knot does not support. "

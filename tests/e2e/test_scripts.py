@@ -1,7 +1,9 @@
 """End to end: R, R Markdown and Bash scripts (tests/workflows/scripts) run on the emulator in
-both I/O modes, each reading the snakemake object Snakemake's own preamble gives it.
+both I/O modes, each reading the snakemake object Snakemake's own preamble gives it; jinja2
+and yte templates render as Snakemake renders them (on this machine: they are local jobs).
 
-Bash runs under --executor local here too, and knot's outputs must equal that run's bytes.
+Bash and templates run under --executor local here too, and knot's outputs must equal that
+run's bytes.
 R is not installed on this machine, so R and R Markdown outputs are compared with known
 bytes; they run in an image built here FROM knot's base with Debian's r-base-core,
 r-cran-rmarkdown and pandoc, named by the rules' container:.
@@ -24,7 +26,11 @@ pytestmark = pytest.mark.e2e
 WORKFLOW = ROOT / "tests" / "workflows" / "scripts"
 R_IMAGE = "knot-test-scripts-r"
 BUCKET = "knot-e2e-scripts"
-BASH_OUTPUTS = ["results/bash/a.txt", "results/bash/b.txt"]
+# What --executor local can make here (no R): Bash scripts and templates.
+LOCAL_TARGETS = [
+    *(f"results/bash/{sample}.txt" for sample in "ab"),
+    *(f"results/templates/{sample}.{ext}" for sample in "ab" for ext in ("txt", "yaml")),
+]
 
 
 def _r_summary(sample: str, mean_times_two: str) -> bytes:
@@ -67,16 +73,16 @@ def r_image(docker_engine, base_image) -> str:
 
 @pytest.fixture(scope="module")
 def bash_local(tmp_path_factory) -> dict[str, str]:
-    """The Bash outputs (and their logs) of --executor local: the reference."""
+    """The Bash and template outputs (and logs) of --executor local: the reference."""
     workdir = copy_workflow(WORKFLOW, tmp_path_factory.mktemp("local") / "wf")
     before = file_digests(workdir)
-    done = snakemake(workdir, "--cores", "2", *BASH_OUTPUTS)
+    done = snakemake(workdir, "--cores", "2", *LOCAL_TARGETS)
     assert done.returncode == 0, done.stdout[-3000:]
     return outputs_of(workdir, before)
 
 
 @pytest.mark.parametrize("mode", ["files", "storage"])
-def test_r_rmarkdown_and_bash_scripts(mode, r_image, bash_local, emulator_env, tmp_path):
+def test_r_rmarkdown_bash_scripts_and_templates(mode, r_image, bash_local, emulator_env, tmp_path):
     workdir = copy_workflow(WORKFLOW, tmp_path / "knot")
     before = file_digests(workdir)
     prefix = f"scripts-{mode}-{os.getpid()}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import snakemake.api  # noqa: F401  (loads snakemake.workflow, whose import order this needs)
 
@@ -67,3 +69,16 @@ def test_python_and_bash_run_in_knots_base_image(path):
 @pytest.mark.parametrize("rule", ["r_script", "rmd_script", "julia_script", "rust_script"])
 def test_script_rules_of_every_language_are_supported(unsupported_workflow, rule):  # noqa: F811
     check_supported(unsupported_workflow.get_rule(rule))
+
+
+def test_a_template_rule_is_snakemakes_own_local_job(unsupported_workflow):  # noqa: F811
+    check_supported(unsupported_workflow.get_rule("template_rule"))
+
+
+def test_a_template_rule_in_a_group_is_refused_saying_what_to_do():
+    rule = SimpleNamespace(name="render", template_engine="jinja2", group="g", script=None)
+    with pytest.raises(RuleError) as caught:
+        check_supported(rule)
+    message = str(caught.value)
+    assert message.startswith("Rule 'render' uses 'template_engine:' and is in group 'g'")
+    assert "Take the rule out of the group" in message

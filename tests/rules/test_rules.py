@@ -351,7 +351,6 @@ def test_run_argument_knot_does_not_provide(bad_workflow):
         ("wrapper_rule", "'wrapper:'"),
         ("notebook_rule", "'notebook:'"),
         ("cwl_rule", "'cwl:'"),
-        ("template_rule", "'template_engine:'"),
         ("conda_rule", "'conda:'"),
     ],
 )
