@@ -244,6 +244,7 @@ def fake_job(
             name=rule,
             shellcmd=shellcmd,
             script=script,
+            notebook=None,
             output=outputs,
             workflow=SimpleNamespace(config=config or {}),
         ),

@@ -14,14 +14,17 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import subprocess
 from typing import TYPE_CHECKING, Any
 
+from snakemake.notebook import PythonJupyterNotebook
 from snakemake.script import get_source
 from snakemake.sourcecache import LocalSourceFile
 
 from ..errors import RuleError
 from ..rules.languages import script_class, script_language
 from ..runtime.contract import RULE_DIR
+from ..runtime.preamble import NOTEBOOK_PREAMBLE, TMP_FIELD
 
 if TYPE_CHECKING:
     from snakemake.jobs import Job
@@ -36,11 +39,16 @@ def script_section(job: Job, path_of, rule_dir: str = RULE_DIR) -> dict:
     container (``spec.spec_path``); ``rule_dir`` is the image folder holding the rule's
     files (a group's member has its own)."""
     rule = job.rule
-    section: dict[str, Any] = {"path": rule.script}
-    language = script_language(rule.name, str(rule.script))
-    if language == "python":
-        return section
-    runner = _runner(job, language, path_of, rule_dir)
+    if rule.notebook is not None:
+        language, cls = "jupyter_python", KnotNotebook
+        section: dict[str, Any] = {"path": rule.notebook}
+    else:
+        language = script_language(rule.name, str(rule.script))
+        section = {"path": rule.script}
+        if language == "python":
+            return section
+        cls = script_class(language)
+    runner = _runner(job, cls, path_of, rule_dir)
     command, arguments = _command(runner)
     section.update(
         language=language,
@@ -52,18 +60,18 @@ def script_section(job: Job, path_of, rule_dir: str = RULE_DIR) -> dict:
     return section
 
 
-def _runner(job: Job, language: str, path_of, rule_dir: str):
-    """Snakemake's script class for the job, holding the container's view of it."""
+def _runner(job: Job, cls, path_of, rule_dir: str):
+    """Snakemake's script class ``cls`` for the job, holding the container's view of it."""
     rule = job.rule
     workflow = rule.workflow
+    path = str(rule.script or rule.notebook)
     _, source, _, _, _ = get_source(
-        str(rule.script), workflow.sourcecache, rule.basedir, job.wildcards, job.params
+        path, workflow.sourcecache, rule.basedir, job.wildcards, job.params
     )
-    in_image = posixpath.join(rule_dir, str(rule.script).lstrip("/"))
+    in_image = posixpath.join(rule_dir, path.lstrip("/"))
     files = {name: _mapped(getattr(job, name), path_of) for name in ("input", "output", "log")}
     # tmpdir is a host folder: the job has none (spec.resource_list)
     resources = _without(job.resources, "tmpdir")
-    cls = script_class(language)
     return cls(
         LocalSourceFile(in_image),
         None,
@@ -91,6 +99,14 @@ def _runner(job: Job, language: str, path_of, rule_dir: str):
         True,  # is_local
         None,  # runtime_paths
     )
+
+
+class KnotNotebook(PythonJupyterNotebook):
+    """Snakemake's Python notebook, whose preamble cell loads knot's ``snakemake`` object:
+    Snakemake's own unpickles Snakemake's classes, which the image does not have."""
+
+    def get_preamble(self):
+        return NOTEBOOK_PREAMBLE
 
 
 def _mapped(files, path_of):
@@ -122,16 +138,25 @@ def _command(runner) -> tuple[str, dict[str, Any]]:
     runtime puts it under its own (``relative`` lists those arguments)."""
     captured: dict[str, Any] = {}
 
-    def capture(cmd, **kwargs):
+    def capture(cmd, read=False, **kwargs):
+        if read:  # Snakemake asks `papermill --version`: knot runs notebooks with nbconvert
+            raise subprocess.CalledProcessError(1, cmd)
         captured.update(cmd=cmd, kwargs=kwargs)
 
     runner._execute_cmd = capture
     runner.execute_script(_FNAME)
+    command = captured["cmd"]
     arguments = {k: v for k, v in captured["kwargs"].items() if v != _FNAME}
+    arguments.pop("is_python_script", None)
+    # A notebook runs with a fresh IPYTHONDIR that Snakemake made here; the job makes its
+    # own (TMP_FIELD), in the command too when the executed notebook goes nowhere.
+    folder = (arguments.pop("additional_envvars", None) or {}).get("IPYTHONDIR")
+    if folder:
+        command = command.replace(folder, "{" + TMP_FIELD + "}")
     here = os.getcwd()
     relative = []
     for key, value in arguments.items():
         if isinstance(value, str) and (value == here or value.startswith(here + os.sep)):
             arguments[key] = os.path.relpath(value, here)
             relative.append(key)
-    return captured["cmd"], {"values": arguments, "relative": relative}
+    return command, {"values": arguments, "relative": relative}

@@ -27,6 +27,7 @@ from ..image.dockerfile import host_boto3_version
 from ..image.requirements import find_requirements, import_names, parse_packages
 from ..jobs.values import encode_value, required_modules
 from ..names import short_hash
+from ..rules.languages import notebook_imports
 from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
 from .closure import closure, index_hashes
 from .format import LOCK_FILE, Lock, Pinned, RuleLock, requirements_lines
@@ -76,9 +77,12 @@ def python_source(source: RuleSource) -> str | None:
         return source.module_source
     if source.kind == "script":
         assert source.script_path is not None  # rule_source sets it for every script rule
+        text = source.files[script_image_path(source.script_path)].decode()
+        if source.script_path.endswith(".ipynb"):
+            return notebook_imports(text)
         if not source.script_path.endswith(".py"):  # R, Bash, ...: no Python imports
             return None
-        return source.files[script_image_path(source.script_path)].decode()
+        return text
     return None
 
 

@@ -7,8 +7,10 @@ and runs each with its own class; knot asks the same function and uses the same 
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import PurePath
 
+import nbformat
 from snakemake.script import (
     BashScript,
     JuliaScript,
@@ -86,3 +88,67 @@ def check_script_image(rule: str, path: str, image: str | None) -> None:
         f"resource, or --knot-base-image){hint}; or run the rule here with "
         f"'localrules: {rule}'."
     )
+
+
+# ---- notebook: rules
+
+# What nbconvert needs to run a Python notebook in the job's image: knot pins these to the
+# versions installed here, as it pins a rule's imports.
+NOTEBOOK_DISTRIBUTIONS = ("nbconvert", "ipykernel")
+
+
+def notebook_imports(text: str) -> str:
+    """The Python the image needs for a notebook: its code cells' lines (IPython magics and
+    shell escapes left out) and the modules nbconvert runs it with."""
+    notebook = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    lines = [
+        line
+        for cell in notebook["cells"]
+        if cell.get("cell_type") == "code"
+        for line in str(cell.get("source", "")).splitlines()
+        if not line.lstrip().startswith(("%", "!"))
+    ]
+    return "\n".join([*lines, *(f"import {name}" for name in NOTEBOOK_DISTRIBUTIONS)]) + "\n"
+
+
+def check_notebook(rule: str, path: str, text: str, editing: bool) -> None:
+    """Before anything is built: a notebook knot can run, with the tools to run it here.
+    ``editing`` is Snakemake's --edit-notebook."""
+    if editing:
+        raise RuleError(
+            f"Rule '{rule}': --edit-notebook opens {path} in a Jupyter server on this "
+            "machine, which a job on AWS Batch cannot be. Edit it with --executor local "
+            "(or without --executor knot), then run the workflow with knot."
+        )
+    language = _notebook_language(rule, path, text)
+    if language != "python":
+        raise RuleError(
+            f"Rule '{rule}' runs the {language} notebook {path}; knot runs Python notebooks "
+            f"only. Run it here with 'localrules: {rule}', or rewrite it as a script:."
+        )
+    missing = [name for name in NOTEBOOK_DISTRIBUTIONS if not _installed(name)]
+    if missing:
+        raise RuleError(
+            f"Rule '{rule}' runs the notebook {path}, which needs {' and '.join(missing)} "
+            "installed here: knot installs them in the job's image at the versions this "
+            f"machine has. Run 'pip install {' '.join(missing)}' and start again."
+        )
+
+
+def _notebook_language(rule: str, path: str, text: str) -> str:
+    try:
+        notebook = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+        return str(notebook["metadata"]["language_info"]["name"]).lower()
+    except (KeyError, ValueError, TypeError) as exc:
+        raise RuleError(
+            f"Rule '{rule}': the notebook {path} is not a Jupyter notebook with its "
+            f"language in its metadata ({exc}). Save it from Jupyter once."
+        ) from exc
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True

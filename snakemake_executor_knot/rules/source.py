@@ -53,7 +53,7 @@ def rule_kind(rule) -> str:
     """``run``, ``shell`` or ``script``; any other kind is a RuleError."""
     if rule.shellcmd is not None:
         return "shell"
-    if rule.script is not None:
+    if rule.script is not None or rule.notebook is not None:  # a notebook runs as a script
         return "script"
     if rule.is_run:
         return "run"
@@ -74,7 +74,7 @@ def check_supported(rule) -> None:
             "Snakemake renders a template on this machine, and knot does not render it in "
             "a group's container. Take the rule out of the group."
         )
-    for attribute in ("wrapper", "notebook", "cwl"):
+    for attribute in ("wrapper", "cwl"):
         if getattr(rule, attribute, None) is not None:
             raise RuleError(
                 f"Rule '{rule.name}' uses '{attribute}:', which knot does not support. "
@@ -112,9 +112,9 @@ def rule_source(workflow: Workflow, rule, public: frozenset[str] = frozenset()) 
     kind = rule_kind(rule)
     common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
     if kind == "script":
-        path = str(rule.script)
+        path = str(rule.script or rule.notebook)
         files = _script_files(workflow, rule, path)
-        if script_language(rule.name, path) != "python":  # its image needs no Python code
+        if rule.notebook is not None or script_language(rule.name, path) != "python":
             return RuleSource(**common, files=files, script_path=path)
         roots = [*_script_root(rule, path), *workflow_roots(workflow)]
         local = find_local_code(files[script_image_path(path)].decode(), roots, rule.name)

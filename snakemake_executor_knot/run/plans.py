@@ -36,9 +36,9 @@ from ..lock.workflow import (
     static_packages,
     static_values,
 )
-from ..rules.languages import check_script_image
+from ..rules.languages import check_notebook, check_script_image
 from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
-from ..rules.source import RuleSource, check_supported, rule_source
+from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
 from ..runtime.contract import GROUP_KIND, RULE_DIR
 
 if TYPE_CHECKING:
@@ -142,7 +142,11 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
     check_supported(rule)
     source = rule_source(workflow, rule, config.public_globals)
     given = knot_resource(job, "knot_image")
-    if source.script_path is not None:
+    if rule.notebook is not None:
+        text = source.files[script_image_path(str(rule.notebook))].decode()
+        editing = workflow.execution_settings.edit_notebook is not None
+        check_notebook(rule.name, str(rule.notebook), text, editing)
+    elif source.script_path is not None:
         image = given or source.container or config.base_image
         check_script_image(rule.name, source.script_path, image)
     if given:

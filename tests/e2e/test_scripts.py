@@ -1,9 +1,10 @@
 """End to end: R, R Markdown and Bash scripts (tests/workflows/scripts) run on the emulator in
 both I/O modes, each reading the snakemake object Snakemake's own preamble gives it; jinja2
-and yte templates render as Snakemake renders them (on this machine: they are local jobs).
+and yte templates render as Snakemake renders them (on this machine: they are local jobs);
+a notebook runs with nbconvert and its executed copy comes back where its log names it.
 
-Bash and templates run under --executor local here too, and knot's outputs must equal that
-run's bytes.
+Bash, templates and the notebook run under --executor local here too, and knot's outputs
+must equal that run's bytes.
 R is not installed on this machine, so R and R Markdown outputs are compared with known
 bytes; they run in an image built here FROM knot's base with Debian's r-base-core,
 r-cran-rmarkdown and pandoc, named by the rules' container:.
@@ -12,11 +13,14 @@ r-cran-rmarkdown and pandoc, named by the rules' container:.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import boto3
+import nbformat
 import pytest
 
 from .helpers import KNOT, ROOT, copy_workflow, file_digests, outputs_of, snakemake, storage_args
@@ -30,7 +34,10 @@ BUCKET = "knot-e2e-scripts"
 LOCAL_TARGETS = [
     *(f"results/bash/{sample}.txt" for sample in "ab"),
     *(f"results/templates/{sample}.{ext}" for sample in "ab" for ext in ("txt", "yaml")),
+    *(f"results/notebook/{sample}.txt" for sample in "ab"),
 ]
+# Snakemake runs notebooks with jupyter-nbconvert from PATH: this interpreter's.
+VENV_PATH = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])}
 
 
 def _r_summary(sample: str, mean_times_two: str) -> bytes:
@@ -73,16 +80,17 @@ def r_image(docker_engine, base_image) -> str:
 
 @pytest.fixture(scope="module")
 def bash_local(tmp_path_factory) -> dict[str, str]:
-    """The Bash and template outputs (and logs) of --executor local: the reference."""
+    """What --executor local makes of the Bash, template and notebook rules, with the
+    executed notebooks (logs) as notebooks: their first cell, the preamble, differs."""
     workdir = copy_workflow(WORKFLOW, tmp_path_factory.mktemp("local") / "wf")
     before = file_digests(workdir)
-    done = snakemake(workdir, "--cores", "2", *LOCAL_TARGETS)
+    done = snakemake(workdir, "--cores", "2", *LOCAL_TARGETS, env=VENV_PATH)
     assert done.returncode == 0, done.stdout[-3000:]
-    return outputs_of(workdir, before)
+    return _as_notebooks(outputs_of(workdir, before), lambda p: (workdir / p).read_bytes())
 
 
 @pytest.mark.parametrize("mode", ["files", "storage"])
-def test_r_rmarkdown_bash_scripts_and_templates(mode, r_image, bash_local, emulator_env, tmp_path):
+def test_scripts_templates_and_notebook(mode, r_image, bash_local, emulator_env, tmp_path):
     workdir = copy_workflow(WORKFLOW, tmp_path / "knot")
     before = file_digests(workdir)
     prefix = f"scripts-{mode}-{os.getpid()}"
@@ -91,18 +99,31 @@ def test_r_rmarkdown_bash_scripts_and_templates(mode, r_image, bash_local, emula
     assert done.returncode == 0, done.stdout[-6000:]
 
     got = outputs_of(workdir, before)
-    if mode == "storage":  # outputs are objects under the prefix; logs stay local
+    if mode == "storage":  # outputs are objects under the prefix
         got |= _objects(prefix)
         assert not (workdir / "results").exists()
+    got = _as_notebooks(got, lambda path: _read(mode, workdir, prefix, path))
     expected = {path: hashlib.sha256(body).hexdigest() for path, body in KNOWN.items()}
     local_made = {p: d for p, d in bash_local.items() if not p.startswith("results/data/")}
     assert {p: d for p, d in got.items() if not p.startswith("results/data/")} == {
         **local_made,
         **expected,
     }
-    assert b"rows 3\nwords one two\nthreads 2\nmem_mb 300\ngreeting hello\n" in _bash_a(
-        mode, workdir, prefix
-    )
+    bash_a = _read(mode, workdir, prefix, "results/bash/a.txt")
+    assert b"rows 3\nwords one two\nthreads 2\nmem_mb 300\ngreeting hello\n" in bash_a
+
+
+def _as_notebooks(found: dict[str, str], read) -> dict[str, str]:
+    """``found`` with each executed notebook (``read(path)`` gives its bytes) as the cells
+    after the preamble cell, with their outputs: Snakemake's preamble holds a pickle and
+    the working directory, knot's its own code."""
+    for path in [p for p in found if p.endswith(".ipynb")]:
+        notebook = nbformat.reads(read(path).decode(), as_version=4)
+        assert "snakemake-job-properties" in notebook["cells"][0]["metadata"]["tags"]
+        cells = [(c["source"], c.get("outputs")) for c in notebook["cells"][1:]]
+        assert any(outputs for _, outputs in cells), path  # it ran
+        found[path] = json.dumps(cells, sort_keys=True)
+    return found
 
 
 def _objects(prefix: str) -> dict[str, str]:
@@ -115,8 +136,9 @@ def _objects(prefix: str) -> dict[str, str]:
     return found
 
 
-def _bash_a(mode: str, workdir: Path, prefix: str) -> bytes:
-    if mode == "files":
-        return (workdir / "results" / "bash" / "a.txt").read_bytes()
-    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"{prefix}/results/bash/a.txt")
+def _read(mode: str, workdir: Path, prefix: str, path: str) -> bytes:
+    """A file the run made: local, or in storage mode the object (logs may be either)."""
+    if mode == "files" or (workdir / path).is_file():
+        return (workdir / path).read_bytes()
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"{prefix}/{path}")
     return body["Body"].read()

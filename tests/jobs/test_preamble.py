@@ -3,10 +3,12 @@ the job sees; and the Bash one run for real through the runtime, as the containe
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 import snakemake.api  # noqa: F401  (loads snakemake.workflow, whose import order this needs)
 from snakemake.sourcecache import LocalSourceFile, SourceCache
@@ -14,14 +16,18 @@ from snakemake.sourcecache import LocalSourceFile, SourceCache
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.jobs.spec import build_spec
 from snakemake_executor_knot.runtime.namespace import Namespace
-from snakemake_executor_knot.runtime.preamble import SCRIPTS_DIR, run_foreign_script
+from snakemake_executor_knot.runtime.preamble import (
+    NOTEBOOK_PREAMBLE,
+    SCRIPTS_DIR,
+    run_foreign_script,
+)
 
 from ..conftest import fake_job
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "scripts"
 
 
-def _job(tmp_path: Path, script: str, folder: Path = WORKFLOW, **given):
+def _job(tmp_path: Path, script: str | None, folder: Path = WORKFLOW, **given):
     values = {
         "rule": "stats",
         "input": {"table": "results/data/a.csv"},
@@ -126,3 +132,37 @@ def test_bash_script_runs_in_the_runtime_with_snakemakes_arrays(tmp_path, monkey
     )
     assert (work / "logs" / "a.log").read_text() == "bash done\n"
     assert os.listdir(work / SCRIPTS_DIR) == []  # the job's copy is gone, as Snakemake's
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nbconvert") is None, reason="needs nbconvert")
+def test_notebook_runs_with_knots_preamble_cell_and_lands_where_its_log_says(tmp_path, monkeypatch):
+    job = _job(
+        tmp_path,
+        None,
+        output=["results/notebook/a.txt"],
+        log={"notebook": "logs/a.ipynb"},
+        params={"factor": 3},
+    )
+    job.rule.notebook = "notebooks/total.py.ipynb"
+    script = _script(job)
+    assert script["language"] == "jupyter_python"
+    assert script["command"].startswith("jupyter-nbconvert --log-level ERROR --execute")
+    assert script["arguments"] == {
+        "values": {"fname_out": "logs/a.ipynb"},
+        "relative": ["fname_out"],
+    }
+    first = nbformat.reads(script["text"], as_version=4)["cells"][0]
+    assert first["source"] == NOTEBOOK_PREAMBLE
+    assert first["metadata"]["tags"] == ["snakemake-job-properties"]  # Snakemake's tag
+    work = tmp_path / "work"
+    (work / "results" / "data").mkdir(parents=True)
+    (work / "results" / "notebook").mkdir()
+    (work / "logs").mkdir()
+    (work / "results" / "data" / "a.csv").write_text("x,y\n1,1\n2,4\n3,9\n")
+    monkeypatch.chdir(work)
+    spec = build_spec(job, "script", lambda p: p) | {"config": {"greeting": "hello"}}
+    run_foreign_script(Namespace.from_spec(spec), script)
+    assert (work / "results" / "notebook" / "a.txt").read_text() == "stats a 14 42 2 hello\n"
+    executed = nbformat.read(work / "logs" / "a.ipynb", as_version=4)
+    assert executed["cells"][2]["outputs"][0]["text"] == "14\n"
+    assert os.listdir(work / SCRIPTS_DIR) == []

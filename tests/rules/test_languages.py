@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import nbformat
 import pytest
 import snakemake.api  # noqa: F401  (loads snakemake.workflow, whose import order this needs)
 
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.rules.languages import check_script_image, script_language
+from snakemake_executor_knot.rules import languages
+from snakemake_executor_knot.rules.languages import (
+    check_notebook,
+    check_script_image,
+    notebook_imports,
+    script_language,
+)
 from snakemake_executor_knot.rules.source import check_supported
 
 from .test_rules import unsupported_workflow  # noqa: F401  (a fixture)
@@ -82,3 +89,45 @@ def test_a_template_rule_in_a_group_is_refused_saying_what_to_do():
     message = str(caught.value)
     assert message.startswith("Rule 'render' uses 'template_engine:' and is in group 'g'")
     assert "Take the rule out of the group" in message
+
+
+def _notebook(language: str = "python") -> str:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("%matplotlib inline\nimport numpy as np")]
+    notebook.metadata = {"language_info": {"name": language}}
+    return nbformat.writes(notebook)
+
+
+def test_a_python_notebook_with_the_tools_here_passes(monkeypatch):
+    monkeypatch.setattr(languages, "_installed", lambda name: True)
+    check_notebook("nb", "n.py.ipynb", _notebook(), editing=False)
+
+
+def test_a_notebooks_image_gets_its_imports_and_nbconvert_not_its_magics():
+    assert (
+        notebook_imports(_notebook()) == "import numpy as np\nimport nbconvert\nimport ipykernel\n"
+    )
+
+
+def test_a_notebook_without_nbconvert_here_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(languages, "_installed", lambda name: name != "nbconvert")
+    with pytest.raises(
+        RuleError, match=r"Rule 'nb' runs the notebook n\.ipynb.*pip install nbconvert'"
+    ):
+        check_notebook("nb", "n.ipynb", _notebook(), editing=False)
+
+
+def test_an_r_notebook_is_refused():
+    with pytest.raises(
+        RuleError, match=r"Rule 'nb' runs the r notebook n\.ipynb; knot runs Python"
+    ):
+        check_notebook("nb", "n.ipynb", _notebook("R"), editing=False)
+
+
+def test_edit_notebook_needs_a_local_server():
+    with pytest.raises(RuleError, match=r"Rule 'nb': --edit-notebook .*--executor local"):
+        check_notebook("nb", "n.ipynb", _notebook(), editing=True)
+
+
+def test_a_notebook_rule_is_supported(unsupported_workflow):  # noqa: F811
+    check_supported(unsupported_workflow.get_rule("notebook_rule"))

@@ -349,7 +349,6 @@ def test_run_argument_knot_does_not_provide(bad_workflow):
     "rule, says",
     [
         ("wrapper_rule", "'wrapper:'"),
-        ("notebook_rule", "'notebook:'"),
         ("cwl_rule", "'cwl:'"),
         ("conda_rule", "'conda:'"),
     ],
