@@ -125,6 +125,15 @@ def test_unreachable_docker_fails_before_anything_is_created(tmp_path, moto_endp
     assert _stacks(moto_endpoint) == []
 
 
+def test_edit_notebook_is_snakemakes_own_error_before_anything_is_created(tmp_path, moto_endpoint):
+    # Editing needs a Jupyter server on this machine; Snakemake allows it only locally.
+    snakefile = "rule make:\n    output: 'out.txt'\n    notebook: 'n.py.ipynb'\n"
+    result = _run(tmp_path, moto_endpoint, snakefile, args=("--edit-notebook", "out.txt"))
+    assert result.returncode != 0
+    assert "notebook edit mode is only allowed with local execution" in result.stdout
+    assert _stacks(moto_endpoint) == []
+
+
 SETTINGS = {
     "aws_tag": (["--knot-tags", "Aws:owner=me"], "--knot-tags: the key 'Aws:owner'"),
     "storage_bucket": (

@@ -111,15 +111,9 @@ def notebook_imports(text: str) -> str:
     return "\n".join([*lines, *(f"import {name}" for name in NOTEBOOK_DISTRIBUTIONS)]) + "\n"
 
 
-def check_notebook(rule: str, path: str, text: str, editing: bool) -> None:
+def check_notebook(rule: str, path: str, text: str) -> None:
     """Before anything is built: a notebook knot can run, with the tools to run it here.
-    ``editing`` is Snakemake's --edit-notebook."""
-    if editing:
-        raise RuleError(
-            f"Rule '{rule}': --edit-notebook opens {path} in a Jupyter server on this "
-            "machine, which a job on AWS Batch cannot be. Edit it with --executor local "
-            "(or without --executor knot), then run the workflow with knot."
-        )
+    (--edit-notebook never gets this far: Snakemake allows it with local execution only.)"""
     language = _notebook_language(rule, path, text)
     if language != "python":
         raise RuleError(

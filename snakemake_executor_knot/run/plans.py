@@ -144,8 +144,7 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
     given = knot_resource(job, "knot_image")
     if rule.notebook is not None:
         text = source.files[script_image_path(str(rule.notebook))].decode()
-        editing = workflow.execution_settings.edit_notebook is not None
-        check_notebook(rule.name, str(rule.notebook), text, editing)
+        check_notebook(rule.name, str(rule.notebook), text)
     elif source.script_path is not None:
         image = given or source.container or config.base_image
         check_script_image(rule.name, source.script_path, image)

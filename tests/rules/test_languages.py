@@ -100,7 +100,7 @@ def _notebook(language: str = "python") -> str:
 
 def test_a_python_notebook_with_the_tools_here_passes(monkeypatch):
     monkeypatch.setattr(languages, "_installed", lambda name: True)
-    check_notebook("nb", "n.py.ipynb", _notebook(), editing=False)
+    check_notebook("nb", "n.py.ipynb", _notebook())
 
 
 def test_a_notebooks_image_gets_its_imports_and_nbconvert_not_its_magics():
@@ -114,19 +114,14 @@ def test_a_notebook_without_nbconvert_here_says_what_to_install(monkeypatch):
     with pytest.raises(
         RuleError, match=r"Rule 'nb' runs the notebook n\.ipynb.*pip install nbconvert'"
     ):
-        check_notebook("nb", "n.ipynb", _notebook(), editing=False)
+        check_notebook("nb", "n.ipynb", _notebook())
 
 
 def test_an_r_notebook_is_refused():
     with pytest.raises(
         RuleError, match=r"Rule 'nb' runs the r notebook n\.ipynb; knot runs Python"
     ):
-        check_notebook("nb", "n.ipynb", _notebook("R"), editing=False)
-
-
-def test_edit_notebook_needs_a_local_server():
-    with pytest.raises(RuleError, match=r"Rule 'nb': --edit-notebook .*--executor local"):
-        check_notebook("nb", "n.ipynb", _notebook(), editing=True)
+        check_notebook("nb", "n.ipynb", _notebook("R"))
 
 
 def test_a_notebook_rule_is_supported(unsupported_workflow):  # noqa: F811
