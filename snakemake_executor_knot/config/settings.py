@@ -68,45 +68,64 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     emulator: bool = field(
         default=False,
-        metadata=_opt("Use the local emulator started by 'knot emulator start'."),
+        metadata=_opt("Use the local emulator started by 'knot emulator start'. Default: off."),
     )
     stack_name: str = field(
         default=DEFAULT_STACK,
-        metadata=_opt("Name of the shared CloudFormation stack holding knot's infrastructure."),
+        metadata=_opt(
+            "Name of the shared CloudFormation stack holding knot's infrastructure. "
+            f"Default: {DEFAULT_STACK}."
+        ),
     )
     instance_types: str = field(
         default="optimal",
-        metadata=_opt("Comma-separated EC2 instance types or families for compute environments."),
+        metadata=_opt(
+            "Comma-separated EC2 instance types or families for compute environments. "
+            "Default: optimal, which lets Batch pick current general purpose, compute- and "
+            "memory-optimized x86 types (the c, m and r families) to fit the queued jobs."
+        ),
     )
     min_vcpus: int = field(
-        default=0, metadata=_opt("Minimum vCPUs kept running in each compute environment.")
+        default=0,
+        metadata=_opt(
+            "Minimum vCPUs kept running in each compute environment. Default: 0 (scale to "
+            "zero when idle)."
+        ),
     )
-    max_vcpus: int = field(default=256, metadata=_opt("Maximum vCPUs of each compute environment."))
+    max_vcpus: int = field(
+        default=256, metadata=_opt("Maximum vCPUs of each compute environment. Default: 256.")
+    )
     # Snakemake turns a bool flag defaulting to True into an unprefixed "--no-<name>", so
     # every bool here defaults to False and names the non-default choice.
     on_demand: bool = field(
-        default=False, metadata=_opt("Use on-demand instances only (default: spot first).")
+        default=False,
+        metadata=_opt("Use on-demand instances only. Default: off (spot first, on-demand after)."),
     )
     spot_bid_percentage: int = field(
-        default=100, metadata=_opt("Maximum spot price, as a percentage of on-demand.")
+        default=100,
+        metadata=_opt("Maximum spot price, as a percentage of on-demand. Default: 100."),
     )
     spot_retries: int = field(
-        default=3, metadata=_opt("Retries after a spot interruption (Host EC2* exits).")
+        default=3, metadata=_opt("Retries after a spot interruption (Host EC2* exits). Default: 3.")
     )
     ami: str | None = field(
         default=None,
         metadata=_text("AMI id for compute instances. Default: the ECS-optimized AMI."),
     )
     root_volume_gb: int = field(
-        default=30, metadata=_opt("Root volume size of compute instances, in GiB.")
+        default=30, metadata=_opt("Root volume size of compute instances, in GiB. Default: 30.")
     )
     buckets: str | None = field(
         default=None,
-        metadata=_text("Comma-separated extra S3 buckets the job role may read and write."),
+        metadata=_text(
+            "Comma-separated extra S3 buckets the job role may read and write. Default: none."
+        ),
     )
     tags: str | None = field(
         default=None,
-        metadata=_text("Comma-separated key=value tags for every resource knot creates."),
+        metadata=_text(
+            "Comma-separated key=value tags for every resource knot creates. Default: none."
+        ),
     )
     base_image: str | None = field(
         default=None,
@@ -114,37 +133,44 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     single_jobs: bool = field(
         default=False,
-        metadata=_opt("Submit each job on its own instead of grouping them into array jobs."),
+        metadata=_opt(
+            "Submit each job on its own instead of grouping them into array jobs. Default: off."
+        ),
     )
     submit_rate: float = field(
         default=20.0,
-        metadata=_opt("Most Batch submissions per second (AWS allows about 50 per account)."),
+        metadata=_opt(
+            "Most Batch submissions per second (AWS allows about 50 per account). Default: 20."
+        ),
     )
     public_globals: str | None = field(
         default=None,
         metadata=_text(
             "Comma-separated names of Snakefile globals, params and config keys that look "
             "like secrets but are not; knot refuses to write secret-looking ones into rule "
-            "images, job specs or the run's config object otherwise."
+            "images, job specs or the run's config object otherwise. Default: none."
         ),
     )
     locked: bool = field(
         default=False,
         metadata=_opt(
             "Require knot.lock next to the Snakefile to match the workflow: a changed, added "
-            "or removed rule is an error instead of a refresh of the lock."
+            "or removed rule is an error instead of a refresh of the lock. Default: off."
         ),
     )
     files_expiry_days: int = field(
         default=DEFAULT_FILES_EXPIRY_DAYS,
-        metadata=_opt("Days after which knot's copies of local files in its bucket expire."),
+        metadata=_opt(
+            "Days after which knot's copies of local files in its bucket expire. "
+            f"Default: {DEFAULT_FILES_EXPIRY_DAYS}."
+        ),
     )
     compute_classes: str | None = field(
         default=None,
         metadata=_text(
             f"Named compute classes a rule picks with resources: knot_class=NAME, as {GRAMMAR} "
             "(e.g. 'gpu=g5,g4dn; bigdisk=m6i:500GB'). Left-out options take the stack-wide "
-            "flags; 'default' (the stack-wide flags) always exists."
+            "flags; 'default' (the stack-wide flags) always exists. Default: none besides it."
         ),
     )
     cfn_role: str | None = field(
