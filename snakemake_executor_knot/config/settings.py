@@ -173,6 +173,22 @@ class ExecutorSettings(ExecutorSettingsBase):
             "flags; 'default' (the stack-wide flags) always exists. Default: none besides it."
         ),
     )
+    subnets: str | None = field(
+        default=None,
+        metadata=_text(
+            "Comma-separated ids of existing subnets (one VPC, private: no public IPs on "
+            "launch) for the compute instances, instead of a VPC of knot's own; needs "
+            "--knot-security-groups. The instances reach S3, ECR and CloudWatch Logs through "
+            "the network's NAT or VPC endpoints. Default: none (knot makes a VPC)."
+        ),
+    )
+    security_groups: str | None = field(
+        default=None,
+        metadata=_text(
+            "Comma-separated ids of existing security groups, in the subnets' VPC, for the "
+            "compute instances (with --knot-subnets). Default: none (knot makes one)."
+        ),
+    )
     cfn_role: str | None = field(
         default=None,
         metadata=_text(
@@ -208,6 +224,9 @@ class KnotConfig:
     locked: bool = False  # --knot-locked: knot.lock must match, never refreshed
     files_expiry_days: int = DEFAULT_FILES_EXPIRY_DAYS
     cfn_role: str | None = None
+    # An existing network (--knot-subnets, --knot-security-groups); empty: knot's own VPC.
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
     # The named classes besides ``default``, which the stack-wide fields above describe.
     classes: tuple[ComputeClass, ...] = ()
 
@@ -263,8 +282,30 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         locked=bool(settings.locked),
         files_expiry_days=settings.files_expiry_days,
         cfn_role=settings.cfn_role or None,
+        subnets=parse_ids(settings.subnets, "subnet", "--knot-subnets"),
+        security_groups=parse_ids(settings.security_groups, "sg", "--knot-security-groups"),
     )
+    if bool(config.subnets) != bool(config.security_groups):
+        raise ConfigError(
+            "--knot-subnets and --knot-security-groups go together: an existing network "
+            "needs both the subnets and the security groups of its instances (give both, "
+            "or neither for a VPC of knot's own)."
+        )
     return with_classes(config, settings.compute_classes)
+
+
+def parse_ids(value: str | None, kind: str, flag: str) -> tuple[str, ...]:
+    """EC2 ids such as ``subnet-0abc...`` or ``sg-0abc...``, in order, without repeats."""
+    ids = []
+    for raw in _split(value):
+        if not re.fullmatch(rf"{kind}-[0-9a-f]{{8,17}}", raw):
+            raise ConfigError(
+                f"{flag}: '{raw}' is not a {kind} id ({kind}- and 8 or 17 hex digits, e.g. "
+                f"'{kind}-0123456789abcdef0'). List ids, comma-separated."
+            )
+        if raw not in ids:
+            ids.append(raw)
+    return tuple(ids)
 
 
 def with_classes(config: KnotConfig, text: str | None) -> KnotConfig:

@@ -31,7 +31,7 @@ GLOBAL = ("region", "profile", "endpoint_url", "emulator", "stack_name")
 SIZING = (
     "instance_types", "min_vcpus", "max_vcpus", "on_demand", "spot_bid_percentage",
     "spot_retries", "ami", "root_volume_gb", "buckets", "tags", "files_expiry_days",
-    "compute_classes", "cfn_role",
+    "compute_classes", "cfn_role", "subnets", "security_groups",
 )  # fmt: skip
 
 FIELDS = {f.name: f for f in dataclasses.fields(ExecutorSettings)}
