@@ -23,6 +23,16 @@ class ConfigError(KnotError):
     """Bad settings or bad rule declarations, found before anything is created."""
 
 
+class SettingError(ConfigError):
+    """A setting names something that cannot be found (a stack, a region, an AWS
+    profile). ``settings`` are the fields of ``ExecutorSettings`` involved, so that the
+    ``knot`` command can say where each value came from (flag, variable, profile key)."""
+
+    def __init__(self, message: str, *settings: str) -> None:
+        super().__init__(message)
+        self.settings = settings
+
+
 class RuleError(KnotError):
     """A rule knot cannot run as written; the message names the rule and the fix."""
 
@@ -79,7 +89,7 @@ def aws_error(
             "or use the local emulator with --knot-emulator."
         )
     if isinstance(exc, NoRegionError):
-        return ConfigError(NO_REGION.format(where=f" while {doing}{where}"))
+        return SettingError(NO_REGION.format(where=f" while {doing}{where}"), "region")
     if isinstance(exc, EndpointConnectionError):
         return AwsError(
             f"Could not reach the AWS endpoint while {doing}{where}: {exc}. Check the "

@@ -4,6 +4,7 @@ queue to submit to, and one stand-in for Snakemake's jobs."""
 from __future__ import annotations
 
 import collections
+import os
 import time
 from types import SimpleNamespace
 
@@ -44,6 +45,9 @@ REGION = "us-east-1"
 def aws_env(monkeypatch, tmp_path):
     """Dummy credentials and region, and no real AWS config, for in-process moto."""
     for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    # knot's own settings from the caller's shell would change what 'knot' does.
+    for name in [n for n in os.environ if n.startswith("SNAKEMAKE_KNOT_")] + ["SNAKEMAKE_PROFILE"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -83,8 +83,29 @@ def test_profile_reaches_plugin(workdir):
     assert BAD_STACK_ERROR in result.stdout + result.stderr
 
 
+# The lowest Snakemake that pyproject.toml allows; the rest of the suite runs against the
+# newest one installed in .venv, so the two ends of the range are both tested.
+LOWEST_SNAKEMAKE = "9.0.0"
+IMPORT_ALL = """
+import importlib, pkgutil, snakemake_executor_knot as knot
+names = [m.name for m in pkgutil.walk_packages(knot.__path__, "snakemake_executor_knot.")
+         if ".emulator" not in m.name and not m.name.endswith("__main__")]
+for name in names:
+    importlib.import_module(name)
+print(len(names))
+"""
+
+
+def test_pyproject_states_the_range_tested_here():
+    text = (ROOT / "pyproject.toml").read_text()
+    major, minor, patch = LOWEST_SNAKEMAKE.split(".")
+    assert (minor, patch) == ("0", "0") and f'"snakemake>={major},<10"' in text
+
+
 def test_built_wheel_is_discovered(tmp_path):
-    """Install the wheel (not an editable install) into a fresh venv and ask Snakemake."""
+    """Install the wheel (not an editable install) into a fresh venv, with the lowest
+    Snakemake knot supports, and ask Snakemake: the plugin registers, every module
+    imports, and a setting reaches the plugin."""
     dist = tmp_path / "dist"
     subprocess.run(
         [
@@ -105,7 +126,8 @@ def test_built_wheel_is_discovered(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True)
+    pin = f"snakemake=={LOWEST_SNAKEMAKE}"
+    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel), pin], check=True)
     found = subprocess.run(
         [
             python,
@@ -121,3 +143,13 @@ def test_built_wheel_is_discovered(tmp_path):
     assert found.stdout.strip() == "knot"
     assert (venv / "bin" / "knot").exists()
     assert "--knot-stack-name" in _snakemake(["--help"], tmp_path, python=python).stdout
+    version = [python, "-c", "import snakemake; print(snakemake.__version__)"]
+    assert subprocess.run(version, capture_output=True, text=True).stdout.strip() == pin[11:]
+    imported = subprocess.run([python, "-c", IMPORT_ALL], capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+    assert int(imported.stdout) > 100
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    refused = _snakemake(
+        ["--executor", "knot", "--knot-stack-name", BAD_STACK, "-j1"], tmp_path, python=python
+    )
+    assert BAD_STACK_ERROR in refused.stdout + refused.stderr

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..config.settings import KnotConfig
 from ..emulator.state import emulator_state
-from ..errors import NO_REGION, ConfigError, aws_error
+from ..errors import NO_REGION, SettingError, aws_error
 from ..runtime.contract import CHECKSUMS
 
 # Standard retry mode backs off on throttling (TooManyRequestsException and friends).
@@ -102,7 +102,9 @@ def make_clients(config: KnotConfig) -> Clients:
             aws_secret_access_key=key,
         )
     except BotoCoreError as exc:
-        raise ConfigError(f"Could not load AWS profile '{config.profile}': {exc}") from exc
+        raise SettingError(
+            f"Could not load AWS profile '{config.profile}': {exc}", "profile"
+        ) from exc
     _check_region(session, config)
     if session.get_credentials() is None:
         raise aws_error(NoCredentialsError(), "starting knot")
@@ -113,14 +115,15 @@ def make_clients(config: KnotConfig) -> Clients:
 def _check_region(session: boto3.Session, config: KnotConfig) -> None:
     region = session.region_name
     if not region:
-        raise ConfigError(NO_REGION.format(where=""))
+        raise SettingError(NO_REGION.format(where=""), "region")
     known = set(session.get_available_regions("batch"))
     for partition in ("aws-cn", "aws-us-gov"):
         known |= set(session.get_available_regions("batch", partition_name=partition))
     if region not in known and not config.emulator:
-        raise ConfigError(
+        raise SettingError(
             f"AWS region '{region}' does not exist or has no AWS Batch. Pick one of: "
-            f"{', '.join(sorted(known))}."
+            f"{', '.join(sorted(known))}.",
+            "region",
         )
 
 

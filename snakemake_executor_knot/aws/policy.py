@@ -153,6 +153,17 @@ def runner_policy(partition: str, stack_name: str, buckets=(PLACEHOLDER_BUCKET,)
             *_runner_images_and_logs(arns),
             *_runner_batch(arns),
             *_runner_secrets(arns),
+            # --knot-subnets: the network is checked before the stack changes (network.py);
+            # EC2's Describe actions take no resource.
+            _statement(
+                "CheckNetwork",
+                [
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeInstanceTypeOfferings",
+                ],
+                "*",
+            ),
         ]
     )
 

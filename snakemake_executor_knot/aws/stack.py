@@ -32,6 +32,7 @@ from ..config.settings import KnotConfig, bucket_name_problem
 from ..errors import AwsError, ConfigError, aws_error, error_code, error_message
 from .clients import Clients
 from .lease import LEASE_TIMING, LeaseTiming, StackLease, this_holder
+from .network import check_network
 from .policy import boundary_arn
 from .template.assembly import (
     HASH_OUTPUT,
@@ -63,6 +64,8 @@ SETTING_FLAGS = {
     "root_volume_gb": "--knot-root-volume-gb",
     "tags": "--knot-tags",
     "files_expiry_days": "--knot-files-expiry-days",
+    "subnets": "--knot-subnets",
+    "security_groups": "--knot-security-groups",
 }
 ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 USABLE_STATES = {
@@ -332,6 +335,7 @@ def ensure_infra(
     and an update is read, merged and made under the stack lease (``lease.py``), so no
     run's update drops what another run added. ``config.cfn_role``, when set, is the
     service role CloudFormation acts as."""
+    check_network(clients, config)  # before the stack is created or changed
     ops = StackOps(clients, config.stack_name, timeout, poll, config.cfn_role)
     tags = Tags(config).as_list()
     updated = False

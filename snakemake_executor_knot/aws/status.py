@@ -4,7 +4,7 @@ call per child, recent jobs of the queue, and termination."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -259,16 +259,33 @@ def _queue_summaries(batch_client, queue: str, since_ms: int) -> list[dict]:
     return [s for p in pages for s in p["jobSummaryList"] if split_child(s["jobId"])[1] is None]
 
 
-def recent_jobs(batch_client, queues: str | list[str], limit: int, since_ms: int) -> list[dict]:
+def recent_jobs(
+    batch_client,
+    queues: str | list[str],
+    limit: int,
+    since_ms: int,
+    statuses: Collection[str] = (),
+    keep: Callable[[dict], bool] | None = None,
+) -> list[dict]:
     """The newest ``limit`` jobs of the queues (one per compute class), described (for
-    their tags)."""
+    their tags): only those in ``statuses`` (if any) for which ``keep`` (if given) holds."""
     summaries = []
     for queue in [queues] if isinstance(queues, str) else queues:
         try:
             summaries += _queue_summaries(batch_client, queue, since_ms)
         except (BotoCoreError, ClientError) as exc:
             raise aws_error(exc, f"listing jobs in queue {queue}", service="batch") from exc
+    if statuses:
+        summaries = [s for s in summaries if s.get("status") in statuses]
     summaries.sort(key=lambda s: s.get("createdAt", 0), reverse=True)
-    ids = [s["jobId"] for s in summaries[:limit]]
-    described = describe_jobs(batch_client, ids)
-    return [described[i] for i in ids if i in described]
+    found: list[dict] = []
+    # Described 100 at a time (DescribeJobs' limit) until enough pass ``keep``.
+    for start in range(0, len(summaries), 100):
+        ids = [s["jobId"] for s in summaries[start : start + 100]]
+        described = describe_jobs(batch_client, ids)
+        found += [
+            described[i] for i in ids if i in described and (keep is None or keep(described[i]))
+        ]
+        if len(found) >= limit:
+            break
+    return found[:limit]

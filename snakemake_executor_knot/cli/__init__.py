@@ -1,45 +1,59 @@
 """The ``knot`` command: the top floor. It parses the flags, builds the config once and calls
 into the packages below; nothing in knot imports it. Each subcommand lives in its own module
-and registers itself here."""
+and registers itself here. The settings are the plugin's own, read as a run reads them
+(``cli.settings``), and every flag is accepted before or after the subcommand."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from ..config.settings import KnotConfig, check_stack_name
+from .. import __version__
+from ..config.settings import KnotConfig
+from ..config.sources import (
+    GLOBAL,
+    Origins,
+    add_profile_flags,
+    add_setting_flags,
+    config_from,
+    explain_error,
+    in_cli_terms,
+    resolve,
+)
+from ..errors import SettingError
 from . import emulator, iam, infra, jobs, lock, report
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="knot", description="Inspect and manage knot's AWS Batch infrastructure."
+        prog="knot",
+        description="Inspect and manage knot's AWS Batch infrastructure. Settings come from "
+        "a flag, SNAKEMAKE_KNOT_<NAME>, or the key knot-<name> of a Snakemake profile, as "
+        "for 'snakemake --executor knot'.",
     )
-    parser.add_argument("--region", help="AWS region (default: as boto3 finds it)")
-    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
-    parser.add_argument("--endpoint-url", help="AWS endpoint URL (default: AWS_ENDPOINT_URL)")
-    parser.add_argument("--stack-name", default="knot", help="stack name (default: knot)")
-    parser.add_argument("--emulator", action="store_true", help="talk to the local emulator")
+    parser.add_argument("--version", action="version", version=f"knot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     iam.register(infra.register(commands))
     for module in (jobs, emulator, report, lock):
         module.register(commands)
+    for each in _all_parsers(parser):
+        add_setting_flags(each, GLOBAL)
+        add_profile_flags(each)
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> KnotConfig:
-    """A KnotConfig from the common flags, for subcommands that talk to AWS."""
-    return KnotConfig(
-        region=args.region,
-        profile=args.profile,
-        endpoint_url=args.endpoint_url,
-        emulator=args.emulator,
-        stack_name=check_stack_name(
-            args.stack_name, flag="--stack-name", variable=None, legacy=_looks_only(args)
-        ),
-    )
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and every subcommand's parser below it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found += _all_parsers(sub)
+    return found
 
 
 def _looks_only(args: argparse.Namespace) -> bool:
@@ -48,14 +62,22 @@ def _looks_only(args: argparse.Namespace) -> bool:
     return args.command == "infra" and getattr(args, "infra_command", None) in {"status", "down"}
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    """Run the chosen subcommand's handler with the config; knot's errors become a message
-    and exit 1."""
+def dispatch(args: argparse.Namespace, environ=None, cwd: Path | None = None) -> int:
+    """Read the settings, run the chosen subcommand's handler with the config; knot's
+    errors become one message, in this command's terms, and exit 1."""
+    environ = os.environ if environ is None else environ
+    origins = Origins({}, environ)
+    config: KnotConfig | None = None
     try:
-        return int(args.handler(args, config_from_args(args)) or 0)
+        settings, origins = resolve(args, environ, cwd or Path.cwd())
+        config = config_from(settings, origins, legacy=_looks_only(args))
+        args.origins = origins
+        return int(args.handler(args, config) or 0)
+    except SettingError as exc:
+        print(f"knot: {explain_error(exc, origins, config)}", file=sys.stderr)
     except WorkflowError as exc:
-        print(f"knot: {exc}", file=sys.stderr)
-        return 1
+        print(f"knot: {in_cli_terms(str(exc), origins)}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:

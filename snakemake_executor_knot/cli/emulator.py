@@ -105,17 +105,24 @@ def _add_faults(actions) -> None:
         "faults", help="make the emulator fail some requests, as AWS does under load"
     )
     faults.add_argument(
-        "--s3-errors", type=float, metavar="SHARE", help="fail this share (0-1) of S3 requests"
+        "--s3-errors",
+        type=float,
+        metavar="SHARE",
+        help="fail this share (0-1) of S3 requests (default: none)",
     )
     faults.add_argument(
-        "--s3-status", type=int, default=503, choices=(500, 503), help="HTTP status of S3 faults"
+        "--s3-status",
+        type=int,
+        default=503,
+        choices=(500, 503),
+        help="HTTP status of S3 faults (default 503)",
     )
     faults.add_argument(
         "--throttle",
         action="append",
         default=[],
         metavar="OP=N",
-        help="refuse the next N calls of OP (e.g. batch.SubmitJob=3); repeatable",
+        help="refuse the next N calls of OP (e.g. batch.SubmitJob=3); repeatable (default: none)",
     )
     faults.add_argument(
         "--kill",
@@ -123,7 +130,7 @@ def _add_faults(actions) -> None:
         default=[],
         metavar="GLOB[=N]",
         help="kill the containers of the next N (default 1) jobs whose Batch job name matches "
-        "GLOB (SIGKILL: exit code 137, not retried); repeatable",
+        "GLOB (SIGKILL: exit code 137, not retried); repeatable (default: none)",
     )
     faults.add_argument(
         "--reclaim",
@@ -131,7 +138,8 @@ def _add_faults(actions) -> None:
         default=[],
         metavar="GLOB[=N]",
         help="end the next N attempts of matching jobs as a spot reclaim ('Host EC2 (instance "
-        "i-...) terminated.'); the job definition's retryStrategy decides on a retry",
+        "i-...) terminated.'); the job definition's retryStrategy decides on a retry "
+        "(default: none)",
     )
     faults.add_argument(
         "--after",
@@ -140,8 +148,10 @@ def _add_faults(actions) -> None:
         metavar="SECONDS",
         help="how long a killed or reclaimed container runs first (default 2)",
     )
-    faults.add_argument("--seed", type=int, help="seed of the S3 fault draws")
-    faults.add_argument("--clear", action="store_true", help="inject nothing")
+    faults.add_argument("--seed", type=int, help="seed of the S3 fault draws (default: random)")
+    faults.add_argument(
+        "--clear", action="store_true", help="inject nothing (default: keep what is not replaced)"
+    )
     faults.set_defaults(handler=_faults)
 
 

@@ -69,7 +69,7 @@ def register(infra_commands) -> None:
         "--bucket",
         action="append",
         default=[],
-        help="a storage-prefix or --knot-buckets bucket the host uses (repeatable)",
+        help="a storage-prefix or --buckets bucket the host uses (repeatable; default: none)",
     )
     policy.set_defaults(handler=_policy)
     role = infra_commands.add_parser(
@@ -77,5 +77,7 @@ def register(infra_commands) -> None:
         help="print (or, for an administrator, --create) the role CloudFormation creates "
         "the stack as",
     )
-    role.add_argument("--create", action="store_true", help="create or update it now")
+    role.add_argument(
+        "--create", action="store_true", help="create or update it now (default: only print it)"
+    )
     role.set_defaults(handler=_service_role)

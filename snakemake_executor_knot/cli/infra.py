@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..aws.capacity import describe_queues
 from ..aws.clients import Clients, make_clients
@@ -17,7 +18,7 @@ from ..aws.stack import (
     infra_from_stack,
     wanted_template,
 )
-from ..aws.teardown import teardown
+from ..aws.teardown import stack_holdings, teardown
 from ..aws.template.storage import (
     FILES_PREFIX,
     MAX_IMAGES,
@@ -27,16 +28,20 @@ from ..aws.template.storage import (
 )
 from ..config.classes import DEFAULT_CLASS, class_from_record
 from ..config.settings import KnotConfig
+from ..config.sources import SIZING, Origins, add_setting_flags, in_cli_terms
 from ..errors import ConfigError
 
 
-def status_report(clients: Clients, config: KnotConfig) -> str:
-    """A human-readable summary of the stack and whether it matches these settings."""
+def status_report(clients: Clients, config: KnotConfig, origin: str = "") -> str:
+    """A human-readable summary of the stack and whether it matches these settings;
+    ``origin`` says where the stack name and region came from, for a stack not found."""
     ops = StackOps(clients, config.stack_name)
     stack = ops.describe()
     where = f"'{config.stack_name}' in {clients.region}"
     if stack is None:
-        return f"Stack {where} does not exist. 'knot infra up' (or any knot run) creates it."
+        return (
+            f"Stack {where} does not exist. 'knot infra up' (or any knot run) creates it. {origin}"
+        ).strip()
     settings = deployed_settings(stack)
     _, digest = wanted_template(config, settings)
     deployed = deployed_hash(stack)
@@ -102,9 +107,26 @@ def retention_lines(settings: dict | None) -> list[str]:
     ]
 
 
+def stack_origin(args: argparse.Namespace, config: KnotConfig, region: str) -> str:
+    """Where the stack name and the region came from, for a stack that is not there."""
+    origins = getattr(args, "origins", None)
+    if origins is None:
+        return ""
+    return " ".join(
+        [origins.explain("stack_name", config.stack_name), origins.explain("region", region)]
+    )
+
+
+def _in_cli_terms(args: argparse.Namespace, text: str) -> str:
+    """The report's --knot-* flags as this command spells them."""
+    return in_cli_terms(text, getattr(args, "origins", None) or Origins({}, {}))
+
+
 def _status(args: argparse.Namespace, config: KnotConfig) -> int:
     clients = make_clients(config)
-    print(status_report(clients, find_service_role(clients, config)))
+    origin = stack_origin(args, config, clients.region)
+    report = status_report(clients, find_service_role(clients, config), origin)
+    print(_in_cli_terms(args, report))
     return 0
 
 
@@ -113,17 +135,46 @@ def _up(args: argparse.Namespace, config: KnotConfig) -> int:
     config = find_service_role(clients, config)
     infra = ensure_infra(clients, config)
     print(f"Stack '{infra.stack_name}' is ready in {infra.region}.")
-    print(status_report(clients, config))
+    print(_in_cli_terms(args, status_report(clients, config)))
     return 0
 
 
 def _down(args: argparse.Namespace, config: KnotConfig) -> int:
-    deleted = teardown(make_clients(config), config, force=args.force)
-    if not deleted:
-        print(f"Stack '{config.stack_name}' does not exist; nothing to delete.")
-    for item in deleted:
+    """Show what the stack holds, then delete it: with --yes, or when asked on a terminal
+    and answered yes; active jobs are ended only with --yes."""
+    clients = make_clients(config)
+    holdings = stack_holdings(clients, config)
+    name = config.stack_name
+    if holdings is None:
+        origin = stack_origin(args, config, clients.region)
+        print(f"Stack '{name}' does not exist in {clients.region}; nothing to delete. {origin}")
+        return 0
+    print(f"Stack '{name}' in {clients.region}, shared by every workflow that uses it, holds:")
+    for line in holdings.lines():
+        print(f"  {line}")
+    if not args.yes:
+        again = f"'knot --stack-name {name} infra down --yes'"
+        if holdings.active_jobs:
+            raise ConfigError(
+                f"{len(holdings.active_jobs)} jobs are still active in stack '{name}'; "
+                f"nothing was deleted. Wait for them to end, or run {again} to terminate "
+                "them and delete the stack."
+            )
+        if not _confirmed(name):
+            print(f"Nothing deleted. {again} deletes without asking.")
+            return 1
+    for item in teardown(clients, config, force=True):
         print(f"deleted {item}")
     return 0
+
+
+def _confirmed(name: str) -> bool:
+    """Ask on a terminal; with no terminal to ask on, the answer is no."""
+    if not sys.stdin.isatty():
+        print("No terminal to ask on.", file=sys.stderr)
+        return False
+    answer = input(f"Delete stack '{name}' and everything above? Type its name to confirm: ")
+    return answer.strip() == name
 
 
 def register(commands):
@@ -131,13 +182,31 @@ def register(commands):
     ``infra`` subcommands, to which ``cli.iam`` adds its own."""
     infra = commands.add_parser("infra", help="show, create or delete knot's AWS infrastructure")
     sub = infra.add_subparsers(dest="infra_command", required=True)
-    sub.add_parser("status", help="show the stack and whether it is up to date").set_defaults(
-        handler=_status
+    status = sub.add_parser(
+        "status",
+        help="show the stack and whether it matches these settings",
+        description="Show the stack and compare it with the sizing settings given here, in "
+        "SNAKEMAKE_KNOT_* or in a profile (as a run with them would).",
     )
-    sub.add_parser("up", help="create or update the stack").set_defaults(handler=_up)
-    down = sub.add_parser("down", help="delete the stack and everything knot put in it")
+    up = sub.add_parser("up", help="create or update the stack for these settings")
+    for parser, handler in ((status, _status), (up, _up)):
+        add_setting_flags(parser, SIZING)
+        parser.set_defaults(handler=handler)
+    down = sub.add_parser(
+        "down",
+        help="delete the stack and everything knot put in it, after showing what it holds",
+        description="List what the stack holds (active jobs, each workflow's files, images), "
+        "then ask before deleting it. Without a terminal, or with active jobs, nothing is "
+        "deleted unless --yes is given.",
+    )
     down.add_argument(
-        "--force", action="store_true", help="terminate active jobs instead of refusing"
+        "-y",
+        "--yes",
+        "--force",
+        dest="yes",
+        action="store_true",
+        help="delete without asking, terminating active jobs (default: ask; refuse while "
+        "jobs are active)",
     )
     down.set_defaults(handler=_down)
     return sub

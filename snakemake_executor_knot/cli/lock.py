@@ -9,10 +9,10 @@ in ``lock.load``; this module parses the flags and prints the summary.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from ..config.settings import KnotConfig
+from ..config.sources import add_setting_flags
 from ..lock.load import find_snakefile, write_workflow_lock
 
 
@@ -28,24 +28,14 @@ def register(commands) -> None:
     parser.add_argument(
         "--snakefile", type=Path, help="the Snakefile (default: ./Snakefile or workflow/Snakefile)"
     )
-    parser.add_argument(
-        "--base-image", help="base image of rule images (as --knot-base-image; default as a run)"
-    )
-    parser.add_argument(
-        "--instance-types",
-        default="optimal",
-        help="the compute environments' instance types (as --knot-instance-types); they "
-        "decide the platform: linux/arm64 for Graviton, else linux/amd64",
-    )
+    # As a run reads them: a flag here, SNAKEMAKE_KNOT_*, or a profile's knot-* key. The
+    # instance types decide the platform: linux/arm64 for Graviton, else linux/amd64.
+    add_setting_flags(parser, ("base_image", "instance_types"))
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, config: KnotConfig) -> int:
     snakefile = find_snakefile(args.snakefile)
-    types = tuple(t.strip() for t in args.instance_types.split(",") if t.strip())
-    config = dataclasses.replace(
-        config, base_image=args.base_image or None, instance_types=types or ("optimal",)
-    )
     path, lock = write_workflow_lock(snakefile, config)
     base = lock.base_image
     hashed = sum(all(p.hashes for p in r.requirements) for r in lock.rules.values())

@@ -1,6 +1,6 @@
 """``knot report [RUN]``: the timeline, per-rule use and cost of a run, from its record in
 ``.snakemake/knot/``, as an HTML page and a PNG, as JSON (``--json``) or as a profile block
-of right-sized requests (``--profile``)."""
+of right-sized requests (``--profile-block``)."""
 
 from __future__ import annotations
 
@@ -45,14 +45,14 @@ def register(commands) -> None:
     parser.add_argument(
         "run", nargs="?", metavar="RUN", help="run id or run-*.json path (default: the latest)"
     )
-    # dest names differ from the flags: the top-level parser's --profile (the AWS profile)
-    # lives in the same namespace.
+    # --profile is the AWS profile here as everywhere in knot; the profile block is
+    # --profile-block. dest names differ from the flags, as the namespace is shared.
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--json", dest="json_rows", action="store_true", help="print the per-rule table as JSON"
     )
     mode.add_argument(
-        "--profile",
+        "--profile-block",
         dest="profile_block",
         action="store_true",
         help="print a set-resources/set-threads block for a Snakemake profile",

@@ -129,7 +129,9 @@ def guessed_disk(job: Job) -> bool:
     wrote has one) into every rule's resources, where it stays equal to the workflow's
     until the rule or --set-resources gives its own; a rule's own function is not equal."""
     settings = getattr(job.rule.workflow, "resource_settings", None)
-    defaults = getattr(settings, "_parsed_default_resources", None)
+    # The settings' public field: the parsed defaults (Snakemake's CLI hands it parsed
+    # Resources); None means no --default-resources, whose bare defaults hold no disk.
+    defaults = getattr(settings, "default_resources", None)
     if defaults is None:
         return False
     try:

@@ -68,45 +68,64 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     emulator: bool = field(
         default=False,
-        metadata=_opt("Use the local emulator started by 'knot emulator start'."),
+        metadata=_opt("Use the local emulator started by 'knot emulator start'. Default: off."),
     )
     stack_name: str = field(
         default=DEFAULT_STACK,
-        metadata=_opt("Name of the shared CloudFormation stack holding knot's infrastructure."),
+        metadata=_opt(
+            "Name of the shared CloudFormation stack holding knot's infrastructure. "
+            f"Default: {DEFAULT_STACK}."
+        ),
     )
     instance_types: str = field(
         default="optimal",
-        metadata=_opt("Comma-separated EC2 instance types or families for compute environments."),
+        metadata=_opt(
+            "Comma-separated EC2 instance types or families for compute environments. "
+            "Default: optimal, which lets Batch pick current general purpose, compute- and "
+            "memory-optimized x86 types (the c, m and r families) to fit the queued jobs."
+        ),
     )
     min_vcpus: int = field(
-        default=0, metadata=_opt("Minimum vCPUs kept running in each compute environment.")
+        default=0,
+        metadata=_opt(
+            "Minimum vCPUs kept running in each compute environment. Default: 0 (scale to "
+            "zero when idle)."
+        ),
     )
-    max_vcpus: int = field(default=256, metadata=_opt("Maximum vCPUs of each compute environment."))
+    max_vcpus: int = field(
+        default=256, metadata=_opt("Maximum vCPUs of each compute environment. Default: 256.")
+    )
     # Snakemake turns a bool flag defaulting to True into an unprefixed "--no-<name>", so
     # every bool here defaults to False and names the non-default choice.
     on_demand: bool = field(
-        default=False, metadata=_opt("Use on-demand instances only (default: spot first).")
+        default=False,
+        metadata=_opt("Use on-demand instances only. Default: off (spot first, on-demand after)."),
     )
     spot_bid_percentage: int = field(
-        default=100, metadata=_opt("Maximum spot price, as a percentage of on-demand.")
+        default=100,
+        metadata=_opt("Maximum spot price, as a percentage of on-demand. Default: 100."),
     )
     spot_retries: int = field(
-        default=3, metadata=_opt("Retries after a spot interruption (Host EC2* exits).")
+        default=3, metadata=_opt("Retries after a spot interruption (Host EC2* exits). Default: 3.")
     )
     ami: str | None = field(
         default=None,
         metadata=_text("AMI id for compute instances. Default: the ECS-optimized AMI."),
     )
     root_volume_gb: int = field(
-        default=30, metadata=_opt("Root volume size of compute instances, in GiB.")
+        default=30, metadata=_opt("Root volume size of compute instances, in GiB. Default: 30.")
     )
     buckets: str | None = field(
         default=None,
-        metadata=_text("Comma-separated extra S3 buckets the job role may read and write."),
+        metadata=_text(
+            "Comma-separated extra S3 buckets the job role may read and write. Default: none."
+        ),
     )
     tags: str | None = field(
         default=None,
-        metadata=_text("Comma-separated key=value tags for every resource knot creates."),
+        metadata=_text(
+            "Comma-separated key=value tags for every resource knot creates. Default: none."
+        ),
     )
     base_image: str | None = field(
         default=None,
@@ -114,37 +133,60 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     single_jobs: bool = field(
         default=False,
-        metadata=_opt("Submit each job on its own instead of grouping them into array jobs."),
+        metadata=_opt(
+            "Submit each job on its own instead of grouping them into array jobs. Default: off."
+        ),
     )
     submit_rate: float = field(
         default=20.0,
-        metadata=_opt("Most Batch submissions per second (AWS allows about 50 per account)."),
+        metadata=_opt(
+            "Most Batch submissions per second (AWS allows about 50 per account). Default: 20."
+        ),
     )
     public_globals: str | None = field(
         default=None,
         metadata=_text(
             "Comma-separated names of Snakefile globals, params and config keys that look "
             "like secrets but are not; knot refuses to write secret-looking ones into rule "
-            "images, job specs or the run's config object otherwise."
+            "images, job specs or the run's config object otherwise. Default: none."
         ),
     )
     locked: bool = field(
         default=False,
         metadata=_opt(
             "Require knot.lock next to the Snakefile to match the workflow: a changed, added "
-            "or removed rule is an error instead of a refresh of the lock."
+            "or removed rule is an error instead of a refresh of the lock. Default: off."
         ),
     )
     files_expiry_days: int = field(
         default=DEFAULT_FILES_EXPIRY_DAYS,
-        metadata=_opt("Days after which knot's copies of local files in its bucket expire."),
+        metadata=_opt(
+            "Days after which knot's copies of local files in its bucket expire. "
+            f"Default: {DEFAULT_FILES_EXPIRY_DAYS}."
+        ),
     )
     compute_classes: str | None = field(
         default=None,
         metadata=_text(
             f"Named compute classes a rule picks with resources: knot_class=NAME, as {GRAMMAR} "
             "(e.g. 'gpu=g5,g4dn; bigdisk=m6i:500GB'). Left-out options take the stack-wide "
-            "flags; 'default' (the stack-wide flags) always exists."
+            "flags; 'default' (the stack-wide flags) always exists. Default: none besides it."
+        ),
+    )
+    subnets: str | None = field(
+        default=None,
+        metadata=_text(
+            "Comma-separated ids of existing subnets (one VPC, private: no public IPs on "
+            "launch) for the compute instances, instead of a VPC of knot's own; needs "
+            "--knot-security-groups. The instances reach S3, ECR and CloudWatch Logs through "
+            "the network's NAT or VPC endpoints. Default: none (knot makes a VPC)."
+        ),
+    )
+    security_groups: str | None = field(
+        default=None,
+        metadata=_text(
+            "Comma-separated ids of existing security groups, in the subnets' VPC, for the "
+            "compute instances (with --knot-subnets). Default: none (knot makes one)."
         ),
     )
     cfn_role: str | None = field(
@@ -182,6 +224,9 @@ class KnotConfig:
     locked: bool = False  # --knot-locked: knot.lock must match, never refreshed
     files_expiry_days: int = DEFAULT_FILES_EXPIRY_DAYS
     cfn_role: str | None = None
+    # An existing network (--knot-subnets, --knot-security-groups); empty: knot's own VPC.
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
     # The named classes besides ``default``, which the stack-wide fields above describe.
     classes: tuple[ComputeClass, ...] = ()
 
@@ -237,8 +282,30 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         locked=bool(settings.locked),
         files_expiry_days=settings.files_expiry_days,
         cfn_role=settings.cfn_role or None,
+        subnets=parse_ids(settings.subnets, "subnet", "--knot-subnets"),
+        security_groups=parse_ids(settings.security_groups, "sg", "--knot-security-groups"),
     )
+    if bool(config.subnets) != bool(config.security_groups):
+        raise ConfigError(
+            "--knot-subnets and --knot-security-groups go together: an existing network "
+            "needs both the subnets and the security groups of its instances (give both, "
+            "or neither for a VPC of knot's own)."
+        )
     return with_classes(config, settings.compute_classes)
+
+
+def parse_ids(value: str | None, kind: str, flag: str) -> tuple[str, ...]:
+    """EC2 ids such as ``subnet-0abc...`` or ``sg-0abc...``, in order, without repeats."""
+    ids = []
+    for raw in _split(value):
+        if not re.fullmatch(rf"{kind}-[0-9a-f]{{8,17}}", raw):
+            raise ConfigError(
+                f"{flag}: '{raw}' is not a {kind} id ({kind}- and 8 or 17 hex digits, e.g. "
+                f"'{kind}-0123456789abcdef0'). List ids, comma-separated."
+            )
+        if raw not in ids:
+            ids.append(raw)
+    return tuple(ids)
 
 
 def with_classes(config: KnotConfig, text: str | None) -> KnotConfig:

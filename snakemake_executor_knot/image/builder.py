@@ -78,27 +78,41 @@ _ENGINE_ARCH = {
 }
 _BINFMT = {"linux/amd64": "qemu-x86_64", "linux/arm64": "qemu-aarch64"}
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+# Docker Desktop (macOS, Windows) runs its engine in a VM with amd64 and arm64 emulation
+# registered (QEMU, or Rosetta on Apple silicon), and says so in `docker info`'s
+# OperatingSystem; the VM's binfmt table is not this machine's /proc.
+_EMULATING_ENGINES = ("Docker Desktop",)
 
 
 def check_platform(client, platform: str, binfmt_dir: Path = BINFMT_DIR) -> None:
     """Refuse, before any build, a platform the engine can neither run natively nor emulate:
     the build would otherwise fail in its first RUN step with "exec format error"."""
     try:
-        arch = str(client.info().get("Architecture", ""))
+        info = client.info()
     except _ENGINE_ERRORS as exc:
         raise DockerError(f"Asking the Docker engine for its architecture failed: {exc}") from exc
+    arch = str(info.get("Architecture", ""))
     native = _ENGINE_ARCH.get(arch.lower())
-    if native == platform or _emulates(binfmt_dir / _BINFMT.get(platform, "-")):
+    if native == platform or (platform in _BINFMT and _desktop(info)):
+        return
+    if _emulates(binfmt_dir / _BINFMT.get(platform, "-")):
         return
     raise DockerError(
         f"Rule images must be built for {platform} (the compute environments' architecture), "
         f"but the Docker engine runs on {arch or 'an unknown architecture'} and has no QEMU "
         f"handler for it ({binfmt_dir / _BINFMT.get(platform, '?')} is missing). Register "
         "one on the engine's host (apt-get install qemu-user-static binfmt-support, or docker "
-        "run --privileged --rm tonistiigi/binfmt --install all), build on a "
+        "run --privileged --rm tonistiigi/binfmt --install all; on a Mac, use Docker "
+        "Desktop, which emulates both), build on a "
         f"{platform} machine, or pick instance types of the engine's architecture with "
         "--knot-instance-types."
     )
+
+
+def _desktop(info: dict) -> bool:
+    """Whether the engine is one that emulates both Linux platforms (Docker Desktop)."""
+    system = str(info.get("OperatingSystem", ""))
+    return any(system.startswith(name) for name in _EMULATING_ENGINES)
 
 
 def _emulates(handler: Path) -> bool:

@@ -43,7 +43,7 @@ def timeline_figure(run: RunRecord):
     except ImportError as exc:
         raise ConfigError(
             "the report's timeline needs matplotlib: 'pip install matplotlib', or use "
-            "'knot report --json' or '--profile', which do not draw."
+            "'knot report --json' or '--profile-block', which do not draw."
         ) from exc
 
     groups = by_rule(run.jobs)

@@ -58,7 +58,7 @@ def _status(clients: Clients, arn: str) -> str:
 def test_teardown_refuses_while_jobs_are_active(clients, deployed):
     infra, arns = deployed
     running_job(clients, infra, arns["ours"])
-    with pytest.raises(ConfigError, match="--force"):
+    with pytest.raises(ConfigError, match="--yes"):
         teardown(clients, CONFIG)
     assert live_stacks(clients) == ["knot"]
     assert _status(clients, arns["ours"]) == "ACTIVE"

@@ -406,8 +406,13 @@ def test_stamp_adds_the_hash_as_an_output_without_changing_resources():
 
 @pytest.mark.parametrize(
     "config",
-    [CUSTOM, KnotConfig(spot=False), with_classes(KnotConfig(buckets=("x12",)), "gpu=p3:90GB")],
-    ids=["spot", "on-demand-only", "classes"],
+    [
+        CUSTOM,
+        KnotConfig(spot=False),
+        with_classes(KnotConfig(buckets=("x12",)), "gpu=p3:90GB"),
+        KnotConfig(subnets=("subnet-0123456789abcdef0",), security_groups=("sg-01234567",)),
+    ],
+    ids=["spot", "on-demand-only", "classes", "existing-network"],
 )
 def test_cfn_lint_finds_no_errors(config):
     stamped, _ = stamp(build_template(config))

@@ -94,13 +94,14 @@ def test_locked_requirements_layer_depends_only_on_the_lock_lines():
 
 
 class FakeEngine:
-    def __init__(self, arch="x86_64", images=None):
+    def __init__(self, arch="x86_64", images=None, system="Debian GNU/Linux 12 (bookworm)"):
         self.arch = arch
+        self.system = system
         self.images = self
         self._images = images or {}
 
     def info(self):
-        return {"Architecture": self.arch}
+        return {"Architecture": self.arch, "OperatingSystem": self.system, "OSType": "linux"}
 
     def get(self, name):
         if name not in self._images:
@@ -116,6 +117,28 @@ def test_check_platform_accepts_the_native_architecture(tmp_path):
 def test_check_platform_accepts_a_registered_emulator(tmp_path):
     (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\n")
     check_platform(FakeEngine("x86_64"), "linux/arm64", binfmt_dir=tmp_path)
+
+
+def test_check_platform_accepts_docker_desktop_on_a_mac(tmp_path):
+    """Apple silicon: Docker Desktop's engine is aarch64 in a VM that emulates amd64; this
+    machine has no /proc/sys/fs/binfmt_misc (macOS has no /proc) to look in."""
+    mac = FakeEngine("aarch64", system="Docker Desktop")
+    check_platform(mac, "linux/amd64", binfmt_dir=tmp_path / "no-proc")
+    check_platform(mac, "linux/arm64", binfmt_dir=tmp_path / "no-proc")
+    with pytest.raises(DockerError, match="on a Mac, use Docker Desktop"):
+        check_platform(FakeEngine("aarch64", system="Ubuntu 24.04"), "linux/amd64", tmp_path)
+    with pytest.raises(DockerError):  # only the two Linux platforms are emulated
+        check_platform(mac, "linux/riscv64", binfmt_dir=tmp_path)
+
+
+def test_the_engine_here_reports_what_check_platform_reads():
+    """The real engine's info carries the two keys the check reads."""
+    docker = pytest.importorskip("docker")
+    try:
+        info = docker.from_env().info()
+    except docker.errors.DockerException:
+        pytest.skip("no Docker engine")
+    assert info["Architecture"] and isinstance(info["OperatingSystem"], str)
 
 
 @pytest.mark.parametrize("handler", [None, "disabled\n"])

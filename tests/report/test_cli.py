@@ -44,7 +44,7 @@ def test_json_prints_only_the_rule_table(project, capsys):
 
 
 def test_profile_prints_a_profile_block(project, capsys):
-    args = parse("report", samples.RUN_ID, "--profile")
+    args = parse("report", samples.RUN_ID, "--profile-block")
     assert args.handler(args, KnotConfig()) == 0
     assert yaml.safe_load(capsys.readouterr().out) == {
         "set-resources": {"prep": {"mem_mb": 2048}, "fit": {"mem_mb": 4096}},

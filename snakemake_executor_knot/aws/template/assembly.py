@@ -55,7 +55,7 @@ def build_template(config: KnotConfig, boundary: str | None = None) -> dict:
     tags = Tags(config)
     resources = {
         **iam_resources(config, tags, boundary),
-        **network_resources(tags),
+        **({} if config.subnets else network_resources(tags)),
         **bucket_resources(config, tags),
         **repository_resources(config, tags),
         **log_group_resources(config, tags),
@@ -84,6 +84,10 @@ def recorded_settings(config: KnotConfig) -> dict:
         "files_expiry_days": config.files_expiry_days,
         "buckets": extra_buckets(config),
     }
+    # Only with an existing network, so a stack of knot's own VPC keeps its template.
+    if config.subnets:
+        recorded["subnets"] = list(config.subnets)
+        recorded["security_groups"] = list(config.security_groups)
     # Only with classes besides default, so a stack made before classes keeps its template.
     if config.classes:
         recorded["classes"] = {c.name: c.as_record() for c in config.classes}

@@ -83,6 +83,16 @@ def _ec2_configuration(klass: ComputeClass, ami: str | None) -> list[dict]:
     return [image]
 
 
+def _network(config: KnotConfig) -> dict:
+    """Where instances launch: the given subnets and groups, else knot's own VPC's."""
+    if config.subnets:
+        return {"Subnets": list(config.subnets), "SecurityGroupIds": list(config.security_groups)}
+    return {
+        "Subnets": [ref("SubnetA"), ref("SubnetB")],
+        "SecurityGroupIds": [get_att("SecurityGroup", "GroupId")],
+    }
+
+
 def _instances(
     config: KnotConfig, klass: ComputeClass, tags: Tags, spot: bool, prefix: str
 ) -> dict:
@@ -94,8 +104,7 @@ def _instances(
         "MaxvCpus": klass.max_vcpus,
         "InstanceTypes": list(klass.instance_types),
         "InstanceRole": get_att("InstanceProfile", "Arn"),
-        "Subnets": [ref("SubnetA"), ref("SubnetB")],
-        "SecurityGroupIds": [get_att("SecurityGroup", "GroupId")],
+        **_network(config),
         "LaunchTemplate": {
             "LaunchTemplateId": ref(f"{prefix}LaunchTemplate"),
             "Version": get_att(f"{prefix}LaunchTemplate", "LatestVersionNumber"),
@@ -118,6 +127,8 @@ def _environment(config: KnotConfig, klass: ComputeClass, tags: Tags, spot: bool
         "ComputeResources": _instances(config, klass, tags, spot, prefix),
         "Tags": tags.as_map(),
     }
+    if config.subnets:  # an existing network: its routes are there already
+        return resource("AWS::Batch::ComputeEnvironment", environment)
     # Instances need a route out before they can join the cluster.
     needs = ["DefaultRoute", "SubnetARoutes", "SubnetBRoutes"]
     return resource("AWS::Batch::ComputeEnvironment", environment, DependsOn=needs)
