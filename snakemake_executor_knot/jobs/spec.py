@@ -44,7 +44,7 @@ def build_spec(job: Job, kind: str, uri_for: UriFor, config_ref: dict | None = N
         "input": file_list(job.input, uri_for, directories),
         "output": file_list(job.output, uri_for),
         "log": file_list(job.log, uri_for),
-        "benchmark": _benchmark(job.benchmark, uri_for),
+        "benchmark": _benchmark(job.benchmark, uri_for, getattr(job, "benchmark_repeats", 1)),
         "params": value_list(job.params, rule.name, "param"),
         "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
         "resources": resource_list(job.resources, rule.name),
@@ -164,11 +164,14 @@ def _name_of(namedlist, index: int) -> str:
     return f"#{index}"
 
 
-def _benchmark(benchmark, uri_for: UriFor) -> dict | None:
+def _benchmark(benchmark, uri_for: UriFor, repeats: int | None = 1) -> dict | None:
+    """The benchmark file; ``repeat`` only with ``repeat(path, n)`` (n > 1), so specs
+    without one keep their hash."""
     if not benchmark:
         return None
     item = file_item(benchmark, uri_for)
-    return {"path": item["path"], "uri": item["uri"]}
+    found = {"path": item["path"], "uri": item["uri"]}
+    return {**found, "repeat": repeats} if repeats and repeats > 1 else found
 
 
 def resource_list(resources, rule: str) -> dict:

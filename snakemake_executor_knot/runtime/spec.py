@@ -175,9 +175,21 @@ def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:
     ]
 
 
+MAX_REPEATS = 1000
+
+
 def benchmark_item(spec: dict[str, Any]) -> FileItem | None:
     bench = spec.get("benchmark")
     return FileItem(local_path(bench["path"], "benchmark"), bench.get("uri")) if bench else None
+
+
+def benchmark_repeats(spec: dict[str, Any]) -> int:
+    """How often the rule runs: ``benchmark: repeat(path, n)`` asks n times (1 to 1000)."""
+    bench = spec.get("benchmark") or {}
+    repeat = bench.get("repeat", 1)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= MAX_REPEATS:
+        raise ValueError(f"the benchmark's repeat count is not 1 to {MAX_REPEATS}: {repeat!r}")
+    return repeat
 
 
 def local_path(path: Any, section: str) -> str:

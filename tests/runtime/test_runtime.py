@@ -430,3 +430,22 @@ def test_log_fmt_shell():
 
 def test_quote_matches_shlex(names):
     assert format_command("{input:q}", (), names) == " ".join(map(shlex.quote, names["input"]))
+
+
+def test_benchmark_tsv_with_a_row_per_repeat():
+    start = benchmark.Usage(wall=0.0, cpu=0.0, max_rss_kib=1024, blocks_in=0, blocks_out=0)
+    end = benchmark.Usage(wall=2.0, cpu=1.0, max_rss_kib=1024, blocks_in=0, blocks_out=0)
+    rows = [benchmark.record(start, end)] * 3
+    lines = benchmark.to_tsv(*rows).splitlines()
+    assert len(lines) == 4 and lines[1] == lines[3]
+
+
+@pytest.mark.parametrize(("bench", "count"), [(None, 1), ({"path": "b"}, 1), ({"repeat": 3}, 3)])
+def test_benchmark_repeats(bench, count):
+    assert spec.benchmark_repeats({"benchmark": bench}) == count
+
+
+@pytest.mark.parametrize("repeat", [0, -1, "3", True, 1001])
+def test_benchmark_repeats_out_of_range_are_refused(repeat):
+    with pytest.raises(ValueError, match="repeat count"):
+        spec.benchmark_repeats({"benchmark": {"repeat": repeat}})
