@@ -54,3 +54,29 @@ def apt_block(packages: tuple[str, ...]) -> str:
     return f"""RUN apt-get update && \\
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {names} && \\
     rm -rf /var/lib/apt/lists/*"""
+
+
+# ---- knot lock: the exact closure
+
+
+_INSTALL = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) ")
+
+
+def simulate_command(packages: tuple[str, ...]) -> str:
+    """The shell command, run as root in the base image, whose output lists every package
+    that installing ``packages`` would install, with its exact version."""
+    names = " ".join(packages)
+    return f"apt-get update -qq >/dev/null && apt-get install -s --no-install-recommends {names}"
+
+
+def parse_simulation(text: str, rule: str) -> tuple[str, ...]:
+    """``name=version`` for each package apt-get's simulation would install, sorted."""
+    pins = sorted(
+        {f"{m.group(1)}={m.group(2)}" for m in map(_INSTALL.match, text.splitlines()) if m}
+    )
+    if not pins:
+        raise RuleError(
+            f"Rule '{rule}': apt-get found nothing to install for knot_apt; are the "
+            "packages already part of the base image? Drop them from knot_apt."
+        )
+    return tuple(pins)

@@ -184,7 +184,9 @@ def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) 
     )
     if target.lock is not None and source.rule in target.lock.rules:
         lines, hashed = locked_lines(target.lock, source.rule)
-        return image(requirements=lines, locked=True, require_hashes=hashed)
+        # knot_apt's closure as 'knot lock' pinned it, when it did.
+        pinned = target.lock.rules[source.rule].apt
+        return image(requirements=lines, locked=True, require_hashes=hashed, apt=pinned or apt)
     packages = knot_resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
     # A numpy param needs numpy in the image even when the code never imports it.

@@ -16,11 +16,21 @@ registry by the build's `FROM`; here both exist in the local engine, which `FROM
 from __future__ import annotations
 
 import io
+import re
 import subprocess
+from types import SimpleNamespace
 
 import boto3
 import docker
 import pytest
+
+from snakemake_executor_knot.cli import main
+from snakemake_executor_knot.config.settings import KnotConfig
+from snakemake_executor_knot.image.builder import base_reference, docker_client
+from snakemake_executor_knot.image.dockerfile import render_dockerfile
+from snakemake_executor_knot.lock.format import LOCK_FILE, read_lock
+from snakemake_executor_knot.lock.load import load_workflow
+from snakemake_executor_knot.run.plans import build_target, plan_rule
 
 from .helpers import (
     KNOT,
@@ -124,3 +134,33 @@ def _in_image(image: str, command: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+APT_SNAKEFILE = """\
+rule tools:
+    output: "out/tools.txt"
+    resources: knot_apt="jq"
+    shell: "jq --version > {output}"
+"""
+
+
+def test_knot_lock_pins_the_apt_closure_and_a_locked_plan_installs_it(emulator, tmp_path):
+    """'knot lock' asks apt-get in the base image what installing jq brings (jq and the
+    libraries it needs), pins each to its exact version, and a run following the lock
+    installs exactly those."""
+    (tmp_path / "Snakefile").write_text(APT_SNAKEFILE)
+    snakefile = str(tmp_path / "Snakefile")
+    assert main(["lock", "--snakefile", snakefile, "--base-image", emulator["base_image"]]) == 0
+    pins = read_lock(tmp_path / LOCK_FILE).rules["tools"].apt
+    names = {pin.partition("=")[0] for pin in pins}
+    assert {"jq", "libjq1"} <= names, pins
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9+.-]+=[A-Za-z0-9.+~:-]+", pin) for pin in pins)
+
+    workflow = load_workflow(tmp_path / "Snakefile")
+    config = KnotConfig(base_image=emulator["base_image"], locked=True)
+    engine = docker_client()
+    target = build_target(workflow, {}, config, lambda base: base_reference(engine, base))
+    job = SimpleNamespace(rule=workflow.get_rule("tools"), resources={"knot_apt": "jq"})
+    image = plan_rule(workflow, job, config, target).image
+    assert image is not None and image.apt == pins
+    assert f"--no-install-recommends {' '.join(pins)} &&" in render_dockerfile(image)

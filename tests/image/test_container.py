@@ -11,7 +11,13 @@ from types import SimpleNamespace
 import pytest
 
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.image.apt import apt_block, check_no_container, parse_apt
+from snakemake_executor_knot.image.apt import (
+    apt_block,
+    check_no_container,
+    parse_apt,
+    parse_simulation,
+)
+from snakemake_executor_knot.image.base import BaseImage
 from snakemake_executor_knot.image.container import (
     container_reference,
     job_container,
@@ -24,6 +30,7 @@ from snakemake_executor_knot.image.dockerfile import (
     render_dockerfile,
 )
 from snakemake_executor_knot.image.sources import FILE_CAP, workflow_files
+from snakemake_executor_knot.lock.format import Lock, RuleLock, read_lock, write_lock
 
 DIGEST = "@sha256:" + "a" * 64
 
@@ -180,3 +187,28 @@ def test_source_files_are_the_last_layer_at_their_relative_paths(tmp_path):
 def test_source_file_paths_stay_relative(path):
     with pytest.raises(ValueError, match="must be normalised and relative"):
         spec(workdir_files=((path, b""),))
+
+
+SIMULATION = """\
+NOTE: This is only a simulation!
+Inst libonig5 (6.9.8-1 Debian:12.8/stable [amd64])
+Inst libjq1 (1.6-2.1 Debian:12.8/stable [amd64])
+Inst jq [1.6-2] (1.6-2.1 Debian:12.8/stable [amd64])
+Conf libonig5 (6.9.8-1 Debian:12.8/stable [amd64])
+"""
+
+
+def test_apt_simulation_gives_the_closure_pinned():
+    assert parse_simulation(SIMULATION, "r") == ("jq=1.6-2.1", "libjq1=1.6-2.1", "libonig5=6.9.8-1")
+    with pytest.raises(RuleError, match="Rule 'r': apt-get found nothing to install"):
+        parse_simulation("0 upgraded, 0 newly installed\n", "r")
+
+
+def test_a_locked_rules_apt_pins_survive_the_lock_file(tmp_path):
+    lock = Lock(
+        "0", "linux/amd64", "3.11", BaseImage("b", "sha256:" + "0" * 64),
+        {"a": RuleLock((), "s1", ("jq=1.6-2.1",)), "b": RuleLock((), "s2")},
+    )  # fmt: skip
+    write_lock(tmp_path / "knot.lock", lock)
+    assert read_lock(tmp_path / "knot.lock") == lock
+    assert "apt" not in (tmp_path / "knot.lock").read_text().split("  b:")[1]
