@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from snakemake.io import is_flagged
 from snakemake.shell import shell as SnakemakeShell
 
 from ..errors import aws_error
@@ -105,7 +106,9 @@ def file_item(f, uri_for: UriFor, directories: AbstractSet[str] = frozenset()) -
     if directory and not uri.endswith("/"):
         uri += "/"
     if not directory:
-        return {"path": path, "uri": uri, "directory": False}
+        item = {"path": path, "uri": uri, "directory": False}
+        # Only when flagged, so other specs keep their hash; the runtime touches it.
+        return {**item, "touch": True} if is_flagged(f, "touch") else item
     # A directory is what its manifest lists; in the user's storage, one knot did not write
     # has none and is every file under its prefix (runtime/contract.py).
     manifest = MANIFEST_IF_PRESENT if storage else True

@@ -42,6 +42,16 @@ def output_problems(items: list[FileItem]) -> list[str]:
     return problems
 
 
+def touch_outputs(items: list[FileItem]) -> None:
+    """``touch()`` outputs: after the rule's code, each is created or its time set to now,
+    as Snakemake does after a job (the rule itself need not write them)."""
+    for item in items:
+        if item.touch:
+            with open(item.path, "a", encoding="utf-8"):
+                pass
+            os.utime(item.path)
+
+
 def parent_folders(spec: dict[str, Any]) -> set[str]:
     """Folders to create before the job: parents of every file, and directory inputs."""
     items = [i for s in ("input", "output", "log") for i in file_items(spec, s)]
@@ -147,6 +157,7 @@ class Job:
         return start, end
 
     def check_outputs(self) -> bool:
+        touch_outputs(self.outputs)
         problems = output_problems(self.outputs)
         if problems:
             listed = ", ".join(problems)

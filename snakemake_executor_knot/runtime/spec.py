@@ -42,6 +42,7 @@ class FileItem:
     directory: bool = False
     manifest: bool = False
     manifest_optional: bool = False
+    touch: bool = False  # a touch() output: the job creates it if the rule did not
 
 
 def array_index(env: Mapping[str, str]) -> str:
@@ -170,6 +171,7 @@ def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:
             bool(i.get("directory")),
             bool(i.get("manifest")),
             i.get("manifest") == MANIFEST_IF_PRESENT,
+            i.get("touch") is True,
         )
         for i in items
     ]

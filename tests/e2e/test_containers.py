@@ -87,7 +87,7 @@ def _benchmark_rows(text: str) -> list[str]:
 
 def test_containers_apt_sources_and_repeats_match_local(container_images, emulator_env, tmp_path):
     local_dir, before, local = _local_reference(tmp_path)
-    assert len(local) == 9, sorted(local)  # 8 outputs and data/in.txt
+    assert len(local) == 10, sorted(local)  # 9 outputs and data/in.txt
     assert len(_benchmark_rows((local_dir / "benchmarks/bench.tsv").read_text())) == 3
 
     knot_dir = copy_workflow(WORKFLOW, tmp_path / "knot")

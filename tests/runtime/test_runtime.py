@@ -11,7 +11,7 @@ import pytest
 
 from snakemake_executor_knot.runtime import benchmark, patterns, spec, staging
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
-from snakemake_executor_knot.runtime.job import output_problems, parent_folders
+from snakemake_executor_knot.runtime.job import output_problems, parent_folders, touch_outputs
 from snakemake_executor_knot.runtime.kinds import apply_shell_wrap
 from snakemake_executor_knot.runtime.namedlist import Namedlist, Wildcards, from_section, paths_of
 from snakemake_executor_knot.runtime.namespace import Namespace
@@ -449,3 +449,21 @@ def test_benchmark_repeats(bench, count):
 def test_benchmark_repeats_out_of_range_are_refused(repeat):
     with pytest.raises(ValueError, match="repeat count"):
         spec.benchmark_repeats({"benchmark": {"repeat": repeat}})
+
+
+def test_touch_outputs_are_created_or_touched(tmp_path):
+    made = tmp_path / "made.flag"
+    old = tmp_path / "old.flag"
+    old.write_text("kept")
+    os.utime(old, (1, 1))
+    items = [
+        spec.FileItem(str(made), None, touch=True),
+        spec.FileItem(str(old), None, touch=True),
+        spec.FileItem(str(tmp_path / "plain.txt"), None),
+    ]
+    touch_outputs(items)
+    assert made.read_bytes() == b"" and old.read_text() == "kept"
+    assert old.stat().st_mtime > 1
+    assert not (tmp_path / "plain.txt").exists()
+    parsed = spec.file_items({"output": {"items": [{"path": "f", "touch": True}]}}, "output")
+    assert parsed[0].touch
