@@ -56,9 +56,11 @@ def _memory_mib(rule: str, resources: Mapping[str, object]) -> int:
 
 def _vcpus(rule: str, threads: object) -> int:
     count = _number(rule, "threads", threads)
-    if count < 1:
-        raise RuleError(f"Rule '{rule}': threads={count} must be at least 1. Set threads: 1.")
-    return math.ceil(count)
+    if count < 0:
+        raise RuleError(f"Rule '{rule}': threads={count} must not be negative. Set threads: 1.")
+    # threads: 0 (a job that needs no core of its own, to Snakemake's scheduler) still
+    # gets one vCPU: Batch's smallest job. Its code sees threads as written.
+    return max(1, math.ceil(count))
 
 
 def _gpus(rule: str, resources: Mapping[str, object]) -> int:

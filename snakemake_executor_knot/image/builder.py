@@ -158,6 +158,24 @@ def base_reference(client, base: BaseImage) -> str:
     )
 
 
+def run_as_root(client, image: str, command: str, platform: str) -> str:
+    """``command``'s stdout in a throwaway root container of ``image`` (host network);
+    a DockerError with the engine's words when it fails."""
+    try:
+        output = client.containers.run(
+            image,
+            ["sh", "-c", command],
+            user="root",
+            network_mode="host",
+            platform=platform,
+            remove=True,
+            entrypoint=[],
+        )
+    except _ENGINE_ERRORS as exc:
+        raise DockerError(f"running '{command}' in {image} failed: {exc}") from exc
+    return output.decode(errors="replace")
+
+
 class ImageBuilder:
     """Makes sure each rule's image is in the ECR repository and returns its URI."""
 

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..runtime.contract import KNOT_ROOT, KNOT_UID, LIB, RUNTIME_COMMAND, RUNTIME_PACKAGE, VENV
+from .apt import apt_block
+from .container import copy_interpreter, interpreter_stage
 
 log = logging.getLogger("knot.image")
 
@@ -33,6 +35,8 @@ TEMPLATE_VERSION = "1"
 DEFAULT_PLATFORM = "linux/amd64"
 PIP_INDEX_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 RUNTIME_DIR = Path(__file__).parent.parent / "runtime"
+WORKDIR = "/work"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,13 @@ class ImageSpec:
     requirements: tuple[str, ...] = ()
     files: tuple[tuple[str, bytes], ...] = ()
     from_container: bool = False  # the base is the rule's own `container:` image
+    # With a container: knot's base image, on which knot's Python and the rule's venv are
+    # made and then copied into the container (image/container.py). None: the container's
+    # own python3 makes the venv.
+    interpreter_image: str | None = None
+    apt: tuple[str, ...] = ()  # Debian packages (knot_apt), installed after the user setup
+    # The workflow's source files (image/sources.py): path relative to /work -> bytes.
+    workdir_files: tuple[tuple[str, bytes], ...] = ()
     platform: str = DEFAULT_PLATFORM
     # Locked: ``requirements`` is knot.lock's whole closure, boto3 for the runtime included,
     # installed with --no-deps so nothing outside the lock enters the venv.
@@ -58,12 +69,21 @@ class ImageSpec:
             _check_image_path(path)
         object.__setattr__(self, "files", files)
         object.__setattr__(self, "requirements", tuple(self.requirements))
+        object.__setattr__(self, "apt", tuple(self.apt))
+        for path, _ in self.workdir_files:
+            _check_workdir_path(path)
 
 
 def _check_image_path(path: str) -> None:
     normal = posixpath.normpath(path)
     if normal != path or not path.startswith(f"{KNOT_ROOT}/"):
         raise ValueError(f"rule file path {path!r} must be a normalised path under {KNOT_ROOT}/")
+
+
+def _check_workdir_path(path: str) -> None:
+    normal = posixpath.normpath(path)
+    if normal != path or path.startswith(("/", "../")) or path in (".", ".."):
+        raise ValueError(f"workflow file path {path!r} must be normalised and relative")
 
 
 def runtime_files() -> dict[str, bytes]:
@@ -96,28 +116,43 @@ def requirements_txt(requirements: Iterable[str]) -> bytes:
 
 
 def render_dockerfile(spec: ImageSpec, boto3_version: str | None = None) -> str:
+    venv = _venv_block(None if spec.locked else boto3_version or host_boto3_version())
+    venv_steps = "\n\n".join(block for block in (venv, _requirements_block(spec)) if block)
+    if spec.from_container and spec.interpreter_image:
+        head = [
+            interpreter_stage(spec.interpreter_image, venv_steps),
+            f"FROM {spec.base_image}",
+            _system_block(check_python=False),
+            copy_interpreter(),
+        ]
+    else:
+        head = [f"FROM {spec.base_image}", _system_block(), apt_block(spec.apt), venv_steps]
     blocks = [
-        f"FROM {spec.base_image}",
-        _system_block(),
-        _venv_block(None if spec.locked else boto3_version or host_boto3_version()),
-        _requirements_block(spec),
+        *head,
         f"COPY runtime/ {LIB}/{RUNTIME_PACKAGE}/",
         f"COPY rule/ {KNOT_ROOT}/" if spec.files else "",
-        _final_block(spec.from_container),
+        # Last: editing a workflow file rebuilds (and pushes) this layer only.
+        f"COPY --chown={KNOT_UID}:{KNOT_UID} workdir/ {WORKDIR}/" if spec.workdir_files else "",
+        _final_block(spec),
     ]
     return "\n\n".join(block for block in blocks if block) + "\n"
 
 
-def _system_block() -> str:
+def _system_block(check_python: bool = True) -> str:
     # A rule's own container may end as a non-root USER; the setup steps need root.
     # Minimal bases (alpine, busybox-like) lack useradd, so fall back to /etc/passwd.
     # --non-unique: some bases (ubuntu:24.04) already own uid 1000.
+    check = (
+        """command -v python3 >/dev/null 2>&1 || { \\
+      echo "knot: the base image has no python3 on PATH; pick a base image with python3" >&2; \\
+      exit 1; }; \\
+    """
+        if check_python
+        else ""
+    )
     return f"""USER root
 RUN set -e; \\
-    command -v python3 >/dev/null 2>&1 || {{ \\
-      echo "knot: the base image has no python3 on PATH; pick a base image with python3" >&2; \\
-      exit 1; }}; \\
-    if ! id knot >/dev/null 2>&1; then \\
+    {check}if ! id knot >/dev/null 2>&1; then \\
       if command -v useradd >/dev/null 2>&1; then \\
         useradd --non-unique --uid {KNOT_UID} --create-home --shell /bin/sh knot; \\
       else \\
@@ -153,10 +188,14 @@ RUN {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check{flags} \\
     -r {KNOT_ROOT}/requirements.txt"""
 
 
-def _final_block(from_container: bool) -> str:
-    # In the rule's own container its tools and python come first on PATH; otherwise
-    # the venv does, so shell() commands calling `python` see the requirements.
-    path = "" if from_container else f" PATH={VENV}/bin:$PATH"
+def _final_block(spec: ImageSpec) -> str:
+    # In the rule's own container its tools and python come first on PATH, and knot's
+    # bundled python last (a container without one still has `python`); otherwise the
+    # venv comes first, so shell() commands calling `python` see the requirements.
+    # ${PATH:-...}: an imported image may set no PATH, and docker's default then applies.
+    path = f" PATH={VENV}/bin:$PATH"
+    if spec.from_container:
+        path = f" PATH=${{PATH:-{DEFAULT_PATH}}}:{VENV}/bin" if spec.interpreter_image else ""
     return f"""ENV PYTHONPATH={LIB} PYTHONUNBUFFERED=1{path}
 WORKDIR /work
 USER knot
@@ -202,6 +241,8 @@ def build_context(spec: ImageSpec, boto3_version: str | None = None) -> bytes:
         members[f"runtime/{name}"] = data
     for path, data in spec.files:
         members[f"rule/{posixpath.relpath(path, KNOT_ROOT)}"] = data
+    for path, data in spec.workdir_files:
+        members[f"workdir/{path}"] = data
     return _tar(members)
 
 
@@ -247,6 +288,7 @@ def image_tag(spec: ImageSpec, boto3_version: str | None = None) -> str:
     ]
     parts += [(f"runtime:{name}", data) for name, data in runtime_files().items()]
     parts += [(f"rule:{path}", data) for path, data in spec.files]
+    parts += [(f"workdir:{path}", data) for path, data in spec.workdir_files]
     for label, value in parts:
         data = value.encode() if isinstance(value, str) else value
         # Length-prefixed, so no two different inputs concatenate to the same bytes.

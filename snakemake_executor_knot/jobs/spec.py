@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from snakemake.io import is_flagged
 from snakemake.shell import shell as SnakemakeShell
 
 from ..errors import aws_error
@@ -52,7 +53,7 @@ def build_spec(
         "input": file_list(job.input, uri_for, directories),
         "output": file_list(job.output, uri_for),
         "log": file_list(job.log, uri_for),
-        "benchmark": _benchmark(job.benchmark, uri_for),
+        "benchmark": _benchmark(job.benchmark, uri_for, getattr(job, "benchmark_repeats", 1)),
         "params": value_list(job.params, rule.name, "param"),
         "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
         "resources": resource_list(job.resources, rule.name),
@@ -113,7 +114,9 @@ def file_item(f, uri_for: UriFor, directories: AbstractSet[str] = frozenset()) -
     if directory and not uri.endswith("/"):
         uri += "/"
     if not directory:
-        return {"path": path, "uri": uri, "directory": False}
+        item = {"path": path, "uri": uri, "directory": False}
+        # Only when flagged, so other specs keep their hash; the runtime touches it.
+        return {**item, "touch": True} if is_flagged(f, "touch") else item
     # A directory is what its manifest lists; in the user's storage, one knot did not write
     # has none and is every file under its prefix (runtime/contract.py).
     manifest = MANIFEST_IF_PRESENT if storage else True
@@ -172,11 +175,14 @@ def _name_of(namedlist, index: int) -> str:
     return f"#{index}"
 
 
-def _benchmark(benchmark, uri_for: UriFor) -> dict | None:
+def _benchmark(benchmark, uri_for: UriFor, repeats: int | None = 1) -> dict | None:
+    """The benchmark file; ``repeat`` only with ``repeat(path, n)`` (n > 1), so specs
+    without one keep their hash."""
     if not benchmark:
         return None
     item = file_item(benchmark, uri_for)
-    return {"path": item["path"], "uri": item["uri"]}
+    found = {"path": item["path"], "uri": item["uri"]}
+    return {**found, "repeat": repeats} if repeats and repeats > 1 else found
 
 
 def resource_list(resources, rule: str) -> dict:

@@ -46,10 +46,14 @@ class RuleLock:
 
     requirements: tuple[Pinned, ...]
     source: str
+    # knot_apt's whole closure as apt-get's name=version (image/apt.py); written only
+    # when present, so locks of rules without apt packages read as before.
+    apt: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         pins = sorted(self.requirements, key=lambda pin: pin.name)
         object.__setattr__(self, "requirements", tuple(pins))
+        object.__setattr__(self, "apt", tuple(sorted(self.apt)))
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,10 @@ def _rule_document(entry: RuleLock) -> dict[str, Any]:
         {"name": pin.name, "version": pin.version, "hashes": list(pin.hashes)}
         for pin in entry.requirements
     ]
-    return {"requirements": pins, "source": entry.source}
+    document: dict[str, Any] = {"requirements": pins, "source": entry.source}
+    if entry.apt:
+        document["apt"] = list(entry.apt)
+    return document
 
 
 def read_lock(path: str | Path) -> Lock:
@@ -145,13 +152,15 @@ def parse_lock(data: object) -> Lock:
 
 
 def _rule(data: object, where: str) -> RuleLock:
-    entry = _mapping(data, where, ("requirements", "source"))
+    optional = ("apt",) if isinstance(data, dict) and "apt" in data else ()
+    entry = _mapping(data, where, ("requirements", "source", *optional))
     items = _list(entry["requirements"], f"{where}.requirements")
     pins = [_pin(item, f"{where}.requirements[{index}]") for index, item in enumerate(items)]
     names = [pin.name for pin in pins]
     if len(set(names)) != len(names):
         raise _Invalid(f"lists a distribution twice in {where}.requirements")
-    return RuleLock(tuple(pins), _text(entry["source"], f"{where}.source"))
+    apt = [_text(item, f"{where}.apt") for item in _list(entry.get("apt", []), f"{where}.apt")]
+    return RuleLock(tuple(pins), _text(entry["source"], f"{where}.source"), tuple(apt))
 
 
 def _pin(data: object, where: str) -> Pinned:

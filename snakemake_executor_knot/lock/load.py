@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..compute.platform import platform_for
 from ..config.settings import KnotConfig, resolve_base_image
-from ..errors import ConfigError
+from ..errors import ConfigError, DockerError, RuleError
+from ..image.apt import parse_simulation, simulate_command
 from .format import Lock, write_lock
 from .workflow import HashCache, build_lock, lock_path, locked_rules, static_packages, static_values
 
@@ -26,7 +27,8 @@ def write_workflow_lock(snakefile: Path, config: KnotConfig) -> tuple[Path, Lock
     bases = locked_rules(workflow, static_packages, static_values(workflow.config))
     platform = platform_for(config.instance_types)
     base = local_base(resolve_base_image(config))
-    lock = build_lock(bases, platform=platform, base_image=base, hashes=HashCache())
+    resolver = apt_resolver(base.name, platform)
+    lock = build_lock(bases, platform=platform, base_image=base, hashes=HashCache(), apt=resolver)
     path = lock_path(workflow)
     write_lock(path, lock)
     return path, lock
@@ -70,4 +72,22 @@ def local_base(name: str):
     return local_base_image(docker_client(), name)
 
 
-__all__ = ["find_snakefile", "load_workflow", "local_base", "write_workflow_lock"]
+def apt_resolver(base: str, platform: str):
+    """knot_apt's closure, pinned: apt-get's simulation, run in the base image."""
+
+    def resolve(packages: tuple[str, ...], rule: str) -> tuple[str, ...]:
+        from ..image.builder import docker_client, run_as_root
+
+        try:
+            output = run_as_root(docker_client(), base, simulate_command(packages), platform)
+        except DockerError as exc:
+            raise RuleError(
+                f"Rule '{rule}': apt-get could not resolve knot_apt ({' '.join(packages)}): "
+                f"{exc}. Check the package names (apt-cache search NAME)."
+            ) from exc
+        return parse_simulation(output, rule)
+
+    return resolve
+
+
+__all__ = ["apt_resolver", "find_snakefile", "load_workflow", "local_base", "write_workflow_lock"]

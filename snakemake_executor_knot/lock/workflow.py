@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from .. import __version__
 from ..errors import RuleError
+from ..image.apt import parse_apt
 from ..image.base import BaseImage
 from ..image.dockerfile import host_boto3_version
 from ..image.requirements import find_requirements, import_names, parse_packages
@@ -50,12 +51,15 @@ class RuleBasis:
     imports: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     values: tuple[str, ...] = ()  # modules the rule's params or the config need to load
+    apt: tuple[str, ...] = ()  # knot_apt as written in the rule
 
     @property
     def source(self) -> str:
         basis = {"imports": list(self.imports), "packages": list(self.packages)}
         if self.values:  # only when present, so older locks keep their sources
             basis["values"] = list(self.values)
+        if self.apt:
+            basis["apt"] = list(self.apt)
         return short_hash(basis)
 
     def describe(self) -> str:
@@ -120,7 +124,9 @@ def locked_rules(
         except RuleError:
             continue
         source = rule_source(workflow, rule)
-        bases[rule.name] = rule_basis(source, packages(rule), values(rule))
+        basis = rule_basis(source, packages(rule), values(rule))
+        apt = _static(rule, "knot_apt")
+        bases[rule.name] = replace(basis, apt=parse_apt(apt, rule.name)) if apt else basis
     return bases
 
 
@@ -153,6 +159,8 @@ def static_values(config: dict) -> Callable[[object], set[str]]:
 
 def _static(rule, name: str) -> object:
     value = rule.resources.get(name) if rule.resources else None
+    # Snakemake 9 wraps each resource of a rule in a Resource; its plain value is .value.
+    value = getattr(value, "value", value) if not isinstance(value, str) else value
     return value if isinstance(value, str) and value else None
 
 
@@ -207,9 +215,22 @@ def top_level(basis: RuleBasis) -> list[str]:
     return found
 
 
-def lock_rule(basis: RuleBasis, *, python: str, platform: str, hashes: HashCache) -> RuleLock:
+AptResolver = Callable[[tuple[str, ...], str], tuple[str, ...]]
+
+
+def lock_rule(
+    basis: RuleBasis,
+    *,
+    python: str,
+    platform: str,
+    hashes: HashCache,
+    apt: AptResolver | None = None,
+) -> RuleLock:
+    """``apt(packages, rule)`` pins knot_apt's closure; without one (a run refreshing its
+    lock) the packages stay unpinned until 'knot lock' runs."""
     pins = closure(top_level(basis), python=python, platform=platform, rule=basis.rule)
-    return RuleLock(tuple(hashes.pin_all(pins)), basis.source)
+    apt_pins = apt(basis.apt, basis.rule) if apt and basis.apt else ()
+    return RuleLock(tuple(hashes.pin_all(pins)), basis.source, apt_pins)
 
 
 def build_lock(
@@ -219,6 +240,7 @@ def build_lock(
     base_image: BaseImage,
     hashes: HashCache,
     keep: Mapping[str, RuleLock] | None = None,
+    apt: AptResolver | None = None,
 ) -> Lock:
     """A lock of ``bases`` from this machine's environment. Entries of ``keep`` whose
     source still matches are kept as they are: a refresh re-pins only what changed."""
@@ -230,7 +252,7 @@ def build_lock(
         if old is not None and old.source == basis.source:
             rules[name] = old
         else:
-            rules[name] = lock_rule(basis, python=python, platform=platform, hashes=hashes)
+            rules[name] = lock_rule(basis, python=python, platform=platform, hashes=hashes, apt=apt)
     hashes.warn_missing()
     return Lock(__version__, platform, python, base_image, rules)
 

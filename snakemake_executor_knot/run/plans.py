@@ -20,11 +20,13 @@ from snakemake.common.tbdstring import TBDString
 from ..compute.platform import platform_for
 from ..compute.resources import job_batch_resources
 from ..config.settings import KnotConfig, resolve_base_image
+from ..image.apt import check_no_container, parse_apt
 from ..image.base import BaseImage
+from ..image.container import check_group_containers, job_container, per_job_container
 from ..image.dockerfile import ImageSpec
 from ..image.group import Member, group_image
 from ..image.requirements import find_requirements, parse_packages
-from ..jobs.group import check_sequential, jobs_of, member_rules, plan_name
+from ..jobs.group import check_sequential, is_group, jobs_of, member_rules, plan_name
 from ..jobs.spec import value_modules
 from ..lock.drift import follow_lock
 from ..lock.format import Lock
@@ -75,15 +77,25 @@ class RulePlan:
 
 
 def remote_rules(jobs: Iterable[AnyJob]) -> dict[str, Job]:
-    """The first job of each rule knot will run (local rules stay with Snakemake); a group
-    job counts with each of its members."""
+    """The first job of each plan knot will run (local rules stay with Snakemake), by
+    ``plan_key``; a group job counts with each of its members, by rule."""
     rules: dict[str, Job] = {}
     for job in jobs:
         if job.is_local:
             continue
         for member in jobs_of(job):
-            rules.setdefault(member.rule.name, member)
+            rules.setdefault(member.rule.name if is_group(job) else plan_key(member), member)
     return rules
+
+
+def plan_key(job: AnyJob) -> str:
+    """The plan a job runs with: its rule's, or a group's; for a rule whose container
+    depends on the job (wildcards, a function), one plan per distinct container."""
+    if is_group(job):
+        return plan_name(job)
+    if not per_job_container(job.rule):
+        return job.rule.name
+    return f"{job.rule.name} {job_container(job)}"
 
 
 def group_plan(job: GroupJob, plans: Mapping[str, RulePlan]) -> RulePlan:
@@ -91,6 +103,7 @@ def group_plan(job: GroupJob, plans: Mapping[str, RulePlan]) -> RulePlan:
     refuses members that cannot share one)."""
     parts = [Member(name, plans[name].image, plans[name].image_uri) for name in member_rules(job)]
     check_sequential(job)
+    check_group_containers(job)
     image = group_image(plan_name(job), str(job.groupid), parts)
     return RulePlan(source=RuleSource(rule=plan_name(job), kind=GROUP_KIND), image=image)
 
@@ -103,10 +116,15 @@ class BuildTarget:
     base_image: str
     platform: str
     lock: Lock | None = None
+    workdir_files: tuple[tuple[str, bytes], ...] = ()  # the workflow's sources (image/sources.py)
 
 
 def build_target(
-    workflow, jobs: Mapping[str, Job], config: KnotConfig, base_reference: BaseReference
+    workflow,
+    jobs: Mapping[str, Job],
+    config: KnotConfig,
+    base_reference: BaseReference,
+    sources: tuple[tuple[str, bytes], ...] = (),
 ) -> BuildTarget:
     """``jobs`` is one job per rule of this run (their evaluated knot_packages count);
     ``base_reference`` turns the locked base image into a FROM reference (needs Docker)."""
@@ -131,8 +149,8 @@ def build_target(
         locked=config.locked,
     )
     if lock is None:
-        return BuildTarget(base, platform)
-    return BuildTarget(base_reference(lock.base_image), platform, lock)
+        return BuildTarget(base, platform, workdir_files=sources)
+    return BuildTarget(base_reference(lock.base_image), platform, lock, sources)
 
 
 def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTarget) -> RulePlan:
@@ -156,17 +174,26 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
 def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) -> ImageSpec:
     """The rule's image: from knot.lock's lines when the run follows a lock, else from
     the rule's imports pinned to the versions installed here."""
+    container = job_container(job)
+    apt_value = knot_resource(job, "knot_apt")
+    apt = parse_apt(apt_value, source.rule) if apt_value else ()
+    check_no_container(apt, container, source.rule)
     image = functools.partial(
         ImageSpec,
         rule=source.rule,
-        base_image=source.container or target.base_image,
+        base_image=container or target.base_image,
         files=tuple(sorted(source.files.items())),
-        from_container=bool(source.container),
+        from_container=bool(container),
+        interpreter_image=target.base_image if container else None,
+        apt=apt,
+        workdir_files=target.workdir_files,
         platform=target.platform,
     )
     if target.lock is not None and source.rule in target.lock.rules:
         lines, hashed = locked_lines(target.lock, source.rule)
-        return image(requirements=lines, locked=True, require_hashes=hashed)
+        # knot_apt's closure as 'knot lock' pinned it, when it did.
+        pinned = target.lock.rules[source.rule].apt
+        return image(requirements=lines, locked=True, require_hashes=hashed, apt=pinned or apt)
     packages = knot_resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
     # A numpy param needs numpy in the image even when the code never imports it.

@@ -22,7 +22,8 @@ from ..config.settings import KnotConfig
 from ..config.workflow import storage_bucket, workflow_envvars
 from ..errors import KnotError
 from ..image.base import BaseImage
-from ..jobs.group import is_group, job_label, jobs_of, plan_name
+from ..image.sources import job_paths, workflow_files
+from ..jobs.group import is_group, jobs_of, plan_name
 from ..jobs.paths import check_job_paths
 from ..jobs.staging import LocalStaging, ensure_bucket
 from .adoption import Adopter
@@ -33,6 +34,7 @@ from .plans import (
     check_job_resources,
     check_param_secrets,
     group_plan,
+    plan_key,
     plan_rule,
     remote_rules,
 )
@@ -83,6 +85,7 @@ class Preparation:
         self.services: Services | None = None
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
         self._docker_client: Any = None
+        self._workdir_files: tuple | None = None
 
     @property
     def opened(self) -> Services:
@@ -100,7 +103,8 @@ class Preparation:
             return
         workflow = next(iter(rules.values())).rule.workflow
         with self.run_log.step("rule plans"):
-            target = build_target(workflow, rules, self.knot, self._base_reference)
+            sources = self._sources(workflow, jobs)
+            target = build_target(workflow, rules, self.knot, self._base_reference, sources)
             plans = {n: plan_rule(workflow, job, self.knot, target) for n, job in rules.items()}
         self.member_plans.update(plans)
         singles = [m for job in jobs for m in jobs_of(job)]
@@ -112,9 +116,19 @@ class Preparation:
                 check_job_paths(job, Path.cwd())
         self._provision(_wanted(jobs, plans))
 
+    def _sources(self, workflow: Workflow, jobs: Sequence[AnyJob]) -> tuple:
+        """The workflow's source files, read once per run (image/sources.py)."""
+        if self._workdir_files is None:
+            snakefile_dir = Path(workflow.main_snakefile).parent
+            # Every job of the DAG, those already done too: their files are data, not code.
+            dag = getattr(workflow, "dag", None)
+            excluded = job_paths([*jobs, *(dag.jobs if dag is not None else ())])
+            self._workdir_files = workflow_files(snakefile_dir, Path.cwd(), excluded)
+        return self._workdir_files
+
     def prepare_new(self, jobs: Sequence[AnyJob]) -> None:
         """Rules first seen after start (e.g. behind a checkpoint) are prepared on arrival."""
-        new = [job for job in jobs if job_label(job) not in self.plans]
+        new = [job for job in jobs if plan_key(job) not in self.plans]
         if new:
             self.prepare(new)
 
@@ -138,11 +152,12 @@ class Preparation:
                 docker, self.clients.ecr, infra.repository_uri, infra.repository_name
             )
             with self.run_log.step("images"):
-                uris = builder.ensure_all(to_build)
+                builder.ensure_all(to_build)
             for counter in self.image_counts:
                 self.image_counts[counter] += getattr(builder, counter)
-            for name, uri in uris.items():
-                plans[name].image_uri = uri
+            for plan in plans.values():  # by content: one rule may have several (containers)
+                if plan.image is not None:
+                    plan.image_uri = builder.uri(plan.image)
         for plan in plans.values():
             if plan.image_uri is None:  # built above, or named by knot_image
                 raise AssertionError(f"rule {plan.name} has no image")
@@ -212,7 +227,7 @@ class Preparation:
 def _wanted(jobs: Sequence[AnyJob], plans: dict[str, RulePlan]) -> dict:
     """The plans that need an image and a job definition: every rule run on its own, and one
     per group. A rule that runs only inside groups needs no image of its own."""
-    wanted = {j.rule.name: plans[j.rule.name] for j in jobs if not (is_group(j) or j.is_local)}
+    wanted = {plan_key(j): plans[plan_key(j)] for j in jobs if not (is_group(j) or j.is_local)}
     for group in {plan_name(j): j for j in jobs if is_group(j) and not j.is_local}.values():
         wanted[plan_name(group)] = group_plan(group, plans)
     return wanted

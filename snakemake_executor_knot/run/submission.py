@@ -33,7 +33,7 @@ from ..jobs.spec import build_spec, upload_specs
 from ..names import batch_job_name
 from .adoption import SPEC_TAG, Adopted, spec_hash, spec_produces, submission_hash
 from .journal import Entry
-from .plans import RulePlan, check_config_secrets, check_param_secrets
+from .plans import RulePlan, check_config_secrets, check_param_secrets, plan_key
 from .prepare import Preparation, Services
 from .record import RunLog, usage_location
 
@@ -56,10 +56,10 @@ class Submissions:
 
     def submit(self, jobs: Jobs) -> list[SubmittedJobInfo]:
         done: list[SubmittedJobInfo] = []
-        for (rule, resources, *_), batch in self._batches(jobs).items():
+        for (key, resources, *_), batch in self._batches(jobs).items():
             for start in range(0, len(batch), MAX_ARRAY):
                 part = batch[start : start + MAX_ARRAY]
-                done += self._submit(self.prep.plans[rule], resources, part)
+                done += self._submit(self.prep.plans[key], resources, part)
         return done
 
     @property
@@ -76,7 +76,7 @@ class Submissions:
                 resources = group_resources(job, knot)
             else:
                 resources = job_batch_resources(job, knot)
-            key: tuple = (job_label(job), resources)
+            key: tuple = (plan_key(job), resources)
             if not knot.array_jobs:
                 key = (*key, job_key(job))
             batches[key].append(job)

@@ -84,13 +84,19 @@ def record(start: Usage, end: Usage) -> list[object]:
     ]
 
 
-def to_tsv(row: list[object]) -> str:
-    """Header and one row; floats with two decimals, as Snakemake writes them."""
-    cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in row]
-    return "\t".join(HEADER) + "\n" + "\t".join(cells) + "\n"
+def to_tsv(*rows: list[object]) -> str:
+    """Header and a row per run; floats with two decimals, as Snakemake writes them."""
+    lines = ["\t".join(HEADER)]
+    for row in rows:
+        lines.append("\t".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    return "\n".join(lines) + "\n"
 
 
 def write(path: str, start: Usage, end: Usage) -> None:
+    write_rows(path, [record(start, end)])
+
+
+def write_rows(path: str, rows: list[list[object]]) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(to_tsv(record(start, end)))
+        handle.write(to_tsv(*rows))

@@ -19,6 +19,7 @@ from .spec import (
     FileItem,
     array_index,
     benchmark_item,
+    benchmark_repeats,
     fetch_spec,
     file_items,
     is_external,
@@ -39,6 +40,16 @@ def output_problems(items: list[FileItem]) -> list[str]:
         elif not item.directory and os.path.isdir(item.path):
             problems.append(f"{item.path} (a directory, but not declared with directory())")
     return problems
+
+
+def touch_outputs(items: list[FileItem]) -> None:
+    """``touch()`` outputs: after the rule's code, each is created or its time set to now,
+    as Snakemake does after a job (the rule itself need not write them)."""
+    for item in items:
+        if item.touch:
+            with open(item.path, "a", encoding="utf-8"):
+                pass
+            os.utime(item.path)
 
 
 def parent_folders(spec: dict[str, Any]) -> set[str]:
@@ -78,6 +89,7 @@ class Job:
         self.env = env
         try:
             self.ns = Namespace.from_spec(spec)
+            self.repeats = benchmark_repeats(spec)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise JobFailure(f"the job spec is malformed: {exc!r}") from exc
         self.outputs = file_items(spec, "output")
@@ -110,29 +122,42 @@ class Job:
                 make_read_only(item.path)
 
     def run_user_code(self) -> bool:
+        """The rule's code, once, or with ``benchmark: repeat(path, n)`` n times, as
+        Snakemake runs it: one benchmark row per run, the outputs of the last one kept."""
+        rows = []
+        for _ in range(self.repeats):
+            ran = self.run_once()
+            if ran is None:
+                return False
+            rows.append(benchmark.record(*ran))
+        if self.bench:
+            benchmark.write_rows(self.bench.path, rows)
+        return True
+
+    def run_once(self) -> tuple[benchmark.Usage, benchmark.Usage] | None:
+        """Usage before and after one run of the rule's code; None when it failed."""
         self.reporter.progress(f"running ({self.spec['kind']})")
         start = self.meter.rule_started()
         try:
             run_kind(self.spec, self.ns, self.env)
         except JobFailure as exc:
             self.fail(str(exc))
-            return False
+            return None
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 self.reporter.user_error(exc, self.first_log)
-                return False
+                return None
         # User code may raise anything; it must end up in the log and stderr, not kill us
         # before the logs are uploaded.
         except Exception as exc:  # noqa: BLE001
             self.reporter.user_error(exc, self.first_log)
-            return False
+            return None
         finally:
             end = self.meter.rule_ended()
-        if self.bench:
-            benchmark.write(self.bench.path, start, end)
-        return True
+        return start, end
 
     def check_outputs(self) -> bool:
+        touch_outputs(self.outputs)
         problems = output_problems(self.outputs)
         if problems:
             listed = ", ".join(problems)

@@ -62,7 +62,10 @@ def run_script(ns: Namespace, relative: str, env: Mapping[str, str]) -> dict[str
         sys.path.append(scriptdir)
     context = ScriptContext(ns, scriptdir)
     with snakemake_aliases(context):
-        return runpy.run_path(path, {"snakemake": context, "shell": shell}, run_name="__main__")
+        # Snakemake's preamble names the file that really runs __real_file__ (its copy
+        # under .snakemake/scripts); here that is the script itself.
+        names = {"snakemake": context, "shell": shell, "__real_file__": path}
+        return runpy.run_path(path, names, run_name="__main__")
 
 
 @contextlib.contextmanager

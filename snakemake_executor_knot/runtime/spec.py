@@ -42,6 +42,7 @@ class FileItem:
     directory: bool = False
     manifest: bool = False
     manifest_optional: bool = False
+    touch: bool = False  # a touch() output: the job creates it if the rule did not
 
 
 def array_index(env: Mapping[str, str]) -> str:
@@ -170,14 +171,27 @@ def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:
             bool(i.get("directory")),
             bool(i.get("manifest")),
             i.get("manifest") == MANIFEST_IF_PRESENT,
+            i.get("touch") is True,
         )
         for i in items
     ]
 
 
+MAX_REPEATS = 1000
+
+
 def benchmark_item(spec: dict[str, Any]) -> FileItem | None:
     bench = spec.get("benchmark")
     return FileItem(local_path(bench["path"], "benchmark"), bench.get("uri")) if bench else None
+
+
+def benchmark_repeats(spec: dict[str, Any]) -> int:
+    """How often the rule runs: ``benchmark: repeat(path, n)`` asks n times (1 to 1000)."""
+    bench = spec.get("benchmark") or {}
+    repeat = bench.get("repeat", 1)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= MAX_REPEATS:
+        raise ValueError(f"the benchmark's repeat count is not 1 to {MAX_REPEATS}: {repeat!r}")
+    return repeat
 
 
 def local_path(path: Any, section: str) -> str:

@@ -26,6 +26,10 @@ def test_mem_mib_is_used_without_mem_mb_and_fractions_round_up():
     assert batch_resources("fit", 1, {"mem_mb": 3000, "mem_mib": 2861}, CPU).memory_mib == 3000
 
 
+def test_threads_0_gets_one_vcpu():
+    assert batch_resources("light", 0, {}, CPU).vcpus == 1
+
+
 def test_short_runtime_is_raised_to_the_aws_minimum():
     assert batch_resources("fit", 1, {"runtime": 0.25}, CPU).timeout_s == 60
 
@@ -35,7 +39,7 @@ def test_short_runtime_is_raised_to_the_aws_minimum():
     [
         (1, {"mem_mb": 0}, CPU, r"mem_mb=0 must be positive"),
         (1, {"mem_mib": -5}, CPU, r"mem_mib=-5 must be positive"),
-        (0, {}, CPU, r"threads=0 must be at least 1"),
+        (-1, {}, CPU, r"threads=-1 must not be negative"),
         (1, {"gpu": -1}, GPU, r"gpu=-1 must be a whole number"),
         (1, {"gpu": 1.5}, GPU, r"gpu=1.5 must be a whole number"),
         (1, {"gpu": 1}, CPU, r"no compute class has GPU.*--knot-compute-classes"),

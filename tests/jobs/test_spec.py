@@ -309,3 +309,15 @@ def test_the_snakefiles_shell_prefix_and_suffix_travel_in_the_spec(monkeypatch):
     monkeypatch.setattr(snakemake_shell, "_process_suffix", "; sync")
     spec = build_spec(_job(), "run", _uri)
     assert spec["shell_wrap"] == {"prefix": "set -x; ", "suffix": "; sync"}
+
+
+def test_touch_outputs_are_marked_and_others_are_not():
+    from snakemake.io import touch
+
+    from snakemake_executor_knot.jobs.spec import file_item
+
+    def uri_for(path: str) -> str:
+        return f"s3://b/{path}"
+
+    assert file_item(IOFile(touch("done.flag")), uri_for)["touch"] is True
+    assert "touch" not in file_item(IOFile("out.txt"), uri_for)

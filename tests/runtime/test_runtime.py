@@ -11,7 +11,7 @@ import pytest
 
 from snakemake_executor_knot.runtime import benchmark, patterns, spec, staging
 from snakemake_executor_knot.runtime.contract import SPEC_VERSION
-from snakemake_executor_knot.runtime.job import output_problems, parent_folders
+from snakemake_executor_knot.runtime.job import output_problems, parent_folders, touch_outputs
 from snakemake_executor_knot.runtime.kinds import apply_shell_wrap
 from snakemake_executor_knot.runtime.namedlist import Namedlist, Wildcards, from_section, paths_of
 from snakemake_executor_knot.runtime.namespace import Namespace
@@ -430,3 +430,40 @@ def test_log_fmt_shell():
 
 def test_quote_matches_shlex(names):
     assert format_command("{input:q}", (), names) == " ".join(map(shlex.quote, names["input"]))
+
+
+def test_benchmark_tsv_with_a_row_per_repeat():
+    start = benchmark.Usage(wall=0.0, cpu=0.0, max_rss_kib=1024, blocks_in=0, blocks_out=0)
+    end = benchmark.Usage(wall=2.0, cpu=1.0, max_rss_kib=1024, blocks_in=0, blocks_out=0)
+    rows = [benchmark.record(start, end)] * 3
+    lines = benchmark.to_tsv(*rows).splitlines()
+    assert len(lines) == 4 and lines[1] == lines[3]
+
+
+@pytest.mark.parametrize(("bench", "count"), [(None, 1), ({"path": "b"}, 1), ({"repeat": 3}, 3)])
+def test_benchmark_repeats(bench, count):
+    assert spec.benchmark_repeats({"benchmark": bench}) == count
+
+
+@pytest.mark.parametrize("repeat", [0, -1, "3", True, 1001])
+def test_benchmark_repeats_out_of_range_are_refused(repeat):
+    with pytest.raises(ValueError, match="repeat count"):
+        spec.benchmark_repeats({"benchmark": {"repeat": repeat}})
+
+
+def test_touch_outputs_are_created_or_touched(tmp_path):
+    made = tmp_path / "made.flag"
+    old = tmp_path / "old.flag"
+    old.write_text("kept")
+    os.utime(old, (1, 1))
+    items = [
+        spec.FileItem(str(made), None, touch=True),
+        spec.FileItem(str(old), None, touch=True),
+        spec.FileItem(str(tmp_path / "plain.txt"), None),
+    ]
+    touch_outputs(items)
+    assert made.read_bytes() == b"" and old.read_text() == "kept"
+    assert old.stat().st_mtime > 1
+    assert not (tmp_path / "plain.txt").exists()
+    parsed = spec.file_items({"output": {"items": [{"path": "f", "touch": True}]}}, "output")
+    assert parsed[0].touch

@@ -375,6 +375,7 @@ SCRIPT = """
         json.dump({
             "lines": twice(lines), "rule": snakemake.rule, "threads": snakemake.threads,
             "p": snakemake.params.p, "c": snakemake.config["c"], "name": __name__,
+            "real_file": __real_file__ == __file__,
         }, handle, sort_keys=True)
 """
 
@@ -407,6 +408,7 @@ def test_script_job(s3, endpoint, lib, work, prefix, tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(read(s3, prefix, "out/count.json")) == {
         "lines": 6, "rule": "count", "threads": 2, "p": "pv", "c": [1, 2], "name": "__main__",
+        "real_file": True,
     }  # fmt: skip
     assert read(s3, prefix, "logs/count.log") == b"counted s9\n"
 
