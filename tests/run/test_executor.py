@@ -65,6 +65,7 @@ def _wire(ex: Executor, clients, config: KnotConfig, run_id: str, workdir) -> Ex
     ex.cadence = Cadence(10)
     ex.prep = Preparation(workflow, config, clients, ex.run_log, ex.logger.info)
     ex.submissions = Submissions(ex.prep, ex.run_log, ex.logger.info)
+    ex.budget = None  # no --knot-budget
     infra = ensure_infra(clients, config)
     ex.prep.services = Services(
         infra=infra,
@@ -341,3 +342,38 @@ def test_a_gpu_rule_and_a_cpu_rule_go_to_their_classes_queues(executor, calls):
     # moto leaves resourceRequirements out of DescribeJobs; the tags name each rule.
     rules = {job["jobId"]: job["tags"]["knot:rule"] for job in described}
     assert [rules[i] for i in ids] == ["train", "sample", "sample"]
+
+
+RECLAIMED_OUT = "Host EC2 (instance i-0123456789abcdef0) terminated."
+
+
+def test_a_job_spot_reclaimed_out_goes_on_as_a_single_job_in_the_on_demand_queue(executor, calls):
+    """An array child reclaimed on its last attempt: SubmitJob again, alone, in the default
+    class's on-demand queue, reading the same spec record; Snakemake keeps following it."""
+    executor.run_jobs([_job(i) for i in range(1, 4)])
+    child = executor.submitted[2]
+    old = child.external_jobid
+    executor.status_rate_limiter = contextlib.nullcontext()
+    executor.progress = Progress(lambda line: None)
+    executor.capacity = RunnableWatch(lambda: [])
+    struck = JobState(old, "FAILED", RECLAIMED_OUT, attempts=4, reclaims=4, reclaimed_s=40.0)
+    executor.poller = SimpleNamespace(poll=lambda ids: {old: struck}, summaries={})
+    calls.reset()
+
+    async def check() -> list:
+        return [info async for info in executor.check_active_jobs([child])]
+
+    assert asyncio.run(check()) == [child]
+    assert calls["batch.SubmitJob"] == 1 and child.external_jobid != old
+    (again,) = executor.clients.batch.describe_jobs(jobs=[child.external_jobid])["jobs"]
+    infra = executor.services.infra
+    assert again["jobQueue"] == infra.on_demand_queues["default"] != infra.job_queue_arn
+    assert again["jobName"].endswith("-ondemand") and "arrayProperties" not in again
+    env = {e["name"]: e["value"] for e in again["container"]["environment"]}
+    assert env["KNOT_SPEC_INDEX"] == "2"
+    # The runtime reads the child's own record, as the array child would have.
+    assert fetch_spec(executor.clients.s3, spec_location(env))["jobid"] == 3
+    entry = executor.run_log.jobs[3]
+    assert (entry.batch_id, entry.reclaims, entry.reclaimed_s) == (child.external_jobid, 4, 40.0)
+    # Once on demand, a reclaim (which on-demand instances do not see) is not chased again.
+    assert executor.submissions.on_demand(child.external_jobid) is None
