@@ -118,7 +118,8 @@ class Budget:
                 self.refused.append(job)
             if not (closing and self.closed):
                 return admitted, None
-            return admitted, self._closing_line()
+            flying = len(self.flying) + len(admitted)
+            return admitted, self._closing_line(planned - self.spent, flying)
 
     def submitted(self, batch_id: str, job: InFlightJob) -> None:
         with self._lock:
@@ -157,10 +158,11 @@ class Budget:
         """For the progress line: the spend so far against the budget."""
         return f"spent ${self.spent:.4f} of ${self.limit:.4f} budget"
 
-    def _closing_line(self) -> str:
+    def _closing_line(self, in_flight: float, flying: int) -> str:
+        """``in_flight``: the estimates of the ``flying`` jobs, those just let go included."""
         return (
-            f"knot: budget reached: spent ${self.spent:.4f} so far, ${self.in_flight:.4f} "
-            f"predicted for {len(self.flying)} job(s) in flight, ${self.limit:.4f} budget; "
+            f"knot: budget reached: spent ${self.spent:.4f} so far, ${in_flight:.4f} "
+            f"predicted for {flying} job(s) in flight, ${self.limit:.4f} budget; "
             f"submitting no new job (jobs in flight finish and are kept)"
         )
 

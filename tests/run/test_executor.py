@@ -25,8 +25,11 @@ from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.executor import Executor
 from snakemake_executor_knot.jobs.staging import LocalStaging
+from snakemake_executor_knot.report.pricing import load_prices, price_context
+from snakemake_executor_knot.report.records import Pricing
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.run.adoption import Adopter
+from snakemake_executor_knot.run.budget import NOT_SUBMITTED, Budget
 from snakemake_executor_knot.run.cadence import Cadence
 from snakemake_executor_knot.run.outcome import Outcomes
 from snakemake_executor_knot.run.plans import RulePlan
@@ -377,3 +380,24 @@ def test_a_job_spot_reclaimed_out_goes_on_as_a_single_job_in_the_on_demand_queue
     assert (entry.batch_id, entry.reclaims, entry.reclaimed_s) == (child.external_jobid, 4, 40.0)
     # Once on demand, a reclaim (which on-demand instances do not see) is not chased again.
     assert executor.submissions.on_demand(child.external_jobid) is None
+
+
+def test_the_budget_lets_jobs_go_until_one_would_pass_it(executor, calls):
+    """Three jobs at $0.40 each under a $1 budget: two go (one array job), the third is
+    reported to Snakemake as failed, and the two in flight count against the budget."""
+    context = price_context(Pricing("us-east-1", "spot", True, ("optimal",)), load_prices())
+    executor.budget = Budget(1.0, lambda job: 0.4, context)
+    errors: list[tuple] = []
+    executor.report_job_error = lambda info, msg=None, **kw: errors.append((info.job, msg))
+    executor._warn = lambda line: errors.append((None, line))
+    jobs = [_job(i) for i in range(1, 4)]
+    calls.reset()
+    executor.run_jobs(jobs)
+    assert calls["batch.SubmitJob"] == 1
+    assert [info.job for info in executor.submitted] == jobs[:2]
+    assert errors[0][1].startswith(
+        "knot: budget reached: spent $0.0000 so far, $0.8000 predicted for 2 job(s) in flight"
+    )
+    assert errors[1:] == [(jobs[2], NOT_SUBMITTED)]
+    assert sorted(executor.budget.flying) == sorted(i.external_jobid for i in executor.submitted)
+    assert set(executor.run_log.jobs) == {1, 2}  # the job held back never reached Batch
