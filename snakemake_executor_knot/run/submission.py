@@ -215,13 +215,14 @@ class Submissions:
         """The class's queue (spot first), or its on-demand one for a rule whose reclaims
         cost more than on demand would (``spot.on_demand_rules``)."""
         infra = self.services.infra
+        queue, on_demand = infra.queue_for(compute_class), infra.on_demand_queue_for(compute_class)
         why = self.on_demand_rules.get(rule)
-        if why is None:
-            return infra.queue_for(compute_class)
+        if why is None or queue == on_demand:  # a class without spot says nothing
+            return queue
         if rule not in self._said_on_demand:
             self._said_on_demand.add(rule)
             self.say(why)
-        return infra.on_demand_queue_for(compute_class)
+        return on_demand
 
     def on_demand(self, batch_id: str) -> str | None:
         """Submit the job ``batch_id`` (spot reclaimed it out) again, alone, to its class's

@@ -401,3 +401,16 @@ def test_the_budget_lets_jobs_go_until_one_would_pass_it(executor, calls):
     assert errors[1:] == [(jobs[2], NOT_SUBMITTED)]
     assert sorted(executor.budget.flying) == sorted(i.external_jobid for i in executor.submitted)
     assert set(executor.run_log.jobs) == {1, 2}  # the job held back never reached Batch
+
+
+def test_a_rule_whose_reclaims_cost_more_starts_in_the_on_demand_queue(executor, caplog):
+    said = "knot: rule sample starts on demand: ..."
+    executor.submissions.on_demand_rules = {"sample": said}
+    with caplog.at_level(logging.INFO, logger="knot"):
+        executor.run_jobs([_job(1)])
+        executor.run_jobs([_job(2)])
+    ids = [info.external_jobid for info in executor.submitted]
+    described = executor.clients.batch.describe_jobs(jobs=ids)["jobs"]
+    infra = executor.services.infra
+    assert {job["jobQueue"] for job in described} == {infra.on_demand_queues["default"]}
+    assert [r.getMessage() for r in caplog.records].count(said) == 1
