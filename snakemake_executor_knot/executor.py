@@ -23,15 +23,19 @@ from .aws.secrets import delete_secret
 from .aws.status import JobState, StatusPoller, terminate_jobs
 from .config.workflow import knot_config
 from .errors import KnotError
-from .jobs.group import is_group, job_key, snakemake_job
+from .jobs.group import is_group, job_key, job_label, snakemake_job
+from .report.reclaims import rule_reclaims
 from .run.adoption import job_produces
+from .run.budget import NOT_SUBMITTED, Budget, in_flight_job
 from .run.cadence import Cadence
+from .run.estimate import make_budget, read_history, run_prices
 from .run.journal import RunLock
 from .run.outcome import Outcomes, batch_id, is_lost, lost_message
 from .run.prepare import Preparation, Services
 from .run.progress import Progress
 from .run.record import RunLog, close_record
-from .run.submission import Submissions
+from .run.spot import on_demand_rules, reclaimed_out
+from .run.submission import Submissions, batch_size
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
@@ -51,12 +55,16 @@ class Executor(RemoteExecutor):
         workflow = cast("Workflow", self.workflow)
         knot = knot_config(workflow)
         self.clients = make_clients(knot)
-        self.progress = Progress(self.logger.info)
+        history = read_history(warn=self._warn)
+        self.budget: Budget | None = make_budget(knot, self.clients, history)
+        self.progress = Progress(self.logger.info, self.budget.status if self.budget else None)
         # The status thread must find a poller even while preparation is still under way.
         self.poller = StatusPoller(self.clients.batch)
         self.prep = Preparation(workflow, knot, self.clients, self.run_log, self.logger.info)
         self.capacity = RunnableWatch(lambda: self.services.environments(self.clients.batch))
         self.submissions = Submissions(self.prep, self.run_log, self.logger.info)
+        prices = run_prices(knot, self.clients.region)
+        self.submissions.on_demand_rules = on_demand_rules(rule_reclaims(history, prices))
         jobs = [self.dag.get_job_group(job) or job for job in self.dag.needrun_jobs()]
         with self.run_log.step("preparation"):
             self.prep.prepare(map(snakemake_job, jobs))
@@ -81,14 +89,35 @@ class Executor(RemoteExecutor):
         self.run_jobs([job])
 
     def run_jobs(self, given: Sequence[JobExecutorInterface]) -> None:
+        given = self._within_budget(given)
+        if not given:
+            return
         jobs = [snakemake_job(job) for job in given]
         self.run_log.handed_over(jobs)
         self.cadence.submitted()
         for job in given:
             self.run_job_pre(job)
         self.prep.prepare_new(jobs)
+        sizes = {job_key(job): in_flight_job(job, batch_size(job, self.prep.knot)) for job in jobs}
         for info in self.submissions.submit(jobs):
+            if self.budget is not None and info.external_jobid:
+                self.budget.submitted(info.external_jobid, sizes[job_key(snakemake_job(info.job))])
             self.report_job_submission(info)
+
+    def _within_budget(self, given: Sequence[JobExecutorInterface]) -> list:
+        """The jobs --knot-budget lets through; each other one fails in Snakemake's eyes
+        (no job of this run then starts after it; the jobs in flight finish)."""
+        if self.budget is None:
+            return list(given)
+        knot = self.prep.knot
+        sizes = [in_flight_job(job, batch_size(job, knot)) for job in map(snakemake_job, given)]
+        admitted, line = self.budget.admit(sizes)
+        if line:
+            self._warn(line)
+        for index, job in enumerate(given):
+            if index not in admitted:
+                self.report_job_error(SubmittedJobInfo(job), msg=NOT_SUBMITTED)
+        return [given[index] for index in admitted]
 
     # -- status --
 
@@ -108,6 +137,9 @@ class Executor(RemoteExecutor):
         for info in active_jobs:
             state = states.get(batch_id(info))
             if state is not None and state.finished:
+                if self._on_demand_after_reclaims(info, state):
+                    yield info
+                    continue
                 await self._report(info, state)
                 reported.append(batch_id(info))
             elif is_lost(info, state):
@@ -119,12 +151,35 @@ class Executor(RemoteExecutor):
     def _observe(self, states: dict[str, JobState]) -> None:
         """One line when the counts per Batch state change; a warning when jobs wait on a
         compute environment that cannot start them; the next wait."""
+        if self.budget is not None:
+            self.budget.observe(states.values())
         self.progress.update(states.values())
         for warning in self.capacity.update(states.values(), time.time()):
             self._warn(warning)
         statuses = {job_id: state.status for job_id, state in states.items()}
         self.cadence.observe({**statuses, **self.poller.summaries})
         self.next_seconds_between_status_checks = self.cadence.next_wait(True)
+
+    def _on_demand_after_reclaims(self, info: SubmittedJobInfo, state: JobState) -> bool:
+        """A job spot took back on every attempt Batch allowed goes on as a new Batch job
+        in its class's on-demand queue; Snakemake keeps following it under the new id."""
+        if not reclaimed_out(state):
+            return False
+        old = batch_id(info)
+        new = self.submissions.on_demand(old)
+        if new is None:
+            return False
+        job = snakemake_job(info.job)
+        self.run_log.reclaimed(job_key(job), state, new)
+        if self.budget is not None:
+            self.budget.moved(old, new)
+        self._warn(
+            f"knot: rule {job_label(job)}, jobid {job_key(job)}: spot reclaimed Batch job "
+            f"{old} on each of its {state.attempts or state.reclaims} attempt(s); running it "
+            f"on demand as Batch job {new}"
+        )
+        info.external_jobid = new
+        return True
 
     async def _report(self, info: SubmittedJobInfo, state: JobState) -> None:
         key = job_key(snakemake_job(info.job))
@@ -153,6 +208,10 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
+        budget = getattr(self, "budget", None)
+        summary = budget.summary() if budget is not None else None
+        if summary:
+            self._warn(summary)
         lock = getattr(self, "run_lock", None)  # tests build executors without one
         if lock is not None:
             lock.release()

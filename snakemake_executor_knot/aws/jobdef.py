@@ -14,6 +14,7 @@ from ..names import short_hash
 from ..runtime.contract import RUNTIME_COMMAND
 from .policy import JOB_USER
 from .stack import Infra
+from .tags import PLATFORM_TAG, STACK_TAG
 
 LOG_STREAM_PREFIX = "knot"
 # Defaults only: every SubmitJob overrides them with the rule's own resources.
@@ -71,7 +72,7 @@ def build_job_definition(image_uri: str, infra: Infra, config: KnotConfig) -> di
         "retryStrategy": retry_strategy(config.spot_retries),
         # Batch's runtimePlatform is for Fargate only; on EC2 the compute environment's
         # instance types decide. The tag (and so the name) records the image's platform.
-        "tags": {**config.tag_dict, "knot:stack": infra.stack_name, "knot:platform": platform},
+        "tags": {**config.tag_dict, STACK_TAG: infra.stack_name, PLATFORM_TAG: platform},
         "propagateTags": True,
     }
     return {"jobDefinitionName": f"knot-{short_hash(spec)}", **spec}

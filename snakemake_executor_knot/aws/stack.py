@@ -44,7 +44,7 @@ from .template.assembly import (
     stamp,
 )
 from .template.common import STACK_TAG, Tags
-from .template.compute import class_queue_output
+from .template.compute import class_queue_output, on_demand_queue_output
 from .template.iam import extra_buckets
 
 CAPABILITIES = ["CAPABILITY_IAM"]
@@ -94,6 +94,8 @@ class Infra:
     job_role_arn: str
     # Compute class -> its job queue's ARN; ``default`` is ``job_queue_arn``.
     queues: dict[str, str] = field(default_factory=dict)
+    # Spot class -> its on-demand-only queue's ARN (a stack made before them has none).
+    on_demand_queues: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.queues.setdefault(DEFAULT_CLASS, self.job_queue_arn)
@@ -108,6 +110,11 @@ class Infra:
                 f"'{name}'; another run changed it. Run the workflow again."
             )
         return self.queues[name]
+
+    def on_demand_queue_for(self, name: str) -> str:
+        """The queue that runs a class's jobs on demand: its on-demand-only queue, or
+        its own for a class without spot."""
+        return self.on_demand_queues.get(name) or self.queue_for(name)
 
 
 def _in_progress(status: str) -> bool:
@@ -129,11 +136,20 @@ def infra_from_stack(stack: dict, region: str) -> Infra | None:
     if not all(out.get(key) for key in OUTPUTS):
         return None
     fields = {name: out[key] for key, name in OUTPUTS.items()}
-    queues = {}
-    for name in (deployed_settings(stack) or {}).get("classes") or {}:
+    queues, on_demand = {}, {}
+    names = [DEFAULT_CLASS, *((deployed_settings(stack) or {}).get("classes") or {})]
+    for name in names:
         if isinstance(name, str) and out.get(class_queue_output(name)):
             queues[name] = out[class_queue_output(name)]
-    return Infra(stack_name=stack["StackName"], region=region, queues=queues, **fields)
+        if isinstance(name, str) and out.get(on_demand_queue_output(name)):
+            on_demand[name] = out[on_demand_queue_output(name)]
+    return Infra(
+        stack_name=stack["StackName"],
+        region=region,
+        queues=queues,
+        on_demand_queues=on_demand,
+        **fields,
+    )
 
 
 def require_knots(stack: dict) -> None:

@@ -36,6 +36,9 @@ class JobState:
     attempts: int | None = None
     # The ECS container instance it ran on (DescribeJobs only), for its instance type.
     container_instance: str | None = None
+    # Attempts that spot reclaimed, and the seconds they ran (DescribeJobs only).
+    reclaims: int = 0
+    reclaimed_s: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -114,7 +117,28 @@ def state_from_description(description: dict) -> JobState:
         stopped=_seconds(description.get("stoppedAt")),
         attempts=_count(description.get("attempts")),
         container_instance=container_instance(description),
+        **_reclaims(description.get("attempts")),
     )
+
+
+# Batch's status reason of an attempt whose spot instance was taken back.
+RECLAIM_REASON = "Host EC2"
+
+
+def is_reclaim(reason: str | None) -> bool:
+    return bool(reason) and str(reason).startswith(RECLAIM_REASON)
+
+
+def _reclaims(attempts: object) -> dict:
+    """How many attempts spot reclaimed, and how long they had run."""
+    count, seconds = 0, 0.0
+    for attempt in attempts if isinstance(attempts, list) else []:
+        if isinstance(attempt, dict) and is_reclaim(attempt.get("statusReason")):
+            count += 1
+            start, stop = _seconds(attempt.get("startedAt")), _seconds(attempt.get("stoppedAt"))
+            if start is not None and stop is not None:
+                seconds += max(stop - start, 0.0)
+    return {"reclaims": count, "reclaimed_s": seconds}
 
 
 def _count(attempts: object) -> int | None:

@@ -13,10 +13,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..compute.resources import BatchResources
 from ..errors import AwsError, RuleError, aws_error, error_code
 from ..runtime.contract import SPEC_DIGEST_ENV, SPEC_RECORD_ENV, SPEC_URI_ENV
+from .tags import RULE_TAG
 
 MAX_ARRAY_SIZE = 10_000
 MAX_OVERRIDES_CHARS = 8192  # AWS limit on the serialised containerOverrides
-RULE_TAG = "knot:rule"
 THROTTLING_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "TooManyRequests"})
 
 

@@ -2,6 +2,7 @@
 parsed, validated form the rest of knot works with."""
 
 import dataclasses
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from snakemake_interface_executor_plugins.settings import (
     ExecutorSettingsBase,
 )
 
+from ..aws.tags import KNOT_TAGS, MAX_KEY, MAX_TAGS, MAX_USER_TAGS, MAX_VALUE
 from ..emulator.state import emulator_state
 from ..errors import ConfigError
 from .classes import (
@@ -189,6 +191,13 @@ class ExecutorSettings(ExecutorSettingsBase):
             "compute instances (with --knot-subnets). Default: none (knot makes one)."
         ),
     )
+    budget: str | None = field(
+        default=None,
+        metadata=_text(
+            "Most US dollars this run may spend: no new job is submitted once the spend so "
+            "far plus the predicted cost of the jobs in flight would pass it (e.g. 25)."
+        ),
+    )
     cfn_role: str | None = field(
         default=None,
         metadata=_text(
@@ -227,6 +236,7 @@ class KnotConfig:
     # An existing network (--knot-subnets, --knot-security-groups); empty: knot's own VPC.
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
+    budget_usd: float | None = None  # --knot-budget; None: no budget
     # The named classes besides ``default``, which the stack-wide fields above describe.
     classes: tuple[ComputeClass, ...] = ()
 
@@ -284,6 +294,7 @@ def parse_settings(settings: ExecutorSettings | None) -> KnotConfig:
         cfn_role=settings.cfn_role or None,
         subnets=parse_ids(settings.subnets, "subnet", "--knot-subnets"),
         security_groups=parse_ids(settings.security_groups, "sg", "--knot-security-groups"),
+        budget_usd=parse_budget(settings.budget),
     )
     if bool(config.subnets) != bool(config.security_groups):
         raise ConfigError(
@@ -348,6 +359,23 @@ def parse_buckets(value: str | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def parse_budget(value: str | None) -> float | None:
+    """--knot-budget as US dollars: a positive, finite number, or None when not given."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip().removeprefix("$")
+    try:
+        usd = float(text)
+    except ValueError:
+        usd = math.nan
+    if not math.isfinite(usd) or usd <= 0:
+        raise ConfigError(
+            f"--knot-budget '{value}' is not a positive number of US dollars. Give the most "
+            "this run may spend, e.g. --knot-budget 25 or --knot-budget 0.50."
+        )
+    return usd
+
+
 def parse_tags(value: str | None) -> tuple[tuple[str, str], ...]:
     tags = []
     for item in _split(value):
@@ -359,6 +387,11 @@ def parse_tags(value: str | None) -> tuple[tuple[str, str], ...]:
             )
         _check_tag(key, val)
         tags.append((key, val))
+    if len(dict(tags)) > MAX_USER_TAGS:
+        raise ConfigError(
+            f"--knot-tags: {len(dict(tags))} tags; AWS allows {MAX_TAGS} on a Batch job and "
+            f"knot sets {MAX_TAGS - MAX_USER_TAGS} of its own, so give at most {MAX_USER_TAGS}."
+        )
     return tuple(tags)
 
 
@@ -369,7 +402,12 @@ def _check_tag(key: str, value: str) -> None:
             f"--knot-tags: the key '{key}' starts with 'aws:', which AWS reserves for its own "
             "tags. Rename the tag (e.g. 'team=neuro')."
         )
-    if len(key) > 128 or len(value) > 256:
+    if key in KNOT_TAGS:
+        raise ConfigError(
+            f"--knot-tags: knot sets the tag '{key}' on its jobs itself (cost allocation, "
+            "adoption); pick another key."
+        )
+    if len(key) > MAX_KEY or len(value) > MAX_VALUE:
         raise ConfigError(
             f"--knot-tags: '{key[:40]}' is too long; AWS allows keys of up to 128 and values "
             "of up to 256 characters."

@@ -95,6 +95,9 @@ class JobRecord:
     # The instance type was not reported by AWS but chosen by knot (on the emulator): the
     # cheapest type the compute environment may use that fits the request.
     instance_estimated: bool = False
+    # Attempts spot took back, and the seconds they had run.
+    reclaims: int | None = None
+    reclaimed_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,8 @@ def _job(job: object, where: str) -> JobRecord:
         batch=BatchTimes(**_numbers(job, "batch", BatchTimes, where)),
         usage=_usage(_section(job, "usage", where), f"{where}: usage"),
         instance_estimated=_text(job, "instance_type_source", where) == "estimate",
+        reclaims=_integer(_section(job, "reclaims", where), "count", f"{where}: reclaims"),
+        reclaimed_s=_number(_section(job, "reclaims", where), "seconds", f"{where}: reclaims"),
     )
 
 

@@ -208,6 +208,7 @@ _COLUMNS = (
     "vCPU usage / requested",
     "Failures",
     "Retries",
+    "Lost to spot reclaims",
     "Cost",
     "Priced on",
     "Suggested mem_mb",
@@ -240,6 +241,13 @@ def _rule_table(rows: Sequence[Mapping]) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
+def _lost(reclaims: Mapping) -> str:
+    if not reclaims["count"]:
+        return "-"
+    lost = f"{_duration(reclaims['lost_s'])}, {_money(reclaims['lost_usd'])}"
+    return f"{reclaims['count']} reclaim(s): {lost}"
+
+
 def _cells(row: Mapping) -> list[str]:
     estimate = " (estimate)" if row["cost_estimated"] else ""
     return [
@@ -252,6 +260,7 @@ def _cells(row: Mapping) -> list[str]:
         f"{_percent(row['vcpu_usage'])} of {_num(row['requested_threads'])}",
         str(row["failures"]),
         str(row["retries"]),
+        _lost(row["reclaims"]),
         _money(row["cost_usd"]) + estimate,
         ", ".join(row["instance_types"]) or "-",
         _num(row["suggested_mem_mb"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .pricing import PriceContext, load_prices, price_context, price_job
+from .reclaims import reclaims_field
 from .records import JobRecord, RunRecord
 from .sizing import (
     cost_if_resized,
@@ -29,6 +30,7 @@ ROW_KEYS = (
     "vcpu_usage",
     "failures",
     "retries",
+    "reclaims",
     "cost_usd",
     "cost_usd_if_resized",
     "cost_estimated",
@@ -85,6 +87,7 @@ def _row(rule: str, jobs: list[JobRecord], context: PriceContext) -> dict:
         "vcpu_usage": _round(_vcpu_usage(jobs), 3),
         "failures": sum(1 for job in jobs if job.status == "FAILED"),
         "retries": sum(max((job.attempts or 1) - 1, 0) for job in jobs),
+        "reclaims": reclaims_field(jobs, context),
         "cost_usd": _round(cost["usd"], 6),
         "cost_usd_if_resized": _round(resized, 6),
         "cost_estimated": cost["estimated"],

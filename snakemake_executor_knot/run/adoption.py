@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws.status import FAILED, describe_jobs, split_child, terminate_job
-from ..aws.submit import RULE_TAG
+from ..aws.tags import RULE_TAG, SPEC_TAG
 from ..errors import aws_error
 from ..jobs.group import job_label, jobs_of
 from ..jobs.spec import UriFor, encode, file_item
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("knot")
 
-SPEC_TAG = "knot:spec"
 SCAN_WINDOW_S = 2 * 24 * 3600  # without a journal, look at the queue's last two days
 MAX_SPECS_BYTES = 64 * 1024 * 1024  # an array's spec object read back to hash its children
 ACTIVE = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"})

@@ -74,6 +74,8 @@ class JobEntry:
     adopted: bool = False
     instance_type: str | None = None
     instance_type_source: str | None = None  # "batch" (ECS said so) or "estimate"
+    reclaims: int = 0  # attempts spot took back, over every Batch job the job became
+    reclaimed_s: float = 0.0
 
     def as_dict(self) -> dict:
         state = self.state
@@ -88,6 +90,7 @@ class JobEntry:
             "instance_type": self.instance_type,
             "instance_type_source": self.instance_type_source,
             "adopted": self.adopted,
+            "reclaims": {"count": self.reclaims, "seconds": round(self.reclaimed_s, 3)},
             "host": {
                 "handed_over": self.handed_over,
                 "submitted": self.submitted,
@@ -156,6 +159,16 @@ class RunLog:
         with self._lock:
             entry = self.jobs[jobid]
             entry.state, entry.seen_finished = state, self.clock()
+            entry.reclaims += state.reclaims
+            entry.reclaimed_s += state.reclaimed_s
+
+    def reclaimed(self, jobid: int, state: JobState, batch_id: str) -> None:
+        """Spot reclaimed the job's Batch job out; it goes on as Batch job ``batch_id``."""
+        with self._lock:
+            entry = self.jobs[jobid]
+            entry.reclaims += state.reclaims
+            entry.reclaimed_s += state.reclaimed_s
+            entry.batch_id = batch_id
 
     def reported(self, jobid: int) -> None:
         with self._lock:

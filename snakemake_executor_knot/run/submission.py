@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
+from ..aws.status import split_child
 from ..aws.submit import build_submit_request
-from ..aws.template.common import STACK_TAG
+from ..aws.tags import job_tags
 from ..compute.group import group_resources
 from ..compute.resources import BatchResources, job_batch_resources
+from ..config.settings import KnotConfig
 from ..jobs.config import config_object, upload_config
 from ..jobs.group import (
     build_group_spec,
@@ -30,12 +33,14 @@ from ..jobs.group import (
 )
 from ..jobs.identity import set_identities, storage_identity
 from ..jobs.spec import build_spec, upload_specs
+from ..jobs.staging import workflow_id
 from ..names import batch_job_name
-from .adoption import SPEC_TAG, Adopted, spec_hash, spec_produces, submission_hash
+from .adoption import Adopted, spec_hash, spec_produces, submission_hash
 from .journal import Entry
 from .plans import RulePlan, check_config_secrets, check_param_secrets, plan_key
 from .prepare import Preparation, Services
 from .record import RunLog, usage_location
+from .spot import on_demand_request
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
@@ -53,6 +58,13 @@ class Submissions:
     def __init__(self, prep: Preparation, run_log: RunLog, say: Callable[[str], None]) -> None:
         self.prep, self.run_log, self.say = prep, run_log, say
         self._configs_sent: set[str] = set()  # SHA-256 of each config object written
+        self._workflow: str | None = None  # the knot:workflow tag, made once
+        # Batch id -> the SubmitJob request and compute class of each submission, for a
+        # job spot reclaimed out, which goes again on demand (spot.py).
+        self._requests: dict[str, tuple[dict, str]] = {}
+        # Rule -> why it starts on demand (its reclaims in earlier runs); said once.
+        self.on_demand_rules: dict[str, str] = {}
+        self._said_on_demand: set[str] = set()
 
     def submit(self, jobs: Jobs) -> list[SubmittedJobInfo]:
         done: list[SubmittedJobInfo] = []
@@ -72,11 +84,7 @@ class Submissions:
         knot = self.prep.knot
         batches: dict[tuple, list] = defaultdict(list)
         for job in jobs:
-            if is_group(job):
-                resources = group_resources(job, knot)
-            else:
-                resources = job_batch_resources(job, knot)
-            key: tuple = (plan_key(job), resources)
+            key: tuple = (plan_key(job), batch_size(job, knot))
             if not knot.array_jobs:
                 key = (*key, job_key(job))
             batches[key].append(job)
@@ -181,16 +189,17 @@ class Submissions:
         request = build_submit_request(
             job_name=_job_name(plan, jobs, array),
             job_definition_arn=plan.provisioned[1],
-            job_queue=infra.queue_for(resources.compute_class),
+            job_queue=self._queue(plan.name, resources.compute_class),
             spec_uri=uri,
             spec_record_bytes=written.record_bytes,
             spec_digest=written.digest,
             resources=resources,
             array_size=len(jobs) if array else None,
-            tags=self._tags(tag),
+            tags=self._tags(tag, plan.name),
             rule=plan.name,
         )
         batch_id = services.submitter.submit(request)
+        self._requests[batch_id] = (request, resources.compute_class)
         externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
         # The journal first: a crash right after SubmitJob must still leave the job adoptable.
         entries = _entries(plan, jobs, specs, hashes, externals, tag, uri, self.run_log.run_id)
@@ -202,11 +211,62 @@ class Submissions:
             done.append(SubmittedJobInfo(job, external_jobid=externals[index], aux={"spec": spec}))
         return done
 
-    def _tags(self, submission: str) -> dict[str, str]:
+    def _queue(self, rule: str, compute_class: str) -> str:
+        """The class's queue (spot first), or its on-demand one for a rule whose reclaims
+        cost more than on demand would (``spot.on_demand_rules``)."""
+        infra = self.services.infra
+        queue, on_demand = infra.queue_for(compute_class), infra.on_demand_queue_for(compute_class)
+        why = self.on_demand_rules.get(rule)
+        if why is None or queue == on_demand:  # a class without spot says nothing
+            return queue
+        if rule not in self._said_on_demand:
+            self._said_on_demand.add(rule)
+            self.say(why)
+        return on_demand
+
+    def on_demand(self, batch_id: str) -> str | None:
+        """Submit the job ``batch_id`` (spot reclaimed it out) again, alone, to its class's
+        on-demand queue; its new Batch id, or None when it ran on demand already or knot
+        did not submit it (an adopted job)."""
+        parent, index = split_child(batch_id)
+        found = self._requests.get(parent)
+        if found is None:
+            return None
+        request, compute_class = found
+        queue = self.services.infra.on_demand_queue_for(compute_class)
+        if queue == request["jobQueue"]:
+            return None
+        again = on_demand_request(request, index, queue)
+        new_id = self.services.submitter.submit(again)
+        self._requests[new_id] = (again, compute_class)
+        return new_id
+
+    def _tags(self, submission: str, rule: str) -> dict[str, str]:
         """The stack's tag lets a runner terminate only its stack's jobs (policy.py); the
-        spec's lets a later run adopt the job (adoption.py)."""
+        spec's lets a later run adopt the job (adoption.py); run, workflow and rule split
+        the bill (aws/tags.py)."""
         knot = self.prep.knot
-        return {**knot.tag_dict, STACK_TAG: knot.stack_name, SPEC_TAG: submission}
+        return job_tags(
+            knot.tag_dict,
+            stack=knot.stack_name,
+            spec=submission,
+            run=self.run_log.run_id,
+            workflow=self._workflow_tag(),
+            rule=rule,
+        )
+
+    def _workflow_tag(self) -> str:
+        """The working folder's name and knot's id for it (``jobs/staging.py``): readable
+        in Cost Explorer, and apart for two folders of the same name."""
+        if self._workflow is None:
+            folder = Path.cwd()
+            self._workflow = f"{folder.name or 'root'}/{workflow_id(folder)}"
+        return self._workflow
+
+
+def batch_size(job: AnyJob, knot: KnotConfig) -> BatchResources:
+    """The job's Batch size and class; a group's is its largest member's."""
+    return group_resources(job, knot) if is_group(job) else job_batch_resources(job, knot)
 
 
 def _job_name(plan: RulePlan, jobs: Jobs, array: bool) -> str:

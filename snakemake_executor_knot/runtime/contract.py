@@ -19,6 +19,9 @@ SPEC_DIGEST_ENV = "KNOT_SPEC_SHA256"  # Merkle root of that object's records (in
 # Set by AWS Batch for array children (moto sets only AWS_BATCH_JOB_ID, '<id>:<index>').
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 JOB_ID_ENV = "AWS_BATCH_JOB_ID"
+# An array child submitted again alone (on demand after spot reclaims, run/spot.py): the
+# record it reads. Batch reserves AWS_BATCH_* names, so knot cannot set the one above.
+SPEC_INDEX_ENV = "KNOT_SPEC_INDEX"
 # Inputs the host names by an absolute path lie outside its working directory (reference
 # data): the job stages each at EXTERNAL_DIR/<that path without its leading '/'>, read only,
 # inside its own working directory, and the rule's code sees that relative path.

@@ -20,6 +20,7 @@ from .contract import (
     JOB_ID_ENV,
     MANIFEST_IF_PRESENT,
     SPEC_DIGEST_ENV,
+    SPEC_INDEX_ENV,
     SPEC_RECORD_ENV,
     SPEC_URI_ENV,
     SPEC_VERSION,
@@ -49,9 +50,10 @@ def array_index(env: Mapping[str, str]) -> str:
     """This job's array index; "0" for a job that is not an array child.
 
     AWS Batch sets AWS_BATCH_JOB_ARRAY_INDEX. moto's Batch sets only AWS_BATCH_JOB_ID,
-    which for an array child ends in ``:<index>``, so fall back to that suffix.
+    which for an array child ends in ``:<index>``, so fall back to that suffix. A child
+    submitted again alone carries its index in KNOT_SPEC_INDEX.
     """
-    index = env.get(ARRAY_INDEX_ENV)
+    index = env.get(SPEC_INDEX_ENV) or env.get(ARRAY_INDEX_ENV)
     if index:
         return index
     _, sep, tail = env.get(JOB_ID_ENV, "").rpartition(":")

@@ -237,7 +237,8 @@ def test_concurrent_bootstrap_ends_with_one_shared_stack(moto, atomic_create_sta
     assert results[0] == results[1]
     clients = Clients(session=boto3.Session(region_name=REGION))
     assert live_stacks(clients) == ["knot"]
-    assert len(clients.batch.describe_job_queues()["jobQueues"]) == 1
+    # The default class's queue, and its on-demand one (where reclaimed-out jobs go).
+    assert len(clients.batch.describe_job_queues()["jobQueues"]) == 2
 
 
 def test_a_stack_knot_did_not_create_is_left_alone(clients, deletable_stack_resources):
@@ -412,6 +413,10 @@ def test_iam_policy_names_the_resources_the_stack_really_has(clients):
     classed = ensure_infra(clients, with_classes(CONFIG, "gpu=g5; bigdisk=m6i:500GB"))
     for queue in classed.queues.values():
         assert allowed(policy, "batch:SubmitJob", queue, **stack_tag)
+    # Each spot class's on-demand queue, for jobs spot reclaimed out (run/spot.py).
+    assert sorted(classed.on_demand_queues) == ["bigdisk", "default", "gpu"]
+    for queue in classed.on_demand_queues.values():
+        assert allowed(policy, "batch:SubmitJob", queue, **stack_tag)
     assert allowed(policy, "iam:PassRole", infra.job_role_arn, **to_batch)
 
 
@@ -465,6 +470,7 @@ def test_adding_a_class_updates_in_place_under_the_other_classes_running_jobs(cl
         "ClassGpuOnDemandEnvironment",
         "ClassGpuSpotEnvironment",
         "ClassGpuJobQueue",
+        "ClassGpuOnDemandJobQueue",
     }
     assert second.job_queue_arn == first.job_queue_arn == second.queues["default"]
     assert _environment_types(clients, second.queues["gpu"]) == [["g5"], ["g5"]]

@@ -255,7 +255,13 @@ def test_default_ami_is_ecs_optimised_and_gpu_classes_get_the_nvidia_image():
 
 def test_each_class_has_its_own_launch_template_environments_and_queue():
     queues = of_type(CLASSED, "AWS::Batch::JobQueue")
-    assert sorted(queues) == ["ClassBigdiskJobQueue", "ClassGpuJobQueue", "JobQueue"]
+    assert sorted(queues) == [
+        "ClassBigdiskJobQueue",
+        "ClassBigdiskOnDemandJobQueue",  # a spot class's queue of on-demand alone
+        "ClassGpuJobQueue",  # :ondemand, so its own queue is on demand already
+        "JobQueue",
+        "OnDemandJobQueue",
+    ]
     assert sorted(of_type(CLASSED, "AWS::Batch::ComputeEnvironment")) == [
         "ClassBigdiskOnDemandEnvironment",
         "ClassBigdiskSpotEnvironment",
@@ -273,6 +279,23 @@ def test_each_class_has_its_own_launch_template_environments_and_queue():
     assert disk["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 500
     bigdisk = props(CLASSED, "ClassBigdiskSpotEnvironment")["ComputeResources"]
     assert (bigdisk["InstanceTypes"], bigdisk["MaxvCpus"]) == (["m6i"], 64)
+
+
+def test_each_spot_class_has_an_on_demand_queue_of_its_on_demand_environment_alone():
+    assert props(CLASSED, "OnDemandJobQueue")["ComputeEnvironmentOrder"] == [
+        {"Order": 1, "ComputeEnvironment": {"Ref": "OnDemandEnvironment"}}
+    ]
+    assert props(CLASSED, "ClassBigdiskOnDemandJobQueue")["ComputeEnvironmentOrder"] == [
+        {"Order": 1, "ComputeEnvironment": {"Ref": "ClassBigdiskOnDemandEnvironment"}}
+    ]
+    outputs = build_template(CLASSED)["Outputs"]
+    assert outputs["OnDemandJobQueueArn"] == {"Value": {"Ref": "OnDemandJobQueue"}}
+    assert outputs["ClassBigdiskOnDemandJobQueueArn"] == {
+        "Value": {"Ref": "ClassBigdiskOnDemandJobQueue"}
+    }
+    assert "ClassGpuOnDemandJobQueueArn" not in outputs
+    # Tagged with the stack as every queue is: the runner may submit only to those.
+    assert props(CLASSED, "OnDemandJobQueue")["Tags"] == props(CLASSED, "JobQueue")["Tags"]
 
 
 def test_each_class_queue_is_an_output_and_the_classes_are_recorded():
@@ -354,7 +377,7 @@ def test_every_taggable_resource_carries_user_tags_and_the_stack_tag():
         assert as_dict == expected, res["Type"]
         if res["Type"] == "AWS::Batch::ComputeEnvironment":
             assert p["ComputeResources"]["Tags"] == expected  # the instances themselves
-    assert tagged == 17
+    assert tagged == 18  # the on-demand queue included
 
 
 _UNTAGGABLE = {
@@ -368,7 +391,8 @@ _UNTAGGABLE = {
 
 def test_outputs_are_what_infra_reads():
     outputs = build_template(CUSTOM)["Outputs"]
-    assert set(outputs) - set(OUTPUTS) == {SETTINGS_OUTPUT}
+    # Besides the settings: the default class's on-demand queue (it uses spot).
+    assert set(outputs) - set(OUTPUTS) == {SETTINGS_OUTPUT, "OnDemandJobQueueArn"}
     assert set(OUTPUTS) == {
         "BucketName",
         "RepositoryName",

@@ -52,6 +52,7 @@ def test_rule_rows_on_three_rules():
         "vcpu_usage": 0.5,
         "failures": 0,
         "retries": 0,
+        "reclaims": {"count": 0, "lost_s": 0.0, "lost_usd": 0.0},
         "cost_usd": 0.085,
         "cost_usd_if_resized": 0.085,
         "cost_estimated": True,
@@ -68,6 +69,26 @@ def test_rule_rows_on_three_rules():
     assert (plot["cost_estimated"], plot["instance_types"]) == (False, ["r5.large"])
     assert (plot["suggested_mem_mb"], plot["suggested_threads"], plot["wall_s"]) == (None,) * 3
     assert total_cost(rows) == pytest.approx(0.1645)
+
+
+def test_time_and_money_lost_to_spot_reclaims_per_rule():
+    """Two reclaimed attempts of 10 minutes each, on the job's m5.large at spot prices."""
+    reclaimed = {"count": 2, "seconds": 1200.0}
+    record = samples.run(
+        [
+            samples.job(1, "fit", instance_type="m5.large", reclaims=reclaimed),
+            samples.job(2, "fit", instance_type="m5.large"),
+            samples.job(3, "plot"),
+        ]
+    )
+    rows = {row["rule"]: row for row in _rows(record)}
+    lost = PRICES["m5.large"].spot_usd_hr * 1200 / 3600  # 2 vCPU / 8 GiB fill an m5.large
+    assert rows["fit"]["reclaims"] == {
+        "count": 2,
+        "lost_s": 1200.0,
+        "lost_usd": pytest.approx(lost, abs=1e-6),
+    }
+    assert rows["plot"]["reclaims"] == {"count": 0, "lost_s": 0.0, "lost_usd": 0.0}
 
 
 def test_jobs_without_a_request_or_duration_are_unpriced():

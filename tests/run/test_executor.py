@@ -25,8 +25,11 @@ from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.executor import Executor
 from snakemake_executor_knot.jobs.staging import LocalStaging
+from snakemake_executor_knot.report.pricing import load_prices, price_context
+from snakemake_executor_knot.report.records import Pricing
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.run.adoption import Adopter
+from snakemake_executor_knot.run.budget import NOT_SUBMITTED, Budget
 from snakemake_executor_knot.run.cadence import Cadence
 from snakemake_executor_knot.run.outcome import Outcomes
 from snakemake_executor_knot.run.plans import RulePlan
@@ -65,6 +68,7 @@ def _wire(ex: Executor, clients, config: KnotConfig, run_id: str, workdir) -> Ex
     ex.cadence = Cadence(10)
     ex.prep = Preparation(workflow, config, clients, ex.run_log, ex.logger.info)
     ex.submissions = Submissions(ex.prep, ex.run_log, ex.logger.info)
+    ex.budget = None  # no --knot-budget
     infra = ensure_infra(clients, config)
     ex.prep.services = Services(
         infra=infra,
@@ -341,3 +345,72 @@ def test_a_gpu_rule_and_a_cpu_rule_go_to_their_classes_queues(executor, calls):
     # moto leaves resourceRequirements out of DescribeJobs; the tags name each rule.
     rules = {job["jobId"]: job["tags"]["knot:rule"] for job in described}
     assert [rules[i] for i in ids] == ["train", "sample", "sample"]
+
+
+RECLAIMED_OUT = "Host EC2 (instance i-0123456789abcdef0) terminated."
+
+
+def test_a_job_spot_reclaimed_out_goes_on_as_a_single_job_in_the_on_demand_queue(executor, calls):
+    """An array child reclaimed on its last attempt: SubmitJob again, alone, in the default
+    class's on-demand queue, reading the same spec record; Snakemake keeps following it."""
+    executor.run_jobs([_job(i) for i in range(1, 4)])
+    child = executor.submitted[2]
+    old = child.external_jobid
+    executor.status_rate_limiter = contextlib.nullcontext()
+    executor.progress = Progress(lambda line: None)
+    executor.capacity = RunnableWatch(lambda: [])
+    struck = JobState(old, "FAILED", RECLAIMED_OUT, attempts=4, reclaims=4, reclaimed_s=40.0)
+    executor.poller = SimpleNamespace(poll=lambda ids: {old: struck}, summaries={})
+    calls.reset()
+
+    async def check() -> list:
+        return [info async for info in executor.check_active_jobs([child])]
+
+    assert asyncio.run(check()) == [child]
+    assert calls["batch.SubmitJob"] == 1 and child.external_jobid != old
+    (again,) = executor.clients.batch.describe_jobs(jobs=[child.external_jobid])["jobs"]
+    infra = executor.services.infra
+    assert again["jobQueue"] == infra.on_demand_queues["default"] != infra.job_queue_arn
+    assert again["jobName"].endswith("-ondemand") and "arrayProperties" not in again
+    env = {e["name"]: e["value"] for e in again["container"]["environment"]}
+    assert env["KNOT_SPEC_INDEX"] == "2"
+    # The runtime reads the child's own record, as the array child would have.
+    assert fetch_spec(executor.clients.s3, spec_location(env))["jobid"] == 3
+    entry = executor.run_log.jobs[3]
+    assert (entry.batch_id, entry.reclaims, entry.reclaimed_s) == (child.external_jobid, 4, 40.0)
+    # Once on demand, a reclaim (which on-demand instances do not see) is not chased again.
+    assert executor.submissions.on_demand(child.external_jobid) is None
+
+
+def test_the_budget_lets_jobs_go_until_one_would_pass_it(executor, calls):
+    """Three jobs at $0.40 each under a $1 budget: two go (one array job), the third is
+    reported to Snakemake as failed, and the two in flight count against the budget."""
+    context = price_context(Pricing("us-east-1", "spot", True, ("optimal",)), load_prices())
+    executor.budget = Budget(1.0, lambda job: 0.4, context)
+    errors: list[tuple] = []
+    executor.report_job_error = lambda info, msg=None, **kw: errors.append((info.job, msg))
+    executor._warn = lambda line: errors.append((None, line))
+    jobs = [_job(i) for i in range(1, 4)]
+    calls.reset()
+    executor.run_jobs(jobs)
+    assert calls["batch.SubmitJob"] == 1
+    assert [info.job for info in executor.submitted] == jobs[:2]
+    assert errors[0][1].startswith(
+        "knot: budget reached: spent $0.0000 so far, $0.8000 predicted for 2 job(s) in flight"
+    )
+    assert errors[1:] == [(jobs[2], NOT_SUBMITTED)]
+    assert sorted(executor.budget.flying) == sorted(i.external_jobid for i in executor.submitted)
+    assert set(executor.run_log.jobs) == {1, 2}  # the job held back never reached Batch
+
+
+def test_a_rule_whose_reclaims_cost_more_starts_in_the_on_demand_queue(executor, caplog):
+    said = "knot: rule sample starts on demand: ..."
+    executor.submissions.on_demand_rules = {"sample": said}
+    with caplog.at_level(logging.INFO, logger="knot"):
+        executor.run_jobs([_job(1)])
+        executor.run_jobs([_job(2)])
+    ids = [info.external_jobid for info in executor.submitted]
+    described = executor.clients.batch.describe_jobs(jobs=ids)["jobs"]
+    infra = executor.services.infra
+    assert {job["jobQueue"] for job in described} == {infra.on_demand_queues["default"]}
+    assert [r.getMessage() for r in caplog.records].count(said) == 1

@@ -27,7 +27,7 @@ from ...config.classes import logical_prefix
 from ...config.settings import KnotConfig
 from ...names import short_hash
 from .common import Tags, get_att, ref
-from .compute import class_queue_output, compute_resources
+from .compute import class_queue_output, compute_resources, on_demand_queue_output
 from .iam import extra_buckets, iam_resources
 from .network import network_resources
 from .storage import bucket_resources, log_group_resources, repository_resources
@@ -130,6 +130,10 @@ def _outputs(config: KnotConfig) -> dict:
     for klass in config.classes:
         queue = ref(f"{logical_prefix(klass.name)}JobQueue")
         outputs[class_queue_output(klass.name)] = {"Value": queue}
+    for klass in config.compute_classes:
+        if klass.spot:
+            queue = ref(f"{logical_prefix(klass.name)}OnDemandJobQueue")
+            outputs[on_demand_queue_output(klass.name)] = {"Value": queue}
     settings = json.dumps(recorded_settings(config), sort_keys=True, separators=(",", ":"))
     outputs[SETTINGS_OUTPUT] = {"Value": settings}
     return outputs

@@ -9,8 +9,9 @@ checkov's ``Metadata: checkov: skip`` form (see ``SKIPS``); tests/aws runs check
 from __future__ import annotations
 
 from ...config.settings import KnotConfig
+from ..tags import STACK_TAG
 
-STACK_TAG = "knot:stack"
+__all__ = ["STACK_TAG"]  # the stack's tag, imported from here by older modules
 
 
 def ref(name: str) -> dict:

@@ -1,6 +1,7 @@
 """The template's compute, one set per compute class: a launch template (its user data
 keeps jobs away from the instance metadata service), Batch compute environments (spot
-first when the class allows it, then on-demand) and the class's job queue.
+first when the class allows it, then on-demand), the class's job queue and, for a spot
+class, a queue of its on-demand environment alone.
 """
 
 from __future__ import annotations
@@ -156,7 +157,16 @@ def _class_compute(config: KnotConfig, klass: ComputeClass, tags: Tags) -> dict:
         "Tags": tags.as_map(),
     }
     resources[f"{prefix}JobQueue"] = resource("AWS::Batch::JobQueue", queue)
+    if klass.spot:
+        # Where a job goes once spot reclaimed it --knot-spot-retries times, and where a
+        # rule whose reclaims cost more than on-demand would starts (run/spot.py).
+        on_demand = {**queue, "ComputeEnvironmentOrder": [_first(f"{prefix}OnDemandEnvironment")]}
+        resources[f"{prefix}OnDemandJobQueue"] = resource("AWS::Batch::JobQueue", on_demand)
     return resources
+
+
+def _first(environment: str) -> dict:
+    return {"Order": 1, "ComputeEnvironment": ref(environment)}
 
 
 def compute_resources(config: KnotConfig, tags: Tags) -> dict:
@@ -169,3 +179,8 @@ def compute_resources(config: KnotConfig, tags: Tags) -> dict:
 def class_queue_output(name: str) -> str:
     """The output holding a class's queue ARN; the default class's predates classes."""
     return f"{logical_prefix(name)}JobQueueArn"
+
+
+def on_demand_queue_output(name: str) -> str:
+    """The output holding a spot class's on-demand-only queue ARN."""
+    return f"{logical_prefix(name)}OnDemandJobQueueArn"
