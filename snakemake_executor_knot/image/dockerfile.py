@@ -23,7 +23,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..runtime.contract import KNOT_ROOT, KNOT_UID, LIB, RUNTIME_COMMAND, RUNTIME_PACKAGE, VENV
+from ..runtime.contract import (
+    CONDA_PREFIX_ENV,
+    KNOT_ROOT,
+    KNOT_UID,
+    LIB,
+    RUNTIME_COMMAND,
+    RUNTIME_PACKAGE,
+    VENV,
+)
+from . import conda as condaenv
+from .conda import CondaLayer
 
 log = logging.getLogger("knot.image")
 
@@ -33,6 +43,7 @@ TEMPLATE_VERSION = "1"
 DEFAULT_PLATFORM = "linux/amd64"
 PIP_INDEX_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 RUNTIME_DIR = Path(__file__).parent.parent / "runtime"
+CONDA_CONTEXT = "conda"  # the build context's folder holding the installed environment
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class ImageSpec:
     # installed with --no-deps so nothing outside the lock enters the venv.
     locked: bool = False
     require_hashes: bool = False  # every line carries --hash (pip's mode is all or nothing)
+    conda: CondaLayer | None = None  # the rule's solved conda: environment
 
     def __post_init__(self) -> None:
         files = self.files.items() if isinstance(self.files, Mapping) else self.files
@@ -100,10 +112,11 @@ def render_dockerfile(spec: ImageSpec, boto3_version: str | None = None) -> str:
         f"FROM {spec.base_image}",
         _system_block(),
         _venv_block(None if spec.locked else boto3_version or host_boto3_version()),
+        condaenv.dockerfile_block(spec.conda, CONDA_CONTEXT) if spec.conda else "",
         _requirements_block(spec),
         f"COPY runtime/ {LIB}/{RUNTIME_PACKAGE}/",
         f"COPY rule/ {KNOT_ROOT}/" if spec.files else "",
-        _final_block(spec.from_container),
+        _final_block(spec.from_container, spec.conda),
     ]
     return "\n\n".join(block for block in blocks if block) + "\n"
 
@@ -153,10 +166,12 @@ RUN {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check{flags} \\
     -r {KNOT_ROOT}/requirements.txt"""
 
 
-def _final_block(from_container: bool) -> str:
+def _final_block(from_container: bool, layer: CondaLayer | None = None) -> str:
     # In the rule's own container its tools and python come first on PATH; otherwise
-    # the venv does, so shell() commands calling `python` see the requirements.
+    # the venv does, so shell() commands calling `python` see the requirements. A conda
+    # environment goes before both when the runtime activates it (runtime/conda.py).
     path = "" if from_container else f" PATH={VENV}/bin:$PATH"
+    path += f" {CONDA_PREFIX_ENV}={layer.prefix}" if layer else ""
     return f"""ENV PYTHONPATH={LIB} PYTHONUNBUFFERED=1{path}
 WORKDIR /work
 USER knot
@@ -202,10 +217,12 @@ def build_context(spec: ImageSpec, boto3_version: str | None = None) -> bytes:
         members[f"runtime/{name}"] = data
     for path, data in spec.files:
         members[f"rule/{posixpath.relpath(path, KNOT_ROOT)}"] = data
-    return _tar(members)
+    if spec.conda and spec.conda.pip:
+        members[f"{CONDA_CONTEXT}.pip.txt"] = condaenv.pip_requirements(spec.conda)
+    return _tar(members, spec.conda)
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
+def _tar(members: dict[str, bytes], layer: CondaLayer | None = None) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         # runtime/ always exists so `COPY runtime/` works before the runtime package does.
@@ -213,6 +230,8 @@ def _tar(members: dict[str, bytes]) -> bytes:
             tar.addfile(_info(directory, tarfile.DIRTYPE, 0o755, 0))
         for name, data in sorted(members.items()):
             tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+        if layer:  # installed on the host, once per environment (image/conda.py)
+            condaenv.add_tree(tar, layer, CONDA_CONTEXT)
     return buffer.getvalue()
 
 

@@ -74,13 +74,6 @@ def check_supported(rule) -> None:
             )
     if rule.script is not None:
         _check_script(rule.name, str(rule.script))
-    if rule.conda_env is not None:
-        raise RuleError(
-            f"Rule '{rule.name}' uses 'conda:', which knot does not support: it builds the "
-            "image from the packages installed on this machine. Install them here (knot pins "
-            "their versions) and drop 'conda:', or give the rule a 'container:' image that "
-            f"holds them. Or: {_way_out(rule.name)[0].lower()}{_way_out(rule.name)[1:]}."
-        )
 
 
 def _way_out(rule: str) -> str:

@@ -12,7 +12,7 @@ import logging
 import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from snakemake.common.tbdstring import TBDString
@@ -21,6 +21,7 @@ from ..compute.platform import platform_for
 from ..compute.resources import job_batch_resources
 from ..config.settings import KnotConfig, resolve_base_image
 from ..image.base import BaseImage
+from ..image.conda import CondaLayer, read_conda_file, solve
 from ..image.dockerfile import ImageSpec
 from ..image.group import Member, group_image
 from ..image.requirements import find_requirements, parse_packages
@@ -36,6 +37,7 @@ from ..lock.workflow import (
     static_packages,
     static_values,
 )
+from ..rules.conda import conda_enabled, conda_file
 from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
 from ..rules.source import RuleSource, check_supported, rule_source
 from ..runtime.contract import GROUP_KIND, RULE_DIR
@@ -143,7 +145,28 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
     given = knot_resource(job, "knot_image")
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
-    return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))
+    image = image_spec(source, job, target, workflow.config)
+    layer = conda_layer(workflow, rule, target)
+    return RulePlan(source=source, image=replace(image, conda=layer) if layer else image)
+
+
+def conda_layer(workflow: Workflow, rule, target: BuildTarget) -> CondaLayer | None:
+    """The rule's conda environment, solved for the target platform, when the run uses
+    conda (``--software-deployment-method conda``) and the rule names one."""
+    if not conda_enabled(workflow):
+        return None
+    found = conda_file(workflow, rule)
+    if found is None:
+        return None
+    env = read_conda_file(rule.name, *found)
+    # Rules naming equal environments share one solve (and so one layer).
+    key = (env.channels, env.specs, env.pip, target.platform)
+    if key not in _SOLVES:
+        _SOLVES[key] = solve(env, target.platform)
+    return replace(_SOLVES[key], file=env.path)
+
+
+_SOLVES: dict[tuple, CondaLayer] = {}
 
 
 def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) -> ImageSpec:

@@ -356,7 +356,6 @@ def test_run_argument_knot_does_not_provide(bad_workflow):
         ("rmd_script", "an R Markdown script"),
         ("julia_script", "a Julia script"),
         ("rust_script", "a Rust script"),
-        ("conda_rule", "'conda:'"),
     ],
 )
 def test_unsupported_rules(unsupported_workflow, rule, says):
