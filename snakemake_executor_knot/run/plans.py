@@ -21,12 +21,13 @@ from ..compute.platform import platform_for
 from ..compute.resources import job_batch_resources
 from ..config.settings import KnotConfig, resolve_base_image
 from ..image.base import BaseImage
-from ..image.conda import CondaLayer, read_conda_file, solve
+from ..image.conda import CondaLayer, read_conda_file
 from ..image.dockerfile import ImageSpec
 from ..image.group import Member, group_image
 from ..image.requirements import find_requirements, parse_packages
 from ..jobs.group import check_sequential, jobs_of, member_rules, plan_name
 from ..jobs.spec import value_modules
+from ..lock.conda import conda_lock_path, file_hash, locked_layer
 from ..lock.drift import follow_lock
 from ..lock.format import Lock
 from ..lock.workflow import (
@@ -146,27 +147,31 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
     image = image_spec(source, job, target, workflow.config)
-    layer = conda_layer(workflow, rule, target)
+    layer = conda_layer(workflow, rule, target, locked=config.locked)
     return RulePlan(source=source, image=replace(image, conda=layer) if layer else image)
 
 
-def conda_layer(workflow: Workflow, rule, target: BuildTarget) -> CondaLayer | None:
-    """The rule's conda environment, solved for the target platform, when the run uses
-    conda (``--software-deployment-method conda``) and the rule names one."""
+def conda_layer(
+    workflow: Workflow, rule, target: BuildTarget, *, locked: bool = False
+) -> CondaLayer | None:
+    """The rule's conda environment for the target platform, from knot.conda.lock or
+    solved, when the run uses conda (``--software-deployment-method conda``) and the rule
+    names one."""
     if not conda_enabled(workflow):
         return None
     found = conda_file(workflow, rule)
     if found is None:
         return None
     env = read_conda_file(rule.name, *found)
-    # Rules naming equal environments share one solve (and so one layer).
-    key = (env.channels, env.specs, env.pip, target.platform)
-    if key not in _SOLVES:
-        _SOLVES[key] = solve(env, target.platform)
-    return replace(_SOLVES[key], file=env.path)
+    # Rules naming one file share one solve (and so one layer).
+    key = (env.path, file_hash(found[1]), target.platform, locked)
+    if key not in _LAYERS:
+        path = conda_lock_path(workflow)
+        _LAYERS[key] = locked_layer(path, env, found[1], target.platform, locked=locked)
+    return _LAYERS[key]
 
 
-_SOLVES: dict[tuple, CondaLayer] = {}
+_LAYERS: dict[tuple, CondaLayer] = {}
 
 
 def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) -> ImageSpec:
