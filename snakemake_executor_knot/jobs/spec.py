@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from snakemake.shell import shell as SnakemakeShell
 
 from ..errors import aws_error
+from ..rules.wrapper import wrapper_script_path
 from ..runtime.contract import MANIFEST_IF_PRESENT, SPEC_VERSION
 from ..runtime.integrity import merkle_tree
 from .values import encode_value, required_modules
@@ -58,7 +59,9 @@ def build_spec(job: Job, kind: str, uri_for: UriFor, config_ref: dict | None = N
     if wrap:
         spec["shell_wrap"] = wrap
     if kind == "script":
-        spec["script"] = {"path": rule.script}
+        wrapped = getattr(rule, "wrapper", None) is not None
+        path = wrapper_script_path(rule) if wrapped else rule.script
+        spec["script"] = {"path": path}
     return spec
 
 

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
-from snakemake.sourcecache import LocalSourceFile, infer_source_file
+from snakemake.sourcecache import LocalSourceFile, SourceFile, infer_source_file
 
 from ..errors import RuleError
 
@@ -62,6 +63,9 @@ def conda_file(workflow: Workflow, rule) -> tuple[str, str] | None:
     spec = rule.conda_env
     if spec is None:
         return None
+    if isinstance(spec, SourceFile):  # a wrapper's environment.yaml, set by Snakemake
+        shown = spec.get_path_or_uri(secret_free=True)
+        return shown, _read_source(workflow, rule, spec, shown)
     if callable(spec):
         raise _error(
             rule.name,
@@ -83,24 +87,23 @@ def conda_file(workflow: Workflow, rule) -> tuple[str, str] | None:
             "cannot copy into the rule's image. Export it (conda env export --from-history "
             "-n NAME > envs/NAME.yaml) and name that file",
         )
-    return text, _read(workflow, rule, text)
+    # Relative to the Snakefile that defines the rule, as Snakemake resolves it.
+    return text, _read_source(workflow, rule, infer_source_file(text, rule.basedir), text)
 
 
-def _read(workflow: Workflow, rule, path: str) -> str:
-    # Relative to the Snakefile that defines the rule, as Snakemake resolves it; a remote
-    # Snakefile's file is read through Snakemake's source cache.
-    source = infer_source_file(path, rule.basedir)
+def _read_source(workflow: Workflow, rule, source: SourceFile, path: str) -> str:
+    # A remote Snakefile's or wrapper's file is read through Snakemake's source cache.
     try:
         if isinstance(source, LocalSourceFile):
             return Path(source.get_path_or_uri(secret_free=True)).read_text(encoding="utf-8")
         with workflow.sourcecache.open(source) as handle:
             data = handle.read()
         return data.decode() if isinstance(data, bytes) else data
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, WorkflowError) as exc:
         raise _error(
             rule.name,
-            f"'{path}' cannot be read ({exc}); the path is relative to the Snakefile that "
-            "defines the rule",
+            f"'{path}' cannot be read ({exc}); a path is relative to the Snakefile that "
+            "defines the rule, a wrapper's environment.yaml lies next to its wrapper.py",
         ) from exc
 
 

@@ -20,6 +20,7 @@ from ..errors import RuleError
 from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
+from .wrapper import wrapper_script, wrapper_script_path
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
@@ -53,7 +54,7 @@ def rule_kind(rule) -> str:
     """``run``, ``shell`` or ``script``; any other kind is a RuleError."""
     if rule.shellcmd is not None:
         return "shell"
-    if rule.script is not None:
+    if rule.script is not None or rule.wrapper is not None:  # a wrapper is a script
         return "script"
     if rule.is_run:
         return "run"
@@ -66,7 +67,7 @@ def rule_kind(rule) -> str:
 
 def check_supported(rule) -> None:
     """Raise a RuleError, with the way out, for rules knot cannot run in its containers."""
-    for attribute in ("wrapper", "notebook", "cwl", "template_engine"):
+    for attribute in ("notebook", "cwl", "template_engine"):
         if getattr(rule, attribute, None) is not None:
             raise RuleError(
                 f"Rule '{rule.name}' uses '{attribute}:', which knot does not support. "
@@ -103,6 +104,10 @@ def rule_source(workflow: Workflow, rule, public: frozenset[str] = frozenset()) 
     check_supported(rule)
     kind = rule_kind(rule)
     common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
+    if rule.wrapper is not None:
+        path = wrapper_script_path(rule)
+        files = {script_image_path(path): wrapper_script(workflow, rule)}
+        return RuleSource(**common, files=files, script_path=path)
     if kind == "script":
         path = str(rule.script)
         files = _script_files(workflow, rule, path)

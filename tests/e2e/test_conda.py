@@ -1,4 +1,4 @@
-"""End to end: conda: environments on the emulator, in both I/O modes. The channel is
+"""End to end: conda: environments and a wrapper on the emulator, in both I/O modes. The channel is
 made here (tests/condachannel.py); py-rattler solves and installs from it, unmocked.
 There is no conda on this machine, so --executor local cannot run the conda rules: their
 outputs are checked against known bytes. Without the flag, conda: is ignored with one
@@ -33,6 +33,8 @@ EXPECTED = {
     "greet/alice.txt": b"hello from conda: greetings, alice\nactivated\n",
     "greet/bob.txt": b"hello from conda: greetings, bob\nactivated\n",
     "count/alice.txt": b"hello from conda: counted 2 lines\n",
+    "wrapped/carol.txt": b"hello from conda: greetings, dear carol\nthreads=2\n",
+    "logs/wrapped/carol.log": b"",
     "which.txt": b"conda\n",
     "plain.txt": b"None\n",  # a run: block keeps knot's Python, outside the environment
 }
@@ -56,7 +58,8 @@ def test_conda_shell_and_script_rules_run_in_their_environment(
     workdir, before = _workflow(tmp_path, channel, "knot")
     prefix = f"conda-{os.getpid()}"
     extra = () if mode == "files" else storage_args(emulator_env, BUCKET, prefix)
-    done = snakemake(workdir, *KNOT, *CONDA, *extra)
+    wrappers = ("--wrapper-prefix", f"{(workdir / 'wrappers').as_uri()}/")
+    done = snakemake(workdir, *KNOT, *CONDA, *wrappers, *extra)
     assert done.returncode == 0, done.stdout[-6000:]
     assert "ignoring 'conda:'" not in done.stdout
     expected = {path: hashlib.sha256(data).hexdigest() for path, data in EXPECTED.items()}

@@ -348,7 +348,6 @@ def test_run_argument_knot_does_not_provide(bad_workflow):
 @pytest.mark.parametrize(
     "rule, says",
     [
-        ("wrapper_rule", "'wrapper:'"),
         ("notebook_rule", "'notebook:'"),
         ("cwl_rule", "'cwl:'"),
         ("template_rule", "'template_engine:'"),
