@@ -19,7 +19,7 @@ from .runner import Bench, run
 from .server import CountingMotoServer
 from .workflows import fanout, pipeline
 
-PARTS = ("calls", "staging", "scale", "images", "latency")
+PARTS = ("calls", "staging", "scale", "images", "latency", "conda")
 
 
 def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
@@ -60,6 +60,10 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
         from .images import image_rows
 
         rows += _done(image_rows())
+    if "conda" in parts and config.images:
+        from .conda import conda_rows
+
+        rows += _done(conda_rows())
     if "latency" in parts and config.latency:
         from .latency import latency_rows
 

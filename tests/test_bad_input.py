@@ -60,9 +60,10 @@ CASES = {
         "    shell: 'cat {input} > {output}'\n",
         ["rule 'produce' writes pipe() output stream.txt", "one at a time"],
     ),
-    "wrapper_rule": (
+    # No wrapper prefix is reachable here: the default (GitHub) is not.
+    "wrapper_not_fetched": (
         "rule make:\n    output: 'out.txt'\n    wrapper: 'v1.0.0/bio/samtools/sort'\n",
-        ["'make'", "localrules"],
+        ["Rule 'make'", "cannot fetch its wrapper 'v1.0.0/bio/samtools/sort'", "--wrapper-prefix"],
     ),
     "r_script": (
         "rule make:\n    output: 'out.txt'\n    script: 'make.R'\n",
@@ -263,3 +264,45 @@ def test_bad_path_fails_before_anything_is_created(case, tmp_path, moto_endpoint
     assert {b["Name"] for b in _buckets(moto_endpoint)} == before
     # Nothing was written next to the working directory either.
     assert {p.name for p in tmp_path.iterdir()} - {"secret.txt"} == {"work"}
+
+
+CONDA_RULE = (
+    "rule make:\n    output: 'out.txt'\n    conda: {env}\n    shell: 'echo x > {{output}}'\n"
+)
+CONDA_CASES = {
+    "not_yaml": ("'envs/bad.yaml'", "channels: [a\n", ["not valid YAML", "envs/bad.yaml"]),
+    "no_such_package": (
+        "'envs/bad.yaml'",
+        "channels: ['@CHANNEL@']\ndependencies: [no-such-package]\n",
+        ["cannot solve the conda environment 'envs/bad.yaml'", "no-such-package"],
+    ),
+    "unsatisfiable": (
+        "'envs/bad.yaml'",
+        "channels: ['@CHANNEL@']\ndependencies: ['knot-greet >=9']\n",
+        ["cannot solve", "Check the package names and versions"],
+    ),
+    "function": ("lambda wildcards: 'envs/bad.yaml'", "", ["is given as a function"]),
+    "named": ("'myenv'", "", ["names an environment on this machine", "conda env export"]),
+}
+
+
+@pytest.fixture(scope="module")
+def test_channel(tmp_path_factory) -> str:
+    from tests.condachannel import make_channel
+
+    return make_channel(tmp_path_factory.mktemp("channel"))
+
+
+@pytest.mark.parametrize("case", sorted(CONDA_CASES))
+def test_bad_conda_environment_fails_before_anything_is_created(
+    case, tmp_path, moto_endpoint, test_channel
+):
+    env, text, expected = CONDA_CASES[case]
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "bad.yaml").write_text(text.replace("@CHANNEL@", test_channel))
+    args = ("--software-deployment-method", "conda")
+    result = _run(tmp_path, moto_endpoint, CONDA_RULE.format(env=env), args=args)
+    assert result.returncode != 0
+    for text in [*expected, "Rule 'make'"]:
+        assert text in result.stdout, result.stdout[-3000:]
+    assert _stacks(moto_endpoint) == []

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 DEFERRED = {
     (f"{PACKAGE}.run.prepare", f"{PACKAGE}.image.builder"),  # the docker SDK
     (f"{PACKAGE}.image.requirements", "pipreqs"),
+    (f"{PACKAGE}.image.conda", "rattler"),  # native code, loaded only for a conda: rule
     (f"{PACKAGE}.lock.load", f"{PACKAGE}.image.builder"),  # the docker SDK
     (f"{PACKAGE}.lock.load", "snakemake.api"),  # only 'knot lock' loads a workflow
     (f"{PACKAGE}.lock.load", "snakemake.settings.types"),

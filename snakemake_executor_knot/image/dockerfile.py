@@ -23,8 +23,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..runtime.contract import KNOT_ROOT, KNOT_UID, LIB, RUNTIME_COMMAND, RUNTIME_PACKAGE, VENV
+from ..runtime.contract import (
+    CONDA_PREFIX_ENV,
+    KNOT_ROOT,
+    KNOT_UID,
+    LIB,
+    RUNTIME_COMMAND,
+    RUNTIME_PACKAGE,
+    VENV,
+)
+from . import conda as condaenv
 from .apt import apt_block
+from .conda import CondaLayer
 from .container import copy_interpreter, interpreter_stage
 
 log = logging.getLogger("knot.image")
@@ -37,6 +47,7 @@ PIP_INDEX_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 RUNTIME_DIR = Path(__file__).parent.parent / "runtime"
 WORKDIR = "/work"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONDA_CONTEXT = "conda"  # the build context's folder holding the installed environment
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class ImageSpec:
     # installed with --no-deps so nothing outside the lock enters the venv.
     locked: bool = False
     require_hashes: bool = False  # every line carries --hash (pip's mode is all or nothing)
+    conda: CondaLayer | None = None  # the rule's solved conda: environment
 
     def __post_init__(self) -> None:
         files = self.files.items() if isinstance(self.files, Mapping) else self.files
@@ -117,16 +129,28 @@ def requirements_txt(requirements: Iterable[str]) -> bytes:
 
 def render_dockerfile(spec: ImageSpec, boto3_version: str | None = None) -> str:
     venv = _venv_block(None if spec.locked else boto3_version or host_boto3_version())
-    venv_steps = "\n\n".join(block for block in (venv, _requirements_block(spec)) if block)
+    requirements = _requirements_block(spec)
+    # The conda environment is its own layer, before the rule's pins and code, so that
+    # editing those leaves it cached.
+    conda = condaenv.dockerfile_block(spec.conda, CONDA_CONTEXT) if spec.conda else ""
     if spec.from_container and spec.interpreter_image:
+        venv_steps = "\n\n".join(block for block in (venv, requirements) if block)
         head = [
             interpreter_stage(spec.interpreter_image, venv_steps),
             f"FROM {spec.base_image}",
             _system_block(check_python=False),
             copy_interpreter(),
+            conda,
         ]
     else:
-        head = [f"FROM {spec.base_image}", _system_block(), apt_block(spec.apt), venv_steps]
+        head = [
+            f"FROM {spec.base_image}",
+            _system_block(),
+            apt_block(spec.apt),
+            venv,
+            conda,
+            requirements,
+        ]
     blocks = [
         *head,
         f"COPY runtime/ {LIB}/{RUNTIME_PACKAGE}/",
@@ -193,9 +217,11 @@ def _final_block(spec: ImageSpec) -> str:
     # bundled python last (a container without one still has `python`); otherwise the
     # venv comes first, so shell() commands calling `python` see the requirements.
     # ${PATH:-...}: an imported image may set no PATH, and docker's default then applies.
+    # A conda environment goes before both when the runtime activates it (runtime/conda.py).
     path = f" PATH={VENV}/bin:$PATH"
     if spec.from_container:
         path = f" PATH=${{PATH:-{DEFAULT_PATH}}}:{VENV}/bin" if spec.interpreter_image else ""
+    path += f" {CONDA_PREFIX_ENV}={spec.conda.prefix}" if spec.conda else ""
     return f"""ENV PYTHONPATH={LIB} PYTHONUNBUFFERED=1{path}
 WORKDIR /work
 USER knot
@@ -243,10 +269,12 @@ def build_context(spec: ImageSpec, boto3_version: str | None = None) -> bytes:
         members[f"rule/{posixpath.relpath(path, KNOT_ROOT)}"] = data
     for path, data in spec.workdir_files:
         members[f"workdir/{path}"] = data
-    return _tar(members)
+    if spec.conda and spec.conda.pip:
+        members[f"{CONDA_CONTEXT}.pip.txt"] = condaenv.pip_requirements(spec.conda)
+    return _tar(members, spec.conda)
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
+def _tar(members: dict[str, bytes], layer: CondaLayer | None = None) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         # runtime/ always exists so `COPY runtime/` works before the runtime package does.
@@ -254,6 +282,8 @@ def _tar(members: dict[str, bytes]) -> bytes:
             tar.addfile(_info(directory, tarfile.DIRTYPE, 0o755, 0))
         for name, data in sorted(members.items()):
             tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+        if layer:  # installed on the host, once per environment (image/conda.py)
+            condaenv.add_tree(tar, layer, CONDA_CONTEXT)
     return buffer.getvalue()
 
 

@@ -48,6 +48,14 @@ def group_image(name: str, groupid: str, parts: list[Member]) -> ImageSpec:
     )
     _same(groupid, rules, specs, "platform", "platform", "use one platform")
     _same(groupid, rules, specs, "apt", "knot_apt list", "give them one knot_apt (or none)")
+    _same(
+        groupid,
+        rules,
+        specs,
+        "conda",
+        "conda environment",
+        "give every rule of the group the same conda: file (or none)",
+    )
     _same(groupid, rules, specs, "locked", "knot.lock coverage", "run 'knot lock' again")
     requirements = _merged_requirements(groupid, rules, specs)
     files = {_relocated(spec.rule, path): data for spec in specs for path, data in spec.files}

@@ -19,6 +19,7 @@ from snakemake.io import is_flagged
 from snakemake.shell import shell as SnakemakeShell
 
 from ..errors import aws_error
+from ..rules.wrapper import wrapper_script_path
 from ..runtime.contract import MANIFEST_IF_PRESENT, RULE_DIR, SPEC_VERSION
 from ..runtime.integrity import merkle_tree
 from .preamble import script_section
@@ -67,7 +68,10 @@ def build_spec(
     if wrap:
         spec["shell_wrap"] = wrap
     if kind == "script":
-        spec["script"] = script_section(job, spec_path, rule_dir)
+        if getattr(rule, "wrapper", None) is not None:  # a wrapper's script is Python
+            spec["script"] = {"path": wrapper_script_path(rule)}
+        else:
+            spec["script"] = script_section(job, spec_path, rule_dir)
     return spec
 
 

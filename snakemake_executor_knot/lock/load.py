@@ -16,6 +16,7 @@ from ..compute.platform import platform_for
 from ..config.settings import KnotConfig, resolve_base_image
 from ..errors import ConfigError, DockerError, RuleError
 from ..image.apt import parse_simulation, simulate_command
+from .conda import conda_lock_path, lock_environments, write_conda_lock
 from .format import Lock, write_lock
 from .workflow import HashCache, build_lock, lock_path, locked_rules, static_packages, static_values
 
@@ -31,6 +32,9 @@ def write_workflow_lock(snakefile: Path, config: KnotConfig) -> tuple[Path, Lock
     lock = build_lock(bases, platform=platform, base_image=base, hashes=HashCache(), apt=resolver)
     path = lock_path(workflow)
     write_lock(path, lock)
+    environments = lock_environments(workflow, platform)
+    if environments:  # conda: environments, pinned in their own file
+        write_conda_lock(conda_lock_path(workflow), platform, environments)
     return path, lock
 
 

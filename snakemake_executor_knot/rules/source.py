@@ -21,6 +21,7 @@ from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from .languages import script_language
 from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
+from .wrapper import wrapper_script, wrapper_script_path
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
@@ -53,8 +54,8 @@ def rule_kind(rule) -> str:
     """``run``, ``shell`` or ``script``; any other kind is a RuleError."""
     if rule.shellcmd is not None:
         return "shell"
-    if rule.script is not None or rule.notebook is not None:  # a notebook runs as a script
-        return "script"
+    if rule.script is not None or rule.notebook is not None or rule.wrapper is not None:
+        return "script"  # a notebook and a wrapper run as scripts
     if rule.is_run:
         return "run"
     check_supported(rule)
@@ -74,21 +75,12 @@ def check_supported(rule) -> None:
             "Snakemake renders a template on this machine, and knot does not render it in "
             "a group's container. Take the rule out of the group."
         )
-    for attribute in ("wrapper", "cwl"):
-        if getattr(rule, attribute, None) is not None:
-            raise RuleError(
-                f"Rule '{rule.name}' uses '{attribute}:', which knot does not support. "
-                f"{_way_out(rule.name)}."
-            )
+    if getattr(rule, "cwl", None) is not None:  # knot's images hold no CWL runner
+        raise RuleError(
+            f"Rule '{rule.name}' uses 'cwl:', which knot does not support. {_way_out(rule.name)}."
+        )
     if rule.script is not None:
         _check_script(rule.name, str(rule.script))
-    if rule.conda_env is not None:
-        raise RuleError(
-            f"Rule '{rule.name}' uses 'conda:', which knot does not support: it builds the "
-            "image from the packages installed on this machine. Install them here (knot pins "
-            "their versions) and drop 'conda:', or give the rule a 'container:' image that "
-            f"holds them. Or: {_way_out(rule.name)[0].lower()}{_way_out(rule.name)[1:]}."
-        )
 
 
 def _way_out(rule: str) -> str:
@@ -111,6 +103,10 @@ def rule_source(workflow: Workflow, rule, public: frozenset[str] = frozenset()) 
     check_supported(rule)
     kind = rule_kind(rule)
     common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
+    if rule.wrapper is not None:
+        path = wrapper_script_path(rule)
+        files = {script_image_path(path): wrapper_script(workflow, rule)}
+        return RuleSource(**common, files=files, script_path=path)
     if kind == "script":
         path = str(rule.script or rule.notebook)
         files = _script_files(workflow, rule, path)

@@ -12,7 +12,7 @@ import logging
 import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from snakemake.common.tbdstring import TBDString
@@ -22,12 +22,14 @@ from ..compute.resources import job_batch_resources
 from ..config.settings import KnotConfig, resolve_base_image
 from ..image.apt import check_no_container, parse_apt
 from ..image.base import BaseImage
+from ..image.conda import CondaLayer, read_conda_file
 from ..image.container import check_group_containers, job_container, per_job_container
 from ..image.dockerfile import ImageSpec
 from ..image.group import Member, group_image
 from ..image.requirements import find_requirements, parse_packages
 from ..jobs.group import check_sequential, is_group, jobs_of, member_rules, plan_name
 from ..jobs.spec import value_modules
+from ..lock.conda import conda_lock_path, file_hash, locked_layer
 from ..lock.drift import follow_lock
 from ..lock.format import Lock
 from ..lock.workflow import (
@@ -38,6 +40,7 @@ from ..lock.workflow import (
     static_packages,
     static_values,
 )
+from ..rules.conda import conda_enabled, conda_file
 from ..rules.languages import check_notebook, check_script_image
 from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
 from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
@@ -168,7 +171,32 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
         check_script_image(rule.name, source.script_path, image)
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
-    return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))
+    image = image_spec(source, job, target, workflow.config)
+    layer = conda_layer(workflow, rule, target, locked=config.locked)
+    return RulePlan(source=source, image=replace(image, conda=layer) if layer else image)
+
+
+def conda_layer(
+    workflow: Workflow, rule, target: BuildTarget, *, locked: bool = False
+) -> CondaLayer | None:
+    """The rule's conda environment for the target platform, from knot.conda.lock or
+    solved, when the run uses conda (``--software-deployment-method conda``) and the rule
+    names one."""
+    if not conda_enabled(workflow):
+        return None
+    found = conda_file(workflow, rule)
+    if found is None:
+        return None
+    env = read_conda_file(rule.name, *found)
+    # Rules naming one file share one solve (and so one layer).
+    key = (env.path, file_hash(found[1]), target.platform, locked)
+    if key not in _LAYERS:
+        path = conda_lock_path(workflow)
+        _LAYERS[key] = locked_layer(path, env, found[1], target.platform, locked=locked)
+    return _LAYERS[key]
+
+
+_LAYERS: dict[tuple, CondaLayer] = {}
 
 
 def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) -> ImageSpec:

@@ -22,10 +22,12 @@ from ..config.settings import KnotConfig
 from ..config.workflow import storage_bucket, workflow_envvars
 from ..errors import KnotError
 from ..image.base import BaseImage
+from ..image.conda import conda_home
 from ..image.sources import job_paths, workflow_files
 from ..jobs.group import is_group, jobs_of, plan_name
 from ..jobs.paths import check_job_paths
 from ..jobs.staging import LocalStaging, ensure_bucket
+from ..rules.conda import conda_enabled, ignored_notice, spare_host_conda
 from .adoption import Adopter
 from .plans import (
     RulePlan,
@@ -86,6 +88,7 @@ class Preparation:
         self.image_counts = {"built": 0, "pushed": 0, "skipped": 0}
         self._docker_client: Any = None
         self._workdir_files: tuple | None = None
+        self._conda_noticed: set[str] = set()
 
     @property
     def opened(self) -> Services:
@@ -102,6 +105,7 @@ class Preparation:
         if not rules:
             return
         workflow = next(iter(rules.values())).rule.workflow
+        self._notice_ignored_conda(workflow, [job.rule for job in rules.values()])
         with self.run_log.step("rule plans"):
             sources = self._sources(workflow, jobs)
             target = build_target(workflow, rules, self.knot, self._base_reference, sources)
@@ -125,6 +129,18 @@ class Preparation:
             excluded = job_paths([*jobs, *(dag.jobs if dag is not None else ())])
             self._workdir_files = workflow_files(snakefile_dir, Path.cwd(), excluded)
         return self._workdir_files
+
+    def _notice_ignored_conda(self, workflow: Workflow, rules: list) -> None:
+        """One notice for the rules whose conda: this run ignores (without the flag); with
+        it, local jobs need no conda on the host (rules/conda.py, spare_host_conda)."""
+        if conda_enabled(workflow):
+            spare_host_conda(workflow, conda_home())
+            return
+        fresh = [rule for rule in rules if rule.name not in self._conda_noticed]
+        notice = ignored_notice(fresh)
+        if notice:
+            self._conda_noticed.update(rule.name for rule in fresh)
+            self.say(notice)
 
     def prepare_new(self, jobs: Sequence[AnyJob]) -> None:
         """Rules first seen after start (e.g. behind a checkpoint) are prepared on arrival."""

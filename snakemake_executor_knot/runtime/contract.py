@@ -38,6 +38,11 @@ SYS_PATH_FILE = ".knot-sys-path"
 # A group's image holds each member rule's files as a single rule's image would, but under
 # MEMBERS_DIR/<rule>/ (its rule module in .../lib, its files in .../rule).
 MEMBERS_DIR = f"{KNOT_ROOT}/members"
+# A rule's conda environment (conda: with --software-deployment-method conda) lies at
+# CONDA_ROOT/<key>; the image names it in CONDA_PREFIX_ENV, and shell and script rules run
+# inside it, as Snakemake activates it. Run blocks keep knot's Python.
+CONDA_ROOT = f"{KNOT_ROOT}/conda"
+CONDA_PREFIX_ENV = "KNOT_CONDA_PREFIX"
 MEMBERS_DIR_ENV = "KNOT_MEMBERS_DIR"  # overrides MEMBERS_DIR, for running outside an image
 GROUP_KIND = "group"  # the spec kind of a group job (its members are run, shell or script)
 RULE_DIR_ENV = "KNOT_RULE_DIR"  # overrides RULE_DIR, for running the runtime outside an image

@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from types import ModuleType
 from typing import Any
 
-from . import envvars
+from . import conda, envvars
 from .contract import RULE_DIR, RULE_DIR_ENV, RULE_MODULE, RUN_FUNCTION, SYS_PATH_FILE
 from .namespace import Namespace
 from .preamble import run_foreign_script
@@ -76,6 +76,14 @@ def apply_shell_wrap(wrap: Mapping[str, Any]) -> None:
         shell._suffix = wrap["suffix"]
 
 
+def activate_conda(env: MutableMapping[str, str]) -> None:
+    """Run the rule's commands inside the image's conda environment, if it has one."""
+    prefix = conda.conda_prefix(env)
+    if prefix:
+        conda.activate(env, prefix)
+        shell._activation = conda.activation_scripts(prefix)
+
+
 def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> None:
     kind = spec["kind"]
     # Before the rule module is imported or a script runs, as Snakemake does on the host.
@@ -83,6 +91,8 @@ def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> 
     # The workflow's envvars: in os.environ, so run blocks, scripts and shell() see them.
     envvars.apply(spec)
     apply_shell_wrap(spec.get("shell_wrap") or {})
+    if kind != "run":  # run blocks keep knot's Python, as Snakemake keeps its own
+        activate_conda(os.environ)
     if kind == "run":
         run_block(ns)
     elif kind == "shell":

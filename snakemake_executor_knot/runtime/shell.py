@@ -125,6 +125,7 @@ class shell:  # lower case: the name a Snakefile uses
     _executable: str | None = default_executable()
     _prefix: str | None = None
     _suffix: str = ""
+    _activation: str = ""  # a conda environment's activation scripts (runtime/conda.py)
 
     def __new__(cls, cmd: str, /, *args: Any, iterable: bool = False, read: bool = False, **kwargs):
         kwargs.pop("bench_record", None)  # Snakemake's own argument; the runtime times the job
@@ -165,7 +166,7 @@ class shell:  # lower case: the name a Snakefile uses
         prefix = cls._prefix
         if prefix is None:
             prefix = "set -euo pipefail; " if name == "bash" else ""
-        return " ".join((prefix, command, cls._suffix)).strip()
+        return " ".join((cls._activation + prefix, command, cls._suffix)).strip()
 
 
 @contextlib.contextmanager

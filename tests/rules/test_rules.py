@@ -348,9 +348,7 @@ def test_run_argument_knot_does_not_provide(bad_workflow):
 @pytest.mark.parametrize(
     "rule, says",
     [
-        ("wrapper_rule", "'wrapper:'"),
         ("cwl_rule", "'cwl:'"),
-        ("conda_rule", "'conda:'"),
     ],
 )
 def test_unsupported_rules(unsupported_workflow, rule, says):
