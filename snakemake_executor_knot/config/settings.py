@@ -184,6 +184,8 @@ class KnotConfig:
     cfn_role: str | None = None
     # The named classes besides ``default``, which the stack-wide fields above describe.
     classes: tuple[ComputeClass, ...] = ()
+    # The default class's input cache (``cache=`` of a ``default`` entry), in GiB.
+    cache_gb: int = 0
 
     @property
     def default_class(self) -> ComputeClass:
@@ -194,6 +196,7 @@ class KnotConfig:
             self.root_volume_gb,
             self.max_vcpus,
             self.min_vcpus,
+            self.cache_gb,
         )
 
     @property
@@ -258,6 +261,7 @@ def with_classes(config: KnotConfig, text: str | None) -> KnotConfig:
         spot=default.spot,
         root_volume_gb=default.root_volume_gb,
         max_vcpus=default.max_vcpus,
+        cache_gb=default.cache_gb,
         classes=tuple(c for c in classes if c.name != DEFAULT_CLASS),
     )
 

@@ -189,6 +189,7 @@ class Submissions:
             array_size=len(jobs) if array else None,
             tags=self._tags(tag),
             rule=plan.name,
+            cache_bytes=self._cache_bytes(resources.compute_class),
         )
         batch_id = services.submitter.submit(request)
         externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
@@ -201,6 +202,10 @@ class Submissions:
             self.run_log.submitted(job_key(job), externals[index], resources, where)
             done.append(SubmittedJobInfo(job, external_jobid=externals[index], aux={"spec": spec}))
         return done
+
+    def _cache_bytes(self, name: str) -> int:
+        klass = self.prep.knot.compute_class(name)
+        return klass.cache_bytes if klass is not None else 0
 
     def _tags(self, submission: str) -> dict[str, str]:
         """The stack's tag lets a runner terminate only its stack's jobs (policy.py); the
