@@ -19,7 +19,7 @@ from .runner import Bench, run
 from .server import CountingMotoServer
 from .workflows import fanout, pipeline
 
-PARTS = ("calls", "staging", "scale", "images", "latency")
+PARTS = ("calls", "staging", "scale", "cache", "images", "latency")
 
 
 def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
@@ -56,6 +56,10 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
             from .scale import scale_rows
 
             rows += _done(scale_rows(bench, config))
+        if "cache" in parts:
+            from .cache import cache_rows
+
+            rows += _done(cache_rows(bench, config))
     if "images" in parts and config.images:
         from .images import image_rows
 

@@ -17,6 +17,8 @@ class Config:
     staging_files: int
     images: bool  # Docker builds (incremental build, image sizes)
     latency: bool  # real containers on the emulator, knot against the aws-batch plugin
+    cache_jobs: int = 50  # jobs on one instance reading one input (the input cache)
+    cache_bytes: int = 1024 * MIB
 
 
 FULL = Config(
@@ -39,4 +41,6 @@ SMALL = Config(
     staging_files=100,
     images=False,
     latency=False,
+    cache_jobs=6,
+    cache_bytes=16 * MIB,
 )
