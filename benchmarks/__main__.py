@@ -19,7 +19,7 @@ from .runner import Bench, run
 from .server import CountingMotoServer
 from .workflows import fanout, pipeline
 
-PARTS = ("calls", "staging", "scale", "cache", "images", "latency")
+PARTS = ("calls", "staging", "scale", "cache", "images", "latency", "pywren")
 
 
 def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
@@ -68,6 +68,10 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
         from .latency import latency_rows
 
         rows += _done(latency_rows())
+    if "pywren" in parts and config.pywren:
+        from .pywren import pywren_rows
+
+        rows += _done(pywren_rows(config))
     return rows
 
 

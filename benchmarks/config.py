@@ -19,6 +19,9 @@ class Config:
     latency: bool  # real containers on the emulator, knot against the aws-batch plugin
     cache_jobs: int = 50  # jobs on one instance reading one input (the input cache)
     cache_bytes: int = 1024 * MIB
+    pywren: bool = False  # a job past 300 s and one with an input past 1.5 GB (emulator)
+    pywren_long_s: int = 310
+    pywren_bytes: int = 1600 * MIB
 
 
 FULL = Config(
@@ -30,6 +33,7 @@ FULL = Config(
     staging_files=1000,
     images=True,
     latency=True,
+    pywren=True,
 )
 
 SMALL = Config(
