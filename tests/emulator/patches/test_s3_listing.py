@@ -101,6 +101,7 @@ def test_delete_marker_hides_key_and_index_follows_changes(s3):
 
 
 def test_index_rebuilds_after_a_change_past_the_hooks():
+    s3_patches.patch_sorted_listing()
     store = s3_patches._VersionedKeyStore()
     store["b"] = 1
     store["a"] = 2
@@ -117,3 +118,20 @@ def test_the_patch_is_applied_once():
     listing = S3Backend.list_objects
     s3_patches.patch_sorted_listing()
     assert S3Backend.list_objects is listing
+
+
+def test_a_prefix_listing_never_scans_the_bucket(s3, monkeypatch):
+    def scan(self):
+        raise AssertionError("the listing scanned every key of the bucket")
+
+    monkeypatch.setattr(s3_patches._VersionedKeyStore, "items", scan)
+    visited = []
+    names_under = s3_patches.names_under
+    monkeypatch.setattr(
+        s3_patches,
+        "names_under",
+        lambda store, prefix: visited.extend(names_under(store, prefix)) or visited,
+    )
+    listed = _pages(s3, True, Prefix="a/b/")
+    assert [o["Key"] for o in listed[0]["Contents"]] == ["a/b/c", "a/b/c/d.txt", "a/b/c2"]
+    assert visited == ["a/b/c", "a/b/c/d.txt", "a/b/c2"]  # only the keys under the prefix
