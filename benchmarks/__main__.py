@@ -19,7 +19,7 @@ from .runner import Bench, run
 from .server import CountingMotoServer
 from .workflows import fanout, pipeline
 
-PARTS = ("calls", "staging", "scale", "cache", "images", "latency", "pywren")
+PARTS = ("calls", "staging", "scale", "listing", "cache", "images", "latency", "pywren")
 
 
 def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
@@ -60,6 +60,10 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
             from .cache import cache_rows
 
             rows += _done(cache_rows(bench, config))
+    if "listing" in parts:
+        from .listing import listing_rows
+
+        rows += _done(listing_rows())
     if "images" in parts and config.images:
         from .images import image_rows
 
