@@ -242,8 +242,8 @@ class InputCache:
     def _entries(self) -> list[tuple[Path, float, int]]:
         found = []
         for folder in (self.root / "entries").iterdir():
-            for data in folder.iterdir():
-                with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError):  # dropped by another job meanwhile
+                for data in folder.iterdir():
                     stat = data.stat()
                     found.append((folder, stat.st_mtime, stat.st_size))
         return found
