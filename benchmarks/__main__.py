@@ -19,7 +19,17 @@ from .runner import Bench, run
 from .server import CountingMotoServer
 from .workflows import fanout, pipeline
 
-PARTS = ("calls", "staging", "scale", "images", "latency", "conda")
+PARTS = (
+    "calls",
+    "staging",
+    "scale",
+    "listing",
+    "cache",
+    "images",
+    "latency",
+    "pywren",
+    "conda",
+)
 
 
 def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
@@ -56,6 +66,14 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
             from .scale import scale_rows
 
             rows += _done(scale_rows(bench, config))
+        if "cache" in parts:
+            from .cache import cache_rows
+
+            rows += _done(cache_rows(bench, config))
+    if "listing" in parts:
+        from .listing import listing_rows
+
+        rows += _done(listing_rows())
     if "images" in parts and config.images:
         from .images import image_rows
 
@@ -68,6 +86,10 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
         from .latency import latency_rows
 
         rows += _done(latency_rows())
+    if "pywren" in parts and config.pywren:
+        from .pywren import pywren_rows
+
+        rows += _done(pywren_rows(config))
     return rows
 
 

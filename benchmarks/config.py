@@ -17,6 +17,11 @@ class Config:
     staging_files: int
     images: bool  # Docker builds (incremental build, image sizes)
     latency: bool  # real containers on the emulator, knot against the aws-batch plugin
+    cache_jobs: int = 50  # jobs on one instance reading one input (the input cache)
+    cache_bytes: int = 1024 * MIB
+    pywren: bool = False  # a job past 300 s and one with an input past 1.5 GB (emulator)
+    pywren_long_s: int = 310
+    pywren_bytes: int = 1600 * MIB
 
 
 FULL = Config(
@@ -28,6 +33,7 @@ FULL = Config(
     staging_files=1000,
     images=True,
     latency=True,
+    pywren=True,
 )
 
 SMALL = Config(
@@ -39,4 +45,6 @@ SMALL = Config(
     staging_files=100,
     images=False,
     latency=False,
+    cache_jobs=6,
+    cache_bytes=16 * MIB,
 )

@@ -11,12 +11,15 @@ from ..compute.platform import platform_for
 from ..config.settings import KnotConfig
 from ..errors import aws_error
 from ..names import short_hash
+from ..runtime.cache import HOST_PATH as CACHE_HOST_PATH
+from ..runtime.cache import MOUNT_POINT as CACHE_MOUNT_POINT
 from ..runtime.contract import RUNTIME_COMMAND
 from .policy import JOB_USER
 from .stack import Infra
 from .tags import PLATFORM_TAG, STACK_TAG
 
 LOG_STREAM_PREFIX = "knot"
+CACHE_VOLUME = "knot-cache"
 # Defaults only: every SubmitJob overrides them with the rule's own resources.
 DEFAULT_VCPUS = 1
 DEFAULT_MEMORY_MIB = 2048
@@ -58,6 +61,12 @@ def _container_properties(image_uri: str, infra: Infra) -> dict:
         # nothing else (batch:User, batch:Privileged; see policy.py).
         "user": JOB_USER,
         "privileged": False,
+        # The instance's input cache (runtime/cache.py): a folder the launch template
+        # makes on the host; a job uses it only when its class sets a cap (SubmitJob).
+        "volumes": [{"name": CACHE_VOLUME, "host": {"sourcePath": CACHE_HOST_PATH}}],
+        "mountPoints": [
+            {"sourceVolume": CACHE_VOLUME, "containerPath": CACHE_MOUNT_POINT, "readOnly": False}
+        ],
     }
 
 

@@ -12,6 +12,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..compute.resources import BatchResources
 from ..errors import AwsError, RuleError, aws_error, error_code
+from ..runtime.cache import BYTES_ENV as CACHE_BYTES_ENV
+from ..runtime.cache import DIR_ENV as CACHE_DIR_ENV
+from ..runtime.cache import MOUNT_POINT as CACHE_MOUNT_POINT
 from ..runtime.contract import SPEC_DIGEST_ENV, SPEC_RECORD_ENV, SPEC_URI_ENV
 from .tags import RULE_TAG
 
@@ -28,6 +31,17 @@ def _requirements(resources: BatchResources) -> list[dict]:
     if resources.gpus > 0:
         reqs.append({"type": "GPU", "value": str(resources.gpus)})
     return reqs
+
+
+def _cache_environment(cache_bytes: int) -> list[dict]:
+    """Where the instance's input cache is mounted and the class's cap (runtime/cache.py);
+    nothing when the class has no cache."""
+    if cache_bytes <= 0:
+        return []
+    return [
+        {"name": CACHE_DIR_ENV, "value": CACHE_MOUNT_POINT},
+        {"name": CACHE_BYTES_ENV, "value": str(cache_bytes)},
+    ]
 
 
 def _check_array_size(array_size: int | None) -> None:
@@ -47,6 +61,7 @@ def build_submit_request(
     array_size: int | None = None,
     tags: Mapping[str, str] = {},
     rule: str,
+    cache_bytes: int = 0,
 ) -> dict:
     """SubmitJob kwargs. The job specs live in S3 as records of ``spec_record_bytes``
     each (see jobspec.spec_records); only where to find them goes here."""
@@ -57,6 +72,7 @@ def build_submit_request(
             {"name": SPEC_URI_ENV, "value": spec_uri},
             {"name": SPEC_RECORD_ENV, "value": str(spec_record_bytes)},
             {"name": SPEC_DIGEST_ENV, "value": spec_digest},
+            *_cache_environment(cache_bytes),
         ],
     }
     if len(json.dumps(overrides)) >= MAX_OVERRIDES_CHARS:

@@ -1,9 +1,11 @@
 """Compute classes: named sets of instances a rule may ask for (pure).
 
 ``--knot-compute-classes`` lists them, separated by ``;``, each as
-``name=types[:VOLUME][:spot|:ondemand][:maxvcpus=N]``: ``types`` are comma-separated
-instance types or families, ``VOLUME`` the root volume (``500GB``; GiB, as EBS counts),
-and an option left out takes the stack-wide flag's value. The class ``default`` always
+``name=types[:VOLUME][:spot|:ondemand][:maxvcpus=N][:cache=SIZE]``: ``types`` are
+comma-separated instance types or families, ``VOLUME`` the root volume (``500GB``; GiB, as
+EBS counts), ``cache`` the cap of the instance's input cache on that volume (``200GB``;
+none when left out, see runtime/cache.py), and an option left out takes the stack-wide
+flag's value. The class ``default`` always
 exists: it is built from the stack-wide flags, and defining it here only overrides them.
 
 A class holds either GPU instance types or none: Batch places a job on any type of its
@@ -29,11 +31,15 @@ _NAME = re.compile(r"[a-z][a-z0-9]{0,23}")
 _TYPE = re.compile(r"[a-z0-9][a-z0-9.-]{0,39}")
 _VOLUME = re.compile(r"(\d+)\s*(gb|gib|g)", re.IGNORECASE)
 _MAX_VCPUS = re.compile(r"maxvcpus=(\d+)", re.IGNORECASE)
+_CACHE = re.compile(r"cache=(\d+)\s*(gb|gib|g)", re.IGNORECASE)
+# What the input cache leaves of the root volume: the images, the ECS agent and the jobs'
+# working directories live there too.
+MIN_JOB_SPACE_GB = MIN_ROOT_VOLUME_GB
 # Each class adds about 3 KB to the template, and CreateStack takes at most 51,200 bytes.
 MAX_CLASSES = 10
 FLAG = "--knot-compute-classes"
 EXAMPLE = "default=optimal; gpu=g5,g4dn:ondemand; bigdisk=m6i:500GB:maxvcpus=64"
-GRAMMAR = "name=types[:VOLUME][:spot|:ondemand][:maxvcpus=N], separated by ';'"
+GRAMMAR = "name=types[:VOLUME][:spot|:ondemand][:maxvcpus=N][:cache=SIZE], separated by ';'"
 
 
 def is_gpu_type(name: str) -> bool:
@@ -50,6 +56,14 @@ class ComputeClass:
     root_volume_gb: int
     max_vcpus: int
     min_vcpus: int = 0
+    # The cap of the instance's input cache; 0: none. A run's setting, not the stack's: it
+    # reaches jobs at SubmitJob (every launch template prepares the cache's folder), so
+    # it is neither recorded in the stack nor compared with the deployed class.
+    cache_gb: int = dataclasses.field(default=0, compare=False)
+
+    @property
+    def cache_bytes(self) -> int:
+        return self.cache_gb * 1024**3
 
     @property
     def has_gpus(self) -> bool:
@@ -59,7 +73,9 @@ class ComputeClass:
         """The class in the grammar's own form, for messages and ``knot infra status``."""
         market = "spot" if self.spot else "ondemand"
         types = ",".join(self.instance_types)
-        return f"{self.name}={types}:{self.root_volume_gb}GB:{market}:maxvcpus={self.max_vcpus}"
+        cache = f":cache={self.cache_gb}GB" if self.cache_gb else ""
+        volume = f"{self.root_volume_gb}GB"
+        return f"{self.name}={types}:{volume}:{market}:maxvcpus={self.max_vcpus}{cache}"
 
     def as_record(self) -> dict:
         """The class as recorded in the stack's ``Settings`` output (JSON)."""
@@ -124,7 +140,12 @@ def _option(option: str) -> dict:
     limit = _MAX_VCPUS.fullmatch(option)
     if limit:
         return {"max_vcpus": int(limit.group(1))}
-    raise _fail(option, "is not a volume size (500GB), 'spot', 'ondemand' or 'maxvcpus=N'")
+    cache = _CACHE.fullmatch(option)
+    if cache:
+        return {"cache_gb": int(cache.group(1))}
+    raise _fail(
+        option, "is not a volume size (500GB), 'spot', 'ondemand', 'maxvcpus=N' or 'cache=SIZE'"
+    )
 
 
 def _check_class(entry: str, found: ComputeClass) -> None:
@@ -136,7 +157,21 @@ def _check_class(entry: str, found: ComputeClass) -> None:
         )
     if found.max_vcpus < 1:
         raise _fail(entry, "needs maxvcpus of at least 1")
+    check_cache(found)
     check_gpu_split(found)
+
+
+def check_cache(found: ComputeClass) -> None:
+    """The input cache lives on the class's root volume and must leave the jobs room."""
+    room = found.root_volume_gb - MIN_JOB_SPACE_GB
+    if found.cache_gb > room:
+        raise ConfigError(
+            f"{FLAG}: class '{found.name}' asks for an input cache of {found.cache_gb} GB on "
+            f"a root volume of {found.root_volume_gb} GB; the cache lives on that volume and "
+            f"must leave {MIN_JOB_SPACE_GB} GB for images and jobs. Give the class a larger "
+            f"volume (':{found.cache_gb + MIN_JOB_SPACE_GB}GB' or more) or a smaller cache "
+            f"(':cache={max(room, 0)}GB' at most)."
+        )
 
 
 def check_gpu_split(found: ComputeClass) -> None:

@@ -239,6 +239,8 @@ class KnotConfig:
     budget_usd: float | None = None  # --knot-budget; None: no budget
     # The named classes besides ``default``, which the stack-wide fields above describe.
     classes: tuple[ComputeClass, ...] = ()
+    # The default class's input cache (``cache=`` of a ``default`` entry), in GiB.
+    cache_gb: int = 0
 
     @property
     def default_class(self) -> ComputeClass:
@@ -249,6 +251,7 @@ class KnotConfig:
             self.root_volume_gb,
             self.max_vcpus,
             self.min_vcpus,
+            self.cache_gb,
         )
 
     @property
@@ -336,6 +339,7 @@ def with_classes(config: KnotConfig, text: str | None) -> KnotConfig:
         spot=default.spot,
         root_volume_gb=default.root_volume_gb,
         max_vcpus=default.max_vcpus,
+        cache_gb=default.cache_gb,
         classes=tuple(c for c in classes if c.name != DEFAULT_CLASS),
     )
 

@@ -32,6 +32,7 @@ import requests
 
 from ..errors import ConfigError
 from . import registry
+from .patches import instance
 from .state import (
     SERVE_MODULE,
     build_state,
@@ -291,5 +292,6 @@ def _remove_job_containers(label: str) -> None:
         client = docker.from_env()
         for container in client.containers.list(all=True, filters={"label": label}):
             container.remove(force=True)
+        instance.remove_volumes(label)  # the emulated instance's input cache
     except (docker.errors.DockerException, requests.RequestException) as exc:
         log.warning("could not remove job containers: %s", exc)

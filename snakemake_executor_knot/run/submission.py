@@ -197,6 +197,7 @@ class Submissions:
             array_size=len(jobs) if array else None,
             tags=self._tags(tag, plan.name),
             rule=plan.name,
+            cache_bytes=self._cache_bytes(resources.compute_class),
         )
         batch_id = services.submitter.submit(request)
         self._requests[batch_id] = (request, resources.compute_class)
@@ -240,6 +241,10 @@ class Submissions:
         new_id = self.services.submitter.submit(again)
         self._requests[new_id] = (again, compute_class)
         return new_id
+
+    def _cache_bytes(self, name: str) -> int:
+        klass = self.prep.knot.compute_class(name)
+        return klass.cache_bytes if klass is not None else 0
 
     def _tags(self, submission: str, rule: str) -> dict[str, str]:
         """The stack's tag lets a runner terminate only its stack's jobs (policy.py); the

@@ -30,6 +30,10 @@ def upload_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {DIGEST_METADATA: sha256_file(path)} if needs_digest(path) else {}
 
 
+def is_sha256(value: str) -> bool:
+    return bool(_HEX64.fullmatch(value))
+
+
 def recorded(metadata: dict | None) -> str | None:
     """The SHA-256 an upload recorded in ``metadata`` (HeadObject's), or None."""
     value = (metadata or {}).get(DIGEST_METADATA)

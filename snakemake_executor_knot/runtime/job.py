@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from . import benchmark, staging, usage
+from . import benchmark, cachestage, staging, usage
 from .config import with_config
 from .contract import GROUP_KIND
 from .group import GroupRun
@@ -212,7 +212,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
         status = None
     if location is not None:  # what the job used goes home even when it failed
         meter.exit_status = 1 if status is None else status
-        usage.send(s3, location, array_index(env), meter.document())
+        document = meter.document() | cachestage.usage_fields()  # what the cache did
+        usage.send(s3, location, array_index(env), document)
     if status is None:
         return 1
     reporter.progress("done" if status == 0 else "failed")

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumErro
 from s3transfer.exceptions import RetriesExceededError, S3ValidationError
 from s3transfer.manager import TransferConfig, TransferManager
 
-from . import digest, manifest
+from . import cachestage, digest, manifest
 from .contract import CHECKSUMS
 from .paths import UnsafePath, contained
 from .report import JobFailure
@@ -169,6 +169,7 @@ def plan_uploads(items: Iterable[FileItem]) -> list[Transfer]:
 
 
 def download(manager: TransferManager, transfers: list[Transfer]) -> None:
+    transfers = cachestage.serve(manager, transfers)  # what the instance's cache did not
     for transfer in transfers:
         os.makedirs(os.path.dirname(transfer.path) or ".", exist_ok=True)
     _wait(transfers, lambda t: manager.download(t.bucket, t.key, t.path), "download")

@@ -46,6 +46,10 @@ def test_job_definition_request():
             },
             "user": "1000",
             "privileged": False,
+            "volumes": [{"name": "knot-cache", "host": {"sourcePath": "/var/lib/knot-cache"}}],
+            "mountPoints": [
+                {"sourceVolume": "knot-cache", "containerPath": "/knot-cache", "readOnly": False}
+            ],
         },
         "retryStrategy": {
             "attempts": 3,

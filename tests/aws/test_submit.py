@@ -239,3 +239,17 @@ def test_submits_to_batch(clients, calls):
     assert {"name": "KNOT_SPEC_SHA256", "value": DIGEST} in job["container"]["environment"]
     assert job["arrayProperties"]["size"] == 3
     assert calls["batch.SubmitJob"] == 1
+
+
+def test_a_class_with_a_cache_tells_its_jobs_where_and_how_large():
+    environment = _request(cache_bytes=200 * 1024**3)["containerOverrides"]["environment"]
+    assert environment[3:] == [
+        {"name": "KNOT_CACHE_DIR", "value": "/knot-cache"},
+        {"name": "KNOT_CACHE_BYTES", "value": str(200 * 1024**3)},
+    ]
+    plain = _request(cache_bytes=0)["containerOverrides"]["environment"]
+    assert [e["name"] for e in plain] == [
+        "KNOT_SPEC_URI",
+        "KNOT_SPEC_RECORD_BYTES",
+        "KNOT_SPEC_SHA256",
+    ]

@@ -564,3 +564,11 @@ def test_roles_live_on_the_stacks_path_and_take_the_boundary():
         boundary
     }
     assert all("PermissionsBoundary" not in p for p in of_type(CUSTOM, "AWS::IAM::Role").values())
+
+
+def test_every_instance_prepares_the_input_cache_folder_for_knots_uid():
+    (part,) = _user_data_parts(CUSTOM)
+    lines = part.get_payload().splitlines()
+    assert "mkdir -p /var/lib/knot-cache" in lines
+    assert f"chown {KNOT_UID}:{KNOT_UID} /var/lib/knot-cache" in lines
+    assert "chmod 0700 /var/lib/knot-cache" in lines

@@ -117,3 +117,55 @@ def test_only_the_default_class_keeps_the_ids_from_before_classes():
     assert logical_prefix("default") == ""
     assert logical_prefix("gpu") == "ClassGpu"
     assert logical_prefix("bigdisk2") == "ClassBigdisk2"
+
+
+# ------------------------------------------------------------------------ the input cache
+
+
+def test_cache_option_sets_the_class_cap_and_reads_back_in_its_description():
+    (found,) = parse_classes("ref=m6i:500GB:cache=200GB", BASE)
+    assert (found.cache_gb, found.cache_bytes) == (200, 200 * 1024**3)
+    assert found.describe() == "ref=m6i:500GB:spot:maxvcpus=256:cache=200GB"
+    (again,) = parse_classes(found.describe(), BASE)
+    assert again.cache_gb == 200
+
+
+def test_a_default_entry_gives_the_default_class_its_cache():
+    config = parse_settings(ExecutorSettings(compute_classes="default=c5:100GB:cache=50GiB"))
+    assert config.default_class.cache_gb == 50
+    assert config.compute_class("default").cache_bytes == 50 * 1024**3
+    assert parse_settings(ExecutorSettings()).default_class.cache_gb == 0
+
+
+def test_a_class_without_cache_option_has_none_and_does_not_inherit_it():
+    (found,) = parse_classes("plain=c5", BASE.__class__("default", ("c5",), True, 300, 8, 0, 100))
+    assert found.cache_gb == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("ref=m6i:100GB:cache=200GB", "':208GB' or more"),  # larger than the volume
+        ("ref=m6i:100GB:cache=100GB", "':cache=92GB' at most"),  # leaves jobs nothing
+        ("ref=m6i:cache=30GB", "':cache=22GB' at most"),  # the stack-wide 30 GB volume
+    ],
+)
+def test_a_cache_the_volume_cannot_hold_is_refused_before_anything(text, hint):
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(ExecutorSettings(compute_classes=text))
+    message = str(caught.value)
+    assert "class 'ref'" in message and "input cache" in message and hint in message
+
+
+@pytest.mark.parametrize("option", ["cache=", "cache=lots", "cache=-5GB", "cache=5TB"])
+def test_a_malformed_cache_option_is_refused(option):
+    with pytest.raises(ConfigError, match="cache=SIZE"):
+        parse_classes(f"ref=m6i:{option}", BASE)
+
+
+def test_the_cache_is_a_runs_setting_not_part_of_the_deployed_class():
+    (with_cache,) = parse_classes("ref=m6i:500GB:cache=200GB", BASE)
+    (without,) = parse_classes("ref=m6i:500GB", BASE)
+    assert with_cache == without  # the stack does not change when only the cap does
+    assert with_cache.as_record() == without.as_record()
+    assert class_from_record("ref", with_cache.as_record()).cache_gb == 0

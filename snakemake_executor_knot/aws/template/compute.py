@@ -10,6 +10,8 @@ import base64
 
 from ...config.classes import ComputeClass, logical_prefix
 from ...config.settings import KnotConfig
+from ...runtime.cache import HOST_PATH as CACHE_HOST_PATH
+from ...runtime.contract import KNOT_UID
 from .common import Tags, get_att, ref, resource
 
 METADATA_ADDRESS = "169.254.169.254"
@@ -24,12 +26,17 @@ ROOT_UID = 0
 # DOCKER-USER covers containers on a bridge, should a job definition ever use one; Docker
 # keeps a DOCKER-USER chain that exists before it starts. A cloud-boothook runs on every
 # boot, before the ECS agent starts jobs, so the rules survive reboots.
+# It also makes the instance's input cache folder (runtime/cache.py), on the root volume,
+# which every job mounts: knot's uid owns it, so the jobs, never the host, write there.
 _BOOTHOOK = f"""#cloud-boothook
 #!/bin/sh
 iptables --insert OUTPUT 1 --destination {METADATA_ADDRESS}/32 \
   --match owner ! --uid-owner {ROOT_UID} --jump DROP
 iptables --new-chain DOCKER-USER 2>/dev/null || true
 iptables --insert DOCKER-USER 1 --destination {METADATA_ADDRESS}/32 --jump DROP
+mkdir -p {CACHE_HOST_PATH}
+chown {KNOT_UID}:{KNOT_UID} {CACHE_HOST_PATH}
+chmod 0700 {CACHE_HOST_PATH}
 """
 _MIME_BOUNDARY = "==KNOT=="
 

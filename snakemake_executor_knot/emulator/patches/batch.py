@@ -22,7 +22,7 @@ from moto.batch.models import BatchBackend, Job
 from moto.utilities.docker_utilities import DockerModel
 
 from .. import lifecycle
-from . import faults
+from . import faults, instance
 from .descriptors import getter, stored
 from .fidelity import fidelity
 
@@ -168,6 +168,12 @@ class _JobContainers:
             array_index=job.array_properties.get("index"),
         )
         kwargs["labels"] = {**(kwargs.get("labels") or {}), CONTAINER_LABEL: fidelity().label}
+        mounts = list(kwargs.get("mounts") or [])
+        if instance.uses_cache(mounts):  # the instance's input cache: one volume
+            volume = instance.volume_name(fidelity().label)
+            labels = {CONTAINER_LABEL: fidelity().label}
+            instance.prepare(self._containers.client, kwargs["image"], volume, labels)
+            kwargs["mounts"] = instance.instance_mounts(mounts, volume)
         # Batch runs the container as the definition's user; moto leaves it out.
         user = (job.job_definition.container_properties or {}).get("user")
         if user:

@@ -17,6 +17,7 @@ def apply(config: Fidelity) -> None:
         ecr.patch_ecr()
         s3.patch_bucket_policy()
         s3.patch_ranged_reads()
+        s3.patch_sorted_listing()
         s3.atomic_conditional_writes()
         cloudformation.patch_stacks()
         faults.patch_faults()
