@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -24,9 +25,12 @@ from .aws.status import JobState, StatusPoller, terminate_jobs
 from .config.workflow import knot_config
 from .errors import KnotError
 from .jobs.group import is_group, job_key, snakemake_job
+from .report.records import load_run
+from .report.terminal import run_summary
 from .run.adoption import job_produces
 from .run.cadence import Cadence
 from .run.journal import RunLock
+from .run.order import dag_order
 from .run.outcome import Outcomes, batch_id, is_lost, lost_message
 from .run.prepare import Preparation, Services
 from .run.progress import Progress
@@ -58,6 +62,7 @@ class Executor(RemoteExecutor):
         self.capacity = RunnableWatch(lambda: self.services.environments(self.clients.batch))
         self.submissions = Submissions(self.prep, self.run_log, self.logger.info)
         jobs = [self.dag.get_job_group(job) or job for job in self.dag.needrun_jobs()]
+        self.run_log.rule_order = dag_order(map(snakemake_job, dict.fromkeys(jobs)))
         with self.run_log.step("preparation"):
             self.prep.prepare(map(snakemake_job, jobs))
         self._sweep([snakemake_job(job) for job in jobs])
@@ -166,7 +171,17 @@ class Executor(RemoteExecutor):
         services.adopter.compact()
         images = self.prep.image_counts
         path = close_record(self.run_log, self.clients, self.prep.knot, images, self._warn)
-        self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")
+        self._summarise(path)
+
+    def _summarise(self, path: Path) -> None:
+        """The short per-rule table, from the record just written."""
+        try:
+            lines = run_summary(load_run(path))
+        except KnotError as exc:  # no job reached Batch: the record holds none to show
+            self.logger.info(f"knot: run record in {path} ({exc})")
+            return
+        self.logger.info("\n".join(f"knot: {line}" for line in lines))
+        self.logger.info(f"knot: run record in {path}")
 
     def _warn(self, msg: str) -> None:
         # Snakemake's logger is a logging.Logger; the interface types only info, error and
