@@ -10,7 +10,7 @@ import sys
 from snakemake_interface_common.exceptions import WorkflowError
 
 from ..config.settings import KnotConfig, check_stack_name
-from . import emulator, iam, infra, jobs, lock, report
+from . import debug, emulator, iam, infra, jobs, lock, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--emulator", action="store_true", help="talk to the local emulator")
     commands = parser.add_subparsers(dest="command", required=True)
     iam.register(infra.register(commands))
-    for module in (jobs, emulator, report, lock):
+    for module in (jobs, debug, emulator, report, lock):
         module.register(commands)
     return parser
 

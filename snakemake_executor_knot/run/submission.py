@@ -8,12 +8,14 @@ written, before Snakemake hears of it.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
+from ..aws.logs import printable
 from ..aws.submit import build_submit_request
 from ..aws.template.common import STACK_TAG
 from ..compute.group import group_resources
@@ -35,7 +37,7 @@ from .adoption import SPEC_TAG, Adopted, spec_hash, spec_produces, submission_ha
 from .journal import Entry
 from .plans import RulePlan, check_config_secrets, check_param_secrets
 from .prepare import Preparation, Services
-from .record import RunLog, usage_location
+from .record import RunLog, job_wildcards, usage_location
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
@@ -187,11 +189,12 @@ class Submissions:
             spec_digest=written.digest,
             resources=resources,
             array_size=len(jobs) if array else None,
-            tags=self._tags(tag),
+            tags={**self._tags(tag), **wildcard_tags(jobs)},
             rule=plan.name,
         )
         batch_id = services.submitter.submit(request)
         externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
+        self.say(submitted_line(plan.name, batch_id, jobs, array))
         # The journal first: a crash right after SubmitJob must still leave the job adoptable.
         entries = _entries(plan, jobs, specs, hashes, externals, tag, uri, self.run_log.run_id)
         services.adopter.record(entries)
@@ -210,10 +213,51 @@ class Submissions:
 
 
 def _job_name(plan: RulePlan, jobs: Jobs, array: bool) -> str:
-    """A single job's name carries its wildcards; an array's or a group's only the rule."""
-    first = jobs[0]
-    wildcards = {} if array or is_group(first) else dict(first.wildcards_dict)
-    return batch_job_name(plan.name, wildcards, job_key(first))
+    """A job's name carries its rule and wildcards; an array's, the wildcard values all
+    its children share (each child's are in the run record and the log line)."""
+    return batch_job_name(plan.name, common_wildcards(jobs), job_key(jobs[0]))
+
+
+def common_wildcards(jobs: Jobs) -> dict[str, str]:
+    """The wildcards every job has with the same value (a group job has none of its own)."""
+    each = [job_wildcards(job) for job in jobs]
+    first = each[0]
+    return {k: v for k, v in first.items() if all(w.get(k) == v for w in each[1:])}
+
+
+# Batch's tag values: up to 256 of letters, digits, spaces and _ . : / = + - @.
+WILDCARDS_TAG = "knot:wildcards"
+_TAG_VALUE = re.compile(r"[^\w .:/=+\-@]", re.ASCII)
+MAX_TAG_VALUE = 256
+
+
+def wildcard_tags(jobs: Jobs) -> dict[str, str]:
+    """``knot:wildcards`` = "name=value name=value" of the wildcards the jobs share, within
+    Batch's tag limits (characters it refuses become '_'; cut at 256); none without any."""
+    common = common_wildcards(jobs)
+    if not common:
+        return {}
+    text = " ".join(f"{k}={v}" for k, v in common.items())
+    return {WILDCARDS_TAG: _TAG_VALUE.sub("_", text)[:MAX_TAG_VALUE]}
+
+
+SHOWN_CHILDREN = 4  # an array's children named in its submission line
+
+
+def submitted_line(rule: str, batch_id: str, jobs: Jobs, array: bool) -> str:
+    """One line per SubmitJob: the Batch id and which Snakemake jobs (jobid, wildcards) it
+    runs; for an array, its first children by index, then how many more."""
+    if not array:
+        return f"knot: rule {rule}: Batch job {batch_id} = {_who(jobs[0])}"
+    shown = "; ".join(f":{i} {_who(job)}" for i, job in enumerate(jobs[:SHOWN_CHILDREN]))
+    more = len(jobs) - SHOWN_CHILDREN
+    rest = f"; and {more} more (see 'knot jobs' or the run record)" if more > 0 else ""
+    return f"knot: rule {rule}: Batch array job {batch_id}, {len(jobs)} children: {shown}{rest}"
+
+
+def _who(job: AnyJob) -> str:
+    wildcards = " ".join(f"{k}={v}" for k, v in job_wildcards(job).items())
+    return f"jobid {job_key(job)}" + (f" ({printable(wildcards)})" if wildcards else "")
 
 
 def _superseded(job: AnyJob, entry: Entry, job_definition: str) -> str:
