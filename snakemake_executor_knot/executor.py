@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -25,11 +26,14 @@ from .config.workflow import knot_config
 from .errors import KnotError
 from .jobs.group import is_group, job_key, job_label, snakemake_job
 from .report.reclaims import rule_reclaims
+from .report.records import load_run
+from .report.terminal import run_summary
 from .run.adoption import job_produces
 from .run.budget import NOT_SUBMITTED, Budget, in_flight_job
 from .run.cadence import Cadence
 from .run.estimate import make_budget, read_history, run_prices
 from .run.journal import RunLock
+from .run.order import dag_order
 from .run.outcome import Outcomes, batch_id, is_lost, lost_message
 from .run.prepare import Preparation, Services
 from .run.progress import Progress
@@ -66,6 +70,7 @@ class Executor(RemoteExecutor):
         prices = run_prices(knot, self.clients.region)
         self.submissions.on_demand_rules = on_demand_rules(rule_reclaims(history, prices))
         jobs = [self.dag.get_job_group(job) or job for job in self.dag.needrun_jobs()]
+        self.run_log.rule_order = dag_order(map(snakemake_job, dict.fromkeys(jobs)))
         with self.run_log.step("preparation"):
             self.prep.prepare(map(snakemake_job, jobs))
         self._sweep([snakemake_job(job) for job in jobs])
@@ -225,7 +230,17 @@ class Executor(RemoteExecutor):
         services.adopter.compact()
         images = self.prep.image_counts
         path = close_record(self.run_log, self.clients, self.prep.knot, images, self._warn)
-        self.logger.info(f"knot: run summary in {path} (see it with 'knot report')")
+        self._summarise(path)
+
+    def _summarise(self, path: Path) -> None:
+        """The short per-rule table, from the record just written."""
+        try:
+            lines = run_summary(load_run(path))
+        except KnotError as exc:  # no job reached Batch: the record holds none to show
+            self.logger.info(f"knot: run record in {path} ({exc})")
+            return
+        self.logger.info("\n".join(f"knot: {line}" for line in lines))
+        self.logger.info(f"knot: run record in {path}")
 
     def _warn(self, msg: str) -> None:
         # Snakemake's logger is a logging.Logger; the interface types only info, error and

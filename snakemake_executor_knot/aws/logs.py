@@ -68,6 +68,40 @@ def log_tail(logs_client, log_group: str, stream: str | None, lines: int = 30) -
     return [printable(event["message"]) for event in events]
 
 
+def read_last(
+    logs_client, log_group: str, stream: str | None, max_bytes: int
+) -> tuple[list[str], bool]:
+    """The stream's last messages, oldest first, up to ``max_bytes`` of UTF-8 text (a
+    newline counted after each), read backwards from the end; and whether earlier
+    messages were left out. ([], False) when there is no such stream."""
+    if not stream:
+        return [], False
+    newest_first: list[str] = []
+    size, token = 0, None
+    try:
+        while True:
+            after: dict[str, str] = {} if token is None else {"nextToken": token}
+            page = logs_client.get_log_events(
+                logGroupName=log_group, logStreamName=stream, startFromHead=False, **after
+            )
+            for event in reversed(page["events"]):
+                message = printable(event["message"])
+                size += len(message.encode()) + 1
+                if size > max_bytes:
+                    return newest_first[::-1], True
+                newest_first.append(message)
+            # The backward token repeats once the start of the stream is reached.
+            if not page["events"] or page.get("nextBackwardToken") in (None, token):
+                return newest_first[::-1], False
+            token = page["nextBackwardToken"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return [], False
+        raise aws_error(exc, f"reading log stream {stream}", service="logs") from exc
+    except BotoCoreError as exc:
+        raise aws_error(exc, f"reading log stream {stream}", service="logs") from exc
+
+
 def read_log(logs_client, log_group: str, stream: str) -> list[str] | None:
     """Every message of a log stream, oldest first; None if the stream does not exist."""
     found = read_new(logs_client, log_group, stream)

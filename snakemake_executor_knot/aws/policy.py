@@ -297,6 +297,9 @@ def _runner_batch(arns: Arns) -> list[dict]:
             ["ecs:DescribeContainerInstances"],
             f"arn:{arns.p}:ecs:*:*:cluster/*",
         ),
+        # Spot prices over a run, for its costs (report/pricing.py); a read of public
+        # prices, which allows no resource but "*".
+        _statement("SpotPrices", ["ec2:DescribeSpotPriceHistory"], "*"),
     ]
 
 

@@ -345,12 +345,14 @@ def ensure_infra(
     timeout: float = WAIT_TIMEOUT,
     poll: float = POLL_SECONDS,
     lease: LeaseTiming = LEASE_TIMING,
+    say: Callable[[str], None] = lambda _line: None,
 ) -> Infra:
     """The shared stack for these settings: created if missing, updated in place when it
     lacks what this run needs, otherwise only read. Concurrent callers end with one stack,
     and an update is read, merged and made under the stack lease (``lease.py``), so no
     run's update drops what another run added. ``config.cfn_role``, when set, is the
-    service role CloudFormation acts as."""
+    service role CloudFormation acts as. ``say`` hears one line before a create or an update,
+    which take minutes on AWS."""
     check_network(clients, config)  # before the stack is created or changed
     ops = StackOps(clients, config.stack_name, timeout, poll, config.cfn_role)
     tags = Tags(config).as_list()
@@ -362,7 +364,8 @@ def ensure_infra(
             if stack is None:
                 # CreateStack is atomic by name (AlreadyExists: next round waits); before
                 # the stack there is no bucket for a lease, and none is needed.
-                ops.create(wanted_template(config, None)[0], tags)
+                if ops.create(wanted_template(config, None)[0], tags):
+                    say(_waiting(config.stack_name, "creating"))
                 continue
             require_knots(stack)
             if stack["StackStatus"] not in USABLE_STATES:
@@ -379,12 +382,18 @@ def ensure_infra(
                 raise ops.failure(stack, "Updating")
             _refuse_conflicts(clients, stack, conflicts(deployed, wanted), updated)
             leased.check()
-            updated = ops.update(body, tags) or updated
+            if ops.update(body, tags):
+                say(_waiting(config.stack_name, "updating"))
+                updated = True
     raise AwsError(
         f"knot's stack '{config.stack_name}' kept changing while knot tried to bring it to "
         "the current settings. Run knot again; if this repeats, give runs that share the "
         "stack the same --knot-* settings, or use separate --knot-stack-name values."
     )
+
+
+def _waiting(name: str, doing: str) -> str:
+    return f"knot: {doing} the stack '{name}' (on AWS this takes a few minutes)"
 
 
 def _lease(clients: Clients, stack: dict, timing: LeaseTiming) -> StackLease:

@@ -19,9 +19,10 @@ SPEC_TAG = "knot:spec"
 RULE_TAG = "knot:rule"
 RUN_TAG = "knot:run"
 WORKFLOW_TAG = "knot:workflow"
+WILDCARDS_TAG = "knot:wildcards"  # the wildcards a submission's jobs share
 PLATFORM_TAG = "knot:platform"  # on job definitions only
 # The keys knot sets itself on a job or job definition; a user's tag may not take them.
-KNOT_TAGS = (STACK_TAG, SPEC_TAG, RULE_TAG, RUN_TAG, WORKFLOW_TAG, PLATFORM_TAG)
+KNOT_TAGS = (STACK_TAG, SPEC_TAG, RULE_TAG, RUN_TAG, WORKFLOW_TAG, WILDCARDS_TAG, PLATFORM_TAG)
 MAX_TAGS = 50
 MAX_KEY = 128
 MAX_VALUE = 256
@@ -44,10 +45,13 @@ def job_tags(
     run: str,
     workflow: str,
     rule: str,
+    wildcards: str = "",
 ) -> dict[str, str]:
     """The tags of one SubmitJob: the user's first, knot's own over them. The rule and
     spec are kept as they are (adoption compares them); the others are made safe."""
     own = {RUN_TAG: tag_value(run), WORKFLOW_TAG: tag_value(workflow)}
+    if wildcards:
+        own[WILDCARDS_TAG] = tag_value(wildcards)
     tags = {**user, STACK_TAG: stack, SPEC_TAG: spec, RULE_TAG: rule, **own}
     if len(tags) > MAX_TAGS:  # parse_tags keeps --knot-tags below this
         raise ValueError(f"{len(tags)} tags on one job; AWS Batch allows {MAX_TAGS}")

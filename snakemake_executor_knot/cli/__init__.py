@@ -25,7 +25,7 @@ from ..config.sources import (
     resolve,
 )
 from ..errors import SettingError
-from . import emulator, iam, infra, jobs, lock, report
+from . import debug, emulator, iam, infra, jobs, lock, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"knot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     iam.register(infra.register(commands))
-    for module in (jobs, emulator, report, lock):
+    for module in (jobs, debug, emulator, report, lock):
         module.register(commands)
     for each in _all_parsers(parser):
         add_setting_flags(each, GLOBAL)

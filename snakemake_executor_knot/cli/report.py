@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -16,13 +17,13 @@ from botocore.exceptions import BotoCoreError
 
 from ..config.settings import KnotConfig
 from ..errors import ConfigError
+from ..report.document import report_document
 from ..report.pricing import (
     DEFAULT_REGION,
     PriceTable,
     allowed_type,
     load_prices,
     price_context,
-    prices_note,
     refresh_prices,
     with_refreshed,
 )
@@ -49,7 +50,11 @@ def register(commands) -> None:
     # --profile-block. dest names differ from the flags, as the namespace is shared.
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
-        "--json", dest="json_rows", action="store_true", help="print the per-rule table as JSON"
+        "--json",
+        dest="json_rows",
+        action="store_true",
+        help="print the report as one JSON object (schema_version, run_id, totals, costs, "
+        "images, rules, jobs)",
     )
     mode.add_argument(
         "--profile-block",
@@ -81,23 +86,40 @@ def run_report(
     table = load_prices()
     if args.refresh_prices:
         table = refreshed_table(table, run, make_pricing_client)
-    context = price_context(run.pricing, table)
+    context = price_context(run.pricing, table, run.spot_prices.get("prices"))
     rows = rule_rows(run, context)
+    document = report_document(run, rows, context)
     if args.json_rows:
-        print(json.dumps(rows, indent=2))
-        return 0
+        return _print(json.dumps(document, indent=2) + "\n")
     if args.profile_block:
-        print(profile_block(rows), end="")
-        return 0
-    note = prices_note(context, any_estimated(rows))
-    for path in write_report(run, rows, note, Path(args.out or RUN_DIR)):
-        print(f"knot report: wrote {path}")
+        return _print(profile_block(rows))
+    if document["costs"]["warning"]:
+        print(f"knot: {document['costs']['warning']}", file=sys.stderr)
+    lines = [
+        f"knot report: wrote {p}"
+        for p in write_report(run, rows, document, Path(args.out or RUN_DIR))
+    ]
     estimate = " (estimate)" if any_estimated(rows) else ""
-    print(f"total cost: ${total_cost(rows):.4f}{estimate}, {context.market} prices; see the report")
+    lines.append(
+        f"total cost: ${total_cost(rows):.4f}{estimate}, {context.market} prices; see the report"
+    )
+    return _print("\n".join(lines) + "\n")
+
+
+def _print(text: str) -> int:
+    """Write ``text`` to stdout; a reader that closed the pipe early (``| head``) is not an
+    error. stdout is then pointed at /dev/null, so Python's own flush at exit stays quiet."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0
 
 
-def write_report(run: RunRecord, rows: list[dict], note: str, out: Path) -> list[Path]:
+def write_report(run: RunRecord, rows: list[dict], document: dict, out: Path) -> list[Path]:
     """Write ``knot-report-<run_id>.html`` and ``.png`` into ``out``; their paths."""
     html_path = out / f"knot-report-{run.run_id}.html"
     png_path = html_path.with_suffix(".png")
@@ -105,7 +127,7 @@ def write_report(run: RunRecord, rows: list[dict], note: str, out: Path) -> list
         out.mkdir(parents=True, exist_ok=True)
         png = png_bytes(run)
         png_path.write_bytes(png)
-        write_html(run, rows, note, html_path, png=png)
+        write_html(run, rows, document, html_path, png=png)
     except OSError as exc:
         raise ConfigError(f"cannot write the report into {out}: {exc}. Pick --out DIR.") from exc
     return [html_path, png_path]

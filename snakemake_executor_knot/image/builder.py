@@ -8,7 +8,8 @@ import collections
 import io
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -177,16 +178,30 @@ def run_as_root(client, image: str, command: str, platform: str) -> str:
 
 
 class ImageBuilder:
-    """Makes sure each rule's image is in the ECR repository and returns its URI."""
+    """Makes sure each rule's image is in the ECR repository and returns its URI.
 
-    def __init__(self, docker_client, ecr_client, repository_uri: str, repository_name: str):
+    ``say`` gets one line as each image is found in ECR, built (n of m, seconds, size) and
+    pushed; ``builds`` keeps the same facts, with epoch times, for the run record.
+    """
+
+    def __init__(
+        self,
+        docker_client,
+        ecr_client,
+        repository_uri: str,
+        repository_name: str,
+        say: Callable[[str], None] = lambda _line: None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.docker = docker_client
         self.ecr = ecr_client
         self.repository_uri = repository_uri
         self.repository_name = repository_name
+        self.say, self.clock = say, clock
         self.built = 0
         self.pushed = 0
         self.skipped = 0
+        self.builds: list[dict] = []
         self._lock = threading.Lock()
         self._auth: dict | None = None
 
@@ -194,18 +209,7 @@ class ImageBuilder:
         return f"{self.repository_uri}:{image_tag(spec)}"
 
     def ensure(self, spec: ImageSpec) -> str:
-        tag = image_tag(spec)
-        uri = f"{self.repository_uri}:{tag}"
-        if self._in_ecr(spec, tag):
-            log.info("Image for rule '%s' is already in ECR (%s).", spec.rule, tag)
-            self._count("skipped")
-            return uri
-        log.info("Building the image for rule '%s' (%s).", spec.rule, tag)
-        self._build(spec, uri)
-        self._count("built")
-        self._push(spec, tag)
-        self._count("pushed")
-        return uri
+        return self.ensure_all([spec])[spec.rule]
 
     def ensure_all(self, specs: Iterable[ImageSpec]) -> dict[str, str]:
         """Rule -> image URI. Distinct images build in parallel; rules whose content is
@@ -217,9 +221,75 @@ class ImageBuilder:
             return {}
         workers = min(MAX_WORKERS, len(by_tag))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="knot-image") as pool:
-            futures = {tag: pool.submit(self.ensure, group[0]) for tag, group in by_tag.items()}
-            uris = {tag: future.result() for tag, future in futures.items()}
-        return {spec.rule: uris[tag] for tag, group in by_tag.items() for spec in group}
+            looked = pool.map(lambda t: self._in_ecr(by_tag[t][0], t), by_tag)
+            found = dict(zip(by_tag, looked, strict=True))
+            missing = [tag for tag in by_tag if not found[tag]]
+            for tag in by_tag:
+                if found[tag]:
+                    self._cached(by_tag[tag], tag)
+            if missing:
+                self.say(
+                    f"knot: building {_count_of(len(missing), 'image')} "
+                    f"({min(workers, len(missing))} at a time): "
+                    + ", ".join(_rules(by_tag[tag]) for tag in missing)
+                )
+            futures = [
+                pool.submit(self._make, by_tag[tag], tag, n, len(missing))
+                for n, tag in enumerate(missing, start=1)
+            ]
+            for future in futures:
+                future.result()
+        return {
+            spec.rule: f"{self.repository_uri}:{tag}"
+            for tag, group in by_tag.items()
+            for spec in group
+        }
+
+    def _cached(self, group: list[ImageSpec], tag: str) -> None:
+        self.say(f"knot: image for {_rules(group)} found in ECR ({tag[:12]}), not rebuilt")
+        self._count("skipped")
+        self._keep({"rules": [s.rule for s in group], "tag": tag, "outcome": "cached"})
+
+    def _make(self, group: list[ImageSpec], tag: str, n: int, m: int) -> None:
+        """Build and push one image, saying each step."""
+        spec, uri = group[0], f"{self.repository_uri}:{tag}"
+        log.info("Building the image for rule '%s' (%s).", spec.rule, tag)
+        start = self.clock()
+        self._build(spec, uri)
+        built = self.clock()
+        size = self._size(uri)
+        self._count("built")
+        shown = f", {_megabytes(size)}" if size is not None else ""
+        self.say(
+            f"knot: built image {n} of {m} for {_rules(group)} in {built - start:.1f} s"
+            f"{shown}; pushing"
+        )
+        self._push(spec, tag)
+        pushed = self.clock()
+        self._count("pushed")
+        self.say(f"knot: pushed the image for {_rules(group)} in {pushed - built:.1f} s")
+        self._keep(
+            {
+                "rules": [s.rule for s in group],
+                "tag": tag,
+                "outcome": "built",
+                "build": [start, built],
+                "push": [built, pushed],
+                "size_bytes": size,
+            }
+        )
+
+    def _keep(self, entry: dict) -> None:
+        with self._lock:
+            self.builds.append(entry)
+
+    def _size(self, uri: str) -> int | None:
+        """The built image's size as the engine reports it; None when it cannot say."""
+        try:
+            size = self.docker.api.inspect_image(uri).get("Size")
+        except _ENGINE_ERRORS:
+            return None
+        return size if isinstance(size, int) else None
 
     def _count(self, counter: str) -> None:
         with self._lock:
@@ -295,6 +365,19 @@ class ImageBuilder:
             ) from exc
         user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
         return {"username": user, "password": password, "serveraddress": data["proxyEndpoint"]}
+
+
+def _rules(group: list[ImageSpec]) -> str:
+    names = [spec.rule for spec in group]
+    return ("rule " if len(names) == 1 else "rules ") + ", ".join(names)
+
+
+def _count_of(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.0f} MB"
 
 
 # ECR's refusal to overwrite a tag in a repository with immutable tags.

@@ -13,15 +13,22 @@ from typing import NamedTuple
 
 from .records import JobRecord, RunRecord
 
+# A job's bar, hand-over to report. Each phase begins where the one before ends, so a bar
+# has a gap only where the record lacks a time (a job that failed before its container
+# reported, a record from an older knot).
 PHASES = (
-    "waiting on host",
-    "queued in Batch",
-    "starting",
+    "submission",  # host: spec, uploads, SubmitJob
+    "queued in Batch",  # SubmitJob (or createdAt) to startedAt
+    "container start",  # startedAt to the runtime's first measurement
     "staging in",
     "running",
     "staging out",
-    "reporting",
+    "finishing",  # the runtime's checks and usage upload, Batch noticing the exit
+    "status polling",  # stoppedAt to the status check that saw it
+    "reporting",  # that check to the report to Snakemake
 )
+# The host's work before the first job: its own rows at the top of the timeline.
+HOST_PHASES = ("preparation", "image build", "image push")
 
 
 class Segment(NamedTuple):
@@ -33,17 +40,45 @@ class Segment(NamedTuple):
 
 
 def job_segments(job: JobRecord) -> list[Segment]:
-    """The job's phases in PHASES order; a phase with an unknown end is left out."""
-    host, batch, usage = job.host, job.batch, job.usage
+    """The job's phases in PHASES order; a phase with an unknown start or end is left out."""
+    host, batch = job.host, job.batch
     queued_from = host.submitted if host.submitted is not None else batch.created
+    container = _container_segments(job)
+    container_end = container[-1].end if len(container) == 3 else None
+    polled = host.seen_finished
     segments = [
-        _segment("waiting on host", host.handed_over, host.submitted),
+        _segment("submission", host.handed_over, host.submitted),
         _segment("queued in Batch", queued_from, batch.started),
-        _segment("starting", batch.started, usage.start),
-        *_container_segments(job),
-        _segment("reporting", batch.stopped, host.reported),
+        _segment("container start", batch.started, job.usage.start),
+        *container,
+        _segment("finishing", container_end, batch.stopped),
+        _segment("status polling", batch.stopped, polled),
+        _segment("reporting", polled if polled is not None else batch.stopped, host.reported),
     ]
     return [s for s in segments if s is not None]
+
+
+def host_rows(run: RunRecord) -> list[tuple[str, list[Segment]]]:
+    """The host's rows before the first job: rule plans and the stack check, then one row
+    per image built (build, then push). Images found in ECR took no time and have none."""
+    steps = {name: (start, end) for name, start, end in run.steps}
+    prep = [Segment("preparation", *steps[n]) for n in ("rule plans", "stack check") if n in steps]
+    rows = [("rule plans, stack", prep)] if prep else []
+    for image in run.image_builds:
+        if image.outcome != "built":
+            continue
+        spans = (("image build", image.build), ("image push", image.push))
+        segments = [Segment(name, *span) for name, span in spans if span is not None]
+        rows.append(("image " + ", ".join(image.rules), segments))
+    return rows
+
+
+def wall_time(run: RunRecord) -> float | None:
+    """The run's wall time: the process's start (else knot's) to the record's end."""
+    start = run.process_started if run.process_started is not None else run.started
+    if start is None or run.ended is None:
+        return None
+    return max(run.ended - start, 0.0)
 
 
 def run_origin(run: RunRecord) -> float:

@@ -9,10 +9,13 @@ Everything else here is pure.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from importlib import resources
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -66,6 +69,8 @@ class PriceTable:
     regions: Mapping[str, Mapping[str, InstancePrice]]
     # region -> how its on-demand prices were refreshed ("2026-11-29, 46 of 46 types")
     refreshed: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # region -> where its spot prices came from, when not the spot fraction
+    spot_from: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,14 @@ class PriceContext:
         return self.table.regions.get(self.region, {})
 
 
-def price_context(pricing: Pricing, table: PriceTable) -> PriceContext:
-    """How a run with the record's ``pricing`` is costed from ``table``."""
+def price_context(
+    pricing: Pricing, table: PriceTable, spot: Mapping[str, float] | None = None
+) -> PriceContext:
+    """How a run with the record's ``pricing`` is costed from ``table``; ``spot``: the spot
+    prices the run read from the account's history, which replace the table's."""
     region, _ = region_prices(table, pricing.region)
+    if spot and pricing.market == "spot":
+        table = with_spot(table, region, spot)
     return PriceContext(
         table=table,
         region=region,
@@ -152,10 +162,18 @@ def prices_note(context: PriceContext, estimated: bool) -> str:
         )
     else:
         parts.append(f" from knot's price table of {table.as_of}.")
-    if context.market == "spot":
+    if context.market == "spot" and region in table.spot_from:
         parts.append(
-            f" Spot is approximated as {table.spot_fraction:g} x on-demand; real spot "
-            "prices vary by hour and availability zone."
+            f" Spot prices of {table.spot_from[region]} come from the account's spot price "
+            "history over the run (EC2 DescribeSpotPriceHistory, Linux/UNIX, the mean over "
+            f"availability zones); other types are approximated as {table.spot_fraction:g} x "
+            "on-demand."
+        )
+    elif context.market == "spot":
+        parts.append(
+            f" Spot is approximated as {table.spot_fraction:g} x on-demand (the account's spot "
+            "price history could not be read for this run); real spot prices vary by hour "
+            "and availability zone."
         )
     if context.asked_region and context.asked_region != region:
         parts.append(f" The table has no {context.asked_region}: {region} prices are used.")
@@ -171,6 +189,88 @@ def prices_note(context: PriceContext, estimated: bool) -> str:
             "estimate of what it would cost on AWS."
         )
     return "".join(parts)
+
+
+# What a job's cost counts, and what it leaves out; the report states both.
+COST_INCLUDES = (
+    "each job's share of the EC2 instance it ran on (the larger of its vCPU and memory "
+    "fractions), from Batch's start to its stop"
+)
+COST_EXCLUDES = (
+    "instance time no job used (start-up, idle capacity before the compute environment "
+    "scales down), EBS volumes, S3 storage and requests, ECR image storage, CloudWatch "
+    "Logs, data transfer out of AWS (downloads), and anything outside knot's stack"
+)
+STALE_AFTER_DAYS = 90
+SPOT_HISTORY_PAGES = 20  # DescribeSpotPriceHistory pages read at most (1000 entries each)
+
+
+def stale_warning(table: PriceTable, region: str, today: date) -> str | None:
+    """A warning when the table's on-demand prices for ``region`` are older than
+    STALE_AFTER_DAYS and were not refreshed; None otherwise (or for an unreadable date)."""
+    if region in table.refreshed:
+        return None
+    try:
+        age = (today - date.fromisoformat(table.as_of)).days
+    except ValueError:
+        return None
+    if age <= STALE_AFTER_DAYS:
+        return None
+    return (
+        f"knot's price table is from {table.as_of}, {age} days ago: prices may have changed. "
+        "Run 'knot report --refresh-prices' for current on-demand prices."
+    )
+
+
+def spot_history(ec2, types: Iterable[str], start: float, end: float) -> dict[str, float]:
+    """The mean spot price (USD per hour) of each of ``types`` over ``start``..``end``
+    (epoch seconds) across availability zones, from EC2 DescribeSpotPriceHistory for
+    Linux/UNIX; entries that are not positive finite prices are skipped. ``{}`` when the
+    history cannot be read (the caller then uses the table's spot fraction)."""
+    wanted = sorted(set(types))
+    if not wanted:
+        return {}
+    seen: dict[str, list[float]] = {}
+    try:
+        pages = ec2.get_paginator("describe_spot_price_history").paginate(
+            InstanceTypes=wanted,
+            ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+            StartTime=datetime.fromtimestamp(start, UTC),
+            EndTime=datetime.fromtimestamp(max(end, start), UTC),
+        )
+        for page in itertools.islice(pages, SPOT_HISTORY_PAGES):
+            for entry in page.get("SpotPriceHistory", []):
+                _add_spot(seen, entry, wanted)
+    except (BotoCoreError, ClientError, OverflowError, ValueError, OSError):
+        return {}
+    return {name: round(sum(p) / len(p), 6) for name, p in seen.items()}
+
+
+def _add_spot(seen: dict[str, list[float]], entry: object, wanted: list[str]) -> None:
+    name = _get(entry, "InstanceType")
+    try:
+        price = _usd(_get(entry, "SpotPrice"))
+    except (TypeError, ValueError):
+        return
+    if name in wanted and isinstance(name, str) and math.isfinite(price) and price > 0:
+        seen.setdefault(name, []).append(price)
+
+
+def with_spot(table: PriceTable, region: str, prices: Mapping[str, float]) -> PriceTable:
+    """``table`` with ``region``'s spot prices of the types in ``prices`` replaced."""
+    current = dict(table.regions.get(region, {}))
+    applied = []
+    for name, usd in sorted(prices.items()):
+        shape = current.get(name) or _any_region(table, name)
+        if shape is not None:
+            current[name] = dataclasses.replace(shape, spot_usd_hr=usd)
+            applied.append(name)
+    if not applied:
+        return table
+    regions = {**table.regions, region: current}
+    return dataclasses.replace(
+        table, regions=regions, spot_from={**table.spot_from, region: ", ".join(applied)}
+    )
 
 
 def load_prices() -> PriceTable:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +98,8 @@ class JobRecord:
     # Attempts spot took back, and the seconds they had run.
     reclaims: int | None = None
     reclaimed_s: float | None = None
+    wildcards: dict[str, str] = field(default_factory=dict)
+    exit_code: int | None = None  # Batch's (the container's exit status)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,19 @@ class Pricing:
     market: str = "on-demand"
     emulator: bool = False
     instance_types: tuple[str, ...] = ("optimal",)
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """One image the run needed: found in ECR (``cached``), or built and pushed (epoch
+    seconds of each step, and its size)."""
+
+    rules: tuple[str, ...]
+    tag: str
+    outcome: str  # "cached" or "built"
+    build: tuple[float, float] | None = None
+    push: tuple[float, float] | None = None
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,14 @@ class RunRecord:
     process_started: float | None = None
     ended: float | None = None
     steps: tuple[tuple[str, float, float], ...] = ()
+    rule_order: tuple[str, ...] = ()  # the rules in DAG order (a rule after those it reads)
+    image_builds: tuple[ImageBuild, ...] = ()
+    images: dict[str, int] = field(default_factory=dict)  # built, pushed, skipped
+    versions: dict[str, str] = field(default_factory=dict)  # knot, Snakemake, Python, boto3
+    command: tuple[str, ...] = ()  # the command line of the run
+    # Spot prices read from the account's price history at the end of the run:
+    # {"as_of": date, "source": ..., "prices": {instance type: USD per hour}}
+    spot_prices: dict = field(default_factory=dict)
 
 
 def latest_run(directory: Path = RUN_DIR) -> Path:
@@ -181,6 +204,12 @@ def parse_run(data: object, source: str = "run record") -> RunRecord:
         process_started=_number(data, "process_started", source),
         ended=_number(data, "ended", source),
         steps=_steps(data.get("steps"), source),
+        rule_order=_strings(data, "rule_order", source),
+        image_builds=_image_builds(data.get("image_builds"), source),
+        images=_calls(data.get("images"), source, "images"),
+        versions=_labels(data.get("versions"), source, "versions"),
+        command=_strings(data, "command", source),
+        spot_prices=_spot_prices(data.get("spot_prices"), source),
     )
 
 
@@ -243,6 +272,8 @@ def _job(job: object, where: str) -> JobRecord:
         instance_estimated=_text(job, "instance_type_source", where) == "estimate",
         reclaims=_integer(_section(job, "reclaims", where), "count", f"{where}: reclaims"),
         reclaimed_s=_number(_section(job, "reclaims", where), "seconds", f"{where}: reclaims"),
+        wildcards=_labels(job.get("wildcards"), where, "wildcards"),
+        exit_code=_integer(job, "exit_code", where),
     )
 
 
@@ -276,14 +307,75 @@ def _pricing(obj: dict, where: str) -> Pricing:
     )
 
 
-def _calls(calls: object, source: str) -> dict[str, int]:
+def _calls(calls: object, source: str, key: str = "calls") -> dict[str, int]:
     if calls is None:
         return {}
     if not isinstance(calls, dict) or not all(
         isinstance(n, int) and not isinstance(n, bool) for n in calls.values()
     ):
-        raise ConfigError(f"{source}: 'calls' must map operation names to counts. {_AGAIN}")
+        raise ConfigError(f"{source}: '{key}' must map names to counts. {_AGAIN}")
     return dict(calls)
+
+
+def _labels(value: object, source: str, key: str) -> dict[str, str]:
+    """An object of strings (wildcards, versions)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{source}: '{key}' must map names to strings. {_AGAIN}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _image_builds(value: object, source: str) -> tuple[ImageBuild, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: 'image_builds' must be a list. {_AGAIN}")
+    return tuple(
+        _image_build(entry, f"{source}: image_builds #{i}") for i, entry in enumerate(value)
+    )
+
+
+def _image_build(entry: object, where: str) -> ImageBuild:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object, not {_kind(entry)}. {_AGAIN}")
+    outcome = _text(entry, "outcome", where)
+    if outcome not in ("cached", "built"):
+        raise ConfigError(f"{where}: 'outcome' must be 'cached' or 'built'. {_AGAIN}")
+    return ImageBuild(
+        rules=_strings(entry, "rules", where),
+        tag=_text(entry, "tag", where) or "",
+        outcome=outcome,
+        build=_span(entry, "build", where),
+        push=_span(entry, "push", where),
+        size_bytes=_integer(entry, "size_bytes", where),
+    )
+
+
+def _span(obj: dict, key: str, where: str) -> tuple[float, float] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, list) and len(value) == 2 and all(_finite(n) for n in value):
+        return float(value[0]), float(value[1])
+    raise ConfigError(f"{where}: '{key}' must be [start, end]. {_AGAIN}")
+
+
+def _spot_prices(value: object, source: str) -> dict:
+    """{"as_of", "source", "prices": {type: USD per hour}}; prices finite and positive."""
+    if value is None:
+        return {}
+    where = f"{source}: spot_prices"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be an object. {_AGAIN}")
+    prices = _section(value, "prices", where)
+    if not all(_finite(p) and p > 0 for p in prices.values()):
+        raise ConfigError(f"{where}: 'prices' must map instance types to USD per hour. {_AGAIN}")
+    return {
+        "as_of": _text(value, "as_of", where),
+        "source": _text(value, "source", where),
+        "prices": {str(k): float(v) for k, v in prices.items()},
+    }
 
 
 def _steps(steps: object, source: str) -> tuple[tuple[str, float, float], ...]:

@@ -12,29 +12,64 @@ import base64
 import html
 import io
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ConfigError
-from .phases import PHASES, job_segments, relative, run_origin, where_time_went
+from .phases import (
+    HOST_PHASES,
+    PHASES,
+    Segment,
+    host_rows,
+    job_segments,
+    relative,
+    run_origin,
+    wall_time,
+    where_time_went,
+)
 from .records import JobRecord, RunRecord
 from .sizing import profile_block
-from .table import any_estimated, by_rule, total_cost
+from .table import any_estimated, rules_in_order, total_cost
 
+# Okabe and Ito's palette, which stays distinguishable with each common kind of colour
+# blindness; grey for the host's own wait. Each phase has its own colour.
 COLOURS = dict(
     zip(
         PHASES,
-        ("#bdbdbd", "#fdae6b", "#fdd0a2", "#9ecae1", "#3182bd", "#6baed6", "#a1d99b"),
+        (
+            "#999999",  # submission
+            "#E69F00",  # queued in Batch: orange
+            "#F0E442",  # container start: yellow
+            "#56B4E9",  # staging in: sky blue
+            "#0072B2",  # running: blue
+            "#009E73",  # staging out: bluish green
+            "#CC79A7",  # finishing: reddish purple
+            "#D55E00",  # status polling: vermilion
+            "#000000",  # reporting: black
+        ),
         strict=True,
     )
 )
+# The host's rows: hatched, so they cannot be taken for a job's phase.
+HOST_STYLES = {
+    "preparation": {"color": "#DDDDDD", "edgecolor": "#555555", "hatch": ""},
+    "image build": {"color": "#FFFFFF", "edgecolor": "#0072B2", "hatch": "////"},
+    "image push": {"color": "#FFFFFF", "edgecolor": "#009E73", "hatch": "...."},
+}
 _LABEL_CHARS = 40
+GAP_NOTE = (
+    "Each bar runs from the host handing the job to Batch to its report to Snakemake, one "
+    "phase after another; a gap in a bar is a phase whose times the record lacks (a job "
+    "that failed before its container reported, or a record from an older knot)."
+)
 
 
 def timeline_figure(run: RunRecord):
-    """A matplotlib Figure: one horizontal bar per job, grouped by rule, coloured by phase,
-    in seconds from the run's start."""
+    """A matplotlib Figure: the host's preparation (rule plans, stack, each image build and
+    push) at the top, then one horizontal bar per job, rules in DAG order, coloured by
+    phase, in seconds from the run's start."""
     # Imported here: matplotlib is heavy, and only the report needs it. The Agg canvas is
     # attached to this figure alone, so a user's own pyplot backend is left as it was.
     try:
@@ -46,15 +81,21 @@ def timeline_figure(run: RunRecord):
             "'knot report --json' or '--profile-block', which do not draw."
         ) from exc
 
-    groups = by_rule(run.jobs)
+    hosts = host_rows(run)
+    groups = rules_in_order(run)
     rows = [job for jobs in groups.values() for job in _by_start(jobs)]
-    figure = Figure(figsize=(10, min(2.5 + 0.22 * len(rows), 40)), layout="constrained")
+    height = min(2.8 + 0.22 * (len(rows) + len(hosts)), 40)
+    figure = Figure(figsize=(10, height), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    _draw_bars(axes, rows, run_origin(run))
-    _label_rules(axes, groups)
+    origin = run_origin(run)
+    _draw_host(axes, hosts, origin)
+    _draw_bars(axes, rows, origin, first=len(hosts))
+    _label_rows(axes, hosts, groups)
     axes.set_xlabel("seconds from the run's start")
-    axes.set_title(_plain(f"knot run {run.run_id}"))
+    wall = wall_time(run)
+    total = f", wall time {_duration(wall)}" if wall is not None else ""
+    axes.set_title(f"knot run {run.run_id}{total}")  # a run id holds no '$' (records.py)
     _legend(axes)
     return figure
 
@@ -76,43 +117,65 @@ def write_png(run: RunRecord, path: Path | str) -> Path:
 def write_html(
     run: RunRecord,
     rows: Sequence[Mapping],
-    prices_note: str,
+    document: Mapping,
     path: Path | str,
     png: bytes | None = None,
 ) -> Path:
-    """Write the report to ``path`` as one HTML file that opens offline; ``png`` is the
-    timeline if already rendered."""
+    """Write the report to ``path`` as one HTML file that opens offline; ``document`` is
+    the report's JSON document (``document.py``), ``png`` the timeline if already drawn."""
     path = Path(path)
-    path.write_text(html_page(run, rows, prices_note, png or png_bytes(run)), encoding="utf-8")
+    path.write_text(html_page(run, rows, document, png or png_bytes(run)), encoding="utf-8")
     return path
 
 
-def html_page(run: RunRecord, rows: Sequence[Mapping], prices_note: str, png: bytes) -> str:
-    """The report page: summary, timeline, per-rule table, suggestions, failures, prices."""
+def html_page(run: RunRecord, rows: Sequence[Mapping], document: Mapping, png: bytes) -> str:
+    """The report page: summary, timeline, where the time went, per-rule and per-job
+    tables, suggestions, failures, images, costs, and the run's versions and calls."""
     image = base64.b64encode(png).decode("ascii")
     sections = [
         f"<h1>knot run {_e(run.run_id)}</h1>",
-        _summary(run, rows),
+        _summary(run, rows, document),
         "<h2>Timeline</h2>",
-        f'<img alt="Timeline of each job, by phase" src="data:image/png;base64,{image}">',
+        f'<img alt="Timeline of the preparation and of each job, by phase" '
+        f'src="data:image/png;base64,{image}">',
+        f'<p class="meta">{_e(GAP_NOTE)}</p>',
         "<h2>Where the time went</h2>",
         _critical_path(run),
         "<h2>Per rule</h2>",
         _rule_table(rows),
+        "<h2>Per job</h2>",
+        _job_table(document["jobs"]),
         "<h2>Suggested sizes</h2>",
         "<p>Paste into your Snakemake profile (config.yaml) to request what the jobs used:</p>",
         f"<pre>{_e(profile_block(rows))}</pre>",
         _failures(run.jobs),
-        "<h2>Prices</h2>",
-        f"<p>{_e(prices_note)}</p>",
+        "<h2>Images</h2>",
+        _images(document["images"]),
+        "<h2>Costs</h2>",
+        _costs(document["costs"]),
+        "<h2>The run</h2>",
+        _run_facts(document),
     ]
     return _DOCUMENT.format(title=_e(f"knot report {run.run_id}"), body="\n".join(sections))
 
 
-def _draw_bars(axes, rows: list[JobRecord], origin: float) -> None:
+def _draw_host(axes, hosts: list[tuple[str, list[Segment]]], origin: float) -> None:
+    drawn: set[str] = set()
+    for y, (_, segments) in enumerate(hosts):
+        for segment in relative(segments, origin):
+            if not _finite(segment.start, segment.end):
+                continue
+            label = segment.phase if segment.phase not in drawn else None
+            drawn.add(segment.phase)
+            style = HOST_STYLES[segment.phase]
+            axes.barh(y, segment.end - segment.start, left=segment.start, height=0.8,
+                      label=label, linewidth=0.6, **style)  # fmt: skip
+
+
+def _draw_bars(axes, rows: list[JobRecord], origin: float, first: int = 0) -> None:
     bars: dict[str, list[tuple[float, float, float]]] = {phase: [] for phase in PHASES}
     failed = []
-    for y, job in enumerate(rows):
+    for y, job in enumerate(rows, start=first):
         segments = [s for s in relative(job_segments(job), origin) if _finite(s.start, s.end)]
         for segment in segments:
             bars[segment.phase].append((y, segment.start, segment.end - segment.start))
@@ -124,15 +187,15 @@ def _draw_bars(axes, rows: list[JobRecord], origin: float) -> None:
             axes.barh(ys, widths, left=lefts, height=0.8, color=COLOURS[phase], label=phase)
     if failed:
         xs, ys = zip(*failed, strict=True)
-        axes.plot(xs, ys, "x", color="#de2d26", markersize=8, label="failed")
-    axes.set_ylim(len(rows) - 0.5, -0.5)  # first job at the top
-    earliest = min((start for items in bars.values() for _, start, _ in items), default=0.0)
-    axes.set_xlim(left=min(earliest, 0.0))  # the axis starts at the run's start
+        axes.plot(xs, ys, "X", color="#FFFFFF", markeredgecolor="#000000", markersize=9,
+                  label="failed")  # fmt: skip
+    axes.set_ylim(first + len(rows) - 0.5, -0.5)  # the first row at the top
+    axes.set_xlim(left=0.0)  # the axis starts at the run's start
 
 
 def _legend(axes) -> None:
-    """Phases in time order, then the failure mark (matplotlib lists markers first)."""
-    order = [*PHASES, "failed"]
+    """The host's steps and the phases in time order, then the failure mark."""
+    order = [*HOST_PHASES, *PHASES, "failed"]
     pairs = sorted(
         zip(*axes.get_legend_handles_labels(), strict=True), key=lambda p: order.index(p[1])
     )
@@ -148,10 +211,17 @@ def _legend(axes) -> None:
         )
 
 
-def _label_rules(axes, groups: Mapping[str, list[JobRecord]]) -> None:
-    """Rule names at the middle of their jobs' rows, with a line between rules."""
-    ticks, labels, first = [], [], 0
-    total = sum(len(jobs) for jobs in groups.values())
+def _label_rows(
+    axes, hosts: list[tuple[str, list[Segment]]], groups: Mapping[str, list[JobRecord]]
+) -> None:
+    """Each host row by name, then rule names at the middle of their jobs' rows, with a
+    line between sections."""
+    ticks: list[float] = list(range(len(hosts)))
+    labels = [_plain(name) for name, _ in hosts]
+    first = len(hosts)
+    total = first + sum(len(jobs) for jobs in groups.values())
+    if hosts and total > first:
+        axes.axhline(first - 0.5, color="#636363", linewidth=1.2)
     for rule, jobs in groups.items():
         ticks.append(first + (len(jobs) - 1) / 2)
         labels.append(_plain(rule))
@@ -179,24 +249,109 @@ def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
-def _summary(run: RunRecord, rows: Sequence[Mapping]) -> str:
-    pricing = run.pricing
+def _summary(run: RunRecord, rows: Sequence[Mapping], document: Mapping) -> str:
+    pricing, totals = run.pricing, document["totals"]
     facts = [
         f"started {_when(run.started)}",
-        f"{len(run.jobs)} jobs",
+        f"wall time {_duration(document['wall_time_s'])}",
+        f"{totals['jobs']} jobs",
+        f"{totals['failed']} failed",
         f"region {pricing.region or 'unknown'}",
         f"{pricing.market} market",
     ]
     if pricing.emulator:
         facts.append("local emulator")
     estimate = " (estimate)" if any_estimated(rows) else ""
-    unpriced = sum(row["unpriced_jobs"] for row in rows)
+    unpriced = totals["unpriced_jobs"]
     missing = f"; {unpriced} jobs could not be priced" if unpriced else ""
+    warning = document["costs"]["warning"]
+    shown = f'\n<p class="warning">{_e(warning)}</p>' if warning else ""
     return (
         f'<p class="meta">{_e(", ".join(facts))}</p>\n'
         f'<p class="total">Total cost: <strong>{_money(total_cost(rows))}</strong>'
-        f"{estimate}{missing}</p>"
+        f"{estimate}{missing} (what it counts: see Costs)</p>{shown}"
     )
+
+
+_JOB_COLUMNS = (
+    "Rule", "Jobid", "Wildcards", "Batch job", "Status", "Attempts", "Exit code",
+    "Instance type", "Wall time", "Queued",
+)  # fmt: skip
+
+
+def _job_table(jobs: Sequence[Mapping]) -> str:
+    head = "".join(f"<th>{_e(name)}</th>" for name in _JOB_COLUMNS)
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in _job_cells(job)) + "</tr>"
+        for job in jobs
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _job_cells(job: Mapping) -> list[str]:
+    wildcards = ", ".join(f"{k}={v}" for k, v in job["wildcards"].items())
+    estimate = " (estimate)" if job["instance_estimated"] and job["instance_type"] else ""
+    return [
+        job["rule"],
+        _text(job["jobid"]),
+        wildcards or "-",
+        _text(job["batch_id"]),
+        _text(job["status"]),
+        _text(job["attempts"]),
+        _text(job["exit_code"]),
+        _text(job["instance_type"]) + estimate,
+        _duration(job["wall_s"]),
+        _duration(job["queued_s"]),
+    ]
+
+
+def _images(images: Mapping) -> str:
+    summary = f"<p>{images['built']} built, {images['reused']} reused from ECR.</p>"
+    if not images["each"]:
+        return summary
+    rows = "\n".join(
+        f"<tr><td>{_e(', '.join(i['rules']))}</td><td>{_e(i['outcome'])}</td>"
+        f"<td>{_e(i['tag'][:16])}</td><td>{_e(_duration(i['build_s']))}</td>"
+        f"<td>{_e(_duration(i['push_s']))}</td><td>{_e(_size(i['size_bytes']))}</td></tr>"
+        for i in images["each"]
+    )
+    return (
+        f"{summary}\n<table>\n<thead><tr><th>Rules</th><th>Outcome</th><th>Tag</th>"
+        f"<th>Build</th><th>Push</th><th>Size</th></tr></thead>\n<tbody>\n{rows}\n"
+        "</tbody>\n</table>"
+    )
+
+
+def _costs(costs: Mapping) -> str:
+    warning = f'<p class="warning">{_e(costs["warning"])}</p>\n' if costs["warning"] else ""
+    return (
+        f"{warning}<p><strong>Included:</strong> {_e(costs['includes'])}.</p>\n"
+        f"<p><strong>Not included:</strong> {_e(costs['excludes'])}.</p>\n"
+        f"<p>{_e(costs['note'])}</p>"
+    )
+
+
+def _run_facts(document: Mapping) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in document["versions"].items()) or "not recorded"
+    command = " ".join(shlex.quote(part) for part in document["command"]) or "not recorded"
+    calls = "".join(
+        f"<tr><td>{_e(name)}</td><td>{count}</td></tr>"
+        for name, count in document["api_calls"].items()
+    )
+    return (
+        f"<p>Versions: {_e(versions)}</p>\n<p>Command line:</p>\n<pre>{_e(command)}</pre>\n"
+        f"<p>AWS API calls: {document['totals']['api_calls']}</p>\n"
+        "<table>\n<thead><tr><th>Call</th><th>Count</th></tr></thead>\n"
+        f"<tbody>{calls}</tbody>\n</table>"
+    )
+
+
+def _text(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _size(size: int | None) -> str:
+    return "-" if size is None else f"{size / 1e6:.0f} MB"
 
 
 _COLUMNS = (
@@ -333,6 +488,7 @@ img {{ max-width: 100%; }}
 pre {{ background: #f7f7f7; padding: 0.8em; }}
 .total {{ font-size: 1.2em; }}
 .meta {{ color: #555; }}
+.warning {{ color: #8a3b00; font-weight: bold; }}
 </style>
 </head>
 <body>

@@ -40,11 +40,11 @@ ROW_KEYS = (
 
 
 def rule_rows(run: RunRecord, context: PriceContext | None = None) -> list[dict]:
-    """One row per rule, in the order the rules first appear in the run; priced with
-    ``context`` (default: knot's price table for the run's region and market)."""
+    """One row per rule, in DAG order (``rules_in_order``); priced with ``context``
+    (default: knot's price table for the run's region and market)."""
     if context is None:
-        context = price_context(run.pricing, load_prices())
-    return [_row(rule, jobs, context) for rule, jobs in by_rule(run.jobs).items()]
+        context = price_context(run.pricing, load_prices(), run.spot_prices.get("prices"))
+    return [_row(rule, jobs, context) for rule, jobs in rules_in_order(run).items()]
 
 
 def by_rule(jobs: Iterable[JobRecord]) -> dict[str, list[JobRecord]]:
@@ -53,6 +53,16 @@ def by_rule(jobs: Iterable[JobRecord]) -> dict[str, list[JobRecord]]:
     for job in jobs:
         groups.setdefault(job.rule, []).append(job)
     return groups
+
+
+def rules_in_order(run: RunRecord) -> dict[str, list[JobRecord]]:
+    """The jobs grouped by rule, rules in the record's DAG order (a rule after the rules
+    whose outputs it reads); rules the order lacks (an older record) follow, in order of
+    first appearance."""
+    groups = by_rule(run.jobs)
+    rank = {rule: index for index, rule in enumerate(run.rule_order)}
+    ordered = sorted(groups, key=lambda rule: rank.get(rule, len(rank)))
+    return {rule: groups[rule] for rule in ordered}
 
 
 def total_cost(rows: Iterable[Mapping]) -> float:
@@ -143,3 +153,46 @@ def _whole(value: float | None) -> int | float | None:
     if value is not None and float(value).is_integer():
         return int(value)
     return value
+
+
+JOB_KEYS = (
+    "rule",
+    "jobid",
+    "wildcards",
+    "batch_id",
+    "status",
+    "attempts",
+    "exit_code",
+    "instance_type",
+    "instance_estimated",
+    "wall_s",
+    "queued_s",
+)
+
+
+def job_rows(run: RunRecord) -> list[dict]:
+    """One row per job, rules in DAG order and each rule's jobs by jobid: what identifies
+    it (rule, wildcards, Batch id) and how it went."""
+    rows = []
+    for rule, jobs in rules_in_order(run).items():
+        for job in sorted(jobs, key=lambda j: (j.jobid is None, j.jobid or 0)):
+            queued = None
+            if job.host.submitted is not None and job.batch.started is not None:
+                queued = _round(max(job.batch.started - job.host.submitted, 0.0), 3)
+            exit_code = job.exit_code if job.exit_code is not None else job.usage.exit_status
+            rows.append(
+                {
+                    "rule": rule,
+                    "jobid": job.jobid,
+                    "wildcards": dict(job.wildcards),
+                    "batch_id": job.batch_id,
+                    "status": job.status,
+                    "attempts": job.attempts,
+                    "exit_code": exit_code,
+                    "instance_type": job.instance_type,
+                    "instance_estimated": job.instance_estimated,
+                    "wall_s": _round(job.usage.wall_s, 3),
+                    "queued_s": queued,
+                }
+            )
+    return rows

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
-from ..aws.logs import log_tail, printable
+from ..aws.logs import printable, read_last
 from ..aws.status import JobState, describe_exit
 from ..errors import KnotError
 from ..jobs.group import benchmarks, failed_member, home_items, job_label, jobs_of, snakemake_job
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 LOG_TAIL_LINES = 30
 LOST_AFTER_POLLS = 5
 FAILED_LOGS = Path(".snakemake", "log", "knot")
+# A failed job's log is saved whole up to this size; beyond it, its end is kept.
+MAX_SAVED_LOG_BYTES = 8 * 1024 * 1024
 
 
 class Outcomes:
@@ -75,10 +77,11 @@ class Outcomes:
                 await f.retrieve_from_storage()
 
     def failure(self, info: SubmittedJobInfo, state: JobState) -> tuple[str, list[str]]:
-        """The message for Snakemake, and the saved log tail to show with it."""
+        """The message for Snakemake, with the log's last lines, and the saved log."""
         spec = aux(info)["spec"]
-        tail = log_tail(self.logs, self.log_group, state.log_stream, LOG_TAIL_LINES)
-        saved = save_log(batch_id(info), tail)
+        lines, cut = read_last(self.logs, self.log_group, state.log_stream, MAX_SAVED_LOG_BYTES)
+        saved = save_log(batch_id(info), lines, cut)
+        tail = lines[-LOG_TAIL_LINES:]
         # The job's own log files are a courtesy; the error below is what matters.
         with contextlib.suppress(KnotError):
             self._fetch(spec, "log", must_exist=False)
@@ -87,6 +90,7 @@ class Outcomes:
             f"{printable(state.reason or 'no reason given')} ({describe_exit(state.exit_code)}).\n"
             f"Last lines of its log ({state.log_stream or 'no log stream'}):\n"
             + "\n".join(tail or ["<log empty or not found>"])
+            + f"\nIts whole log (up to {MAX_SAVED_LOG_BYTES >> 20} MiB): {saved}"
         )
         return msg, [str(saved)]
 
@@ -117,11 +121,17 @@ def aux(info: SubmittedJobInfo) -> dict:
     return info.aux
 
 
-def save_log(job_id: str, lines: list[str] | None) -> Path:
+def save_log(job_id: str, lines: list[str], cut: bool = False) -> Path:
+    """The job's log in FAILED_LOGS; when it was over the cap (``cut``), a first line says
+    that its beginning was left out."""
     path = FAILED_LOGS / f"{job_id.replace(':', '-')}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines or []) + "\n")
+    head = [_CUT.format(mib=MAX_SAVED_LOG_BYTES >> 20)] if cut else []
+    path.write_text("\n".join(head + lines) + "\n")
     return path
+
+
+_CUT = "[knot: this log was longer than {mib} MiB; its beginning is left out, its end kept]"
 
 
 def is_lost(info: SubmittedJobInfo, state: JobState | None) -> bool:

@@ -6,6 +6,7 @@ rules first seen later (behind a checkpoint) are prepared when their jobs arrive
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,10 +166,11 @@ class Preparation:
         if to_build:
             infra = services.infra
             builder = ImageBuilder(
-                docker, self.clients.ecr, infra.repository_uri, infra.repository_name
+                docker, self.clients.ecr, infra.repository_uri, infra.repository_name, self.say
             )
             with self.run_log.step("images"):
                 builder.ensure_all(to_build)
+            self.run_log.image_builds.extend(builder.builds)
             for counter in self.image_counts:
                 self.image_counts[counter] += getattr(builder, counter)
             for plan in plans.values():  # by content: one rule may have several (containers)
@@ -186,8 +188,12 @@ class Preparation:
         """The stack (created or updated if need be) and the clients of everything on it."""
         self.ensure_storage_bucket()
         self.knot = find_service_role(self.clients, self.knot)
+        where = f"'{self.knot.stack_name}' in {self.clients.region}"
+        self.say(f"knot: checking the stack {where}")
         with self.run_log.step("stack check"):
-            infra = ensure_infra(self.clients, self.knot)
+            started = time.monotonic()
+            infra = ensure_infra(self.clients, self.knot, say=self.say)
+        self.say(f"knot: the stack {where} is ready ({time.monotonic() - started:.1f} s)")
         self._delete_dead_run_secrets(infra.stack_name)
         batch = self.clients.batch
         self.services = Services(

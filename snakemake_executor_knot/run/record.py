@@ -10,9 +10,12 @@ right type are kept.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
+import platform
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, TypeGuard
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .. import __version__
 from ..aws.clients import Clients
 from ..aws.hosts import find_container_instances, instance_types
 from ..aws.status import JobState
@@ -30,8 +34,8 @@ from ..compute.resources import BatchResources
 from ..config.classes import DEFAULT_CLASS
 from ..config.settings import KnotConfig
 from ..errors import KnotError, StagingError
-from ..jobs.group import job_key, job_label
-from ..report.pricing import choose_instance, load_prices, region_prices
+from ..jobs.group import is_group, job_key, job_label
+from ..report.pricing import choose_instance, load_prices, region_prices, spot_history
 from ..runtime import jsondoc
 from ..runtime.contract import usage_key
 
@@ -76,14 +80,17 @@ class JobEntry:
     instance_type_source: str | None = None  # "batch" (ECS said so) or "estimate"
     reclaims: int = 0  # attempts spot took back, over every Batch job the job became
     reclaimed_s: float = 0.0
+    wildcards: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         state = self.state
         return {
             "jobid": self.jobid,
             "rule": self.rule,
+            "wildcards": self.wildcards,
             "batch_id": self.batch_id,
             "status": state.status if state else None,
+            "exit_code": state.exit_code if state else None,
             "attempts": state.attempts if state else None,
             "reason": state.reason if state else None,
             "requested": self.requested,
@@ -129,6 +136,8 @@ class RunLog:
         self.ended: float | None = None
         self.jobs: dict[int, JobEntry] = {}
         self.usage_errors: list[StagingError] = []  # usage documents refused (fetch_usage)
+        self.image_builds: list[dict] = []  # each image found, or built and pushed (builder.py)
+        self.rule_order: list[str] = []  # DAG order (order.py), rules seen later appended
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -146,7 +155,10 @@ class RunLog:
         with self._lock:
             for job in jobs:
                 key = job_key(job)  # a group job: one entry, by its first member's jobid
-                self.jobs[key] = JobEntry(key, job_label(job), now)
+                wildcards = job_wildcards(job)
+                self.jobs[key] = JobEntry(key, job_label(job), now, wildcards=wildcards)
+                if job_label(job) not in self.rule_order:  # first seen after the start
+                    self.rule_order.append(job_label(job))
 
     def submitted(self, jobid: int, batch_id: str, resources, usage_at, adopted=False) -> None:
         with self._lock:
@@ -242,8 +254,28 @@ class RunLog:
             "pricing": pricing,
             "calls": dict(sorted(calls.items())),
             "images": images,
+            "image_builds": self.image_builds,
+            "rule_order": self.rule_order,
+            "versions": versions(),
+            "command": list(sys.argv),
             "jobs": [entry.as_dict() for _, entry in sorted(self.jobs.items())],
         }
+
+
+def job_wildcards(job: AnyJob) -> dict[str, str]:
+    """A single job's wildcards as text; a group job's members each have their own: none."""
+    if is_group(job):
+        return {}
+    return {str(k): str(v) for k, v in dict(getattr(job, "wildcards_dict", {})).items()}
+
+
+def versions() -> dict[str, str]:
+    """The versions that shaped the run, for the report."""
+    found = {"knot": __version__, "python": platform.python_version()}
+    for name, dist in (("snakemake", "snakemake"), ("boto3", "boto3")):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(dist)
+    return found
 
 
 def process_start_time() -> float | None:
@@ -341,7 +373,25 @@ def close_record(
         warn(usage_warning(run_log.usage_errors))
     run_log.ended = time.time()
     record = run_log.as_dict(pricing(config, clients.region), clients.calls, images)
+    record["spot_prices"] = run_spot_prices(run_log, clients, config)
     return write_record(record)
+
+
+def run_spot_prices(run_log: RunLog, clients: Clients, config: KnotConfig) -> dict | None:
+    """The spot prices of the instance types the run's jobs ran on, over the run, from the
+    account's history (``spot_history``); None for on-demand, on the emulator (its history
+    is a placeholder) or when the history cannot be read."""
+    if not config.spot or config.emulator:
+        return None
+    types = {e.instance_type for e in run_log.finished_entries() if e.instance_type}
+    prices = spot_history(clients.ec2, types, run_log.started, run_log.ended or time.time())
+    if not prices:
+        return None
+    return {
+        "as_of": time.strftime("%Y-%m-%d", time.gmtime()),
+        "source": "EC2 DescribeSpotPriceHistory",
+        "prices": prices,
+    }
 
 
 def usage_warning(errors: list[StagingError]) -> str:

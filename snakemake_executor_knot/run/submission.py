@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
+from ..aws.logs import printable
 from ..aws.status import split_child
 from ..aws.submit import build_submit_request
 from ..aws.tags import job_tags
@@ -39,7 +40,7 @@ from .adoption import Adopted, spec_hash, spec_produces, submission_hash
 from .journal import Entry
 from .plans import RulePlan, check_config_secrets, check_param_secrets, plan_key
 from .prepare import Preparation, Services
-from .record import RunLog, usage_location
+from .record import RunLog, job_wildcards, usage_location
 from .spot import on_demand_request
 
 if TYPE_CHECKING:
@@ -195,13 +196,14 @@ class Submissions:
             spec_digest=written.digest,
             resources=resources,
             array_size=len(jobs) if array else None,
-            tags=self._tags(tag, plan.name),
+            tags=self._tags(tag, plan.name, jobs),
             rule=plan.name,
             cache_bytes=self._cache_bytes(resources.compute_class),
         )
         batch_id = services.submitter.submit(request)
         self._requests[batch_id] = (request, resources.compute_class)
         externals = [f"{batch_id}:{i}" if array else batch_id for i in range(len(jobs))]
+        self.say(submitted_line(plan.name, batch_id, jobs, array))
         # The journal first: a crash right after SubmitJob must still leave the job adoptable.
         entries = _entries(plan, jobs, specs, hashes, externals, tag, uri, self.run_log.run_id)
         services.adopter.record(entries)
@@ -246,7 +248,7 @@ class Submissions:
         klass = self.prep.knot.compute_class(name)
         return klass.cache_bytes if klass is not None else 0
 
-    def _tags(self, submission: str, rule: str) -> dict[str, str]:
+    def _tags(self, submission: str, rule: str, jobs: Jobs) -> dict[str, str]:
         """The stack's tag lets a runner terminate only its stack's jobs (policy.py); the
         spec's lets a later run adopt the job (adoption.py); run, workflow and rule split
         the bill (aws/tags.py)."""
@@ -258,6 +260,7 @@ class Submissions:
             run=self.run_log.run_id,
             workflow=self._workflow_tag(),
             rule=rule,
+            wildcards=wildcards_text(jobs),
         )
 
     def _workflow_tag(self) -> str:
@@ -275,10 +278,42 @@ def batch_size(job: AnyJob, knot: KnotConfig) -> BatchResources:
 
 
 def _job_name(plan: RulePlan, jobs: Jobs, array: bool) -> str:
-    """A single job's name carries its wildcards; an array's or a group's only the rule."""
-    first = jobs[0]
-    wildcards = {} if array or is_group(first) else dict(first.wildcards_dict)
-    return batch_job_name(plan.name, wildcards, job_key(first))
+    """A job's name carries its rule and wildcards; an array's, the wildcard values all
+    its children share (each child's are in the run record and the log line)."""
+    return batch_job_name(plan.name, common_wildcards(jobs), job_key(jobs[0]))
+
+
+def common_wildcards(jobs: Jobs) -> dict[str, str]:
+    """The wildcards every job has with the same value (a group job has none of its own)."""
+    each = [job_wildcards(job) for job in jobs]
+    first = each[0]
+    return {k: v for k, v in first.items() if all(w.get(k) == v for w in each[1:])}
+
+
+# Batch's tag values: up to 256 of letters, digits, spaces and _ . : / = + - @.
+def wildcards_text(jobs: Jobs) -> str:
+    """ "name=value name=value" of the wildcards the jobs share, for the ``knot:wildcards``
+    tag (``aws/tags.py`` keeps it within Batch's limits); empty without any."""
+    return " ".join(f"{k}={v}" for k, v in common_wildcards(jobs).items())
+
+
+SHOWN_CHILDREN = 4  # an array's children named in its submission line
+
+
+def submitted_line(rule: str, batch_id: str, jobs: Jobs, array: bool) -> str:
+    """One line per SubmitJob: the Batch id and which Snakemake jobs (jobid, wildcards) it
+    runs; for an array, its first children by index, then how many more."""
+    if not array:
+        return f"knot: rule {rule}: Batch job {batch_id} = {_who(jobs[0])}"
+    shown = "; ".join(f":{i} {_who(job)}" for i, job in enumerate(jobs[:SHOWN_CHILDREN]))
+    more = len(jobs) - SHOWN_CHILDREN
+    rest = f"; and {more} more (see 'knot jobs' or the run record)" if more > 0 else ""
+    return f"knot: rule {rule}: Batch array job {batch_id}, {len(jobs)} children: {shown}{rest}"
+
+
+def _who(job: AnyJob) -> str:
+    wildcards = " ".join(f"{k}={v}" for k, v in job_wildcards(job).items())
+    return f"jobid {job_key(job)}" + (f" ({printable(wildcards)})" if wildcards else "")
 
 
 def _superseded(job: AnyJob, entry: Entry, job_definition: str) -> str:

@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.stub import Stubber
 
-from snakemake_executor_knot.aws.logs import LogFollower, job_log, log_tail, printable
+from snakemake_executor_knot.aws.logs import LogFollower, job_log, log_tail, printable, read_last
 from snakemake_executor_knot.errors import KnotError
 
 from ..conftest import MOTO_LOG_GROUP, put_log
@@ -108,3 +108,21 @@ def test_log_tail_and_whole_log_come_back_escaped(clients, batch):
     seen: list[str] = []
     LogFollower(clients.batch, clients.logs, job, "/knot/jobs").follow(seen.append)
     assert seen == [ESCAPED_LINE]
+
+
+def test_read_last_keeps_the_whole_log_under_the_cap(clients):
+    lines = [f"line {i}" for i in range(120)]
+    put_log(clients, "/knot/jobs", "knot/default/abc", lines)
+    assert read_last(clients.logs, "/knot/jobs", "knot/default/abc", 10_000) == (lines, False)
+
+
+def test_read_last_keeps_the_end_of_a_log_over_the_cap(clients):
+    lines = [f"line {i:03d}" for i in range(100)]  # 9 bytes each, with its newline
+    put_log(clients, "/knot/jobs", "knot/default/abc", lines)
+    kept, cut = read_last(clients.logs, "/knot/jobs", "knot/default/abc", 9 * 40 + 5)
+    assert cut and kept == lines[-40:]
+
+
+def test_read_last_of_no_stream_is_empty(clients):
+    assert read_last(clients.logs, "/knot/jobs", "nothing", 100) == ([], False)
+    assert read_last(clients.logs, "/knot/jobs", None, 100) == ([], False)

@@ -16,10 +16,21 @@ from snakemake_executor_knot.config.settings import parse_tags
 from snakemake_executor_knot.errors import ConfigError
 
 
-def _tags(user: dict[str, str]) -> dict[str, str]:
+def _tags(user: dict[str, str], wildcards: str = "") -> dict[str, str]:
     return job_tags(
-        user, stack="knot", spec="ab12", run="20261206T113000-ab12cd34", workflow="w/x", rule="fit"
+        user,
+        stack="knot",
+        spec="ab12",
+        run="20261206T113000-ab12cd34",
+        workflow="w/x",
+        rule="fit",
+        wildcards=wildcards,
     )
+
+
+def test_the_wildcards_tag_is_made_safe_and_left_out_when_there_are_none():
+    assert _tags({}, "subject=sub-01 path=a;b")["knot:wildcards"] == "subject=sub-01 path=a_b"
+    assert "knot:wildcards" not in _tags({})
 
 
 def test_a_job_carries_the_cost_tags_next_to_the_users():
@@ -35,14 +46,15 @@ def test_a_job_carries_the_cost_tags_next_to_the_users():
 
 def test_the_most_user_tags_fit_next_to_knots_own_within_batchs_fifty():
     user = dict(parse_tags(",".join(f"k{i}=v{i}" for i in range(MAX_USER_TAGS))))
-    tags = _tags(user)
+    tags = _tags(user, "subject=sub-01")
     assert len(tags) <= MAX_TAGS
-    # The job definition carries the platform tag instead of spec, run, workflow and rule.
+    # The job definition carries the platform tag instead of spec, run, workflow, rule and
+    # wildcards.
     assert len(user) + len(KNOT_TAGS) == MAX_TAGS
 
 
 def test_one_more_user_tag_is_refused_before_anything_is_made():
-    with pytest.raises(ConfigError, match="give at most 44"):
+    with pytest.raises(ConfigError, match="give at most 43"):
         parse_tags(",".join(f"k{i}=v" for i in range(MAX_USER_TAGS + 1)))
 
 

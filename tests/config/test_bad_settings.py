@@ -21,9 +21,9 @@ CASES = {
     "aws_tag_upper_case": ({"tags": "AWS:Owner=me"}, None, "starts with 'aws:'"),
     "knot_own_tag": ({"tags": "knot:run=mine"}, None, "knot sets the tag 'knot:run'"),
     "too_many_tags": (
-        {"tags": ",".join(f"k{i}=v" for i in range(45))},
+        {"tags": ",".join(f"k{i}=v" for i in range(44))},
         None,
-        "45 tags; AWS allows 50 on a Batch job and knot sets 6 of its own",
+        "44 tags; AWS allows 50 on a Batch job and knot sets 7 of its own",
     ),
     "budget_zero": ({"budget": "0"}, None, "--knot-budget '0' is not a positive number"),
     "budget_negative": ({"budget": "-5"}, None, "--knot-budget '-5' is not a positive"),

@@ -114,7 +114,12 @@ def knot_report(workdir: Path, *args: str) -> str:
 
 
 def knot_report_rows(workdir: Path) -> list[dict]:
-    """``knot report --json`` on the latest run in ``workdir``."""
+    """The per-rule rows of ``knot report --json`` on the latest run in ``workdir``."""
+    return knot_report_json(workdir)["rules"]
+
+
+def knot_report_json(workdir: Path) -> dict:
+    """``knot report --json`` on the latest run in ``workdir``: one object."""
     return json.loads(knot_report(workdir, "--json"))
 
 

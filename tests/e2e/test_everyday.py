@@ -23,6 +23,8 @@ import os
 import re
 import signal
 import stat
+import subprocess
+import sys
 import time
 
 import boto3
@@ -115,10 +117,33 @@ def test_keep_going_and_rerun_incomplete_match_local(
 ):
     workdir = copy_workflow(INTERRUPTED, tmp_path / "knot")
     before = file_digests(workdir)
-    _interrupt_and_rerun(workdir, (*KNOT, *_storage_args(emulator_env, mode, "interrupted")))
+    args = (*KNOT, *_storage_args(emulator_env, mode, "interrupted"))
+    rerun = _interrupt_and_rerun(workdir, args)
     got = _outputs(mode, workdir, before, "interrupted")
     assert got == interrupted_local
     assert set(got) == {"results/good.txt", "results/slow.txt"}
+    _assert_the_failed_job_can_be_followed(rerun.stdout, workdir, debug=mode == "files")
+
+
+def _assert_the_failed_job_can_be_followed(stdout: str, workdir, debug: bool) -> None:
+    """The failed job's Batch id was said when it was submitted; its whole log is saved;
+    ``knot debug`` runs its container again here and it fails the same way."""
+    submitted = re.search(r"knot: rule bad: Batch job (\S+) = jobid (\d+)", stdout)
+    assert submitted, stdout[-6000:]
+    batch_id = submitted[1]
+    saved = workdir / ".snakemake" / "log" / "knot" / f"{batch_id}.log"
+    assert "the bad branch fails on purpose" in saved.read_text()
+    assert f"Its whole log (up to 8 MiB): {saved.relative_to(workdir)}" in stdout
+    assert re.search(r"knot: rule +jobs +failed +retries +wall +cost", stdout), stdout[-3000:]
+    if not debug:
+        return
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_knot.cli", "--emulator", "debug", submitted[2]],
+        cwd=workdir, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert f"knot: running the job in Batch job {batch_id}'s container" in done.stderr
+    assert "the bad branch fails on purpose" in done.stdout + done.stderr
 
 
 # ---- running and comparing
@@ -199,7 +224,7 @@ def _memory(job: dict) -> int:
     return int(next(r["value"] for r in requirements if r["type"] == "MEMORY"))
 
 
-def _interrupt_and_rerun(workdir, args: tuple[str, ...]) -> None:
+def _interrupt_and_rerun(workdir, args: tuple[str, ...]) -> subprocess.CompletedProcess:
     """--keep-going: kill Snakemake (SIGKILL, its whole process group) once the slow job
     runs; --unlock; re-run with --rerun-incomplete, which ends with the bad branch failed
     and every other output made."""
@@ -210,6 +235,7 @@ def _interrupt_and_rerun(workdir, args: tuple[str, ...]) -> None:
     assert rerun.returncode != 0, rerun.stdout[-6000:]
     assert "Error in rule bad" in rerun.stdout, rerun.stdout[-6000:]
     assert "the bad branch fails on purpose" in rerun.stdout
+    return rerun
 
 
 def _run_until_slow_job_runs(workdir, args: tuple[str, ...]) -> None:

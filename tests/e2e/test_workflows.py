@@ -17,7 +17,7 @@ from .helpers import (
     copy_workflow,
     file_digests,
     knot_report,
-    knot_report_rows,
+    knot_report_json,
     latest_summary,
     outputs_of,
     snakemake,
@@ -38,7 +38,29 @@ def _run_both(src, tmp_path, extra=(), knot_extra=()):
     assert local.returncode == 0, local.stdout[-3000:]
     result = snakemake(knot_dir, *KNOT, *extra, *knot_extra)
     assert result.returncode == 0, result.stdout[-6000:]
+    _check_progress(result.stdout, knot_dir)
     return outputs_of(local_dir, before), outputs_of(knot_dir, before), knot_dir
+
+
+def _check_progress(stdout: str, knot_dir) -> None:
+    """The run said the stack check, each image (found in ECR, or built n of m and pushed)
+    and each submission's Batch id, and ended with its per-rule table."""
+    assert re.search(r"knot: the stack '\S+' in \S+ is ready \(\d+\.\d s\)", stdout), stdout[:3000]
+    images = latest_summary(knot_dir)["image_builds"]
+    assert images, "the record lists no image"
+    for image in images:
+        rules = ", ".join(image["rules"])
+        if image["outcome"] == "cached":
+            assert re.search(rf"knot: image for rules? {rules} found in ECR", stdout), rules
+        else:
+            assert re.search(
+                rf"knot: built image \d+ of \d+ for rules? {rules} in [\d.]+ s, \d+ MB", stdout
+            )
+            assert re.search(rf"knot: pushed the image for rules? {rules} in", stdout), rules
+    for job in latest_summary(knot_dir)["jobs"]:
+        parent = job["batch_id"].split(":")[0]
+        assert re.search(rf"knot: rule {job['rule']}.*Batch (array )?job {parent}\b", stdout)
+    assert re.search(r"knot: wall time [\d.ms ]+, cost \$", stdout), stdout[-3000:]
 
 
 # Batch jobs per rule of the neuro example's default config (rule all runs on the host).
@@ -59,8 +81,18 @@ def test_example_matches_local(example, emulator_env, tmp_path):
 
 
 def _check_neuro_report(knot_dir):
-    """knot report on the run: the JSON table, then the offline HTML page and the PNG."""
-    rows = {row["rule"]: row for row in knot_report_rows(knot_dir)}
+    """knot report on the run: the JSON document, then the offline HTML page and the PNG."""
+    document = knot_report_json(knot_dir)
+    assert document["schema_version"] == 1 and document["wall_time_s"] > 0
+    # Rules in DAG order; every job's wildcards and Batch id; each image found or built.
+    assert [row["rule"] for row in document["rules"]] == list(NEURO_JOBS)
+    masks = [job for job in document["jobs"] if job["rule"] == "mask"]
+    assert sorted(job["wildcards"]["subject"] for job in masks) == [
+        f"sub-{n:02d}" for n in range(1, 7)
+    ] and all(job["batch_id"] and job["exit_code"] == 0 for job in masks)
+    assert document["images"]["built"] + document["images"]["reused"] == len(NEURO_JOBS)
+    assert document["versions"]["knot"] and "--executor" in document["command"]
+    rows = {row["rule"]: row for row in document["rules"]}
     assert {rule: rows[rule]["jobs"] for rule in rows} == NEURO_JOBS
     for row in rows.values():
         assert row.keys() >= REQUIRED, row

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -460,6 +461,9 @@ class PushRefused:
     def build(self, **_kwargs):
         return iter([{"stream": "built"}])
 
+    def inspect_image(self, _reference):
+        return {"Size": 123_000_000}
+
     def push(self, *_args, **_kwargs):
         self.meanwhile()
         refusal = (
@@ -492,3 +496,60 @@ def test_a_refused_push_of_a_tag_ecr_lacks_is_an_error(clients, repository):
     )
     with pytest.raises(DockerError, match="Pushing the image .* cannot be overwritten"):
         builder.ensure(spec)
+
+
+class PushLands:
+    """A docker client whose build succeeds and whose push lands in (moto's) ECR, as the
+    emulator's registry makes it land; it counts builds."""
+
+    def __init__(self, ecr) -> None:
+        self.api, self.ecr, self.builds = self, ecr, 0
+
+    def build(self, **_kwargs):
+        self.builds += 1
+        return iter([{"stream": "Step 1/1"}])
+
+    def inspect_image(self, _reference):
+        return {"Size": 245_000_000}
+
+    def push(self, _repository, tag, **_kwargs):
+        self.ecr.put_image(repositoryName="knot", imageManifest=fake_manifest(tag[0]), imageTag=tag)
+        return iter([{"status": "Pushed"}])
+
+
+def test_each_image_says_found_built_n_of_m_and_pushed(clients, repository):
+    cached, first, second = (
+        make_spec(rule="a"),
+        make_spec(rule="b", requirements=()),
+        make_spec(rule="c", requirements=("numpy==2.0.0",)),
+    )
+    clients.ecr.put_image(
+        repositoryName="knot", imageManifest=fake_manifest("9"), imageTag=image_tag(cached)
+    )
+    docker, said = PushLands(clients.ecr), []
+    ticks = iter(range(100))
+    builder = ImageBuilder(
+        docker, clients.ecr, repository["repositoryUri"], "knot", said.append, lambda: next(ticks)
+    )
+    builder.ensure_all([cached, first, second])
+    assert docker.builds == 2
+    assert said[0] == f"knot: image for rule a found in ECR ({image_tag(cached)[:12]}), not rebuilt"
+    assert said[1] == "knot: building 2 images (2 at a time): rule b, rule c"
+    built = sorted(line for line in said if line.startswith("knot: built image"))
+    assert [line.split(" for ")[0] for line in built] == [
+        "knot: built image 1 of 2",
+        "knot: built image 2 of 2",
+    ]
+    assert all(re.search(r"in \d+\.0 s, 245 MB; pushing$", line) for line in built)
+    assert sum(line.startswith("knot: pushed the image for rule") for line in said) == 2
+    entries = {tuple(e["rules"]): e for e in builder.builds}
+    assert entries[("a",)] == {"rules": ["a"], "tag": image_tag(cached), "outcome": "cached"}
+    made = entries[("b",)]
+    assert made["outcome"] == "built" and made["size_bytes"] == 245_000_000
+    assert made["build"][0] < made["build"][1] <= made["push"][0] < made["push"][1]
+    # A second run finds all three in ECR: nothing is built.
+    again: list[str] = []
+    ImageBuilder(docker, clients.ecr, repository["repositoryUri"], "knot", again.append).ensure_all(
+        [cached, first, second]
+    )
+    assert docker.builds == 2 and all("found in ECR" in line for line in again)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +17,8 @@ from botocore.exceptions import ClientError
 from snakemake_executor_knot.cli.report import register, run_report
 from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import ConfigError
+from snakemake_executor_knot.report.pricing import load_prices
+from snakemake_executor_knot.report.table import JOB_KEYS
 
 from . import samples
 
@@ -32,15 +39,62 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_json_prints_only_the_rule_table(project, capsys):
+def test_json_prints_one_object_with_totals_rules_and_jobs(project, capsys):
     args = parse("--profile", "dev", "report", "--json")
     assert args.profile == "dev"
     assert args.handler(args, KnotConfig()) == 0
     out = capsys.readouterr().out
-    rows = json.loads(out)
+    document = json.loads(out)
+    assert list(document) == [
+        "schema_version", "run_id", "started", "ended", "wall_time_s", "totals", "costs",
+        "where_time_went", "images", "api_calls", "versions", "command", "rules", "jobs",
+    ]  # fmt: skip
+    assert document["schema_version"] == 1 and document["run_id"] == samples.RUN_ID
+    assert document["totals"]["currency"] == "USD" and document["totals"]["jobs"] == 4
+    assert document["totals"]["cost"] == pytest.approx(
+        sum(r["cost_usd"] or 0 for r in document["rules"])
+    )
+    rows = document["rules"]
     assert [row["rule"] for row in rows] == ["prep", "fit", "plot"]
     assert all(set(row) >= samples.REQUIRED for row in rows)
+    assert [(j["rule"], j["jobid"]) for j in document["jobs"]] == [
+        ("prep", 1), ("prep", 2), ("fit", 3), ("plot", 4),
+    ]  # fmt: skip
+    assert set(document["jobs"][0]) == set(JOB_KEYS)
+    assert document["costs"]["excludes"].startswith("instance time no job used")
     assert not list(project.glob(".snakemake/knot/knot-report-*"))
+
+
+def test_json_into_a_closed_pipe_ends_quietly(tmp_path):
+    """``knot report --json | head -3``: the reader goes after three lines, long before the
+    document (far more than a pipe's buffer) is written."""
+    samples.write(
+        tmp_path / ".snakemake" / "knot", samples.run([samples.job(i) for i in range(600)])
+    )
+    script = "from snakemake_executor_knot.cli import main; raise SystemExit(main())"
+    shell = f"{sys.executable} -c '{script}' report --json | head -3"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        ["sh", "-c", shell], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
+    assert done.stdout.splitlines() == [
+        "{",
+        '  "schema_version": 1,',
+        f'  "run_id": "{samples.RUN_ID}",',
+    ]
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_an_old_price_table_is_warned_about(project, capsys):
+    args = parse("report")
+    assert args.handler(args, KnotConfig()) == 0
+    err = capsys.readouterr().err
+    table = load_prices()
+    if (date.today() - date.fromisoformat(table.as_of)).days > 90:
+        assert f"knot: knot's price table is from {table.as_of}" in err
+        assert "--refresh-prices" in err
+    else:
+        assert "price table is from" not in err
 
 
 def test_profile_prints_a_profile_block(project, capsys):
@@ -94,7 +148,7 @@ def test_refresh_prices_uses_the_price_list_client(project, capsys):
     client = FlatPrices()
     args = parse("report", "--json", "--refresh-prices")
     assert run_report(args, make_pricing_client=lambda: client) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rules"]
     # prep: two half-instance hours at 1 USD/h.
     assert rows[0]["cost_usd"] == pytest.approx(1.0)
     assert "m5.large" in client.types and "g4dn.xlarge" not in client.types

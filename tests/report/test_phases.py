@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from snakemake_executor_knot.report.phases import (
     PHASES,
     critical_chain,
+    host_rows,
     job_segments,
     relative,
     run_origin,
+    wall_time,
     where_time_went,
 )
 from snakemake_executor_knot.report.records import parse_run
@@ -22,17 +26,57 @@ def _segments(job_record: dict) -> list[tuple]:
     return [tuple(s) for s in relative(job_segments(run.jobs[0]), samples.STARTED)]
 
 
-def test_a_full_job_has_every_phase_in_order():
-    assert _segments(samples.job()) == [
-        ("waiting on host", 1.0, 2.0),
+def test_a_full_job_has_every_phase_in_order_with_no_gap():
+    host = dict(samples.job()["host"], seen_finished=samples.STARTED + 29.6)
+    segments = _segments(samples.job(host=host))
+    assert segments == [
+        ("submission", 1.0, 2.0),
         ("queued in Batch", 2.0, 10.0),
-        ("starting", 10.0, 11.0),
+        ("container start", 10.0, 11.0),
         ("staging in", 11.0, pytest.approx(12.2)),
         ("running", pytest.approx(12.2), pytest.approx(27.2)),
         ("staging out", pytest.approx(27.2), pytest.approx(28.5)),
-        ("reporting", 29.0, 30.0),
+        ("finishing", pytest.approx(28.5), 29.0),
+        ("status polling", 29.0, pytest.approx(29.6)),
+        ("reporting", pytest.approx(29.6), 30.0),
     ]
-    assert [s[0] for s in _segments(samples.job())] == list(PHASES)
+    assert [s[0] for s in segments] == list(PHASES)
+    # Each phase starts where the one before ended: the bar has no gap.
+    assert all(a[2] == pytest.approx(b[1]) for a, b in itertools.pairwise(segments))
+
+
+def test_reporting_does_not_count_the_status_polling():
+    host = dict(samples.job()["host"], seen_finished=samples.STARTED + 29.6)
+    spans = dict((s[0], s[2] - s[1]) for s in _segments(samples.job(host=host)))
+    assert spans["status polling"] == pytest.approx(0.6)
+    assert spans["reporting"] == pytest.approx(0.4)
+    # A record without the status check's time: reporting from Batch's stop, no polling.
+    old = dict((s[0], s[2] - s[1]) for s in _segments(samples.job()))
+    assert "status polling" not in old and old["reporting"] == pytest.approx(1.0)
+
+
+def test_the_host_rows_hold_the_preparation_and_each_built_image():
+    t = samples.STARTED
+    builds = [
+        {"rules": ["a"], "tag": "1" * 64, "outcome": "cached"},
+        {"rules": ["b", "c"], "tag": "2" * 64, "outcome": "built", "build": [t, t + 50.0],
+         "push": [t + 50.0, t + 55.0], "size_bytes": 10},
+    ]  # fmt: skip
+    steps = {"rule plans": [t, t + 0.5], "stack check": [t + 0.5, t + 1.0]}
+    run = parse_run(samples.run([samples.job()], steps=steps, image_builds=builds))
+    rows = [(name, [tuple(s) for s in relative(segs, t)]) for name, segs in host_rows(run)]
+    assert rows == [
+        ("rule plans, stack", [("preparation", 0.0, 0.5), ("preparation", 0.5, 1.0)]),
+        ("image b, c", [("image build", 0.0, 50.0), ("image push", 50.0, 55.0)]),
+    ]
+
+
+def test_the_wall_time_runs_from_the_process_start_to_the_end():
+    t = samples.STARTED
+    assert wall_time(parse_run(samples.run([samples.job()], ended=t + 40.0))) == 40.0
+    run = parse_run(samples.run([samples.job()], process_started=t - 2.0, ended=t + 40.0))
+    assert wall_time(run) == 42.0
+    assert wall_time(parse_run(samples.run([samples.job()]))) is None
 
 
 def test_a_job_that_never_started_has_only_what_is_known():
@@ -48,14 +92,14 @@ def test_a_job_that_never_started_has_only_what_is_known():
 def test_a_missing_duration_ends_the_container_phases():
     record = samples.job(usage={"start": samples.STARTED + 11.0, "stage_in_s": 2.0})
     phases = [s[0] for s in _segments(record)]
-    assert phases == ["waiting on host", "queued in Batch", "starting", "staging in", "reporting"]
+    assert phases == ["submission", "queued in Batch", "container start", "staging in", "reporting"]
 
 
 def test_negative_durations_are_clamped_to_zero():
     # The container's clock ran behind Batch's: usage.start is before batch.started.
     usage = dict(samples.job()["usage"], start=samples.STARTED + 9.0, stage_in_s=-0.5)
     segments = dict((s[0], s[1:]) for s in _segments(samples.job(usage=usage)))
-    assert segments["starting"] == (10.0, 10.0)
+    assert segments["container start"] == (10.0, 10.0)
     assert segments["staging in"] == (9.0, 9.0)
     assert segments["running"] == (9.0, 24.0)
 

@@ -3,12 +3,15 @@ List API through botocore's Stubber."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import time
+from datetime import date
 
 import botocore.session
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
 from snakemake_executor_knot.report.pricing import (
@@ -19,10 +22,15 @@ from snakemake_executor_knot.report.pricing import (
     job_cost,
     load_prices,
     on_demand_price,
+    price_context,
+    prices_note,
     pricing_filters,
     refresh_prices,
+    spot_history,
+    stale_warning,
     with_refreshed,
 )
+from snakemake_executor_knot.report.records import Pricing
 
 M5_LARGE = InstancePrice("m5.large", 2, 8, 0, on_demand_usd_hr=0.096, spot_usd_hr=0.0336)
 SMALL_TABLE = {
@@ -238,3 +246,79 @@ def test_with_refreshed_replaces_on_demand_and_rederives_spot():
     }
     assert new.refreshed == {"eu-north-1": "2026-11-29, 1 of 1 types"}
     assert with_refreshed(table, "us-east-1", {}, on="2026-11-29") is table
+
+
+# --- spot prices from the account's history; the table's age ---------------------------
+
+
+def test_spot_history_gives_each_types_mean_price_over_the_run(clients):
+    """moto answers DescribeSpotPriceHistory with one fixed price per availability zone
+    that offers the type; the mean over the zones is that price."""
+    prices = spot_history(clients.ec2, ["m5.large", "c5.large"], time.time() - 600, time.time())
+    assert prices == {"m5.large": 0.00001, "c5.large": 0.00001}
+    assert spot_history(clients.ec2, [], 0, 1) == {}
+
+
+class SpotPages:
+    """A paginator over hostile history pages."""
+
+    def __init__(self, pages):
+        self.pages = pages
+
+    def get_paginator(self, name):
+        assert name == "describe_spot_price_history"
+        return self
+
+    def paginate(self, **kwargs):
+        assert kwargs["InstanceTypes"] == ["m5.large"]
+        assert "Linux/UNIX" in kwargs["ProductDescriptions"]
+        return iter(self.pages)
+
+
+def test_spot_history_skips_what_is_not_a_price():
+    entries = [
+        {"InstanceType": "m5.large", "SpotPrice": "0.04"},
+        {"InstanceType": "m5.large", "SpotPrice": "0.02"},
+        {"InstanceType": "m5.large", "SpotPrice": "nan"},
+        {"InstanceType": "m5.large", "SpotPrice": "-1"},
+        {"InstanceType": "m5.large", "SpotPrice": ["0.5"]},
+        {"InstanceType": "x1.evil", "SpotPrice": "9"},
+        "not an entry",
+    ]
+    assert spot_history(SpotPages([{"SpotPriceHistory": entries}]), ["m5.large"], 0, 1) == {
+        "m5.large": 0.03
+    }
+
+
+def test_spot_history_that_cannot_be_read_is_empty():
+    class Refusing:
+        def get_paginator(self, _name):
+            raise ClientError({"Error": {"Code": "UnauthorizedOperation"}}, "Describe")
+
+    assert spot_history(Refusing(), ["m5.large"], 0, 1) == {}
+
+
+def test_history_prices_replace_the_spot_fraction_and_the_note_says_so():
+    table = PriceTable("2025-01-01", "test", 0.35, {"us-east-1": SMALL_TABLE})
+    pricing = Pricing(region="us-east-1", market="spot")
+    context = price_context(pricing, table, {"m5.large": 0.02, "zz.unknown": 1.0})
+    assert context.prices["m5.large"].spot_usd_hr == 0.02
+    assert context.prices["c5.large"].spot_usd_hr == 0.03  # from the fraction
+    note = prices_note(context, estimated=False)
+    assert "Spot prices of m5.large come from the account's spot price history" in note
+    # On demand, the history changes nothing.
+    on_demand = price_context(Pricing(region="us-east-1"), table, {"m5.large": 0.02})
+    assert on_demand.table is table
+    assert "could not be read" in prices_note(price_context(pricing, table), False)
+
+
+def test_a_table_older_than_90_days_is_warned_about():
+    table = PriceTable("2025-01-01", "test", 0.35, {"us-east-1": SMALL_TABLE})
+    assert stale_warning(table, "us-east-1", date(2025, 4, 1)) is None  # 90 days
+    warning = stale_warning(table, "us-east-1", date(2025, 4, 2))
+    assert warning and "from 2025-01-01, 91 days ago" in warning and "--refresh-prices" in warning
+    refreshed = with_refreshed(table, "us-east-1", {"m5.large": 0.1}, on="2025-04-02")
+    assert stale_warning(refreshed, "us-east-1", date(2026, 1, 1)) is None
+    assert (
+        stale_warning(dataclasses.replace(table, as_of="soon"), "us-east-1", date.today()) is None
+    )

@@ -105,6 +105,29 @@ def _with_job(**changes):
     return samples.run([samples.job(**changes)])
 
 
+def test_the_new_sections_are_read():
+    t = samples.STARTED
+    record = samples.run(
+        [samples.job(wildcards={"subject": "sub-05"}, exit_code=3)],
+        rule_order=["prep", "fit"],
+        versions={"knot": "0.1.0", "python": "3.11.2"},
+        command=["snakemake", "-j", "4"],
+        image_builds=[
+            {"rules": ["fit"], "tag": "ab", "outcome": "built", "build": [t, t + 2],
+             "push": [t + 2, t + 3], "size_bytes": 5},
+            {"rules": ["prep"], "tag": "cd", "outcome": "cached"},
+        ],
+        spot_prices={"as_of": "2026-12-06", "source": "x", "prices": {"m5.large": 0.03}},
+    )  # fmt: skip
+    run = parse_run(record)
+    assert run.jobs[0].wildcards == {"subject": "sub-05"} and run.jobs[0].exit_code == 3
+    assert run.rule_order == ("prep", "fit") and run.command == ("snakemake", "-j", "4")
+    assert run.versions["knot"] == "0.1.0"
+    assert run.image_builds[0].build == (t, t + 2) and run.image_builds[1].push is None
+    assert run.spot_prices["prices"] == {"m5.large": 0.03}
+    assert run.images == {"built": 1, "pushed": 1, "skipped": 0}
+
+
 @pytest.mark.parametrize(
     ("record", "message"),
     [
@@ -134,6 +157,25 @@ def _with_job(**changes):
         (samples.run([samples.job()], steps={"images": [1, 10**400]}), "'steps' must map"),
         (samples.run([samples.job()], ended="late"), "'ended' must be a finite number"),
         (_with_job(instance_type_source=1), "'instance_type_source' must be a string"),
+        (_with_job(wildcards={"s": 1}), "'wildcards' must map names to strings"),
+        (_with_job(wildcards=["s"]), "'wildcards' must map names to strings"),
+        (_with_job(exit_code="1"), "'exit_code' must be an integer"),
+        (samples.run([samples.job()], rule_order="a"), "'rule_order' must be a list of strings"),
+        (samples.run([samples.job()], versions={"knot": 1}), "'versions' must map"),
+        (samples.run([samples.job()], command=[1]), "'command' must be a list of strings"),
+        (samples.run([samples.job()], images={"built": "1"}), "'images' must map"),
+        (samples.run([samples.job()], image_builds={}), "'image_builds' must be a list"),
+        (samples.run([samples.job()], image_builds=[1]), "image_builds #0 must be an object"),
+        (samples.run([samples.job()], image_builds=[{"outcome": "stolen"}]), "'outcome' must"),
+        (
+            samples.run([samples.job()], image_builds=[{"outcome": "built", "build": [1]}]),
+            "'build' must be \\[start, end\\]",
+        ),
+        (samples.run([samples.job()], spot_prices=[]), "spot_prices must be an object"),
+        (
+            samples.run([samples.job()], spot_prices={"prices": {"m5.large": -1}}),
+            "'prices' must map instance types to USD",
+        ),
     ],
 )
 def test_wrong_types_are_config_errors(record, message):

@@ -13,6 +13,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
 from snakemake_executor_knot.aws.status import JobState
 from snakemake_executor_knot.jobs.staging import LocalStaging
+from snakemake_executor_knot.run import outcome
 from snakemake_executor_knot.run.outcome import Outcomes
 from snakemake_executor_knot.runtime import manifest
 from snakemake_executor_knot.runtime.contract import MANIFEST_MAX_BYTES
@@ -116,3 +117,34 @@ def test_bad_checkpoint_manifest_fails_the_job_naming_it(
     assert problem is not None and says in problem
     assert problem.startswith("AWS Batch job job-7: Rule 'pick': ")
     assert not (tmp_path / "picked" / "b.txt").exists()
+
+
+def test_a_failed_jobs_whole_log_is_saved_and_the_message_shows_its_end(
+    clients, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    lines = [f"step {i}" for i in range(200)]
+    put_log(clients, GROUP, STREAM, lines)
+    staging = LocalStaging(clients.s3, "knot-bucket", tmp_path)
+    state = JobState("job-1", "FAILED", reason="Essential container exited", log_stream=STREAM)
+    msg, saved = Outcomes(staging, clients.logs, GROUP).failure(_failed_job(), state)
+    assert (tmp_path / saved[0]).read_text().splitlines() == lines
+    assert "\nstep 170\n" in msg and "step 169\n" not in msg
+    assert msg.endswith(f"Its whole log (up to 8 MiB): {saved[0]}")
+
+
+def test_a_log_over_the_cap_keeps_its_end_and_says_so(clients, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(outcome, "MAX_SAVED_LOG_BYTES", 2 * 1024 * 1024)
+    big = "x" * 1000
+    put_log(clients, GROUP, STREAM, [f"{i:04d}{big}" for i in range(3000)])
+    staging = LocalStaging(clients.s3, "knot-bucket", tmp_path)
+    state = JobState("job-1", "FAILED", log_stream=STREAM)
+    _, saved = Outcomes(staging, clients.logs, GROUP).failure(_failed_job(), state)
+    text = (tmp_path / saved[0]).read_text()
+    first, *rest = text.splitlines()
+    assert (
+        first == "[knot: this log was longer than 2 MiB; its beginning is left out, its end kept]"
+    )
+    assert rest[-1].startswith("2999") and len(text.encode()) <= 2 * 1024 * 1024 + 200
+    assert not rest[0].startswith("0000")
