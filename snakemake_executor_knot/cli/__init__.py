@@ -10,7 +10,7 @@ import sys
 from snakemake_interface_common.exceptions import WorkflowError
 
 from ..config.settings import KnotConfig, check_stack_name
-from . import emulator, iam, infra, jobs, lock, report
+from . import emulator, iam, infra, jobs, lock, plan, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--emulator", action="store_true", help="talk to the local emulator")
     commands = parser.add_subparsers(dest="command", required=True)
     iam.register(infra.register(commands))
-    for module in (jobs, emulator, report, lock):
+    for module in (jobs, emulator, report, lock, plan):
         module.register(commands)
     return parser
 
@@ -59,4 +59,10 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return dispatch(build_parser().parse_args(argv))
+    parser = build_parser()
+    # 'knot plan' passes the arguments it does not know on to Snakemake's own parser.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    return dispatch(args)
