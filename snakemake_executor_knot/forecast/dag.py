@@ -17,6 +17,7 @@ from pathlib import Path
 from ..compute.resources import job_batch_resources
 from ..config.settings import ExecutorSettings, KnotConfig, parse_settings
 from ..config.workflow import storage_bucket
+from ..errors import ConfigError
 from .plan import PlannedJob
 
 
@@ -39,6 +40,9 @@ def plan_jobs(argv: list[str]) -> Planned:
     cwd = os.getcwd()
     try:
         return _build(args)
+    # Snakemake's own parsing of --config and similar values raises plain ValueErrors.
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (in the Snakemake arguments given to knot plan)") from exc
     finally:
         with contextlib.suppress(OSError):
             os.chdir(cwd)
