@@ -83,7 +83,9 @@ class RuleModel:
 
     rule: str
     seconds: Fit | None
-    overhead_s: float = 0.0  # median of handed-over-to-reported minus billed seconds
+    # handed-over-to-reported minus billed seconds: the host's submission, Batch's queue and
+    # the wait for the next status check (its spread is the polling interval's)
+    overhead_s: Range = Range(0.0, 0.0, 0.0)
     output_bytes: Fit | None = None
     peak_rss_mb: Range | None = None
 
@@ -128,10 +130,18 @@ def rule_model(rule: str, samples: Sequence[Sample]) -> RuleModel:
     return RuleModel(
         rule,
         fit([(s.input_bytes, s.seconds) for s in samples]),
-        max(statistics.median(overheads), 0.0) if overheads else 0.0,
+        _spread(overheads),
         fit(outputs) if outputs else None,
         Range(min(peaks), statistics.median(peaks), max(peaks)) if peaks else None,
     )
+
+
+def _spread(values: Sequence[float]) -> Range:
+    """Smallest, median and largest of ``values`` (none below 0); all 0 without any."""
+    if not values:
+        return Range(0.0, 0.0, 0.0)
+    kept = [max(v, 0.0) for v in values]
+    return Range(min(kept), statistics.median(kept), max(kept))
 
 
 def fit(points: Sequence[tuple[float | None, float]]) -> Fit:
@@ -177,7 +187,7 @@ def predict_job(model: RuleModel, input_bytes: float | None, request: JobRequest
     if model.seconds is None:
         return _unknown(request)
     seconds = model.seconds.at(input_bytes)
-    latency = Range(*(s + model.overhead_s for s in (seconds.low, seconds.mid, seconds.high)))
+    latency = seconds + model.overhead_s
     output = model.output_bytes.at(input_bytes).mid if model.output_bytes else None
     return JobForecast(
         kind=model.kind if input_bytes is not None else AS_IS,
