@@ -152,7 +152,10 @@ def _mib(value: float) -> str:
 def _usd(value: float) -> str:
     if math.isnan(value):
         return "$?"
-    return f"${value:.4f}" if math.isfinite(value) else "unbounded"
+    if not math.isfinite(value):
+        return "unbounded"
+    # Small workflows cost fractions of a cent: keep three significant digits.
+    return f"${value:.4f}" if value >= 0.01 or value == 0 else f"${value:.3g}"
 
 
 def _range(value: Range | None, digits: int) -> dict | None:
