@@ -39,9 +39,10 @@ TARGET = 0.25
 HISTORY_SUBJECTS, PLANNED_SUBJECTS = 2, 6
 HISTORY_MB, PLANNED_MB = (1, 2, 4), (1, 2, 3, 5, 6, 8)
 # The emulator runs every job on this machine's cores, where a Batch job has its own vCPUs:
-# neuro's jobs compute, so at most as many run at once as there are cores (2), in the
-# history run and in the forecast run alike. The fan-out's jobs wait; 8 run at once.
-NEURO_JOBS = os.cpu_count() or 2
+# at most as many jobs run at once as there are cores (2), in the history run and in the
+# forecast run alike. With 8 at once, 6 jobs took each 2-3 times as long as 2 had (neuro)
+# and the fan-out's container start-ups a third longer (see RESULTS.md).
+JOBS = os.cpu_count() or 2
 
 FANOUT = """\
 SIZES = config["sizes"]
@@ -78,14 +79,14 @@ def neuro_args(n: int) -> list[str]:
     subjects = [f"sub-{i:02d}" for i in range(1, n + 1)]
     patients = subjects[n // 2 :]
     return [
-        "--workflow-profile", "profiles/knot-emulator", "--jobs", str(NEURO_JOBS),
+        "--workflow-profile", "profiles/knot-emulator", "--jobs", str(JOBS),
         "--config", f"subjects=[{','.join(subjects)}]", f"patients=[{','.join(patients)}]",
     ]  # fmt: skip
 
 
 def fanout_args(sizes: tuple[int, ...]) -> list[str]:
     return [
-        "--executor", "knot", "--knot-emulator", "--jobs", "8",
+        "--executor", "knot", "--knot-emulator", "--jobs", str(JOBS),
         "--config", f"sizes=[{','.join(map(str, sizes))}]",
     ]  # fmt: skip
 

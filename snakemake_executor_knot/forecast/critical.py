@@ -19,6 +19,9 @@ class Node:
     seconds: float
     vcpus: float = 1.0
     compute_class: str = "default"
+    # Snakemake's scheduler starts, of the jobs ready together, those with more input bytes
+    # first (after priority); the schedule does too.
+    input_bytes: float = 0.0
 
 
 def critical_path(nodes: Sequence[Node]) -> tuple[float, list[int]]:
@@ -45,12 +48,13 @@ def makespan(
     nodes: Sequence[Node], max_vcpus: Mapping[str, float], max_jobs: int | None = None
 ) -> float:
     """When the last job ends if each job starts as soon as its inputs exist, its class has
-    vCPUs free and fewer than ``max_jobs`` run (jobs ready together start in DAG order, as
-    list scheduling does). A job larger than its whole class runs alone in it."""
+    vCPUs free and fewer than ``max_jobs`` run (jobs ready together start as Snakemake's
+    greedy scheduler orders them: more input bytes first, then DAG order). A job larger than its
+    whole class runs alone in it."""
     order = {node.id: i for i, node in enumerate(topological(nodes))}
     by_id = {node.id: node for node in nodes}
     waiting, children = _edges(nodes)
-    ready = [(order[i], i) for i, n in waiting.items() if n == 0]
+    ready = [(-by_id[i].input_bytes, order[i], i) for i, n in waiting.items() if n == 0]
     heapq.heapify(ready)
     running: list[tuple[float, int]] = []  # (end, id)
     used: dict[str, float] = {}
@@ -65,7 +69,7 @@ def makespan(
         for child in children[done]:
             waiting[child] -= 1
             if waiting[child] == 0:
-                heapq.heappush(ready, (order[child], child))
+                heapq.heappush(ready, (-by_id[child].input_bytes, order[child], child))
     return now
 
 
@@ -73,12 +77,12 @@ def _start_ready(ready, running, used, by_id, max_vcpus, max_jobs, now) -> float
     """Start every ready job that fits now, in order; those that do not fit wait."""
     held = []
     while ready and (max_jobs is None or len(running) < max_jobs):
-        key, job = heapq.heappop(ready)
+        *key, job = heapq.heappop(ready)
         node = by_id[job]
         cap = max_vcpus.get(node.compute_class, math.inf)
         busy = used.get(node.compute_class, 0.0)
         if busy > 0 and busy + node.vcpus > cap:
-            held.append((key, job))
+            held.append((*key, job))
             continue
         used[node.compute_class] = busy + node.vcpus
         heapq.heappush(running, (now + node.seconds, job))

@@ -103,14 +103,15 @@ def make_plan(
     """Forecast ``jobs`` from ``history``, priced from ``table`` in ``config``'s region."""
     region, prices = region_prices(table, config.region)
     models = {rule: rule_model(rule, history.of(rule)) for rule in {j.rule for j in jobs}}
-    forecasts = _forecast_jobs(jobs, models, config, prices)
+    sizes: dict[int, float | None] = {}
+    forecasts = _forecast_jobs(jobs, models, config, prices, sizes)
     rules: dict[str, RulePlan] = {}
     by_id = {job.id: job for job in jobs}
     # Rules in the order the DAG first reaches them.
     for node in topological([Node(j.id, j.after, 0.0) for j in jobs]):
         job = by_id[node.id]
         _add(rules.setdefault(job.rule, RulePlan(job.rule)), job, forecasts[job.id], models)
-    wall, path = _wall(jobs, forecasts, config, max_jobs, history)
+    wall, path = _wall(jobs, forecasts, sizes, config, max_jobs, history)
     return Plan(
         rules=list(rules.values()),
         wall_s=wall,
@@ -123,14 +124,16 @@ def make_plan(
     )
 
 
-def _forecast_jobs(jobs, models, config: KnotConfig, prices) -> dict[int, JobForecast]:
+def _forecast_jobs(jobs, models, config: KnotConfig, prices, sizes: dict) -> dict[int, JobForecast]:
+    """Each job's forecast; ``sizes`` gets each job's input bytes (None: not known)."""
     written: dict[str, float | None] = {}  # output path -> predicted bytes
     out: dict[int, JobForecast] = {}
     by_id = {j.id: j for j in jobs}
     for node in topological([Node(j.id, j.after, 0.0) for j in jobs]):
         planned = by_id[node.id]
+        sizes[planned.id] = input_bytes(planned, written)
         forecast = predict_job(
-            models[planned.rule], input_bytes(planned, written), request(planned, config, prices)
+            models[planned.rule], sizes[planned.id], request(planned, config, prices)
         )
         out[planned.id] = forecast
         share = None
@@ -178,23 +181,24 @@ def _add(rule: RulePlan, job: PlannedJob, forecast: JobForecast, models) -> None
     rule.requested_memory_mib = max(rule.requested_memory_mib, job.request.memory_mib)
 
 
-def _wall(jobs, forecasts, config: KnotConfig, max_jobs, history: History):
+def _wall(jobs, forecasts, sizes, config: KnotConfig, max_jobs, history: History):
     """The run's wall time: start-up, the schedule of the jobs' waits at the classes'
     maxvcpus and ``max_jobs``, closing; and the critical path at the middle forecast."""
     caps = {c.name: float(c.max_vcpus) for c in config.compute_classes}
     ends = []
     for pick in ("low", "mid", "high"):
-        nodes = [_node(j, getattr(forecasts[j.id].latency_s, pick)) for j in jobs]
+        nodes = [_node(j, getattr(forecasts[j.id].latency_s, pick), sizes) for j in jobs]
         ends.append(makespan(nodes, caps, max_jobs))
-    _, path = critical_path([_node(j, forecasts[j.id].latency_s.mid) for j in jobs])
+    _, path = critical_path([_node(j, forecasts[j.id].latency_s.mid, sizes) for j in jobs])
     around = history.startup_s() + history.closing_s()
     return Range(*(end + around for end in ends)), path
 
 
-def _node(job: PlannedJob, seconds: float) -> Node:
+def _node(job: PlannedJob, seconds: float, sizes: Mapping[int, float | None]) -> Node:
     # An unknown job's middle is not a number: it counts as nothing there (the plan names it).
     seconds = 0.0 if math.isnan(seconds) else seconds
-    return Node(job.id, job.after, seconds, job.request.vcpus, job.request.compute_class)
+    size = sizes.get(job.id) or 0.0
+    return Node(job.id, job.after, seconds, job.request.vcpus, job.request.compute_class, size)
 
 
 def _total(ranges) -> Range:

@@ -49,3 +49,11 @@ def test_dependencies_outside_the_dag_are_done():
 def test_a_cycle_is_refused():
     with pytest.raises(ValueError, match="cycle"):
         topological([Node(1, (2,), 1.0), Node(2, (1,), 1.0)])
+
+
+def test_ready_jobs_start_larger_input_first_as_snakemakes_scheduler_does():
+    # Two slots; the long job has the larger input and starts first: 40 s, not 10 + 40.
+    jobs = [Node(1, (), 10.0, input_bytes=1), Node(2, (), 10.0, input_bytes=2)]
+    jobs.append(Node(3, (), 40.0, input_bytes=9))
+    assert makespan(jobs, {}, max_jobs=2) == 40.0
+    assert makespan([Node(n.id, n.after, n.seconds) for n in jobs], {}, max_jobs=2) == 50.0
