@@ -22,6 +22,12 @@ DEFERRED = {
     (f"{PACKAGE}.lock.load", f"{PACKAGE}.image.builder"),  # the docker SDK
     (f"{PACKAGE}.lock.load", "snakemake.api"),  # only 'knot lock' loads a workflow
     (f"{PACKAGE}.lock.load", "snakemake.settings.types"),
+    # only 'knot plan' builds a DAG, with Snakemake's parser, API and plugin registries
+    (f"{PACKAGE}.forecast.dag", "snakemake.api"),
+    (f"{PACKAGE}.forecast.dag", "snakemake.cli"),
+    (f"{PACKAGE}.forecast.dag", "snakemake.settings.types"),
+    (f"{PACKAGE}.forecast.dag", "snakemake_interface_executor_plugins.registry"),
+    (f"{PACKAGE}.forecast.dag", "snakemake_interface_storage_plugins.registry"),
     (f"{PACKAGE}.report.render", "matplotlib"),  # only pictures need it
     (f"{PACKAGE}.emulator.server", "moto.server"),  # the optional 'emulator' extra
     # moto, likewise: the serve process applies the patches and hands them its settings.

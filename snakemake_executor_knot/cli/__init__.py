@@ -25,7 +25,7 @@ from ..config.sources import (
     resolve,
 )
 from ..errors import SettingError
-from . import debug, emulator, iam, infra, jobs, lock, report
+from . import debug, emulator, iam, infra, jobs, lock, plan, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"knot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     iam.register(infra.register(commands))
-    for module in (jobs, debug, emulator, report, lock):
+    for module in (jobs, debug, emulator, report, lock, plan):
         module.register(commands)
     for each in _all_parsers(parser):
         add_setting_flags(each, GLOBAL)
@@ -81,4 +81,10 @@ def dispatch(args: argparse.Namespace, environ=None, cwd: Path | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    return dispatch(build_parser().parse_args(argv))
+    parser = build_parser()
+    # 'knot plan' passes the arguments it does not know on to Snakemake's own parser.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    return dispatch(args)

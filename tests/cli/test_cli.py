@@ -241,3 +241,17 @@ def test_cli_service_role_prints_then_creates(moto, capsys):
     assert (
         "Made by:     arn:aws:iam::123456789012:role/knot-cfn-cli-test" in capsys.readouterr().out
     )
+
+
+def test_only_plan_takes_snakemake_arguments(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        main(["jobs", "--knot-emulator"])
+    assert "unrecognized arguments: --knot-emulator" in capsys.readouterr().err
+    (tmp_path / "Snakefile").write_text(
+        'rule a:\n    output: "a.txt"\n    shell: "touch {output}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--json", "--knot-on-demand", "a.txt"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["market"] == {"default": "on-demand"}
+    assert [(r["rule"], r["jobs"], r["forecast"]) for r in plan["rules"]] == [("a", 1, "unknown")]
