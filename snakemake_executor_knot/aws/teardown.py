@@ -155,8 +155,10 @@ def stack_holdings(clients: Clients, config: KnotConfig) -> Holdings | None:
     require_knots(stack)
     resources = ops.resources()
     holdings = Holdings()
-    for queue in _of_type(resources, "AWS::Batch::JobQueue"):
-        holdings.active_jobs += active_jobs(clients, queue)
+    jobs = (
+        job for q in _of_type(resources, "AWS::Batch::JobQueue") for job in active_jobs(clients, q)
+    )
+    holdings.active_jobs = list(dict.fromkeys(jobs))  # once each, whichever queue named it
     for bucket in _of_type(resources, "AWS::S3::Bucket"):
         holdings.buckets.append(bucket)
         _bucket_holdings(clients, bucket, holdings)

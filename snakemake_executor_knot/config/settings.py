@@ -195,7 +195,8 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=None,
         metadata=_text(
             "Most US dollars this run may spend: no new job is submitted once the spend so "
-            "far plus the predicted cost of the jobs in flight would pass it (e.g. 25)."
+            "far plus the predicted cost of the jobs in flight would pass it (e.g. 25). "
+            "Default: none (no budget)."
         ),
     )
     cfn_role: str | None = field(

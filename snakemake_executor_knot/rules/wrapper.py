@@ -8,12 +8,18 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from snakemake.wrapper import DEFAULT_WRAPPER_PREFIX, get_script
+import snakemake.wrapper
+from snakemake.wrapper import get_script
 
 from ..errors import RuleError
 
 if TYPE_CHECKING:
     from snakemake.workflow import Workflow
+
+# Snakemake's default --wrapper-prefix (named PREFIX before 9.x's DEFAULT_WRAPPER_PREFIX).
+DEFAULT_WRAPPER_PREFIX: str = getattr(
+    snakemake.wrapper, "DEFAULT_WRAPPER_PREFIX", getattr(snakemake.wrapper, "PREFIX", "")
+)
 
 # The wrapper's script lies at WRAPPER_DIR/<hash of the directive>/wrapper.py under the
 # image's rule folder: a directive may be a URL, which is no path.
