@@ -32,7 +32,7 @@ def register(commands) -> None:
 
 
 def handle(args: argparse.Namespace, config: KnotConfig) -> int:
-    planned = plan_jobs(list(args.extra))
+    planned = plan_jobs(snakemake_arguments(args))
     history = load_history(planned.workdir / RUN_DIR)
     plan = make_plan(planned.jobs, history, planned.config, load_prices(), planned.max_jobs)
     if args.plan_json:
@@ -40,3 +40,17 @@ def handle(args: argparse.Namespace, config: KnotConfig) -> int:
     else:
         print(plan_text(plan))
     return 0
+
+
+def snakemake_arguments(args: argparse.Namespace) -> list[str]:
+    """The run's arguments for Snakemake's parser: those knot does not know, and the
+    profiles and region that knot's own parser took first (every ``knot`` command reads
+    them), handed on so that the plan sees the run's settings."""
+    taken: list[str] = []
+    for profile in getattr(args, "snakemake_profile", None) or ():
+        taken += ["--profile", profile]
+    if getattr(args, "workflow_profile", None):
+        taken += ["--workflow-profile", args.workflow_profile]
+    if getattr(args, "region", None):
+        taken += ["--knot-region", args.region]
+    return [*taken, *args.extra]

@@ -255,3 +255,15 @@ def test_only_plan_takes_snakemake_arguments(tmp_path, monkeypatch, capsys):
     plan = json.loads(capsys.readouterr().out)
     assert plan["market"] == {"default": "on-demand"}
     assert [(r["rule"], r["jobs"], r["forecast"]) for r in plan["rules"]] == [("a", 1, "unknown")]
+
+
+def test_plan_hands_the_profiles_knot_took_on_to_snakemake(tmp_path, monkeypatch, capsys):
+    (tmp_path / "Snakefile").write_text(
+        'rule a:\n    output: "a.txt"\n    shell: "touch {output}"\n'
+    )
+    profile = tmp_path / "lab"
+    profile.mkdir()
+    (profile / "config.yaml").write_text("knot-on-demand: true\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--json", "--workflow-profile", str(profile), "a.txt"]) == 0
+    assert json.loads(capsys.readouterr().out)["market"] == {"default": "on-demand"}
