@@ -203,7 +203,7 @@ def test_a_job_reclaimed_out_goes_on_demand_and_its_rule_starts_there_next_time(
     assert spot["jobQueue"] == outputs["JobQueueArn"] and len(spot["attempts"]) == 2
     assert again["jobQueue"] == outputs["OnDemandJobQueueArn"] and again["status"] == "SUCCEEDED"
     assert (tmp_path / "flaky.txt").read_text() == "done\n"
-    [row] = json.loads(knot_report(tmp_path, "--json"))
+    [row] = json.loads(knot_report(tmp_path, "--json"))["rules"]
     assert row["rule"] == "flaky" and row["reclaims"]["count"] == 2
     assert row["reclaims"]["lost_s"] >= 40 and row["reclaims"]["lost_usd"] > 0
 

@@ -497,7 +497,7 @@ def test_infra_up_and_down_with_the_knot_command(emulator_env, emulator):
     batch = boto_client(emulator, "batch")
     queues = {q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]}
 
-    down = subprocess.run([*knot, "down"], capture_output=True, text=True, timeout=300)
+    down = subprocess.run([*knot, "down", "--yes"], capture_output=True, text=True, timeout=300)
 
     assert down.returncode == 0, down.stderr
     status = subprocess.run([*knot, "status"], capture_output=True, text=True, timeout=60)
