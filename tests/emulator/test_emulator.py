@@ -490,7 +490,8 @@ def test_infra_up_and_down_with_the_knot_command(emulator_env, emulator):
     """What a user does to start over: ``knot infra down`` deletes the whole stack on the
     emulator (moto alone keeps its route table, which blocks the VPC), and the queue and
     compute environments go with it."""
-    stack = ["--emulator", "--stack-name", _unique("updown")]
+    name = _unique("updown")
+    stack = ["--emulator", "--stack-name", name]
     knot = [sys.executable, "-m", "snakemake_executor_knot.cli", *stack, "infra"]
     up = subprocess.run([*knot, "up"], capture_output=True, text=True, timeout=300)
     assert up.returncode == 0, up.stderr
@@ -503,4 +504,6 @@ def test_infra_up_and_down_with_the_knot_command(emulator_env, emulator):
     status = subprocess.run([*knot, "status"], capture_output=True, text=True, timeout=60)
     assert "does not exist" in status.stdout, status.stdout + status.stderr
     left = {q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]}
-    assert len(left) == len(queues) - 1
+    # The stack's queues (its class's spot-first queue and its on-demand one) are gone.
+    mine = {q for q in queues if f"/{name}-" in q}
+    assert len(mine) == 2 and left == queues - mine
