@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import KnotError, aws_error, error_code
+from ..errors import ConfigError, KnotError, aws_error, error_code
 from .status import TERMINAL, describe_jobs, log_stream
 
 FOLLOW_POLL_S = 2.0  # between DescribeJobs/GetLogEvents rounds of 'knot logs --follow'
@@ -142,15 +142,18 @@ def _log_groups(description: dict, infra_group: str) -> list[str]:
     return list(dict.fromkeys(g for g in groups if g))
 
 
-def describe_one(batch_client, job_id: str) -> dict:
-    """One job or array child that has a log of its own; a clear error otherwise."""
+def describe_one(
+    batch_client, job_id: str, command: str = "logs", why: str = "its children have the logs"
+) -> dict:
+    """One job or array child, as ``knot <command>`` needs it (an array parent has no
+    container of its own: ``why``); a ConfigError naming what to give otherwise."""
     description = describe_jobs(batch_client, [job_id]).get(job_id)
     if description is None:
-        raise KnotError(f"AWS Batch has no job {job_id}. List recent jobs with 'knot jobs'.")
+        raise ConfigError(f"AWS Batch has no job {job_id}. List recent jobs with 'knot jobs'.")
     if (description.get("arrayProperties") or {}).get("size"):
-        raise KnotError(
-            f"Job {job_id} is an array job; its children have the logs. Ask for one "
-            f"child, e.g. 'knot logs {job_id}:0'."
+        raise ConfigError(
+            f"Job {job_id} is an array job; {why}. Give one child, e.g. "
+            f"'knot {command} {job_id}:0'."
         )
     return description
 

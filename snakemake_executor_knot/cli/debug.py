@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws.clients import Clients, make_clients
-from ..aws.status import describe_jobs, split_child
+from ..aws.logs import describe_one
+from ..aws.status import split_child
 from ..config.settings import KnotConfig
 from ..errors import ConfigError, aws_error
 from ..report.records import RUN_DIR, find_run, load_run
@@ -134,14 +135,7 @@ def batch_job_id(job: str, run: str | None) -> str:
 
 def debug_run(clients: Clients, job_id: str, shell: bool) -> DebugRun:
     """The container of Batch job ``job_id`` as ``docker run`` should start it."""
-    description = describe_jobs(clients.batch, [job_id]).get(job_id)
-    if description is None:
-        raise ConfigError(f"AWS Batch has no job {job_id}. List recent jobs with 'knot jobs'.")
-    if (description.get("arrayProperties") or {}).get("size"):
-        raise ConfigError(
-            f"Job {job_id} is an array job; each child runs one Snakemake job. Give one "
-            f"child, e.g. 'knot debug {job_id}:0'."
-        )
+    description = describe_one(clients.batch, job_id, "debug", "each child runs one Snakemake job")
     if description.get("status") == "SUCCEEDED" and not shell:
         raise ConfigError(
             f"Job {job_id} succeeded: running it again would upload its outputs over the ones "
