@@ -8,6 +8,7 @@ written, before Snakemake hears of it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,6 +64,9 @@ class Submissions:
         # Batch id -> the SubmitJob request and compute class of each submission, for a
         # job spot reclaimed out, which goes again on demand (spot.py).
         self._requests: dict[str, tuple[dict, str]] = {}
+        # Batch id ('<parent>:<index>' for a child) -> its journal entry, which the job
+        # keeps when it goes again on demand.
+        self._entries: dict[str, Entry] = {}
         # Rule -> why it starts on demand (its reclaims in earlier runs); said once.
         self.on_demand_rules: dict[str, str] = {}
         self._said_on_demand: set[str] = set()
@@ -207,6 +211,7 @@ class Submissions:
         # The journal first: a crash right after SubmitJob must still leave the job adoptable.
         entries = _entries(plan, jobs, specs, hashes, externals, tag, uri, self.run_log.run_id)
         services.adopter.record(entries)
+        self._entries.update((e.batch_id, e) for e in entries)
         done = []
         for index, (job, spec) in enumerate(zip(jobs, specs, strict=True)):
             where = usage_location(infra.bucket, key, index)
@@ -242,7 +247,18 @@ class Submissions:
         again = on_demand_request(request, index, queue)
         new_id = self.services.submitter.submit(again)
         self._requests[new_id] = (again, compute_class)
+        self._journal_move(batch_id, new_id)
         return new_id
+
+    def _journal_move(self, old: str, new: str) -> None:
+        """The job under its new id in the journal, with the same spec record and tags, so
+        a run killed while it runs on demand adopts it instead of paying for it again."""
+        entry = self._entries.get(old)
+        if entry is None:
+            return
+        moved = dataclasses.replace(entry, batch_id=new)
+        self.services.adopter.record([moved])
+        self._entries[new] = moved
 
     def _cache_bytes(self, name: str) -> int:
         klass = self.prep.knot.compute_class(name)

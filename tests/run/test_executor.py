@@ -31,6 +31,7 @@ from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.run.adoption import Adopter
 from snakemake_executor_knot.run.budget import NOT_SUBMITTED, Budget
 from snakemake_executor_knot.run.cadence import Cadence
+from snakemake_executor_knot.run.journal import read_journal
 from snakemake_executor_knot.run.outcome import Outcomes
 from snakemake_executor_knot.run.plans import RulePlan
 from snakemake_executor_knot.run.prepare import Preparation, Services
@@ -380,6 +381,11 @@ def test_a_job_spot_reclaimed_out_goes_on_as_a_single_job_in_the_on_demand_queue
     assert (entry.batch_id, entry.reclaims, entry.reclaimed_s) == (child.external_jobid, 4, 40.0)
     # Once on demand, a reclaim (which on-demand instances do not see) is not chased again.
     assert executor.submissions.on_demand(child.external_jobid) is None
+    # The journal holds it under its new id, so a run killed now adopts it.
+    entries, _ = read_journal(Path(".snakemake", "knot", "journal.jsonl"))
+    (moved,) = [e for e in entries if e.batch_id == child.external_jobid]
+    (was,) = [e for e in entries if e.batch_id == old]
+    assert moved == dataclasses.replace(was, batch_id=child.external_jobid)
 
 
 def test_the_budget_lets_jobs_go_until_one_would_pass_it(executor, calls):
