@@ -4,6 +4,7 @@ call per child, recent jobs of the queue, and termination."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -91,6 +92,11 @@ def log_stream(description: dict) -> str | None:
     return None
 
 
+# An ECS container instance ARN, in the long (cluster named) or the old short format. Other
+# values are not instances: moto puts "TBD" there, and a job on Fargate has none.
+INSTANCE_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:container-instance/[\w/-]+")
+
+
 def container_instance(description: dict) -> str | None:
     """The ECS container instance ARN of a DescribeJobs entry, from its container or, for a
     job that was retried, its last attempt that has one."""
@@ -98,7 +104,7 @@ def container_instance(description: dict) -> str | None:
     containers += [a.get("container") or {} for a in reversed(description.get("attempts") or [])]
     for container in containers:
         arn = container.get("containerInstanceArn")
-        if isinstance(arn, str) and arn:
+        if isinstance(arn, str) and INSTANCE_ARN.fullmatch(arn):
             return arn
     return None
 

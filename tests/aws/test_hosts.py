@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from snakemake_executor_knot.aws.hosts import (
     cluster_of,
     find_container_instances,
@@ -55,12 +57,18 @@ def test_the_cluster_comes_from_the_long_arn_only():
 
 
 def test_a_retried_job_has_its_last_attempts_instance():
+    arn = f"arn:aws:ecs:us-east-1:123456789012:container-instance/{CLUSTER}/abc"
     description = {
         "container": {},
-        "attempts": [{"container": {"containerInstanceArn": "a"}}, {"container": {}}],
+        "attempts": [{"container": {"containerInstanceArn": arn}}, {"container": {}}],
     }
-    assert container_instance(description) == "a"
-    assert container_instance({"container": {"containerInstanceArn": ""}}) is None
+    assert container_instance(description) == arn
+
+
+@pytest.mark.parametrize("value", ["", "TBD", None, 7, "arn:aws:ecs:us-east-1:1:task/x"])
+def test_a_value_that_is_no_container_instance_arn_is_none(value):
+    """moto says "TBD"; a hostile or odd value never becomes an instance to ask ECS about."""
+    assert container_instance({"container": {"containerInstanceArn": value}}) is None
 
 
 def test_types_take_one_call_per_cluster_whatever_the_jobs(clients, calls):
@@ -80,7 +88,10 @@ def test_types_take_one_call_per_cluster_whatever_the_jobs(clients, calls):
 
 
 def test_children_are_described_a_hundred_at_a_time():
-    where = {f"parent:{i}": f"arn-{i % 3}" for i in range(250)}
+    where = {
+        f"parent:{i}": f"arn:aws:ecs:us-east-1:123456789012:container-instance/c/{i % 3}"
+        for i in range(250)
+    }
     batch = Batch(where)
     found = find_container_instances(batch, list(where))
     assert found == where
