@@ -164,6 +164,7 @@ def measure(root: Path, name: str, history: list[str], planned: list[str], env, 
     snakemake(folder, history, env)
     setup(folder, planned)
     forecast = plan(folder, planned, env)
+    (root / f"{name}-plan.json").write_text(json.dumps(forecast, indent=1))
     exit_s = snakemake(folder, planned, env)
     return compare(name, forecast, actual(folder, exit_s), os.getloadavg())
 
@@ -189,9 +190,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--only", nargs="+", choices=WORKFLOWS, default=list(WORKFLOWS))
+    parser.add_argument(
+        "--keep", type=Path, help="run in this folder and keep it (records, plans, logs)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="knot-forecast-") as tmp:
-        root = Path(tmp)
+        root = args.keep.resolve() if args.keep else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNAKEMAKE_"))},
             "KNOT_HOME": str(root / "knot-home"),

@@ -14,6 +14,7 @@ engine cannot start ("unable to apply caps"), and its jobs need no privilege.
 
 from __future__ import annotations
 
+import cProfile
 import functools
 import json
 import os
@@ -139,10 +140,20 @@ def main(argv: list[str]) -> int:
         unprivileged_plugin_jobs()
     sys.argv = ["snakemake", *argv]
     code: int | str | None = 0
+    # KNOT_BENCH_PROFILE=FILE: cProfile's statistics of the whole run (every thread's calls
+    # made from the main one), to find what grows faster than the jobs.
+    profile_path = os.environ.get("KNOT_BENCH_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
     try:
+        if profiler is not None:
+            profiler.enable()
         snakemake_main()
     except SystemExit as exc:
         code = exc.code
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
     if trace_path:
         with open(trace_path, "w") as fh:
             json.dump({"cycles": cycles, "exit": code, "knot_cpu_s": knot_cpu, **usage()}, fh)

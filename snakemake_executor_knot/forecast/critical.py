@@ -45,16 +45,22 @@ def critical_path(nodes: Sequence[Node]) -> tuple[float, list[int]]:
 
 
 def makespan(
-    nodes: Sequence[Node], max_vcpus: Mapping[str, float], max_jobs: int | None = None
+    nodes: Sequence[Node],
+    max_vcpus: Mapping[str, float],
+    max_jobs: int | None = None,
+    larger_first: bool = True,
 ) -> float:
     """When the last job ends if each job starts as soon as its inputs exist, its class has
-    vCPUs free and fewer than ``max_jobs`` run (jobs ready together start as Snakemake's
-    greedy scheduler orders them: more input bytes first, then DAG order). A job larger than its
-    whole class runs alone in it."""
+    vCPUs free and fewer than ``max_jobs`` run. Jobs ready together start as Snakemake's
+    greedy scheduler orders them, more input bytes first, then in DAG order; with
+    ``larger_first`` False, fewer input bytes first (an order its default ILP scheduler,
+    which weighs only priorities, cores and temp files, may pick as well). A job larger than
+    its whole class runs alone in it."""
     order = {node.id: i for i, node in enumerate(topological(nodes))}
     by_id = {node.id: node for node in nodes}
+    sign = -1.0 if larger_first else 1.0
     waiting, children = _edges(nodes)
-    ready = [(-by_id[i].input_bytes, order[i], i) for i, n in waiting.items() if n == 0]
+    ready = [(sign * by_id[i].input_bytes, order[i], i) for i, n in waiting.items() if n == 0]
     heapq.heapify(ready)
     running: list[tuple[float, int]] = []  # (end, id)
     used: dict[str, float] = {}
@@ -69,7 +75,7 @@ def makespan(
         for child in children[done]:
             waiting[child] -= 1
             if waiting[child] == 0:
-                heapq.heappush(ready, (-by_id[child].input_bytes, order[child], child))
+                heapq.heappush(ready, (sign * by_id[child].input_bytes, order[child], child))
     return now
 
 

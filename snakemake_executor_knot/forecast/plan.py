@@ -183,15 +183,20 @@ def _add(rule: RulePlan, job: PlannedJob, forecast: JobForecast, models) -> None
 
 def _wall(jobs, forecasts, sizes, config: KnotConfig, max_jobs, history: History):
     """The run's wall time: start-up, the schedule of the jobs' waits at the classes'
-    maxvcpus and ``max_jobs``, closing; and the critical path at the middle forecast."""
+    maxvcpus and ``max_jobs``, closing; and the critical path at the middle forecast.
+
+    When fewer jobs may run than are ready, the order they start in matters, and Snakemake's
+    default (ILP) scheduler does not promise one: the range spans the schedule that starts
+    larger inputs first and the one that starts them last, and the middle is between them."""
     caps = {c.name: float(c.max_vcpus) for c in config.compute_classes}
-    ends = []
+    ends: dict[str, list[float]] = {}
     for pick in ("low", "mid", "high"):
         nodes = [_node(j, getattr(forecasts[j.id].latency_s, pick), sizes) for j in jobs]
-        ends.append(makespan(nodes, caps, max_jobs))
+        ends[pick] = [makespan(nodes, caps, max_jobs, first) for first in (True, False)]
     _, path = critical_path([_node(j, forecasts[j.id].latency_s.mid, sizes) for j in jobs])
     around = history.startup_s() + history.closing_s()
-    return Range(*(end + around for end in ends)), path
+    low, mid, high = min(ends["low"]), sum(ends["mid"]) / 2, max(ends["high"])
+    return Range(low + around, mid + around, high + around), path
 
 
 def _node(job: PlannedJob, seconds: float, sizes: Mapping[int, float | None]) -> Node:

@@ -57,3 +57,5 @@ def test_ready_jobs_start_larger_input_first_as_snakemakes_scheduler_does():
     jobs.append(Node(3, (), 40.0, input_bytes=9))
     assert makespan(jobs, {}, max_jobs=2) == 40.0
     assert makespan([Node(n.id, n.after, n.seconds) for n in jobs], {}, max_jobs=2) == 50.0
+    # The order Snakemake's ILP scheduler may pick instead: the long job last.
+    assert makespan(jobs, {}, max_jobs=2, larger_first=False) == 50.0

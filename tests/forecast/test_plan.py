@@ -70,6 +70,20 @@ def test_maxvcpus_and_jobs_limit_the_wall_time():
     assert limited.wall_s.mid == pytest.approx(wide.wall_s.mid + 22.5, rel=0.01)
 
 
+def test_the_range_spans_either_order_of_jobs_that_wait_for_a_slot():
+    """Two slots, inputs of 1, 2 and 6 MB (work takes 1 + 10 s per MB, a wait 4 s longer):
+    the 6 MB job (65 s) started first ends the work at 65 s; started after the 1 MB one
+    (15 s) has freed its slot, at 80 s."""
+    parts = {f"in/{mb}": mb * 1e6 for mb in (1, 2, 6)}
+    jobs = [job(i, "work", inputs=[p], outputs=[f"out/{i}"], sizes=parts) for i, p in
+            enumerate(parts)]  # fmt: skip
+    plan = make_plan(jobs, history(), KnotConfig(), TABLE, max_jobs=2)
+    around = 20 + 3
+    first, last = 65 + around, 15 + 65 + around
+    assert plan.wall_s.low < first and plan.wall_s.high > last
+    assert plan.wall_s.mid == pytest.approx((first + last) / 2, rel=0.01)
+
+
 def test_no_history_lists_every_rule_unknown_with_its_bound():
     plan = make_plan(fan_out(2), History(), KnotConfig(), TABLE)
     assert plan.unknown == ["split", "work", "merge"]
