@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from snakemake.sourcecache import LocalSourceFile, infer_source_file
 
 from ..errors import RuleError
-from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
+from ..runtime.contract import NORUN_KIND, RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from .languages import script_language
 from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
@@ -35,7 +35,7 @@ class RuleSource:
     """What one rule runs, and the files its image holds for it (path in image -> bytes)."""
 
     rule: str
-    kind: str  # "run" | "shell" | "script"
+    kind: str  # "run" | "shell" | "script" | "norun"
     files: dict[str, bytes] = field(default_factory=dict, hash=False)
     shell_command: str | None = None
     script_path: str | None = None
@@ -51,7 +51,11 @@ class RuleSource:
 
 
 def rule_kind(rule) -> str:
-    """``run``, ``shell`` or ``script``; any other kind is a RuleError."""
+    """``run``, ``shell``, ``script`` or ``norun``; any other kind is a RuleError."""
+    if getattr(rule, "norun", False):
+        # No action: Snakemake runs it on the host (Workflow.is_local), unless it is in a
+        # group, where it is a member that runs nothing; only its touch() outputs are made.
+        return NORUN_KIND
     if rule.shellcmd is not None:
         return "shell"
     if rule.script is not None or rule.notebook is not None or rule.wrapper is not None:
@@ -60,8 +64,8 @@ def rule_kind(rule) -> str:
         return "run"
     check_supported(rule)
     raise RuleError(
-        f"Rule '{rule.name}' has nothing to run (no run:, shell: or script:), so it should "
-        f"never reach knot. Add it to 'localrules: {rule.name}'."
+        f"Rule '{rule.name}' has no run:, shell: or script: that knot knows how to run. "
+        f"Add it to 'localrules: {rule.name}', and please report this as a knot bug."
     )
 
 
@@ -103,6 +107,8 @@ def rule_source(workflow: Workflow, rule, public: frozenset[str] = frozenset()) 
     check_supported(rule)
     kind = rule_kind(rule)
     common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
+    if kind == NORUN_KIND:
+        return RuleSource(**common)
     if rule.wrapper is not None:
         path = wrapper_script_path(rule)
         files = {script_image_path(path): wrapper_script(workflow, rule)}

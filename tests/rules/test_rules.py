@@ -309,6 +309,18 @@ def test_rule_kind(run_workflow):
     assert kinds["compute"] == kinds["compute_again"] == kinds["one_liner"] == "run"
     assert kinds["plain_shell"] == kinds["shell_with_global"] == "shell"
     assert kinds["script_rule"] == "script"
+    assert kinds["no_action"] == "norun"
+
+
+def test_a_rule_with_no_action_ships_nothing(run_workflow):
+    # Snakemake runs it on the host unless it is in a group; in one, it runs nothing.
+    source = source_of(run_workflow, "no_action")
+    assert (source.kind, source.files, source.shell_command, source.module_source) == (
+        "norun",
+        {},
+        None,
+        None,
+    )
 
 
 # ---- what cannot be shipped
