@@ -15,6 +15,7 @@ import io
 import os
 import posixpath
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snakemake.notebook import PythonJupyterNotebook
@@ -25,6 +26,7 @@ from ..errors import RuleError
 from ..rules.languages import script_class, script_language
 from ..runtime.contract import RULE_DIR
 from ..runtime.preamble import NOTEBOOK_PREAMBLE, TMP_FIELD
+from .sourcepaths import job_params
 
 if TYPE_CHECKING:
     from snakemake.jobs import Job
@@ -79,7 +81,7 @@ def _runner(job: Job, cls, path_of, rule_dir: str):
         rule.basedir,
         files["input"],
         files["output"],
-        job.params,
+        job_params(job.params, Path.cwd()),
         job.wildcards,
         job.threads,
         resources,

@@ -1,0 +1,74 @@
+"""Files the workflow names through ``workflow.source_path()``, under the name a job sees.
+
+Snakemake hands such a file over as its copy in the host's source cache, a temporary folder
+of this run (``.../snakemake-runtime-cache/tmpXXXX/file/<original path>``), flagged with the
+original path. A job cannot see the host's cache. It has the workflow's source files in its
+image instead (``image/sources.py``): a file inside the working directory at its path
+relative to it, one outside it (a module's folder elsewhere) under EXTERNAL_DIR by its
+absolute name, where the job also stages inputs from outside the working directory. So a
+param or input naming such a file names that place in the job, a path relative to the job's
+working directory (which stays the same from run to run, so a job's spec does too).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+from snakemake.common import is_local_file
+from snakemake.io import get_flag_value, is_flagged
+from snakemake.iocontainers import Namedlist
+
+from ..runtime.contract import EXTERNAL_DIR
+
+_FLAG = "sourcecache_entry"
+
+
+def source_name(path: str, workdir: Path) -> str:
+    """A local source file's name in the job: relative to the working directory, or, for
+    one outside it, under EXTERNAL_DIR by its absolute name."""
+    full = os.path.abspath(path)
+    relative = os.path.relpath(full, workdir)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return posixpath.join(EXTERNAL_DIR, Path(full).as_posix().lstrip("/"))
+    return Path(relative).as_posix()
+
+
+def original_path(value: object) -> str | None:
+    """The local file ``workflow.source_path()`` named, for a value it returned; None for
+    any other value, and for a remote source (a module from GitHub), which has no file here."""
+    if not isinstance(value, str) or not is_flagged(value, _FLAG):
+        return None
+    original = get_flag_value(value, _FLAG)
+    if not isinstance(original, str) or not is_local_file(original):
+        return None
+    return os.path.abspath(original)
+
+
+def job_value(value: object, workdir: Path) -> object:
+    """``value`` as the job sees it: a source file's name in the job, anything else as is."""
+    original = original_path(value)
+    return value if original is None else source_name(original, workdir)
+
+
+def job_params(params: Namedlist, workdir: Path) -> Namedlist:
+    """The job's params with each source file under its name in the job (a copy with the
+    same names; the job's own params are left alone)."""
+    if not any(original_path(value) for value in params):
+        return params
+    mapped = type(params)([job_value(value, workdir) for value in params])
+    for name, (start, end) in (getattr(params, "_names", {}) or {}).items():
+        mapped._set_name(name, start, end)
+    return mapped
+
+
+def named_source_files(values: object) -> set[str]:
+    """The local files among ``values`` (a job's params and inputs) that came from
+    ``workflow.source_path()``: the image must hold them (image/sources.py)."""
+    found = set()
+    for value in values if isinstance(values, list | tuple | Namedlist) else (values,):
+        original = original_path(value)
+        if original is not None:
+            found.add(original)
+    return found
