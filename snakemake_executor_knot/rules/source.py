@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
 from snakemake.sourcecache import LocalSourceFile, infer_source_file
@@ -189,8 +189,17 @@ def _with_local(files: dict[str, bytes], local: LocalCode) -> dict:
 
 
 def script_image_path(path: str) -> str:
-    """Where the image holds a rule's script; the runtime joins the same way."""
-    return f"{RULE_DIR}/{path.lstrip('/')}"
+    """Where the image holds a rule's script; the runtime joins RULE_DIR and the spec's
+    path (``script_relative``) the same way."""
+    return f"{RULE_DIR}/{script_relative(path)}"
+
+
+def script_relative(path: str) -> str:
+    """A script's path under RULE_DIR: as the rule names it, relative to the folder of the
+    Snakefile that defines the rule, each '..' spelled UP_PART (``workflow/rules/x.smk``
+    naming ``../scripts/fit.py``, the usual layout), so that it stays under RULE_DIR."""
+    parts = PurePosixPath(posixpath.normpath(path.lstrip("/"))).parts
+    return posixpath.join(*(UP_PART if part == ".." else part for part in parts))
 
 
 def _script_files(workflow: Workflow, rule, path: str) -> dict[str, bytes]:
@@ -199,10 +208,10 @@ def _script_files(workflow: Workflow, rule, path: str) -> dict[str, bytes]:
             f"Rule '{rule.name}' computes its script path from wildcards or params ({path}); "
             "knot bakes the script into the rule's image, so the path must be fixed."
         )
-    if ".." in PurePath(path).parts or PurePath(path).is_absolute():
+    if PurePath(path).is_absolute():
         raise RuleError(
-            f"Rule '{rule.name}': the script path '{path}' leaves the Snakefile's directory. "
-            "Move the script under that directory (e.g. scripts/) and refer to it relatively."
+            f"Rule '{rule.name}': the script path '{path}' is absolute. Refer to the script "
+            "relative to the Snakefile that defines the rule (e.g. scripts/fit.py)."
         )
     return {script_image_path(path): _read_script(workflow, rule, path)}
 
