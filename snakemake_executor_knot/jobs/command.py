@@ -7,6 +7,8 @@ f-string such as ``f"echo hi > {output.txt}"``, common in imported modules) show
 Snakemake's stand-in for them (``<function RuleItemProxy._deferred_get...>``). For such a
 rule the job's command is the expression evaluated again for this job, as Snakemake does;
 the runtime then formats it (``{input}`` and the like) as Snakemake's ``shell()`` would.
+The job's names are those its container gives it (``jobs/sourcepaths.py``): an input from
+outside the working directory under the job's external folder, for instance.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RuleError
-from .sourcepaths import job_params
+from .sourcepaths import job_files, job_params
 
 if TYPE_CHECKING:
     from snakemake.jobs import Job
@@ -80,13 +82,13 @@ def _capturing(func: types.FunctionType) -> types.FunctionType:
 
 def _job_arguments(job: Job) -> dict:
     return {
-        "input": job.input,
-        "output": job.output,
+        "input": job_files(job.input, Path.cwd()),
+        "output": job_files(job.output, Path.cwd()),
         "params": job_params(job.params, Path.cwd()),
         "wildcards": job.wildcards,
         "threads": job.threads,
         "resources": job.resources,
-        "log": job.log,
+        "log": job_files(job.log, Path.cwd()),
         "rule": job.rule.name,
         "jobid": job.jobid,
         "is_shell": True,

@@ -20,7 +20,7 @@ from snakemake.common import is_local_file
 from snakemake.io import get_flag_value, is_flagged
 from snakemake.iocontainers import Namedlist
 
-from ..runtime.contract import EXTERNAL_DIR
+from ..runtime.contract import EXTERNAL_DIR, WORKDIR
 
 _FLAG = "sourcecache_entry"
 
@@ -57,10 +57,32 @@ def job_params(params: Namedlist, workdir: Path) -> Namedlist:
     same names; the job's own params are left alone)."""
     if not any(original_path(value) for value in params):
         return params
-    mapped = type(params)([job_value(value, workdir) for value in params])
-    for name, (start, end) in (getattr(params, "_names", {}) or {}).items():
-        mapped._set_name(name, start, end)
-    return mapped
+    return _renamed(params, [job_value(value, workdir) for value in params])
+
+
+def job_files(files: Namedlist, workdir: Path) -> Namedlist:
+    """A job's files (input, output, log) by the names its container gives them: a source
+    file's, one inside the working directory relative to it, one outside it (an input:
+    reference data) at its absolute name under EXTERNAL_DIR, where the job stages it."""
+    return _renamed(files, [_job_file(f, workdir) for f in files])
+
+
+def _job_file(path: str, workdir: Path) -> str:  # the item itself: str() drops its flags
+    original = original_path(path)
+    if original is not None:
+        return source_name(original, workdir)
+    name = source_name(path, workdir)  # as jobs/spec.py's spec_path, which the runtime reads
+    if name.startswith(EXTERNAL_DIR + "/"):
+        return posixpath.join(WORKDIR, name)
+    return name if os.path.isabs(path) else path
+
+
+def _renamed(values: Namedlist, items: list) -> Namedlist:
+    """A copy of ``values`` holding ``items``, with the same names."""
+    renamed = type(values)(items)
+    for name, (start, end) in (getattr(values, "_names", {}) or {}).items():
+        renamed._set_name(name, start, end)
+    return renamed
 
 
 def named_source_files(values: object) -> set[str]:

@@ -26,6 +26,7 @@ SPEC_INDEX_ENV = "KNOT_SPEC_INDEX"
 # data): the job stages each at EXTERNAL_DIR/<that path without its leading '/'>, read only,
 # inside its own working directory, and the rule's code sees that relative path.
 EXTERNAL_DIR = ".knot-external"
+WORKDIR = "/work"  # the job's working directory in the image
 
 # The layout of a rule's image (docs/internals.md, "The image").
 KNOT_ROOT = "/opt/knot"

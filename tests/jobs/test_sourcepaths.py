@@ -6,6 +6,7 @@ from snakemake.io import sourcecache_entry
 from snakemake.iocontainers import Params
 
 from snakemake_executor_knot.jobs.sourcepaths import (
+    job_files,
     job_params,
     job_value,
     named_source_files,
@@ -64,3 +65,26 @@ def test_the_spec_names_the_file_where_the_job_has_it(tmp_path, monkeypatch):
     # The input travels from the workflow's file, not from Snakemake's temporary copy.
     assert spec["input"]["items"][0]["path"] == "res/table.txt"
     assert spec["input"]["items"][0]["uri"] == "s3://b/files/res/table.txt"
+
+
+def test_a_job_s_files_by_the_names_its_container_gives_them(tmp_path, monkeypatch):
+    from snakemake.iocontainers import InputFiles
+
+    monkeypatch.chdir(tmp_path)  # Snakemake's working directory, which relative paths mean
+
+    table = cached(str(tmp_path / "res" / "table.txt"))
+    outside = str(tmp_path.parent / "ref" / "genome.fa")
+    files = named(
+        InputFiles,
+        {"table": table, "ref": outside, "up": "../x.txt", "here": "data/a.txt",
+         "absolute_here": str(tmp_path / "data" / "b.txt")},
+    )  # fmt: skip
+    renamed = job_files(files, tmp_path)
+    assert list(renamed) == [
+        "res/table.txt",
+        "/work/.knot-external" + outside,
+        "/work/.knot-external" + str(tmp_path.parent / "x.txt"),
+        "data/a.txt",
+        "data/b.txt",
+    ]
+    assert renamed.ref == "/work/.knot-external" + outside
