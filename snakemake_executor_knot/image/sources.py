@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import RuleError
 from ..jobs.group import jobs_of
-from ..jobs.sourcepaths import named_source_files, source_name
+from ..jobs.sourcepaths import cached_paths, named_source_files, source_name
 
 log = logging.getLogger("knot")
 
@@ -179,6 +179,9 @@ def named_sources(jobs: Iterable) -> set[str]:
             except (FileNotFoundError, OSError):
                 params = ()
             found |= named_source_files([*params, *member.input])
+            command = getattr(member.rule, "shellcmd", None)
+            if command:
+                found.update(cached_paths(command, member.rule.workflow))
     return found
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RuleError
-from .sourcepaths import job_files, job_params
+from .sourcepaths import job_files, job_params, job_text
 
 if TYPE_CHECKING:
     from snakemake.jobs import Job
@@ -36,6 +36,14 @@ _CAPTURE = threading.Lock()  # one capture at a time per function copy
 def job_command(job: Job) -> str | None:
     """The shell command of ``job``: ``rule.shellcmd``, or the directive's expression
     evaluated with this job's names when it reads them."""
+    command = _evaluated(job)
+    if command is None:
+        return None
+    # A workflow.source_path() written into the command names the host's cache.
+    return job_text(command, job.rule.workflow, Path.cwd())
+
+
+def _evaluated(job: Job) -> str | None:
     rule = job.rule
     func = getattr(rule, "run_func", None)
     if func is None or not reads_job_names(func.__code__):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from pathlib import Path
 
 from snakemake.common import is_local_file
@@ -83,6 +84,34 @@ def _renamed(values: Namedlist, items: list) -> Namedlist:
     for name, (start, end) in (getattr(values, "_names", {}) or {}).items():
         renamed._set_name(name, start, end)
     return renamed
+
+
+def cached_paths(text: str, workflow) -> list[str]:
+    """The files a text (a shell command built while the Snakefile was read, such as
+    ``"cat " + workflow.source_path("x") + " > {output}"``) names in Snakemake's cache of
+    this run, by their original paths."""
+    root = _cache_root(workflow)
+    if not root or root not in text:
+        return []
+    return [match.group(1) for match in _cached(root).finditer(text)]
+
+
+def job_text(text: str, workflow, workdir: Path) -> str:
+    """``text`` with each file of Snakemake's cache of this run named as the job has it."""
+    root = _cache_root(workflow)
+    if not root or root not in text:
+        return text
+    return _cached(root).sub(lambda match: source_name(match.group(1), workdir), text)
+
+
+def _cache_root(workflow) -> str | None:
+    # A local file's copy lies at <runtime cache>/file/<its absolute path> (sourcecache.py).
+    cache = getattr(getattr(workflow, "sourcecache", None), "runtime_cache_path", None)
+    return posixpath.join(str(cache), "file") if cache else None
+
+
+def _cached(root: str) -> re.Pattern:
+    return re.compile(re.escape(root) + r"(/[^\s'\";|&<>()]+)")
 
 
 def named_source_files(values: object) -> set[str]:

@@ -26,6 +26,10 @@ rule plain:
 rule broken:
     output: "broken.txt"
     shell: f"echo {output.missing}"
+
+rule banner:
+    output: "banner.txt"
+    shell: "head -n 1 " + workflow.source_path("data/t.txt") + " > {output}"
 """
 MAIN = """
 SCALE = 3
@@ -44,6 +48,8 @@ def workflow(tmp_path_factory):
     (root / "mod").mkdir()
     (root / "wf").mkdir()
     (root / "mod" / "Snakefile").write_text(textwrap.dedent(MODULE))
+    (root / "mod" / "data").mkdir()
+    (root / "mod" / "data" / "t.txt").write_text("t\n")
     (root / "wf" / "Snakefile").write_text(textwrap.dedent(MAIN))
     cwd = os.getcwd()
     try:
@@ -92,3 +98,19 @@ def test_an_expression_that_fails_names_the_rule_and_job(workflow):
     job = job_of(workflow, "m_broken", output=["broken.txt"])
     with pytest.raises(RuleError, match=r"Rule 'm_broken'.*job 7.*AttributeError"):
         job_command(job)
+
+
+def test_a_source_path_written_into_the_command_names_the_file_where_the_job_has_it(
+    workflow, monkeypatch
+):
+    from snakemake_executor_knot.image.sources import named_sources
+    from snakemake_executor_knot.jobs.sourcepaths import cached_paths
+
+    rule = workflow.get_rule("m_banner")
+    table = Path(workflow.basedir).parent / "mod" / "data" / "t.txt"
+    assert "snakemake-runtime-cache" in rule.shellcmd  # Snakemake's copy, this run only
+    assert cached_paths(rule.shellcmd, workflow) == [str(table)]
+    monkeypatch.chdir(workflow.basedir)
+    job = job_of(workflow, "m_banner", output=["banner.txt"])
+    assert job_command(job) == f"head -n 1 .knot-external{table} > {{output}}"
+    assert named_sources([job]) == {str(table)}
