@@ -40,16 +40,27 @@ OUTPUTS = [
 ]  # fmt: skip
 
 
-def _copy(root) -> tuple:
-    """The workflow (wf/) and its module (shared/greet/, outside wf/) copied to ``root``."""
-    shutil.copytree(WORKFLOW, root, ignore=shutil.ignore_patterns(".snakemake", "results"))
-    workdir = root / "wf"
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A folder holding the module (shared/greet/) once, beside which each run gets its
+    own copy of wf/: every run ships the module from the same absolute path, so the rule
+    images of the second run are the first run's."""
+    root = tmp_path_factory.mktemp("rulekinds")
+    shutil.copytree(WORKFLOW / "shared", root / "shared")
+    return root
+
+
+def _copy(tree, name: str) -> tuple:
+    workdir = tree / name
+    shutil.copytree(
+        WORKFLOW / "wf", workdir, ignore=shutil.ignore_patterns(".snakemake", "results")
+    )
     return workdir, file_digests(workdir)
 
 
 @pytest.fixture(scope="module")
-def expected(tmp_path_factory) -> dict[str, str]:
-    workdir, before = _copy(tmp_path_factory.mktemp("local") / "rulekinds")
+def expected(tree) -> dict[str, str]:
+    workdir, before = _copy(tree, "wf-local")
     done = snakemake(workdir, "--cores", "2")
     assert done.returncode == 0, done.stdout[-3000:]
     found = outputs_of(workdir, before)
@@ -60,8 +71,8 @@ def expected(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("mode", ["files", "storage"])
-def test_module_rules_norun_member_and_late_resources(mode, expected, emulator_env, tmp_path):
-    workdir, before = _copy(tmp_path / "rulekinds")
+def test_module_rules_norun_member_and_late_resources(mode, expected, tree, emulator_env):
+    workdir, before = _copy(tree, f"wf-{mode}")
     prefix = f"rulekinds-{mode}-{os.getpid()}/"
     extra = () if mode == "files" else storage_args(emulator_env, BUCKET, prefix.rstrip("/"))
     done = snakemake(workdir, *KNOT, *extra)
