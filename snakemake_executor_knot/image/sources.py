@@ -178,7 +178,7 @@ def named_sources(jobs: Iterable) -> set[str]:
                 params = member.params
             except (FileNotFoundError, OSError):
                 params = ()
-            found |= named_source_files([*params, *member.input])
+            found |= named_source_files([*params, *member.input], member.rule.workflow)
             command = getattr(member.rule, "shellcmd", None)
             if command:
                 found.update(cached_paths(command, member.rule.workflow))

@@ -92,7 +92,7 @@ def _job_arguments(job: Job) -> dict:
     return {
         "input": job_files(job.input, Path.cwd()),
         "output": job_files(job.output, Path.cwd()),
-        "params": job_params(job.params, Path.cwd()),
+        "params": job_params(job.params, Path.cwd(), job.rule.workflow),
         "wildcards": job.wildcards,
         "threads": job.threads,
         "resources": job.resources,

@@ -82,7 +82,7 @@ def _runner(job: Job, cls, path_of, rule_dir: str):
         rule.basedir,
         files["input"],
         files["output"],
-        job_params(job.params, Path.cwd()),
+        job_params(job.params, Path.cwd(), workflow),
         job.wildcards,
         job.threads,
         resources,

@@ -47,18 +47,25 @@ def original_path(value: object) -> str | None:
     return os.path.abspath(original)
 
 
-def job_value(value: object, workdir: Path) -> object:
-    """``value`` as the job sees it: a source file's name in the job, anything else as is."""
+def job_value(value: object, workdir: Path, workflow=None) -> object:
+    """``value`` as the job sees it: a source file's name in the job, anything else as is.
+    Snakemake's evaluated params are plain strings, without the flag: with ``workflow``, a
+    string naming its cache of this run is mapped by that name (``job_text``)."""
     original = original_path(value)
-    return value if original is None else source_name(original, workdir)
+    if original is not None:
+        return source_name(original, workdir)
+    if workflow is not None and isinstance(value, str):
+        return job_text(value, workflow, workdir)
+    return value
 
 
-def job_params(params: Namedlist, workdir: Path) -> Namedlist:
+def job_params(params: Namedlist, workdir: Path, workflow=None) -> Namedlist:
     """The job's params with each source file under its name in the job (a copy with the
     same names; the job's own params are left alone)."""
-    if not any(original_path(value) for value in params):
+    mapped = [job_value(value, workdir, workflow) for value in params]
+    if all(new is old for new, old in zip(mapped, params, strict=True)):
         return params
-    return _renamed(params, [job_value(value, workdir) for value in params])
+    return _renamed(params, mapped)
 
 
 def job_files(files: Namedlist, workdir: Path) -> Namedlist:
@@ -114,12 +121,15 @@ def _cached(root: str) -> re.Pattern:
     return re.compile(re.escape(root) + r"(/[^\s'\";|&<>()]+)")
 
 
-def named_source_files(values: object) -> set[str]:
+def named_source_files(values: object, workflow=None) -> set[str]:
     """The local files among ``values`` (a job's params and inputs) that came from
-    ``workflow.source_path()``: the image must hold them (image/sources.py)."""
+    ``workflow.source_path()``: the image must hold them (image/sources.py). With
+    ``workflow``, strings naming its cache count too."""
     found = set()
     for value in values if isinstance(values, list | tuple | Namedlist) else (values,):
         original = original_path(value)
         if original is not None:
             found.add(original)
+        elif workflow is not None and isinstance(value, str):
+            found.update(cached_paths(value, workflow))
     return found

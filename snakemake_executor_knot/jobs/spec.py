@@ -58,7 +58,7 @@ def build_spec(
         "output": file_list(job.output, uri_for),
         "log": file_list(job.log, uri_for),
         "benchmark": _benchmark(job.benchmark, uri_for, getattr(job, "benchmark_repeats", 1)),
-        "params": value_list(job_params(job.params, Path.cwd()), rule.name, "param"),
+        "params": value_list(job_params(job.params, Path.cwd(), rule.workflow), rule.name, "param"),
         "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
         "resources": resource_list(job.resources, rule.name),
         "threads": job.threads,

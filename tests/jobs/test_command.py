@@ -114,3 +114,18 @@ def test_a_source_path_written_into_the_command_names_the_file_where_the_job_has
     job = job_of(workflow, "m_banner", output=["banner.txt"])
     assert job_command(job) == f"head -n 1 .knot-external{table} > {{output}}"
     assert named_sources([job]) == {str(table)}
+
+
+def test_a_param_snakemake_evaluated_to_its_cache_copy_names_the_file(workflow, monkeypatch):
+    """Snakemake's evaluated params are plain strings (the source_path() flag is gone):
+    one naming its cache of this run names the file where the job has it."""
+    from snakemake_executor_knot.image.sources import named_sources
+    from snakemake_executor_knot.jobs.spec import build_spec
+
+    table = Path(workflow.basedir).parent / "mod" / "data" / "t.txt"
+    copy = f"{workflow.sourcecache.runtime_cache_path}/file{table}"
+    monkeypatch.chdir(workflow.basedir)
+    job = job_of(workflow, "m_plain", output=["plain.txt"], params={"source": copy})
+    spec = build_spec(job, "shell", lambda path: f"s3://b/{path}")
+    assert spec["params"]["items"] == [f".knot-external{table}"]
+    assert named_sources([job]) == {str(table)}
