@@ -706,8 +706,9 @@ def test_a_member_with_no_action_runs_nothing_and_makes_its_touch_outputs(
     nothing, and its touch() output is made for the next member, as Snakemake makes it."""
     upload_inputs(s3, prefix, {"in.txt": b"data\n"})
     stamp = {**item("stamp.txt", prefix), "touch": True}
+    # Named as Snakemake names a rule written without a name (`rule:`): by its number.
     first = make_spec(
-        "stamp", "norun", input=section([item("in.txt", prefix)]), output=section([stamp])
+        "5", "norun", input=section([item("in.txt", prefix)]), output=section([stamp])
     )
     second = make_spec(
         "after",
@@ -717,10 +718,10 @@ def test_a_member_with_no_action_runs_nothing_and_makes_its_touch_outputs(
         shell={"command": "wc -c < {input} > {output}", "executable": "bash"},
     ) | {"jobid": 8}
     members = [{k: v for k, v in m.items() if k != "version"} for m in (first, second)]
-    group = {"version": SPEC_VERSION, "kind": "group", "rule": "group:g:stamp+after",
+    group = {"version": SPEC_VERSION, "kind": "group", "rule": "group:g:5+after",
              "jobid": 7, "group": "g", "members": members}  # fmt: skip
     digest = put_spec(s3, prefix, group)
-    for rule in ("stamp", "after"):
+    for rule in ("5", "after"):
         (tmp_path / "members" / rule).mkdir(parents=True)
     done = run_runtime(
         endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest,
