@@ -1,6 +1,7 @@
 """Per-job Batch sizes from Snakemake's ``threads`` and ``resources`` (pure): vCPUs,
 memory, GPUs, timeout and the compute class (``routing``). Checked for every job before
-anything is created."""
+anything is created, from the values known then (``planned_resources``); a job's own
+resources are Snakemake's, evaluated when it hands the job over."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from snakemake.resources import Resource
 
 from ..config.classes import DEFAULT_CLASS
 from ..config.settings import KnotConfig
@@ -115,13 +118,53 @@ def batch_resources(
 
 
 def job_batch_resources(
-    job: Job, config: KnotConfig, resources: Mapping[str, object] | None = None
+    job: Job,
+    config: KnotConfig,
+    resources: Mapping[str, object] | None = None,
+    threads: int | None = None,
 ) -> BatchResources:
-    """The job's Batch sizes and compute class (``resources.batch_resources``)."""
+    """The job's Batch sizes and compute class (``resources.batch_resources``): from the
+    resources Snakemake evaluated for it, or from ``resources`` and ``threads`` given."""
     if resources is None:
         resources = dict(job.resources.items())
+    if threads is None:
+        threads = job.threads
     check_disk = not guessed_disk(job)
-    return batch_resources(job.rule.name, job.threads, resources, config, check_disk)
+    return batch_resources(job.rule.name, threads, resources, config, check_disk)
+
+
+def planned_resources(job: Job) -> tuple[int, dict[str, object]]:
+    """The job's threads and resources as far as they are known without calling any of the
+    workflow's functions: Snakemake evaluates a resource given as a function (of the input's
+    size, of ``attempt``) just before the job runs, and hands the job over with it then;
+    until then such a resource is left out here, and threads given by one count as 1.
+    Constants (the Snakefile's, --set-resources, --default-resources, profiles) are
+    expanded and constrained as Snakemake does (``mem`` -> ``mem_mb``, ``--cores``)."""
+    declared = getattr(job.rule, "resources", None)
+    if declared is None:  # no Snakemake rule behind it: the job's resources as they are
+        values = dict(job.resources.items())
+        return values.pop("_cores", job.threads), values
+    workflow = job.rule.workflow
+    limits = workflow.global_resources
+    values = {
+        name: value
+        for name, value in declared.expand_items(
+            constraints=limits, evaluate=_unknown, skip={"_cores"}
+        )
+        if value is not None
+    }
+    cores = declared.get("_cores")
+    threads = 1
+    if cores is not None and not cores.is_evaluable():
+        found = cores.constrain(workflow.resource_settings.max_threads)
+        found = found.constrain(limits.get("_cores")).value
+        threads = found if isinstance(found, int) else 1
+    return threads, values
+
+
+def _unknown(resource: Resource) -> Resource:
+    """A resource given as a function, not called: unset (None) until the job is ready."""
+    return Resource(resource.name, None)
 
 
 def guessed_disk(job: Job) -> bool:

@@ -31,6 +31,7 @@ from ..runtime.contract import (
     RUNTIME_COMMAND,
     RUNTIME_PACKAGE,
     VENV,
+    WORKDIR,
 )
 from . import conda as condaenv
 from .apt import apt_block
@@ -45,7 +46,6 @@ TEMPLATE_VERSION = "1"
 DEFAULT_PLATFORM = "linux/amd64"
 PIP_INDEX_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 RUNTIME_DIR = Path(__file__).parent.parent / "runtime"
-WORKDIR = "/work"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CONDA_CONTEXT = "conda"  # the build context's folder holding the installed environment
 

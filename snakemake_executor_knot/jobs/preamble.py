@@ -15,6 +15,7 @@ import io
 import os
 import posixpath
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snakemake.notebook import PythonJupyterNotebook
@@ -23,8 +24,10 @@ from snakemake.sourcecache import LocalSourceFile
 
 from ..errors import RuleError
 from ..rules.languages import script_class, script_language
+from ..rules.source import script_relative
 from ..runtime.contract import RULE_DIR
 from ..runtime.preamble import NOTEBOOK_PREAMBLE, TMP_FIELD
+from .sourcepaths import job_params
 
 if TYPE_CHECKING:
     from snakemake.jobs import Job
@@ -41,10 +44,10 @@ def script_section(job: Job, path_of, rule_dir: str = RULE_DIR) -> dict:
     rule = job.rule
     if rule.notebook is not None:
         language, cls = "jupyter_python", KnotNotebook
-        section: dict[str, Any] = {"path": rule.notebook}
+        section: dict[str, Any] = {"path": script_relative(str(rule.notebook))}
     else:
         language = script_language(rule.name, str(rule.script))
-        section = {"path": rule.script}
+        section = {"path": script_relative(str(rule.script))}
         if language == "python":
             return section
         cls = script_class(language)
@@ -68,7 +71,7 @@ def _runner(job: Job, cls, path_of, rule_dir: str):
     _, source, _, _, _ = get_source(
         path, workflow.sourcecache, rule.basedir, job.wildcards, job.params
     )
-    in_image = posixpath.join(rule_dir, path.lstrip("/"))
+    in_image = posixpath.join(rule_dir, script_relative(path))
     files = {name: _mapped(getattr(job, name), path_of) for name in ("input", "output", "log")}
     # tmpdir is a host folder: the job has none (spec.resource_list)
     resources = _without(job.resources, "tmpdir")
@@ -79,7 +82,7 @@ def _runner(job: Job, cls, path_of, rule_dir: str):
         rule.basedir,
         files["input"],
         files["output"],
-        job.params,
+        job_params(job.params, Path.cwd(), workflow),
         job.wildcards,
         job.threads,
         resources,

@@ -7,9 +7,10 @@ import io
 import json
 import os
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boto3.exceptions import S3UploadFailedError
@@ -22,7 +23,9 @@ from ..errors import aws_error
 from ..rules.wrapper import wrapper_script_path
 from ..runtime.contract import MANIFEST_IF_PRESENT, RULE_DIR, SPEC_VERSION
 from ..runtime.integrity import merkle_tree
+from .command import job_command
 from .preamble import script_section
+from .sourcepaths import job_params, original_path
 from .values import encode_value, required_modules
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ def build_spec(
         "output": file_list(job.output, uri_for),
         "log": file_list(job.log, uri_for),
         "benchmark": _benchmark(job.benchmark, uri_for, getattr(job, "benchmark_repeats", 1)),
-        "params": value_list(job.params, rule.name, "param"),
+        "params": value_list(job_params(job.params, Path.cwd(), rule.workflow), rule.name, "param"),
         "wildcards": value_list(job.wildcards, rule.name, "wildcard"),
         "resources": resource_list(job.resources, rule.name),
         "threads": job.threads,
@@ -63,7 +66,7 @@ def build_spec(
     if config_ref:
         spec["config_ref"] = config_ref
     if kind == "shell":
-        spec["shell"] = {"command": rule.shellcmd, "executable": "bash"}
+        spec["shell"] = {"command": job_command(job), "executable": "bash"}
     wrap = shell_wrap()
     if wrap:
         spec["shell_wrap"] = wrap
@@ -111,7 +114,8 @@ def spec_path(path: str) -> str:
 
 
 def file_item(f, uri_for: UriFor, directories: AbstractSet[str] = frozenset()) -> dict:
-    path = spec_path(str(f))
+    # A file of workflow.source_path() travels from where it is, not from Snakemake's cache.
+    path = spec_path(original_path(f) or str(f))
     directory = bool(getattr(f, "is_directory", False)) or str(f) in directories
     storage = bool(getattr(f, "is_storage", False))
     uri = storage_uri(f.storage_object.query) if storage else uri_for(path)
@@ -151,12 +155,18 @@ def value_list(values, rule: str, what: str) -> dict:
     return {"items": items, "names": _names(values)}
 
 
-def value_modules(job: Job, config: dict) -> set[str]:
+def value_modules(
+    job: Job, config: dict, resources: Mapping[str, object] | None = None
+) -> set[str]:
     """The modules the job's params, resources and config need in the image to load (see
-    values.required_modules). Raises RuleError for a value that cannot be sent at all."""
+    values.required_modules). Raises RuleError for a value that cannot be sent at all.
+    ``resources``: those known while planning (compute/resources.py, planned_resources);
+    the job's own otherwise."""
     rule = job.rule.name
     try:
-        params, resources = job.params, job.resources
+        params = job.params
+        if resources is None:
+            resources = dict(job.resources.items())
     except (FileNotFoundError, OSError):  # computed from inputs not made yet: checked later
         return set()
     encoded = [

@@ -132,8 +132,17 @@ def locked_rules(
 
 def _is_local(workflow, rule) -> bool:
     # Workflow.is_local answers True for every rule when no executor plugin is loaded (as in
-    # 'knot lock'), so ask what it asks of the rule itself.
-    return rule.name in workflow._localrules or rule.norun or rule.is_template_engine
+    # 'knot lock'), so ask what it asks of the rule itself: a rule in a group runs remotely
+    # whatever it is (a rule with no action is then a member of the group's image).
+    local = rule.name in workflow._localrules or rule.norun or rule.is_template_engine
+    return local and _group(workflow, rule) is None
+
+
+def _group(workflow, rule) -> str | None:
+    # Rule.group answers None too without an executor plugin: read what it would answer.
+    settings = getattr(workflow, "group_settings", None)
+    overwritten = getattr(settings, "overwrite_groups", None) or {}
+    return overwritten.get(rule.name) or getattr(rule, "_group", None)
 
 
 def static_packages(rule) -> object:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
 from snakemake.sourcecache import LocalSourceFile, infer_source_file
 
 from ..errors import RuleError
-from ..runtime.contract import RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
+from ..runtime.contract import NORUN_KIND, RULE_DIR, RULE_MODULE_PATH, SYS_PATH_FILE
 from .languages import script_language
 from .localcode import LocalCode, Root, find_local_code
 from .module import run_module, shell_module
@@ -35,7 +35,7 @@ class RuleSource:
     """What one rule runs, and the files its image holds for it (path in image -> bytes)."""
 
     rule: str
-    kind: str  # "run" | "shell" | "script"
+    kind: str  # "run" | "shell" | "script" | "norun"
     files: dict[str, bytes] = field(default_factory=dict, hash=False)
     shell_command: str | None = None
     script_path: str | None = None
@@ -51,7 +51,11 @@ class RuleSource:
 
 
 def rule_kind(rule) -> str:
-    """``run``, ``shell`` or ``script``; any other kind is a RuleError."""
+    """``run``, ``shell``, ``script`` or ``norun``; any other kind is a RuleError."""
+    if getattr(rule, "norun", False):
+        # No action: Snakemake runs it on the host (Workflow.is_local), unless it is in a
+        # group, where it is a member that runs nothing; only its touch() outputs are made.
+        return NORUN_KIND
     if rule.shellcmd is not None:
         return "shell"
     if rule.script is not None or rule.notebook is not None or rule.wrapper is not None:
@@ -60,8 +64,8 @@ def rule_kind(rule) -> str:
         return "run"
     check_supported(rule)
     raise RuleError(
-        f"Rule '{rule.name}' has nothing to run (no run:, shell: or script:), so it should "
-        f"never reach knot. Add it to 'localrules: {rule.name}'."
+        f"Rule '{rule.name}' has no run:, shell: or script: that knot knows how to run. "
+        f"Add it to 'localrules: {rule.name}', and please report this as a knot bug."
     )
 
 
@@ -103,6 +107,8 @@ def rule_source(workflow: Workflow, rule, public: frozenset[str] = frozenset()) 
     check_supported(rule)
     kind = rule_kind(rule)
     common = {"rule": rule.name, "kind": kind, "container": _container(rule)}
+    if kind == NORUN_KIND:
+        return RuleSource(**common)
     if rule.wrapper is not None:
         path = wrapper_script_path(rule)
         files = {script_image_path(path): wrapper_script(workflow, rule)}
@@ -183,8 +189,17 @@ def _with_local(files: dict[str, bytes], local: LocalCode) -> dict:
 
 
 def script_image_path(path: str) -> str:
-    """Where the image holds a rule's script; the runtime joins the same way."""
-    return f"{RULE_DIR}/{path.lstrip('/')}"
+    """Where the image holds a rule's script; the runtime joins RULE_DIR and the spec's
+    path (``script_relative``) the same way."""
+    return f"{RULE_DIR}/{script_relative(path)}"
+
+
+def script_relative(path: str) -> str:
+    """A script's path under RULE_DIR: as the rule names it, relative to the folder of the
+    Snakefile that defines the rule, each '..' spelled UP_PART (``workflow/rules/x.smk``
+    naming ``../scripts/fit.py``, the usual layout), so that it stays under RULE_DIR."""
+    parts = PurePosixPath(posixpath.normpath(path.lstrip("/"))).parts
+    return posixpath.join(*(UP_PART if part == ".." else part for part in parts))
 
 
 def _script_files(workflow: Workflow, rule, path: str) -> dict[str, bytes]:
@@ -193,10 +208,10 @@ def _script_files(workflow: Workflow, rule, path: str) -> dict[str, bytes]:
             f"Rule '{rule.name}' computes its script path from wildcards or params ({path}); "
             "knot bakes the script into the rule's image, so the path must be fixed."
         )
-    if ".." in PurePath(path).parts or PurePath(path).is_absolute():
+    if PurePath(path).is_absolute():
         raise RuleError(
-            f"Rule '{rule.name}': the script path '{path}' leaves the Snakefile's directory. "
-            "Move the script under that directory (e.g. scripts/) and refer to it relatively."
+            f"Rule '{rule.name}': the script path '{path}' is absolute. Refer to the script "
+            "relative to the Snakefile that defines the rule (e.g. scripts/fit.py)."
         )
     return {script_image_path(path): _read_script(workflow, rule, path)}
 

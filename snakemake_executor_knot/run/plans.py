@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from snakemake.common.tbdstring import TBDString
 
 from ..compute.platform import platform_for
-from ..compute.resources import job_batch_resources
+from ..compute.resources import job_batch_resources, planned_resources
 from ..config.settings import KnotConfig, resolve_base_image
 from ..image.apt import check_no_container, parse_apt
 from ..image.base import BaseImage
@@ -142,7 +142,9 @@ def build_target(
 
     def values(rule) -> set[str]:
         job = jobs.get(rule.name)
-        return value_modules(job, workflow.config) if job else static_values(workflow.config)(rule)
+        if job is None:
+            return static_values(workflow.config)(rule)
+        return value_modules(job, workflow.config, planned_resources(job)[1])
 
     lock = follow_lock(
         lock_path(workflow),
@@ -225,7 +227,8 @@ def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) 
     packages = knot_resource(job, "knot_packages")
     extra = parse_packages(packages, rule=source.rule) if packages else []
     # A numpy param needs numpy in the image even when the code never imports it.
-    loads = "".join(f"import {name}\n" for name in sorted(value_modules(job, config)))
+    modules = value_modules(job, config, planned_resources(job)[1])
+    loads = "".join(f"import {name}\n" for name in sorted(modules))
     code = (python_source(source) or "") + loads
     requirements = (
         find_requirements(
@@ -248,28 +251,39 @@ def _shown_paths(sources: dict[str, str]) -> dict[str, str]:
 
 def knot_resource(job: Job, name: str):
     """A knot resource of the rule, from the Snakefile, --set-resources, --default-resources
-    or a profile: Snakemake evaluates them all into the job's resources."""
+    or a profile. It shapes the rule's image, planned before any job is ready: a constant
+    is read as Snakemake expands it, and one given as a function is evaluated then, alone
+    (the job's other resources wait for Snakemake, compute/resources.py)."""
+    declared = getattr(job.rule, "resources", None)
     try:
-        value = job.resources.get(name)
+        if declared is None:  # no Snakemake rule behind it: the job's resources as they are
+            value = job.resources.get(name)
+        else:
+            value = _planned_value(job, declared.get(name))
     except (FileNotFoundError, OSError):  # a callable that needs inputs not made yet
         return None
     return value if isinstance(value, str) and value else None
 
 
+def _planned_value(job: Job, resource):
+    if resource is None or not resource.is_evaluable():
+        return None if resource is None else resource.value
+    return resource.evaluate(
+        job.wildcards, input=job.input, attempt=job.attempt, rulename=job.rule.name
+    ).value
+
+
 def check_job_resources(jobs: Iterable[Job], config: KnotConfig) -> None:
     """Per-job resources (threads, mem_mb, gpu, runtime) are checked before anything is
-    created; a value that needs the job's inputs to be computed is checked at submission."""
+    created, as far as they are known then: one given as a function is Snakemake's to
+    evaluate just before the job runs, and is checked at submission."""
     for job in jobs:
         if job.is_local:
             continue
-        try:
-            resources = dict(job.resources.items())
-        except (FileNotFoundError, OSError):
-            continue
-        # Snakemake leaves '<TBD>' for a value computed from inputs that do not exist yet
-        # (mem_mb=lambda wc, input: input.size_mb * 2); it is checked at submission.
+        threads, resources = planned_resources(job)
+        # Snakemake leaves '<TBD>' for a value computed from inputs that do not exist yet.
         resources = {k: v for k, v in resources.items() if not isinstance(v, TBDString)}
-        job_batch_resources(job, config, resources)
+        job_batch_resources(job, config, resources, threads)
 
 
 def check_param_secrets(jobs: Iterable[Job], config: KnotConfig) -> None:

@@ -24,7 +24,7 @@ from ..config.workflow import storage_bucket, workflow_envvars
 from ..errors import KnotError
 from ..image.base import BaseImage
 from ..image.conda import conda_home
-from ..image.sources import job_paths, workflow_files
+from ..image.sources import job_paths, named_sources, snakefile_folders, workflow_files
 from ..jobs.group import is_group, jobs_of, plan_name
 from ..jobs.paths import check_job_paths
 from ..jobs.staging import LocalStaging, ensure_bucket
@@ -127,8 +127,14 @@ class Preparation:
             snakefile_dir = Path(workflow.main_snakefile).parent
             # Every job of the DAG, those already done too: their files are data, not code.
             dag = getattr(workflow, "dag", None)
-            excluded = job_paths([*jobs, *(dag.jobs if dag is not None else ())])
-            self._workdir_files = workflow_files(snakefile_dir, Path.cwd(), excluded)
+            every = [*jobs, *(dag.jobs if dag is not None else ())]
+            self._workdir_files = workflow_files(
+                snakefile_dir,
+                Path.cwd(),
+                job_paths(every),
+                folders=snakefile_folders(workflow),
+                named=sorted(named_sources(every)),
+            )
         return self._workdir_files
 
     def _notice_ignored_conda(self, workflow: Workflow, rules: list) -> None:

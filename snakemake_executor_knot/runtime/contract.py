@@ -26,6 +26,7 @@ SPEC_INDEX_ENV = "KNOT_SPEC_INDEX"
 # data): the job stages each at EXTERNAL_DIR/<that path without its leading '/'>, read only,
 # inside its own working directory, and the rule's code sees that relative path.
 EXTERNAL_DIR = ".knot-external"
+WORKDIR = "/work"  # the job's working directory in the image
 
 # The layout of a rule's image (docs/internals.md, "The image").
 KNOT_ROOT = "/opt/knot"
@@ -45,6 +46,10 @@ CONDA_ROOT = f"{KNOT_ROOT}/conda"
 CONDA_PREFIX_ENV = "KNOT_CONDA_PREFIX"
 MEMBERS_DIR_ENV = "KNOT_MEMBERS_DIR"  # overrides MEMBERS_DIR, for running outside an image
 GROUP_KIND = "group"  # the spec kind of a group job (its members are run, shell or script)
+# The spec kind of a rule with no action (no run:, shell:, script: ...). Snakemake runs such a
+# rule on the host, unless it is in a group: then, as a member, it runs nothing and only its
+# touch() outputs are made.
+NORUN_KIND = "norun"
 RULE_DIR_ENV = "KNOT_RULE_DIR"  # overrides RULE_DIR, for running the runtime outside an image
 RUNTIME_PACKAGE = "knot_runtime"  # this package's name inside the image
 RULE_MODULE = "knot_rule"  # the generated module of run: rules

@@ -27,7 +27,8 @@ from .spec import FileItem, check_spec, file_items
 # What a member shares with its group's document instead of carrying it itself (the
 # config as job.py fetched it through the group's reference, once).
 SHARED = ("version", "config", "envvars")
-_RULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Snakemake's rule names: identifiers
+# Snakemake's rule names: identifiers, or the number it gives a rule written without one.
+_RULE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def member_specs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:

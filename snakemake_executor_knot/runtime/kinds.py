@@ -10,7 +10,14 @@ from types import ModuleType
 from typing import Any
 
 from . import conda, envvars
-from .contract import RULE_DIR, RULE_DIR_ENV, RULE_MODULE, RUN_FUNCTION, SYS_PATH_FILE
+from .contract import (
+    NORUN_KIND,
+    RULE_DIR,
+    RULE_DIR_ENV,
+    RULE_MODULE,
+    RUN_FUNCTION,
+    SYS_PATH_FILE,
+)
 from .namespace import Namespace
 from .preamble import run_foreign_script
 from .script import run_script
@@ -86,6 +93,8 @@ def activate_conda(env: MutableMapping[str, str]) -> None:
 
 def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> None:
     kind = spec["kind"]
+    if kind == NORUN_KIND:  # a rule with no action: nothing to run (touch() follows)
+        return
     # Before the rule module is imported or a script runs, as Snakemake does on the host.
     sys.path[:0] = [p for p in local_code_paths(env) if p not in sys.path]
     # The workflow's envvars: in os.environ, so run blocks, scripts and shell() see them.

@@ -19,6 +19,7 @@ from .contract import (
     GROUP_KIND,
     JOB_ID_ENV,
     MANIFEST_IF_PRESENT,
+    NORUN_KIND,
     SPEC_DIGEST_ENV,
     SPEC_INDEX_ENV,
     SPEC_RECORD_ENV,
@@ -29,7 +30,7 @@ from .integrity import root_from_proof
 from .paths import UnsafePath, contained
 from .report import JobFailure
 
-KINDS = ("run", "shell", "script", GROUP_KIND)
+KINDS = ("run", "shell", "script", NORUN_KIND, GROUP_KIND)
 
 
 @dataclass(frozen=True)

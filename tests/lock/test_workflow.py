@@ -17,6 +17,7 @@ from snakemake_executor_knot.lock.workflow import (
     RuleBasis,
     build_lock,
     locked_lines,
+    locked_rules,
     static_values,
 )
 
@@ -76,3 +77,20 @@ def test_hash_cache_fetches_each_release_once_and_warns_once(caplog):
     assert len(seen) == len(set(seen))
     warnings = [r.getMessage() for r in caplog.records if "no hashes" in r.getMessage()]
     assert len(warnings) == 1 and "six==" in warnings[0]
+
+
+def test_rules_knot_runs_include_a_group_s_member_with_no_action(tmp_path):
+    """As Snakemake's Workflow.is_local: a rule with no action (or a local rule) runs on the
+    host unless it is in a group; in one, its members share the group's locked image."""
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        "localrules: listed\n"
+        "rule all:\n    input: 'b'\n"
+        "rule listed:\n    output: 'l'\n    shell: 'touch {output}'\n"
+        "rule stamp:\n    output: touch('a')\n    group: 'g'\n"
+        "rule after:\n    input: 'a'\n    output: 'b'\n    group: 'g'\n"
+        "    shell: 'cp {input} {output}'\n"
+    )
+    workflow = load_workflow(snakefile)
+    found = locked_rules(workflow, lambda rule: None, lambda rule: ())
+    assert sorted(found) == ["after", "stamp"]

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -22,7 +23,7 @@ from snakemake_executor_knot.rules.literals import literal
 from snakemake_executor_knot.rules.shipping import global_names
 from snakemake_executor_knot.rules.source import check_supported, rule_kind, rule_source
 from snakemake_executor_knot.rules.text import indent_block, statement_extent
-from snakemake_executor_knot.runtime.contract import RULE_MODULE_PATH, RUN_ARGUMENTS
+from snakemake_executor_knot.runtime.contract import RULE_DIR, RULE_MODULE_PATH, RUN_ARGUMENTS
 
 DATA = Path(__file__).parent / "data"
 
@@ -309,6 +310,18 @@ def test_rule_kind(run_workflow):
     assert kinds["compute"] == kinds["compute_again"] == kinds["one_liner"] == "run"
     assert kinds["plain_shell"] == kinds["shell_with_global"] == "shell"
     assert kinds["script_rule"] == "script"
+    assert kinds["no_action"] == "norun"
+
+
+def test_a_rule_with_no_action_ships_nothing(run_workflow):
+    # Snakemake runs it on the host unless it is in a group; in one, it runs nothing.
+    source = source_of(run_workflow, "no_action")
+    assert (source.kind, source.files, source.shell_command, source.module_source) == (
+        "norun",
+        {},
+        None,
+        None,
+    )
 
 
 # ---- what cannot be shipped
@@ -525,3 +538,36 @@ def test_public_globals_let_a_false_positive_through(secrets_workflow):
     assert "SORT_KEY = 'name'" in source.module_source
     plain = rule_source(secrets_workflow, secrets_workflow.get_rule("plain")).module_source
     assert SECRET not in plain and "SEPARATOR = ' | '" in plain
+
+
+def test_a_script_beside_an_included_rules_folder_stays_under_the_rule_folder(tmp_path):
+    """workflow/rules/x.smk naming ../scripts/fit.py (the usual layout): in the image at
+    RULE_DIR/.knot-up/scripts/fit.py, and the spec names it so for the runtime."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    from snakemake_executor_knot.jobs.preamble import script_section
+    from snakemake_executor_knot.rules.source import script_relative
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "fit.py").write_text("print('fit')\n")
+    (tmp_path / "rules" / "fit.smk").write_text(
+        'rule fit:\n    output: "fit.txt"\n    script: "../scripts/fit.py"\n'
+    )
+    (tmp_path / "Snakefile").write_text('include: "rules/fit.smk"\n')
+    cwd = os.getcwd()
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            api_workflow = api.workflow(
+                ResourceSettings(), snakefile=tmp_path / "Snakefile", workdir=tmp_path
+            )
+            workflow = api_workflow._workflow  # no public way to the parsed rules
+    finally:
+        os.chdir(cwd)
+    rule = workflow.get_rule("fit")
+    source = rule_source(workflow, rule)
+    assert source.files == {f"{RULE_DIR}/.knot-up/scripts/fit.py": b"print('fit')\n"}
+    job = SimpleNamespace(rule=rule)
+    assert script_section(job, str) == {"path": ".knot-up/scripts/fit.py"}
+    assert script_relative("scripts/../lib/x.py") == "lib/x.py"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from snakemake.common.tbdstring import TBDString
 
-from snakemake_executor_knot.compute.resources import guessed_disk
+from snakemake_executor_knot.compute.resources import guessed_disk, planned_resources
 from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.errors import ConfigError, RuleError
 from snakemake_executor_knot.rules.source import RuleSource
@@ -25,7 +25,7 @@ from snakemake_executor_knot.run.plans import (
     knot_resource,
 )
 
-from ..conftest import fake_job
+from ..conftest import FakeJob, fake_job
 
 TARGET = BuildTarget("knot-base:py3.11", "linux/amd64")
 
@@ -128,3 +128,77 @@ def test_a_resource_computed_from_inputs_not_made_yet_waits_for_submission():
     wrong = fake_job(resources={"mem_mb": "lots"})
     with pytest.raises(RuleError, match="resource 'mem_mb' must be a number"):
         check_job_resources([wrong], KnotConfig())
+
+
+LAZY = """
+def needs_its_input(wildcards, input, attempt):
+    raise RuntimeError("a resource function was called before its job was ready")
+
+rule lazy:
+    output: "a.txt"
+    threads: 4
+    resources:
+        mem_mb=needs_its_input,
+        runtime=30,
+        knot_apt=lambda wildcards: "jq",
+    shell: "touch {output}"
+
+rule threads_from_a_function:
+    output: "b.txt"
+    threads: lambda wildcards: 8
+    resources: mem="3GB"
+    shell: "touch {output}"
+"""
+
+
+@pytest.fixture(scope="module")
+def lazy_workflow(tmp_path_factory):
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    root = tmp_path_factory.mktemp("lazy")
+    (root / "Snakefile").write_text(LAZY)
+    cwd = os.getcwd()
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            return api.workflow(ResourceSettings(), snakefile=root / "Snakefile", workdir=root)
+    finally:
+        os.chdir(cwd)
+
+
+class PlanningJob(FakeJob):
+    """What planning may read of a job: its rule, wildcards, input and attempt. Its
+    evaluated threads and resources fail, as a resource function called too early would."""
+
+    @property
+    def resources(self):
+        raise AssertionError("planning read the job's evaluated resources")
+
+    @property
+    def threads(self):
+        raise AssertionError("planning read the job's evaluated threads")
+
+
+def _planning_job(workflow, name: str) -> PlanningJob:
+    rule = workflow._workflow.get_rule(name)  # no public way to the parsed rules
+    evaluated = ("resources", "threads")
+    known = {k: v for k, v in vars(fake_job(rule=name)).items() if k not in evaluated}
+    return PlanningJob(**(known | {"rule": rule, "attempt": 1}))
+
+
+def test_planning_calls_no_resource_function_of_the_workflow(lazy_workflow):
+    """Snakemake evaluates a resource given as a function just before the job runs (it may
+    read the input's size, or grow with attempt); planning reads only constants."""
+    job = _planning_job(lazy_workflow, "lazy")
+    threads, resources = planned_resources(job)
+    assert threads == 4
+    assert resources["runtime"] == 30 and "mem_mb" not in resources
+    check_job_resources([job], KnotConfig())  # needs_its_input is not called
+    # knot's own resources shape the image, so they are read while planning, alone.
+    assert knot_resource(job, "knot_apt") == "jq"
+
+
+def test_threads_given_by_a_function_count_as_one_until_the_job_is_ready(lazy_workflow):
+    threads, resources = planned_resources(_planning_job(lazy_workflow, "threads_from_a_function"))
+    assert threads == 1
+    assert resources["mem_mb"] == 3000  # "3GB", expanded as Snakemake expands it

@@ -699,6 +699,39 @@ def test_group_job_runs_members_in_order_and_keeps_its_temp_file(
     assert [(m["rule"], m["jobid"]) for m in usage["members"]] == [("first", 7), ("second", 8)]
 
 
+def test_a_member_with_no_action_runs_nothing_and_makes_its_touch_outputs(
+    s3, endpoint, lib, work, prefix, tmp_path
+):
+    """A rule with no action (Snakemake's norun) reaches a job only inside a group: it runs
+    nothing, and its touch() output is made for the next member, as Snakemake makes it."""
+    upload_inputs(s3, prefix, {"in.txt": b"data\n"})
+    stamp = {**item("stamp.txt", prefix), "touch": True}
+    # Named as Snakemake names a rule written without a name (`rule:`): by its number.
+    first = make_spec(
+        "5", "norun", input=section([item("in.txt", prefix)]), output=section([stamp])
+    )
+    second = make_spec(
+        "after",
+        "shell",
+        input=section([{**item("stamp.txt", prefix), "from_group": True}]),
+        output=section([item("after.txt", prefix)]),
+        shell={"command": "wc -c < {input} > {output}", "executable": "bash"},
+    ) | {"jobid": 8}
+    members = [{k: v for k, v in m.items() if k != "version"} for m in (first, second)]
+    group = {"version": SPEC_VERSION, "kind": "group", "rule": "group:g:5+after",
+             "jobid": 7, "group": "g", "members": members}  # fmt: skip
+    digest = put_spec(s3, prefix, group)
+    for rule in ("5", "after"):
+        (tmp_path / "members" / rule).mkdir(parents=True)
+    done = run_runtime(
+        endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest,
+        KNOT_MEMBERS_DIR=str(tmp_path / "members"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "stamp.txt") == b""
+    assert read(s3, prefix, "after.txt").strip() == b"0"
+
+
 def test_input_outside_the_host_workdir_is_staged_read_only_under_its_absolute_name(
     s3, endpoint, lib, work, prefix
 ):
