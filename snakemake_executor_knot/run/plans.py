@@ -22,7 +22,7 @@ from ..compute.resources import job_batch_resources
 from ..config.settings import KnotConfig, resolve_base_image
 from ..image.apt import check_no_container, parse_apt
 from ..image.base import BaseImage
-from ..image.conda import CondaLayer, read_conda_file
+from ..image.conda import CondaLayer, check_pip, read_conda_file, runs_python
 from ..image.container import check_group_containers, job_container, per_job_container
 from ..image.dockerfile import ImageSpec
 from ..image.group import Member, group_image
@@ -41,7 +41,7 @@ from ..lock.workflow import (
     static_values,
 )
 from ..rules.conda import conda_enabled, conda_file
-from ..rules.languages import check_notebook, check_script_image
+from ..rules.languages import check_notebook, check_script_image, script_language
 from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
 from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
 from ..runtime.contract import GROUP_KIND, RULE_DIR
@@ -173,7 +173,36 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
         return RulePlan(source=source, image=None, image_uri=str(given))
     image = image_spec(source, job, target, workflow.config)
     layer = conda_layer(workflow, rule, target, locked=config.locked)
-    return RulePlan(source=source, image=replace(image, conda=layer) if layer else image)
+    if layer is None:
+        return RulePlan(source=source, image=image)
+    check_conda_layer(rule, layer)
+    return RulePlan(source=source, image=replace(image, conda=layer))
+
+
+def check_conda_layer(rule, layer: CondaLayer) -> None:
+    """Before any build: a pip: section needs pip; a Python script or wrapper without a
+    python in its environment runs with knot's Python, as Snakemake runs it with its own,
+    which one notice says."""
+    check_pip(layer, rule.name)
+    if runs_python(layer) or not is_python_script(rule):
+        return
+    log.warning(
+        "knot: rule %s: its conda environment '%s' has no python, so its Python %s runs with "
+        "knot's Python inside the activated environment, as Snakemake runs it with its own; "
+        "add python to the environment to run it with the environment's packages.",
+        rule.name,
+        layer.file,
+        "wrapper" if rule.wrapper is not None else "script",
+    )
+
+
+def is_python_script(rule) -> bool:
+    """A Python ``script:`` or ``wrapper:`` (a notebook runs in its own kernel)."""
+    if rule.notebook is not None:
+        return False
+    if rule.wrapper is not None:
+        return True
+    return rule.script is not None and script_language(rule.name, str(rule.script)) == "python"
 
 
 def conda_layer(

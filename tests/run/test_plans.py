@@ -16,10 +16,12 @@ from snakemake.common.tbdstring import TBDString
 from snakemake_executor_knot.compute.resources import guessed_disk
 from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.errors import ConfigError, RuleError
+from snakemake_executor_knot.image.conda import CondaLayer, CondaPackage
 from snakemake_executor_knot.rules.source import RuleSource
 from snakemake_executor_knot.run.plans import (
     BuildTarget,
     build_target,
+    check_conda_layer,
     check_job_resources,
     image_spec,
     knot_resource,
@@ -128,3 +130,47 @@ def test_a_resource_computed_from_inputs_not_made_yet_waits_for_submission():
     wrong = fake_job(resources={"mem_mb": "lots"})
     with pytest.raises(RuleError, match="resource 'mem_mb' must be a number"):
         check_job_resources([wrong], KnotConfig())
+
+
+def _layer(*names: str, pip: tuple[str, ...] = ()) -> CondaLayer:
+    packages = tuple(
+        CondaPackage(f"file:///channel/linux-64/{name}-1.0-0.tar.bz2", "0" * 64) for name in names
+    )
+    return CondaLayer("envs/tool.yaml", "linux-64", packages, pip)
+
+
+def _rule(**kinds) -> SimpleNamespace:
+    return SimpleNamespace(
+        **{"name": "fit", "notebook": None, "wrapper": None, "script": None} | kinds
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "names", "notice"),
+    [
+        (_rule(script="scripts/fit.py"), ("knot-hello",), "Python script"),
+        (_rule(wrapper="v1/tool"), ("knot-hello",), "Python wrapper"),
+        (_rule(script="scripts/fit.py"), ("knot-hello", "python"), None),
+        (_rule(script="scripts/fit.R"), ("knot-hello",), None),
+        (_rule(notebook="nb.py.ipynb"), ("knot-hello",), None),
+        (_rule(), ("knot-hello",), None),  # a shell rule
+    ],
+)
+def test_a_python_script_whose_environment_has_no_python_is_named_before_any_build(
+    rule, names, notice, caplog
+):
+    with caplog.at_level("WARNING", logger="knot"):
+        check_conda_layer(rule, _layer(*names))
+    if notice is None:
+        assert not caplog.records
+    else:
+        (record,) = caplog.records
+        message = record.getMessage()
+        assert "rule fit" in message and "envs/tool.yaml" in message and notice in message
+        assert "has no python" in message and "knot's Python" in message
+
+
+def test_a_pip_section_without_pip_stops_planning():
+    with pytest.raises(RuleError, match="Rule 'fit'.*'pip:' section.*Add 'pip'"):
+        check_conda_layer(_rule(), _layer("python", pip=("six",)))
+    check_conda_layer(_rule(), _layer("python", "pip", pip=("six",)))
