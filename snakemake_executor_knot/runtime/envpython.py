@@ -124,7 +124,15 @@ def _written(data: bytes, suffix: str) -> Iterator[str]:
 def main(data: str) -> None:
     """In the environment's Python: run the script the pickle at ``data`` names."""
     with open(data, "rb") as handle:
-        payload: Mapping[str, Any] = pickle.load(handle)
+        try:
+            payload: Mapping[str, Any] = pickle.load(handle)
+        except (ImportError, AttributeError) as exc:
+            raise SystemExit(
+                "knot: the conda environment's python cannot rebuild the job's snakemake "
+                f"object ({type(exc).__name__}: {exc}): a param or config value's type "
+                "comes from a package the environment lacks. Add that package to the "
+                "environment, as Snakemake needs it there too."
+            ) from exc
     context, path = payload["context"], payload["path"]
     sys.path[:0] = [p for p in payload["sys_path"] if p not in sys.path]
     if context.scriptdir not in sys.path:  # as script.run_script

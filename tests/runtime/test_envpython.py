@@ -244,3 +244,17 @@ def test_a_notebook_runs_with_the_environments_jupyter_when_it_has_one(job):
     preamble.run_foreign_script(_namespace(), script)
     ran, _, notebook = Path("out/s1.txt").read_text().partition(" nbconvert ")
     assert ran == str(jupyter) and notebook.strip().endswith(".nb.py.ipynb")
+
+
+def test_a_param_the_environment_cannot_unpickle_fails_with_what_to_add(job, capfd):
+    np = pytest.importorskip("numpy")
+    env, root = job
+    prefix = _prefix(root)
+    ns = _namespace()
+    ns.params = Namedlist([np.int64(3)], {"alpha": (0, None)})
+    os.environ[CONDA_PREFIX_ENV] = str(prefix)
+    kinds.activate_conda(os.environ)
+    with pytest.raises(subprocess.CalledProcessError):
+        kinds.run_python_script(ns, "scripts/fit.py", {**env, CONDA_PREFIX_ENV: str(prefix)})
+    err = capfd.readouterr().err
+    assert "cannot rebuild the job's snakemake object" in err and "'numpy'" in err
