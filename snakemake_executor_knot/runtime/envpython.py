@@ -39,7 +39,7 @@ from .shell import shell
 
 # The oldest Python the modules above run on (positional-only parameters need 3.8).
 MIN_VERSION = (3, 8)
-# As Snakemake's preamble pickles its object (protocol 5 is 3.8's newest as well).
+# Protocol 4, as Snakemake pickles its object: every Python from 3.4 on reads it.
 PICKLE_PROTOCOL = 4
 SCRIPTS_DIR = os.path.join(".snakemake", "scripts")
 _VERSION = re.compile(r"Python (\d+)\.(\d+)")
