@@ -156,9 +156,15 @@ def build_target(
     return BuildTarget(base_reference(lock.base_image), platform, lock, sources)
 
 
-def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTarget) -> RulePlan:
+def plan_rule(
+    workflow: Workflow,
+    job: Job,
+    config: KnotConfig,
+    target: BuildTarget,
+    say: Callable[[str], None] = log.warning,
+) -> RulePlan:
     """``job`` is one job of the rule: resources given by --set-resources or a profile
-    exist only as per-job values."""
+    exist only as per-job values. ``say`` shows a notice to the user."""
     rule = job.rule
     check_supported(rule)
     source = rule_source(workflow, rule, config.public_globals)
@@ -171,28 +177,32 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
         check_script_image(rule.name, source.script_path, image)
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
-    image = image_spec(source, job, target, workflow.config)
     layer = conda_layer(workflow, rule, target, locked=config.locked)
     if layer is None:
-        return RulePlan(source=source, image=image)
-    check_conda_layer(rule, layer)
+        return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))
+    notice = check_conda_layer(rule, layer)
+    if notice:
+        say(notice)
+    # A Python script the environment's python runs imports the environment's packages,
+    # not knot's: they are no requirements of knot's venv.
+    own_python = runs_python(layer) and is_python_script(rule)
+    image = image_spec(source, job, target, workflow.config, script_imports=not own_python)
     return RulePlan(source=source, image=replace(image, conda=layer))
 
 
-def check_conda_layer(rule, layer: CondaLayer) -> None:
-    """Before any build: a pip: section needs pip; a Python script or wrapper without a
-    python in its environment runs with knot's Python, as Snakemake runs it with its own,
-    which one notice says."""
+def check_conda_layer(rule, layer: CondaLayer) -> str | None:
+    """Before any build: a pip: section needs pip. A Python script or wrapper without a
+    python in its environment runs with knot's Python, as Snakemake runs it with its own:
+    the notice that says so, else None."""
     check_pip(layer, rule.name)
     if runs_python(layer) or not is_python_script(rule):
-        return
-    log.warning(
-        "knot: rule %s: its conda environment '%s' has no python, so its Python %s runs with "
-        "knot's Python inside the activated environment, as Snakemake runs it with its own; "
-        "add python to the environment to run it with the environment's packages.",
-        rule.name,
-        layer.file,
-        "wrapper" if rule.wrapper is not None else "script",
+        return None
+    kind = "wrapper" if rule.wrapper is not None else "script"
+    return (
+        f"knot: rule {rule.name}: its conda environment '{layer.file}' has no python, so its "
+        f"Python {kind} runs with knot's Python inside the activated environment, as "
+        "Snakemake runs it with its own; add python to the environment to run it with the "
+        "environment's packages."
     )
 
 
@@ -228,9 +238,12 @@ def conda_layer(
 _LAYERS: dict[tuple, CondaLayer] = {}
 
 
-def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) -> ImageSpec:
+def image_spec(
+    source: RuleSource, job: Job, target: BuildTarget, config: dict, script_imports: bool = True
+) -> ImageSpec:
     """The rule's image: from knot.lock's lines when the run follows a lock, else from
-    the rule's imports pinned to the versions installed here."""
+    the rule's imports pinned to the versions installed here (without ``script_imports``,
+    its params' and config's only: the conda environment's python runs the script)."""
     container = job_container(job)
     apt_value = knot_resource(job, "knot_apt")
     apt = parse_apt(apt_value, source.rule) if apt_value else ()
@@ -255,7 +268,7 @@ def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) 
     extra = parse_packages(packages, rule=source.rule) if packages else []
     # A numpy param needs numpy in the image even when the code never imports it.
     loads = "".join(f"import {name}\n" for name in sorted(value_modules(job, config)))
-    code = (python_source(source) or "") + loads
+    code = ((python_source(source) if script_imports else None) or "") + loads
     requirements = (
         find_requirements(
             code,
