@@ -40,7 +40,7 @@ EXPECTED = {
     # The environment's own python: its packages (conda and pip:) import, knot's do not.
     "pyenv/dave.txt": b"bin/python\nhello from a module only the environment has\nsix 1.17.0\n"
     b"knot's venv absent\nactivated\npyenv dave hi threads=2\n"
-    b"greet/alice.txt -> pyenv/dave.txt, log logs/pyenv/dave.log\nhello from conda: dave\n",
+    b"alice.txt -> dave.txt -> dave.log\nhello from conda: dave\n",
     "logs/pyenv/dave.log": b"",
     "pywrapped/erin.txt": b"bin/python hello from a module only the environment has\n"
     b"hello from conda: greetings, dear erin\n",

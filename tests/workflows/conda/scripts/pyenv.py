@@ -22,7 +22,8 @@ lines = [
     venv,
     os.environ["KNOT_GREETING"],
     f"{sm.rule} {sm.wildcards.name} {sm.params.greeting} threads={sm.threads}",
-    f"{sm.input[0]} -> {sm.output[0]}, log {sm.log[0]}",
+    # Base names: in storage mode the paths lie under .snakemake/storage.
+    " -> ".join(os.path.basename(path) for path in (sm.input[0], sm.output[0], sm.log[0])),
 ]
 with open(sm.output[0], "w") as handle:
     handle.write("\n".join(lines) + "\n")
