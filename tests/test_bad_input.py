@@ -281,6 +281,11 @@ CONDA_CASES = {
         "channels: ['@CHANNEL@']\ndependencies: ['knot-greet >=9']\n",
         ["cannot solve", "Check the package names and versions"],
     ),
+    "pip_without_pip": (
+        "'envs/bad.yaml'",
+        "channels: ['@CHANNEL@']\ndependencies: [knot-greet, {pip: [six]}]\n",
+        ["'envs/bad.yaml' has a 'pip:' section", "Add 'pip'"],
+    ),
     "function": ("lambda wildcards: 'envs/bad.yaml'", "", ["is given as a function"]),
     "named": ("'myenv'", "", ["names an environment on this machine", "conda env export"]),
 }

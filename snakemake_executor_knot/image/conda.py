@@ -63,6 +63,13 @@ class CondaPackage:
     def file_name(self) -> str:
         return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
 
+    @property
+    def name(self) -> str:
+        """The package's name: conda names a file ``<name>-<version>-<build>.<ext>``, and
+        neither version nor build holds a '-'."""
+        stem = self.file_name.removesuffix(".conda").removesuffix(".tar.bz2")
+        return stem.rsplit("-", 2)[0]
+
 
 @dataclass(frozen=True)
 class CondaLayer:
@@ -82,6 +89,10 @@ class CondaLayer:
     @property
     def prefix(self) -> str:
         return f"{CONDA_ROOT}/{self.key}"
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(package.name for package in self.packages)
 
     def explicit(self) -> str:
         """conda's explicit list (``conda list --explicit --sha256``): the solve, exactly."""
@@ -210,6 +221,23 @@ def _first_lines(exc: BaseException, count: int = 8) -> str:
 def _run(coroutine: Any) -> Any:
     # The executor's hooks run without an event loop; a fresh one per call is enough.
     return asyncio.run(coroutine) if inspect.iscoroutine(coroutine) else coroutine
+
+
+def check_pip(layer: CondaLayer, rule: str) -> None:
+    """A pip: section is installed with the environment's own pip, as conda installs it:
+    without pip among the packages there is none, and the build would fail."""
+    if layer.pip and "pip" not in layer.names:
+        raise RuleError(
+            f"Rule '{rule}': the conda environment file '{layer.file}' has a 'pip:' section "
+            "but its dependencies do not include pip, which installs it. Add 'pip' (and "
+            "'python') to its conda dependencies."
+        )
+
+
+def runs_python(layer: CondaLayer) -> bool:
+    """Whether the environment has its own Python, which runs the rule's Python script or
+    wrapper (runtime/envpython.py); without it knot's runs them, as Snakemake's does."""
+    return "python" in layer.names
 
 
 # ---- installing on the host
@@ -350,13 +378,16 @@ def add_tree(tar: tarfile.TarFile, layer: CondaLayer, arcname: str) -> None:
             tar.addfile(info)
 
 
-def dockerfile_block(layer: CondaLayer, context_dir: str) -> str:
-    """COPY the installed layer; then the file's pip: lines with the environment's pip."""
+def dockerfile_block(layer: CondaLayer, context_dir: str, args: Sequence[str] = ()) -> str:
+    """COPY the installed layer; then the file's pip: lines with the environment's pip,
+    which sees the build ``args`` (the pip index's), declared again: a rule's own
+    container is a build stage of its own, where knot's stage declared them does not."""
     block = f"COPY {context_dir}/ {layer.prefix}/"
     if not layer.pip:
         return block
+    declared = "".join(f"ARG {name}\n" for name in args)
     return (
-        f"{block}\nCOPY {context_dir}.pip.txt {layer.prefix}.pip.txt\n"
+        f"{block}\n{declared}COPY {context_dir}.pip.txt {layer.prefix}.pip.txt\n"
         f"RUN {layer.prefix}/bin/python -m pip install --no-cache-dir "
         f"--disable-pip-version-check -r {layer.prefix}.pip.txt"
     )

@@ -132,7 +132,9 @@ def render_dockerfile(spec: ImageSpec, boto3_version: str | None = None) -> str:
     requirements = _requirements_block(spec)
     # The conda environment is its own layer, before the rule's pins and code, so that
     # editing those leaves it cached.
-    conda = condaenv.dockerfile_block(spec.conda, CONDA_CONTEXT) if spec.conda else ""
+    conda = (
+        condaenv.dockerfile_block(spec.conda, CONDA_CONTEXT, PIP_INDEX_VARS) if spec.conda else ""
+    )
     if spec.from_container and spec.interpreter_image:
         venv_steps = "\n\n".join(block for block in (venv, requirements) if block)
         head = [

@@ -22,7 +22,7 @@ from ..compute.resources import job_batch_resources, planned_resources
 from ..config.settings import KnotConfig, resolve_base_image
 from ..image.apt import check_no_container, parse_apt
 from ..image.base import BaseImage
-from ..image.conda import CondaLayer, read_conda_file
+from ..image.conda import CondaLayer, check_pip, read_conda_file, runs_python
 from ..image.container import check_group_containers, job_container, per_job_container
 from ..image.dockerfile import ImageSpec
 from ..image.group import Member, group_image
@@ -41,7 +41,7 @@ from ..lock.workflow import (
     static_values,
 )
 from ..rules.conda import conda_enabled, conda_file
-from ..rules.languages import check_notebook, check_script_image
+from ..rules.languages import check_notebook, check_script_image, script_language
 from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
 from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
 from ..runtime.contract import GROUP_KIND, RULE_DIR
@@ -158,9 +158,15 @@ def build_target(
     return BuildTarget(base_reference(lock.base_image), platform, lock, sources)
 
 
-def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTarget) -> RulePlan:
+def plan_rule(
+    workflow: Workflow,
+    job: Job,
+    config: KnotConfig,
+    target: BuildTarget,
+    say: Callable[[str], None] = log.warning,
+) -> RulePlan:
     """``job`` is one job of the rule: resources given by --set-resources or a profile
-    exist only as per-job values."""
+    exist only as per-job values. ``say`` shows a notice to the user."""
     rule = job.rule
     check_supported(rule)
     source = rule_source(workflow, rule, config.public_globals)
@@ -173,9 +179,42 @@ def plan_rule(workflow: Workflow, job: Job, config: KnotConfig, target: BuildTar
         check_script_image(rule.name, source.script_path, image)
     if given:
         return RulePlan(source=source, image=None, image_uri=str(given))
-    image = image_spec(source, job, target, workflow.config)
     layer = conda_layer(workflow, rule, target, locked=config.locked)
-    return RulePlan(source=source, image=replace(image, conda=layer) if layer else image)
+    if layer is None:
+        return RulePlan(source=source, image=image_spec(source, job, target, workflow.config))
+    notice = check_conda_layer(rule, layer)
+    if notice:
+        say(notice)
+    # A Python script the environment's python runs imports the environment's packages,
+    # not knot's: they are no requirements of knot's venv.
+    own_python = runs_python(layer) and is_python_script(rule)
+    image = image_spec(source, job, target, workflow.config, script_imports=not own_python)
+    return RulePlan(source=source, image=replace(image, conda=layer))
+
+
+def check_conda_layer(rule, layer: CondaLayer) -> str | None:
+    """Before any build: a pip: section needs pip. A Python script or wrapper without a
+    python in its environment runs with knot's Python, as Snakemake runs it with its own:
+    the notice that says so, else None."""
+    check_pip(layer, rule.name)
+    if runs_python(layer) or not is_python_script(rule):
+        return None
+    kind = "wrapper" if rule.wrapper is not None else "script"
+    return (
+        f"knot: rule {rule.name}: its conda environment '{layer.file}' has no python, so its "
+        f"Python {kind} runs with knot's Python inside the activated environment, as "
+        "Snakemake runs it with its own; add python to the environment to run it with the "
+        "environment's packages."
+    )
+
+
+def is_python_script(rule) -> bool:
+    """A Python ``script:`` or ``wrapper:`` (a notebook runs in its own kernel)."""
+    if rule.notebook is not None:
+        return False
+    if rule.wrapper is not None:
+        return True
+    return rule.script is not None and script_language(rule.name, str(rule.script)) == "python"
 
 
 def conda_layer(
@@ -201,9 +240,12 @@ def conda_layer(
 _LAYERS: dict[tuple, CondaLayer] = {}
 
 
-def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) -> ImageSpec:
+def image_spec(
+    source: RuleSource, job: Job, target: BuildTarget, config: dict, script_imports: bool = True
+) -> ImageSpec:
     """The rule's image: from knot.lock's lines when the run follows a lock, else from
-    the rule's imports pinned to the versions installed here."""
+    the rule's imports pinned to the versions installed here (without ``script_imports``,
+    its params' and config's only: the conda environment's python runs the script)."""
     container = job_container(job)
     apt_value = knot_resource(job, "knot_apt")
     apt = parse_apt(apt_value, source.rule) if apt_value else ()
@@ -229,7 +271,7 @@ def image_spec(source: RuleSource, job: Job, target: BuildTarget, config: dict) 
     # A numpy param needs numpy in the image even when the code never imports it.
     modules = value_modules(job, config, planned_resources(job)[1])
     loads = "".join(f"import {name}\n" for name in sorted(modules))
-    code = (python_source(source) or "") + loads
+    code = ((python_source(source) if script_imports else None) or "") + loads
     requirements = (
         find_requirements(
             code,

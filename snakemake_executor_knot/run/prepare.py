@@ -110,7 +110,9 @@ class Preparation:
         with self.run_log.step("rule plans"):
             sources = self._sources(workflow, jobs)
             target = build_target(workflow, rules, self.knot, self._base_reference, sources)
-            plans = {n: plan_rule(workflow, job, self.knot, target) for n, job in rules.items()}
+            plans = {
+                n: plan_rule(workflow, job, self.knot, target, self.say) for n, job in rules.items()
+            }
         self.member_plans.update(plans)
         singles = [m for job in jobs for m in jobs_of(job)]
         check_job_resources(singles, self.knot)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, MutableMapping
 from types import ModuleType
 from typing import Any
 
-from . import conda, envvars
+from . import conda, envpython, envvars
 from .contract import (
     NORUN_KIND,
     RULE_DIR,
@@ -20,7 +20,7 @@ from .contract import (
 )
 from .namespace import Namespace
 from .preamble import run_foreign_script
-from .script import run_script
+from .script import ScriptContext, checked_script_path, run_script
 from .shell import shell
 
 # shell()'s own keyword arguments; a global of the same name must not be passed as one.
@@ -109,4 +109,19 @@ def run_kind(spec: Mapping[str, Any], ns: Namespace, env: Mapping[str, str]) -> 
     elif (spec.get("script") or {}).get("language", "python") != "python":
         run_foreign_script(ns, spec["script"])
     else:
-        run_script(ns, (spec.get("script") or {})["path"], env)
+        run_python_script(ns, (spec.get("script") or {})["path"], env)
+
+
+def run_python_script(ns: Namespace, relative: str, env: Mapping[str, str]) -> None:
+    """A Python script (or wrapper): with the rule's conda environment's own python when
+    the image has one that can run it, as Snakemake runs it, else with knot's."""
+    prefix = conda.conda_prefix(env)
+    python = envpython.env_python(prefix) if prefix else None
+    if prefix and python is None:
+        print(envpython.fallback_notice(prefix), file=sys.stderr, flush=True)
+    if python is None:
+        run_script(ns, relative, env)
+        return
+    path = checked_script_path(relative, env)
+    context = ScriptContext(ns, os.path.dirname(path))
+    envpython.run_in_env(context, python, path, local_code_paths(env))

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from .conda import conda_prefix
 from .namespace import Namespace
 from .report import JobFailure
 from .script import ScriptContext, script_path
@@ -44,7 +45,9 @@ def run_foreign_script(ns: Namespace, script: Mapping[str, Any]) -> None:
     if not isinstance(text, str) or not isinstance(command, str):
         raise JobFailure(f"script {script.get('path')!r}: the spec holds no text to run")
     notebook = str(script.get("language", "")).startswith("jupyter")
-    env = {"PATH": _venv_first()} if notebook else {}  # nbconvert is in knot's venv
+    # nbconvert is in knot's venv; a conda environment with its own jupyter runs the
+    # notebook itself, as Snakemake runs it there.
+    env = {"PATH": _venv_first()} if notebook and not _env_jupyter() else {}
     check_interpreter(command, script, env.get("PATH"))
     os.makedirs(SCRIPTS_DIR, exist_ok=True)
     with contextlib.ExitStack() as cleanup:
@@ -76,6 +79,12 @@ def _written_bytes(data: bytes, cleanup: contextlib.ExitStack, suffix: str = "")
 def script_dir(script: Mapping[str, Any]) -> str:
     """The folder of the rule's file in the image (a notebook's ``snakemake.scriptdir``)."""
     return os.path.dirname(script_path(str(script.get("path") or ""), os.environ))
+
+
+def _env_jupyter() -> bool:
+    """Whether the rule's activated conda environment has its own ``jupyter``."""
+    prefix = conda_prefix(os.environ)
+    return bool(prefix) and os.path.isfile(os.path.join(str(prefix), "bin", "jupyter"))
 
 
 def _venv_first() -> str:

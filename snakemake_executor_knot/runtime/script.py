@@ -50,13 +50,19 @@ def script_path(relative: str, env: Mapping[str, str]) -> str:
     return os.path.join(base, relative.lstrip("/"))
 
 
-def run_script(ns: Namespace, relative: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """Run the script as ``__main__``; returns its globals."""
+def checked_script_path(relative: str, env: Mapping[str, str]) -> str:
+    """The image's Python script of the rule; a JobFailure when it is not there."""
     path = script_path(relative, env)
     if not path.endswith(".py"):
         raise JobFailure(f"script {relative!r}: knot runs only Python scripts (.py)")
     if not os.path.isfile(path):
         raise JobFailure(f"script {relative!r} is not in the image at {path}; rebuild the image")
+    return path
+
+
+def run_script(ns: Namespace, relative: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """Run the script as ``__main__`` in this process; returns its globals."""
+    path = checked_script_path(relative, env)
     scriptdir = os.path.dirname(path)
     if scriptdir not in sys.path:  # Snakemake lets a script import modules next to it
         sys.path.append(scriptdir)
@@ -82,7 +88,7 @@ def snakemake_aliases(context: ScriptContext) -> Iterator[None]:
     vars(package).update(script=script, shell=shell_module)
     names = ("snakemake", "snakemake.script", "snakemake.shell")
     saved = {name: sys.modules[name] for name in names if name in sys.modules}
-    sys.modules.update(zip(names, (package, script, shell_module), strict=True))
+    sys.modules.update(zip(names, (package, script, shell_module)))  # noqa: B905 (3.8)
     try:
         yield
     finally:

@@ -1,5 +1,7 @@
 """End to end: conda: environments and a wrapper on the emulator, in both I/O modes. The channel is
-made here (tests/condachannel.py); py-rattler solves and installs from it, unmocked.
+made here (tests/condachannel.py); py-rattler solves and installs from it, unmocked. A
+Python script and a wrapper whose environment has python run with it; its pip: section is
+installed from PyPI in the build.
 There is no conda on this machine, so --executor local cannot run the conda rules: their
 outputs are checked against known bytes. Without the flag, conda: is ignored with one
 notice, and the output equals --executor local's."""
@@ -35,6 +37,14 @@ EXPECTED = {
     "count/alice.txt": b"hello from conda: counted 2 lines\n",
     "wrapped/carol.txt": b"hello from conda: greetings, dear carol\nthreads=2\n",
     "logs/wrapped/carol.log": b"",
+    # The environment's own python: its packages (conda and pip:) import, knot's do not.
+    "pyenv/dave.txt": b"bin/python\nhello from a module only the environment has\nsix 1.17.0\n"
+    b"knot's venv absent\nactivated\npyenv dave hi threads=2\n"
+    b"alice.txt -> dave.txt -> dave.log\nhello from conda: dave\n",
+    "logs/pyenv/dave.log": b"",
+    "pywrapped/erin.txt": b"bin/python hello from a module only the environment has\n"
+    b"hello from conda: greetings, dear erin\n",
+    "logs/pywrapped/erin.log": b"",
     "which.txt": b"conda\n",
     "plain.txt": b"None\n",  # a run: block keeps knot's Python, outside the environment
 }
@@ -42,7 +52,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def channel(tmp_path_factory) -> str:
-    return make_channel(tmp_path_factory.mktemp("channel"))
+    return make_channel(tmp_path_factory.mktemp("channel"), python=True)
 
 
 def _workflow(tmp_path, channel: str, name: str):
@@ -62,6 +72,11 @@ def test_conda_shell_and_script_rules_run_in_their_environment(
     done = snakemake(workdir, *KNOT, *CONDA, *wrappers, *extra)
     assert done.returncode == 0, done.stdout[-6000:]
     assert "ignoring 'conda:'" not in done.stdout
+    # count and wrapped have no python in their environment: knot's runs them, as
+    # Snakemake's own would, and the run says so once for each before any build.
+    for rule, kind in (("count", "script"), ("wrapped", "wrapper")):
+        assert done.stdout.count(f"rule {rule}: its conda environment") == 1, done.stdout
+        assert f"so its Python {kind} runs with knot's Python" in done.stdout
     expected = {path: hashlib.sha256(data).hexdigest() for path, data in EXPECTED.items()}
     got = outputs_of(workdir, before) if mode == "files" else bucket_digests(BUCKET, prefix + "/")
     assert got == expected

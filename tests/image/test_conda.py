@@ -4,12 +4,15 @@ layer with its prefix rewritten, and the clear errors before anything is built."
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from snakemake_executor_knot.errors import RuleError
 from snakemake_executor_knot.image import conda
 from snakemake_executor_knot.image.dockerfile import ImageSpec, build_context, render_dockerfile
-from tests.condachannel import make_channel
+from tests.condachannel import IMAGE_PYTHON, PYMOD, make_channel
 
 ENV = "channels:\n  - {channel}\ndependencies:\n  - knot-greet >=2\n"
 
@@ -126,3 +129,64 @@ def test_the_image_copies_the_layer_and_names_its_prefix(channel, tmp_path, monk
     assert dockerfile.index("COPY conda/") < dockerfile.index("COPY runtime/")
     context = build_context(spec, boto3_version="1.0")
     assert b"conda/bin/knot-greet" in context
+
+
+@pytest.mark.parametrize(
+    ("file_name", "name"),
+    [
+        ("python-3.11.0-0.tar.bz2", "python"),
+        ("knot-greet-2.0-0.conda", "knot-greet"),
+        ("python_abi-3.11-4_cp311.conda", "python_abi"),
+        ("r-base-4.3.1-h1234_5.tar.bz2", "r-base"),
+    ],
+)
+def test_a_packages_name_is_read_from_its_file_name(file_name, name):
+    assert conda.CondaPackage(f"https://c.example/linux-64/{file_name}", "0" * 64).name == name
+
+
+@pytest.fixture(scope="module")
+def python_channel(tmp_path_factory) -> str:
+    return make_channel(tmp_path_factory.mktemp("pychannel"), python=True)
+
+
+PY_ENV = "channels:\n  - {channel}\ndependencies:\n  - python =3.11\n{more}  - pip:\n    - six\n"
+
+
+def test_a_pip_section_needs_pip_among_the_packages(python_channel):
+    without = _env(python_channel, PY_ENV.replace("{more}", ""))
+    layer = conda.solve(without, "linux/amd64")
+    assert conda.runs_python(layer) and "pip" not in layer.names
+    with pytest.raises(RuleError, match="Rule 'greet'.*envs/greet.yaml.*Add 'pip'"):
+        conda.check_pip(layer, "greet")
+    with_pip = conda.solve(_env(python_channel, PY_ENV.replace("{more}", "  - pip\n")), "x")
+    assert {"pip", "python"} <= with_pip.names
+    conda.check_pip(with_pip, "greet")  # no error
+    assert not conda.runs_python(conda.solve(_env(python_channel), "linux/amd64"))
+
+
+@pytest.mark.skipif(not os.path.exists(IMAGE_PYTHON), reason=f"no {IMAGE_PYTHON} here")
+def test_the_environments_python_and_pip_install_and_run_from_the_layer(
+    python_channel, tmp_path, monkeypatch
+):
+    """The channel's python wraps a real interpreter: installed, the layer's bin/python
+    has the layer as its prefix and imports what only the layer has (pip included)."""
+    monkeypatch.setenv("KNOT_HOME", str(tmp_path / "home"))
+    text = PY_ENV.replace("{more}", "  - pip\n  - knot-pymod\n")
+    layer = conda.solve(_env(python_channel, text), "linux/amd64")
+    tree = conda.installed_tree(layer)
+    code = "import sys, knot_pymod, pip; print(sys.prefix); print(knot_pymod.GREETING)"
+    done = subprocess.run([tree / "bin" / "python", "-I", "-c", code], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().splitlines() == [str(tree), PYMOD.decode().split('"')[1]]
+    dockerfile = render_dockerfile(ImageSpec(rule="greet", base_image="b", conda=layer), "1.0")
+    assert f"RUN {layer.prefix}/bin/python -m pip install" in dockerfile
+    # The pip index's build args reach it in a rule's own container's stage too.
+    spec = ImageSpec(
+        rule="greet",
+        base_image="debian:12",
+        conda=layer,
+        from_container=True,
+        interpreter_image="knot-base:py3.11",
+    )
+    stage = render_dockerfile(spec, "1.0").split("FROM debian:12")[1]
+    assert stage.index("ARG PIP_INDEX_URL") < stage.index("-m pip install")

@@ -16,10 +16,12 @@ from snakemake.common.tbdstring import TBDString
 from snakemake_executor_knot.compute.resources import guessed_disk, planned_resources
 from snakemake_executor_knot.config.settings import KnotConfig, with_classes
 from snakemake_executor_knot.errors import ConfigError, RuleError
-from snakemake_executor_knot.rules.source import RuleSource
+from snakemake_executor_knot.image.conda import CondaLayer, CondaPackage
+from snakemake_executor_knot.rules.source import RuleSource, script_image_path
 from snakemake_executor_knot.run.plans import (
     BuildTarget,
     build_target,
+    check_conda_layer,
     check_job_resources,
     image_spec,
     knot_resource,
@@ -41,6 +43,21 @@ def test_knot_image_from_any_source_is_read_from_the_job():
 def test_absent_or_non_text_resources_are_none():
     assert knot_resource(_job(), "knot_image") is None
     assert knot_resource(_job(knot_packages=3), "knot_packages") is None
+
+
+def test_a_script_the_environments_python_runs_adds_no_requirement_to_knots_venv():
+    source = RuleSource(
+        rule="fit",
+        kind="script",
+        script_path="scripts/fit.py",
+        files={script_image_path("scripts/fit.py"): b"import knot_pymod\n"},
+    )
+    job = fake_job(params={"n": np.int64(1)})
+    with pytest.raises(RuleError, match="knot_pymod"):  # not installed here
+        image_spec(source, job, TARGET, {})
+    spec = image_spec(source, job, TARGET, {}, script_imports=False)
+    # The params still decode in knot's process first.
+    assert spec.requirements == (f"numpy=={importlib.metadata.version('numpy')}",)
 
 
 def test_a_numpy_param_puts_numpy_in_the_image_of_a_rule_that_never_imports_it():
@@ -202,3 +219,43 @@ def test_threads_given_by_a_function_count_as_one_until_the_job_is_ready(lazy_wo
     threads, resources = planned_resources(_planning_job(lazy_workflow, "threads_from_a_function"))
     assert threads == 1
     assert resources["mem_mb"] == 3000  # "3GB", expanded as Snakemake expands it
+def _layer(*names: str, pip: tuple[str, ...] = ()) -> CondaLayer:
+    packages = tuple(
+        CondaPackage(f"file:///channel/linux-64/{name}-1.0-0.tar.bz2", "0" * 64) for name in names
+    )
+    return CondaLayer("envs/tool.yaml", "linux-64", packages, pip)
+
+
+def _rule(**kinds) -> SimpleNamespace:
+    return SimpleNamespace(
+        **{"name": "fit", "notebook": None, "wrapper": None, "script": None} | kinds
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "names", "notice"),
+    [
+        (_rule(script="scripts/fit.py"), ("knot-hello",), "Python script"),
+        (_rule(wrapper="v1/tool"), ("knot-hello",), "Python wrapper"),
+        (_rule(script="scripts/fit.py"), ("knot-hello", "python"), None),
+        (_rule(script="scripts/fit.R"), ("knot-hello",), None),
+        (_rule(notebook="nb.py.ipynb"), ("knot-hello",), None),
+        (_rule(), ("knot-hello",), None),  # a shell rule
+    ],
+)
+def test_a_python_script_whose_environment_has_no_python_is_named_before_any_build(
+    rule, names, notice
+):
+    message = check_conda_layer(rule, _layer(*names))
+    if notice is None:
+        assert message is None
+    else:
+        assert message is not None
+        assert "rule fit" in message and "envs/tool.yaml" in message and notice in message
+        assert "has no python" in message and "knot's Python" in message
+
+
+def test_a_pip_section_without_pip_stops_planning():
+    with pytest.raises(RuleError, match="Rule 'fit'.*'pip:' section.*Add 'pip'"):
+        check_conda_layer(_rule(), _layer("python", pip=("six",)))
+    check_conda_layer(_rule(), _layer("python", "pip", pip=("six",)))
