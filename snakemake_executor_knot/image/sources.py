@@ -6,7 +6,8 @@ job's working directory (``/work``) as they do locally.
 Which files, as Snakemake's own remote executors deploy a workflow's sources:
 - in a git repository, the files git tracks under the working directory;
 - otherwise, the files under the main Snakefile's folder, without hidden folders (such as
-  ``.snakemake`` and ``.git``) and ``__pycache__``;
+  ``.snakemake`` and ``.git``) and ``__pycache__``, and its empty folders (named with a
+  trailing '/', holding no bytes), which a command may expect to exist (git keeps none);
 and in both cases without any file a job of the run reads or writes (inputs travel
 through S3, outputs are the jobs' to make) and without files outside the working directory.
 A file over FILE_CAP is left out, with one notice naming it (give it to the rule as an
@@ -45,7 +46,11 @@ def workflow_files(snakefile_dir: Path, workdir: Path, excluded: Iterable[str]) 
     if names is None:
         names = _walked_files(snakefile_dir.resolve(), workdir)
     skip = {_relative(path, workdir) for path in excluded}
-    chosen = [name for name in names if name not in skip and not _inside_any(name, skip)]
+    chosen = [
+        name
+        for name in names
+        if name.rstrip("/") not in skip and not _inside_any(name.rstrip("/"), skip)
+    ]
     return _read(workdir, chosen)
 
 
@@ -81,6 +86,8 @@ def _walked_files(folder: Path, workdir: Path) -> list[str]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_FOLDERS)
         for name in sorted(files):
             names.append(Path(root, name).relative_to(workdir).as_posix())
+        if not dirs and not files and Path(root) != folder:
+            names.append(Path(root).relative_to(workdir).as_posix() + "/")
     return names
 
 
@@ -104,6 +111,10 @@ def _read(workdir: Path, names: list[str]) -> Files:
     files, large, total = [], [], 0
     for name in sorted(set(names)):
         path = workdir / name
+        if name.endswith("/"):  # an empty folder
+            if path.is_dir() and not path.is_symlink():
+                files.append((name, b""))
+            continue
         if path.is_symlink() or not path.is_file():  # links and deleted tracked files
             continue
         size = path.stat().st_size
