@@ -3,7 +3,7 @@
 
 - a file inside a checkpoint's directory() output is another rule's input;
 - an empty folder is an input, and an empty directory() output comes back empty (local
-  files only: S3 holds no empty folder, and Snakemake's storage plugin stores none);
+  files only: S3 holds no empty folder; storage mode leaves these rules out);
 - an output the rule makes with ``ln -s`` comes home as that link, and a linked input
   is read through its link;
 - a pipe() is read while it is written: writer and reader run at once, in one container.
