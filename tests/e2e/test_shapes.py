@@ -2,8 +2,9 @@
 `--executor local` gives, in local-files mode and in storage mode:
 
 - a file inside a checkpoint's directory() output is another rule's input;
-- an empty folder is an input, and an empty directory() output comes back empty (local
-  files only: S3 holds no empty folder; storage mode leaves these rules out);
+- an empty folder is an input (local files only: S3 holds no empty folder), and an empty
+  directory() output comes back empty (in storage: its .snakemake_timestamp, as a local run
+  stores it);
 - an output the rule makes with ``ln -s`` comes home as that link, and a linked input
   is read through its link;
 - a pipe() is read while it is written: writer and reader run at once, in one container.
@@ -72,6 +73,8 @@ def test_shapes_in_storage_mode(expected, emulator_env, tmp_path):
     assert done.returncode == 0, done.stdout[-6000:]
     got = _bucket_outputs(f"{prefix}/")
     made = {k: v for k, v in expected.items() if k.startswith("results/")}
+    empty = hashlib.sha256(b"").hexdigest()
+    assert got.pop("results/empty_out/.snakemake_timestamp") == empty
     assert got == {k: v for k, v in made.items() if k not in EMPTY_OUTPUTS}
     _assert_pipe_ran_as_one_group(workdir)
 

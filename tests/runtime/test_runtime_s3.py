@@ -828,3 +828,17 @@ def test_an_empty_directory_input_exists_and_an_empty_output_gets_an_empty_manif
     done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, doc))
     assert done.returncode == 0, done.stderr
     assert json.loads(read(s3, prefix, "res/none.knot-manifest.json")) == empty
+    assert not exists(s3, prefix, "res/none/.snakemake_timestamp")  # knot's bucket: mkdir
+
+
+def test_an_empty_storage_directory_output_holds_snakemakes_timestamp(
+    s3, endpoint, lib, work, prefix
+):
+    doc = make_spec(
+        "empty", "shell",
+        output=section([item("res/none", prefix, directory=True) | {"manifest": "if-present"}]),
+        shell={"command": "mkdir -p {output}", "executable": "bash"},
+    )  # fmt: skip
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, doc))
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "res/none/.snakemake_timestamp") == b""
