@@ -53,12 +53,13 @@ CASES = {
         "    container: 'debian:bookworm'\n    shell: 'cp {input} {output}'\n",
         ["Group 'g' (rules make, mid)", "python:3.11-slim", "debian:bookworm", "container:"],
     ),
-    # Snakemake puts a pipe's writer and reader in one group job; knot runs members in turn.
-    "pipe_between_rules": (
-        "rule produce:\n    output: pipe('stream.txt')\n    shell: 'echo x > {output}'\n\n"
-        "rule consume:\n    input: 'stream.txt'\n    output: 'out.txt'\n"
-        "    shell: 'cat {input} > {output}'\n",
-        ["rule 'produce' writes pipe() output stream.txt", "one at a time"],
+    # Snakemake puts a service and its readers in one group job; knot runs those in turn
+    # (a pipe's writer and reader, it runs at once).
+    "service_between_rules": (
+        "rule serve:\n    output: service('socket')\n    shell: 'sleep 1; touch {output}'\n\n"
+        "rule use:\n    input: 'socket'\n    output: 'out.txt'\n"
+        "    shell: 'echo x > {output}'\n",
+        ["rule 'serve' writes service() output socket", "one at a time"],
     ),
     # No wrapper prefix is reachable here: the default (GitHub) is not.
     "wrapper_not_fetched": (

@@ -1,5 +1,6 @@
 """A group job's one Batch size and compute class (pure): its members run one after another
-in one Batch job on one instance (see ``jobs/group.py``)."""
+in one Batch job on one instance, but for those a pipe() joins, which run at the same time
+(see ``jobs/group.py``)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,20 @@ if TYPE_CHECKING:
 
 
 def group_resources(job: GroupJob, config: KnotConfig) -> BatchResources:
-    """Members run one at a time, so the job needs the largest member's vCPUs, memory and
-    GPUs, and the sum of their time limits (none if any member has none). Each member's
-    own values are checked as a single job's would be, and the largest of each dimension
-    against the group's compute class (see ``group_class``)."""
+    """Members run one at a time, so the job needs the largest step's vCPUs, memory and
+    GPUs, and the sum of the steps' time limits (none if any member has none). A step is
+    one member, or all members of one pipe group, which run at once: their sizes add up
+    and their time limit is the longest, as Snakemake merges a pipe group's resources.
+    Each member's own values are checked as a single job's would be, and the largest of
+    each dimension against the group's compute class (see ``group_class``)."""
     sizes = [job_batch_resources(member, config) for member in job.jobs]
-    timeouts = [s.timeout_s for s in sizes if s.timeout_s is not None]
+    steps = [_at_once(step) for step in _steps(list(job.jobs), sizes)]
+    timeouts = [s.timeout_s for s in steps if s.timeout_s is not None]
     combined = BatchResources(
-        vcpus=max(s.vcpus for s in sizes),
-        memory_mib=max(s.memory_mib for s in sizes),
-        gpus=max(s.gpus for s in sizes),
-        timeout_s=None if len(timeouts) < len(sizes) else sum(timeouts),
+        vcpus=max(s.vcpus for s in steps),
+        memory_mib=max(s.memory_mib for s in steps),
+        gpus=max(s.gpus for s in steps),
+        timeout_s=None if len(timeouts) < len(steps) else sum(timeouts),
         compute_class=group_class(job, sizes),
     )
     label = f"group '{job.groupid}'"
@@ -33,6 +37,27 @@ def group_resources(job: GroupJob, config: KnotConfig) -> BatchResources:
     assert klass is not None  # group_class picked it from the members' own classes
     check_fits(label, combined, None, klass)
     return combined
+
+
+def _steps(members: list, sizes: list[BatchResources]) -> list[list[BatchResources]]:
+    """The members' sizes, one list per member, or per pipe group (Snakemake's
+    ``pipe_group``)."""
+    steps: dict[object, list[BatchResources]] = {}
+    for index, (member, size) in enumerate(zip(members, sizes, strict=True)):
+        group = getattr(member, "pipe_group", None)
+        steps.setdefault(index if group is None else ("pipe", group), []).append(size)
+    return list(steps.values())
+
+
+def _at_once(sizes: list[BatchResources]) -> BatchResources:
+    timeouts = [s.timeout_s for s in sizes]
+    return BatchResources(
+        vcpus=sum(s.vcpus for s in sizes),
+        memory_mib=sum(s.memory_mib for s in sizes),
+        gpus=sum(s.gpus for s in sizes),
+        timeout_s=None if None in timeouts else max(t for t in timeouts if t is not None),
+        compute_class=sizes[0].compute_class,
+    )
 
 
 def group_class(job: GroupJob, sizes: list[BatchResources]) -> str:

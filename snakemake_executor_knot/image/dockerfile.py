@@ -65,7 +65,8 @@ class ImageSpec:
     # own python3 makes the venv.
     interpreter_image: str | None = None
     apt: tuple[str, ...] = ()  # Debian packages (knot_apt), installed after the user setup
-    # The workflow's source files (image/sources.py): path relative to /work -> bytes.
+    # The workflow's source files (image/sources.py): path relative to /work -> bytes; a
+    # path ending in '/' is an empty folder.
     workdir_files: tuple[tuple[str, bytes], ...] = ()
     platform: str = DEFAULT_PLATFORM
     # Locked: ``requirements`` is knot.lock's whole closure, boto3 for the runtime included,
@@ -93,6 +94,7 @@ def _check_image_path(path: str) -> None:
 
 
 def _check_workdir_path(path: str) -> None:
+    path = path.removesuffix("/")  # an empty folder's
     normal = posixpath.normpath(path)
     if normal != path or path.startswith(("/", "../")) or path in (".", ".."):
         raise ValueError(f"workflow file path {path!r} must be normalised and relative")
@@ -283,6 +285,8 @@ def _tar(members: dict[str, bytes], layer: CondaLayer | None = None) -> bytes:
         for directory in sorted(_directories(members) | {"runtime"}):
             tar.addfile(_info(directory, tarfile.DIRTYPE, 0o755, 0))
         for name, data in sorted(members.items()):
+            if name.endswith("/"):  # an empty folder, added with the directories above
+                continue
             tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
         if layer:  # installed on the host, once per environment (image/conda.py)
             condaenv.add_tree(tar, layer, CONDA_CONTEXT)

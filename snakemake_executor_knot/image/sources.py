@@ -7,7 +7,9 @@ Which files, as Snakemake's own remote executors deploy a workflow's sources:
 - in a git repository, the files git tracks under the working directory;
 - otherwise, the files under the main Snakefile's folder, and under the folder of every
   other Snakefile the workflow reads (``include:``, a ``module:``'s snakefile), without
-  hidden folders (such as ``.snakemake`` and ``.git``) and ``__pycache__``;
+  hidden folders (such as ``.snakemake`` and ``.git``) and ``__pycache__``, and their empty
+  folders (named with a trailing '/', holding no bytes), which a command may expect to
+  exist (git keeps none);
 - in both cases, a folder of such a Snakefile outside the working directory (a module kept
   elsewhere), at most OUTSIDE_FILES files of it, and every file the workflow names through
   ``workflow.source_path()``;
@@ -64,10 +66,19 @@ def workflow_files(
             found.update(_outside_files(folder, workdir))
         elif tracked is None:
             found.update((path.relative_to(workdir).as_posix(), path) for path in _walk(folder))
+            # An empty folder is named with a trailing '/'.
+            found.update(
+                (path.relative_to(workdir).as_posix() + "/", path)
+                for path in _empty_folders(folder)
+            )
     for path in named:
         found[source_name(path, workdir)] = Path(path)
     skip = {_relative(path, workdir) for path in excluded}
-    chosen = {n: p for n, p in found.items() if n not in skip and not _inside_any(n, skip)}
+    chosen = {
+        name: path
+        for name, path in found.items()
+        if name.rstrip("/") not in skip and not _inside_any(name.rstrip("/"), skip)
+    }
     return _read(workdir, chosen)
 
 
@@ -94,6 +105,13 @@ def _walk(folder: Path) -> Iterator[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_FOLDERS)
         for name in sorted(files):
             yield Path(root, name)
+
+
+def _empty_folders(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_FOLDERS)
+        if not dirs and not files and Path(root) != folder:
+            yield Path(root)
 
 
 def _outside_files(folder: Path, workdir: Path) -> dict[str, Path]:
@@ -136,6 +154,10 @@ def _read(workdir: Path, chosen: dict[str, Path]) -> Files:
     """Each chosen file (name in the job -> path here) that is a regular file."""
     files, large, total = [], [], 0
     for name, path in sorted(chosen.items()):
+        if name.endswith("/"):  # an empty folder
+            if path.is_dir() and not path.is_symlink():
+                files.append((name, b""))
+            continue
         if path.is_symlink() or not path.is_file():  # links and deleted tracked files
             continue
         size = path.stat().st_size

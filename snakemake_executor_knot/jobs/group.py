@@ -14,6 +14,9 @@ Which files travel, decided once here and followed by the host and the runtime:
   missing (``ignore_missing_output``). Those stay on the job's disk (``"upload": false``).
   Every other output comes home, because Snakemake checks each member's outputs after the
   group ends; logs and benchmarks always come home.
+- pipes: a ``pipe()`` output is a named FIFO on the job's disk (``"pipe": true``, never
+  uploaded), and the members it joins carry the same ``pipe_group``: the runtime runs them
+  at the same time (runtime/pipes.py), as Snakemake does. A ``service()`` output is refused.
 """
 
 from __future__ import annotations
@@ -113,19 +116,25 @@ def build_group_spec(
     """One document for the whole group: its members' documents in run order, the config
     reference once (``config.py``). ``kinds`` maps each member rule to run, shell or script."""
     stay = staying_outputs(job)
-    made: set[str] = set()
+    ordered = members(job)
+    pipe_groups = pipe_group_numbers(ordered)
     docs = []
-    for member in members(job):
+    for member in ordered:
         rule = member.rule.name
         doc = build_spec(member, kinds[rule], uri_for, rule_dir=f"{MEMBERS_DIR}/{rule}/rule")
-        for item in doc["input"]["items"]:
-            if item["path"] in made:
-                item["from_group"] = True
+        mark_pipes(member, doc)
         for item in doc["output"]["items"]:
             if item["path"] in stay:
                 item["upload"] = False
-        made.update(item["path"] for item in doc["output"]["items"])
+        if member in pipe_groups:
+            doc["pipe_group"] = pipe_groups[member]
         docs.append({k: v for k, v in doc.items() if k != "version"})
+    # Made inside: by any member, since a pipe's reader may stand before its writer.
+    made = {item["path"] for doc in docs for item in doc["output"]["items"]}
+    for doc in docs:
+        for item in doc["input"]["items"]:
+            if item["path"] in made:
+                item["from_group"] = True
     spec = {
         "version": SPEC_VERSION,
         "kind": GROUP_KIND,
@@ -135,6 +144,27 @@ def build_group_spec(
         "members": docs,
     }
     return {**spec, "config_ref": config_ref} if config_ref else spec
+
+
+def pipe_group_numbers(ordered: list) -> dict:
+    """Each member a pipe joins to others, numbered by its pipe group (Snakemake's
+    ``pipe_group``, an object id) in the order the groups first appear."""
+    numbers: dict = {}
+    found = {}
+    for member in ordered:
+        group = getattr(member, "pipe_group", None)
+        if group is not None:
+            found[member] = numbers.setdefault(group, len(numbers))
+    return found
+
+
+def mark_pipes(member, doc: dict) -> None:
+    """A member's pipe() outputs: FIFOs on the job's disk, never uploaded."""
+    pipes = {str(f) for f in member.output if (getattr(f, "flags", {}) or {}).get("pipe")}
+    for item, f in zip(doc["output"]["items"], member.output, strict=True):
+        if str(f) in pipes:
+            item["pipe"] = True
+            item["upload"] = False
 
 
 def external_inputs(spec: dict) -> list[dict]:
@@ -166,18 +196,16 @@ def failed_member(spec: dict, lines: list[str]) -> str | None:
 
 
 def check_sequential(job: GroupJob) -> None:
-    """knot runs a group's members one at a time; a pipe() or service() output needs its
-    reader running at the same time, so such a group would hang."""
+    """knot runs a group's members one at a time, but for those a pipe joins; a service()
+    output needs its readers running beside a server that outlives them, so it is refused."""
     for member in members(job):
         for f in member.output:
-            flags = getattr(f, "flags", {}) or {}
-            if flags.get("pipe") or flags.get("service"):
-                kind = "pipe" if flags.get("pipe") else "service"
+            if (getattr(f, "flags", {}) or {}).get("service"):
                 raise group_error(
                     str(job.groupid),
                     ", ".join(member_rules(job)),
-                    f"rule '{member.rule.name}' writes {kind}() output {f}, which needs its "
-                    "reader to run at the same time, and knot runs members one at a time",
+                    f"rule '{member.rule.name}' writes service() output {f}, which needs its "
+                    "readers to run beside it, and knot runs those members one at a time",
                     f"write {f} as a plain (or temp()) file",
                 )
 

@@ -91,13 +91,20 @@ def shell_wrap() -> dict:
 
 
 def directory_inputs(job: Job) -> set[str]:
-    """Inputs that are folders. Snakemake flags ``directory()`` on the producing rule's
-    output only, so look there; a folder that already exists locally counts too."""
-    found = {str(f) for f in job.input if os.path.isdir(str(f))}
+    """Inputs that are folders. What is on this machine says so first (local mode's
+    files, and a checkpoint's outputs, which come home in storage mode too). Otherwise
+    Snakemake flags ``directory()`` on the producing rule's output only, so look there.
+    The producer alone can be wrong: for a file inside a checkpoint's ``directory("d/{s}")``,
+    Snakemake's DAG names as its producer that rule with ``s`` spanning the rest of the
+    path (``d/s1/3/x.txt`` with ``s=s1/3/x.txt``), a job that never runs."""
+    names = {str(f) for f in job.input}
+    here = {name for name in names if os.path.lexists(name)}
+    found = {name for name in here if os.path.isdir(name)}
     dag = getattr(job, "dag", None)
     producers = dag.dependencies.get(job, {}) if dag is not None else {}
     for producer in producers:
-        found.update(str(f) for f in producer.output if getattr(f, "is_directory", False))
+        flagged = {str(f) for f in producer.output if getattr(f, "is_directory", False)}
+        found.update((flagged & names) - here)
     return found
 
 

@@ -18,11 +18,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeGuard
 
-from boto3.s3.transfer import S3Transfer, TransferConfig
+from boto3.s3.transfer import S3Transfer, TransferConfig, create_transfer_manager
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+from s3transfer.subscribers import BaseSubscriber
 
 from ..errors import StagingError, aws_error, error_code
-from ..runtime import digest, manifest
+from ..runtime import digest, links, manifest
 from ..runtime.paths import UnsafePath, contained
 from .paths import directory_files
 
@@ -38,9 +39,10 @@ class LocalStaging:
         self.bucket = bucket
         self.workdir = Path(workdir).resolve()
         self.prefix = f"knot/files/{workflow_id(self.workdir)}/"
-        # boto3-stubs types S3Transfer's config as botocore's Config; boto3 itself takes
-        # (and defaults to) its own TransferConfig, as here.
-        self._transfer = S3Transfer(s3, _TRANSFER)  # type: ignore[arg-type]
+        # Downloads go through the manager itself, told each object's size: the HeadObject
+        # knot makes anyway (metadata: SHA-256, link target) then replaces s3transfer's own.
+        self._manager = create_transfer_manager(s3, _TRANSFER)
+        self._transfer = S3Transfer(manager=self._manager)
         self._uploaded: dict[str, str] = {}
         self._lock = threading.Lock()
         self._manifests: dict[str, bytes] = {}  # manifest key -> body last uploaded
@@ -170,14 +172,17 @@ class LocalStaging:
 
     def download_outputs(self, items: Iterable[dict], rule: str, must_exist: bool = True) -> None:
         """Fetch each spec item (``path``, ``uri``, ``directory``) to its local path. A
-        missing object is an error only when ``must_exist``."""
+        missing object is an error only when ``must_exist``. An output the job made as a
+        symbolic link becomes one again once every item is home (its target may be one of
+        them), where that is safe (runtime/links.py)."""
+        made_links: list[tuple[Path, str]] = []
         for item in items:
             try:
                 dest = self.local_dest(item["path"], rule)
                 if item["directory"]:
                     self._download_directory(item["uri"], dest, rule)
-                else:
-                    self._download(item["uri"], dest, rule)
+                elif target := self._download(item["uri"], dest, rule):
+                    made_links.append((dest, target))
             except ClientError as exc:
                 if _is_missing(exc) and not must_exist:
                     continue
@@ -194,6 +199,8 @@ class LocalStaging:
                 ) from exc
             except BotoCoreError as exc:
                 raise aws_error(exc, "downloading job outputs", rule=rule, service="s3") from exc
+        for dest, target in made_links:
+            links.relink(dest, target, self.workdir)
 
     def retrieve_directory(self, uri: str, path: str, rule: str) -> None:
         """Storage mode: a directory output the host must read (a checkpoint's) brought to
@@ -216,23 +223,32 @@ class LocalStaging:
         except UnsafePath as exc:
             raise StagingError(f"Rule '{rule}': {exc}. Nothing was written there.") from exc
 
-    def _download(self, uri: str, dest: Path, rule: str, whole_check: bool = True) -> None:
+    def _download(self, uri: str, dest: Path, rule: str, size: int | None = None) -> str | None:
+        """One object to ``dest``; the link target its metadata records, if any. With its
+        ``size`` known (a manifest's entry, checked by the caller), no HeadObject."""
         bucket, key = split_uri(uri)
+        head = self.s3.head_object(Bucket=bucket, Key=key) if size is None else {}
+        whole_check = size is None
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self._transfer.download_file(bucket, key, str(dest))
+        if dest.is_symlink():  # never write through a link an earlier run left there
+            dest.unlink()
+        known = _KnownSize(head["ContentLength"] if size is None else size)
+        self._manager.download(bucket, key, str(dest), subscribers=[known]).result()
         if whole_check and digest.needs_digest(dest):
-            self._check_whole(bucket, key, dest, rule)
+            self._check_whole(bucket, key, dest, head.get("Metadata"), rule)
         # The local copy now equals the object, so a later job that takes it as input
         # needs no upload.
         with self._lock:
             self._uploaded[key] = _stamp(dest)
             self._identities.pop(key, None)
+        return links.recorded_target(head.get("Metadata"))
 
-    def _check_whole(self, bucket: str, key: str, dest: Path, rule: str) -> None:
+    def _check_whole(
+        self, bucket: str, key: str, dest: Path, metadata: dict | None, rule: str
+    ) -> None:
         """A large file may have been uploaded in parts, which S3's checksum does not
         cover: it must match the SHA-256 the job's upload recorded (digest.py). Every
         such object in knot's bucket comes from knot, so a missing record fails too."""
-        metadata = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata")
         problem = digest.mismatch(dest, metadata)
         if digest.recorded(metadata) is None:
             problem = "it records no SHA-256, so knot cannot tell that it arrived whole"
@@ -253,7 +269,7 @@ class LocalStaging:
         for entry in entries:
             key = prefix + entry.name
             target = self._contained(dest, entry.name, f"the key s3://{bucket}/{key}", rule)
-            self._download(f"s3://{bucket}/{key}", target, rule, whole_check=False)
+            self._download(f"s3://{bucket}/{key}", target, rule, size=entry.size)
             problem = manifest.mismatch(target, entry)  # checks the whole file already
             if problem:
                 target.unlink()
@@ -280,6 +296,16 @@ class LocalStaging:
                 "runs. The job's image predates manifests or the job did not finish its "
                 "uploads; run the workflow again."
             ) from exc
+
+
+class _KnownSize(BaseSubscriber):
+    """Tells s3transfer an object's size, which it would otherwise ask S3 for again."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def on_queued(self, future, **kwargs) -> None:
+        future.meta.provide_transfer_size(self.size)
 
 
 WORKFLOW_ID_FILE = Path(".snakemake", "knot", "workflow-id")

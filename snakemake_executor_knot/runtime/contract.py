@@ -109,6 +109,9 @@ CHECKSUMS: Checksums = {
 # objects carry the file's SHA-256 in this metadata key, and downloads check it (digest.py).
 WHOLE_CHECK_BYTES = 8 * 1024 * 1024
 DIGEST_METADATA = "knot-sha256"
+# Object metadata of an output the rule made as a symbolic link: the link's target,
+# percent-encoded (runtime/links.py); the object itself holds the bytes it leads to.
+LINK_METADATA = "knot-link"
 
 # Job specs live under SPEC_FOLDER of knot's bucket (knot/specs/<run>/...). Jobs may read
 # them but not write them (the job role's policy), so each job's usage document goes to the

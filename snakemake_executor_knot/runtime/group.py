@@ -1,5 +1,6 @@
 """A group job: its member jobs run one after another, in the order the spec lists them
-(the group's topological order), in this one container.
+(the group's topological order), in this one container; the members a pipe() joins run
+at the same time (pipes.py).
 
 Only inputs from outside the group are staged in (an input with ``from_group`` was made by
 an earlier member and is already on disk); after the last member, the outputs come home
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import staging, usage
+from . import pipes, staging, usage
 from .contract import GROUP_KIND, MEMBERS_DIR, MEMBERS_DIR_ENV, RULE_DIR_ENV, RULE_MODULE
 from .report import JobFailure, Reporter
 from .spec import FileItem, check_spec, file_items
@@ -126,24 +127,34 @@ class GroupRun:
             self.reporter.progress(f"downloading {len(inputs)} inputs ({len(plan)} files)")
             usage.timed(self.meter.stage_in, plan, lambda p: staging.download(manager, p))
             ran = self.run_members()
-            succeeded = len(ran) == len(self.jobs) and ran[-1][1]
+            succeeded = len(ran) == len(self.jobs) and all(ok for _, ok in ran)
             self.stage_out(manager, [job for job, _ in ran], succeeded)
         return 0 if succeeded else 1
 
     def run_members(self) -> list[tuple[Any, bool]]:
-        """Run members in order until one fails; each with whether it succeeded."""
+        """Run members in order until one fails (the members a pipe joins at the same
+        time, see pipes.py); each with whether it succeeded."""
         self.meter.rule_started()
-        ran = []
+        ran: list[tuple[Any, bool]] = []
         try:
-            for job in self.jobs:
-                with member_code(job.spec["rule"], job.env):
-                    ok = job.run_user_code() and job.check_outputs()
-                ran.append((job, ok))
-                if not ok:
+            for stage in pipes.stages(self.members):
+                jobs = [self.jobs[index] for index in stage]
+                results = self.run_stage(jobs)
+                ran.extend(zip(jobs, results, strict=True))
+                if not all(results):
                     break
         finally:
             self.meter.rule_ended()
         return ran
+
+    def run_stage(self, jobs: list[Any]) -> list[bool]:
+        if len(jobs) == 1:
+            return [run_member(jobs[0])]
+        pipes.make_fifos(path for job in jobs for path in pipes.pipe_paths(job.spec))
+        self.reporter.progress(
+            "running " + ", ".join(job.spec["rule"] for job in jobs) + " at once (pipes)"
+        )
+        return pipes.run_together(jobs, run_member)
 
     def stage_out(self, manager, ran: list, succeeded: bool) -> None:
         """Logs of the members that ran; outputs and benchmarks only after every member
@@ -167,6 +178,12 @@ class GroupRun:
             if doc["run_s"] is not None:
                 found.append({"rule": job.spec["rule"], "jobid": job.spec["jobid"], **_times(doc)})
         return found
+
+
+def run_member(job: Any) -> bool:
+    """One member's code, with its own rule module, and its outputs checked."""
+    with member_code(job.spec["rule"], job.env):
+        return job.run_user_code() and job.check_outputs()
 
 
 def _times(doc: dict[str, Any]) -> dict[str, Any]:

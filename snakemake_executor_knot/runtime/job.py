@@ -28,6 +28,9 @@ from .spec import (
     with_external_inputs,
 )
 
+# The empty file Snakemake keeps in a directory() output it ran (its time is the folder's).
+TIMESTAMP_FILE = ".snakemake_timestamp"
+
 
 def output_problems(items: list[FileItem]) -> list[str]:
     """What is wrong with the declared outputs after the rule's code returned."""
@@ -50,6 +53,17 @@ def touch_outputs(items: list[FileItem]) -> None:
             with open(item.path, "a", encoding="utf-8"):
                 pass
             os.utime(item.path)
+
+
+def mark_empty_storage_folders(items: list[FileItem]) -> None:
+    """An empty directory() output in the user's storage gets an empty
+    ``.snakemake_timestamp``, as Snakemake puts in every directory() output it runs itself:
+    S3 holds no empty folder, and the storage plugin would find the output missing."""
+    for item in items:
+        storage = item.directory and item.manifest_optional
+        if storage and os.path.isdir(item.path) and not os.listdir(item.path):
+            with open(os.path.join(item.path, TIMESTAMP_FILE), "w", encoding="utf-8"):
+                pass
 
 
 def parent_folders(spec: dict[str, Any]) -> set[str]:
@@ -159,6 +173,8 @@ class Job:
     def check_outputs(self) -> bool:
         touch_outputs(self.outputs)
         problems = output_problems(self.outputs)
+        if not problems:
+            mark_empty_storage_folders(self.outputs)
         if problems:
             listed = ", ".join(problems)
             self.fail(f"the rule finished but these declared outputs are wrong: {listed}")

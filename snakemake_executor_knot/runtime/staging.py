@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumErro
 from s3transfer.exceptions import RetriesExceededError, S3ValidationError
 from s3transfer.manager import TransferConfig, TransferManager
 
-from . import cachestage, digest, manifest
+from . import cachestage, digest, links, manifest
 from .contract import CHECKSUMS
 from .paths import UnsafePath, contained
 from .report import JobFailure
@@ -128,8 +129,11 @@ def local_files(path: str) -> list[str]:
 
 
 def upload_plan(item: FileItem) -> list[Transfer]:
-    """The objects to write for an existing local ``item`` (every file of a directory)."""
+    """The objects to write for an existing local ``item`` (every file of a directory). A
+    FIFO (a pipe() output) holds nothing to upload, and reading it would wait forever."""
     bucket, key = parse_s3_uri(item.uri or "")
+    if is_fifo(item.path):
+        return []
     if not os.path.isdir(item.path):
         return [Transfer(bucket, key, item.path)]
     prefix = folder_prefix(key)
@@ -137,6 +141,13 @@ def upload_plan(item: FileItem) -> list[Transfer]:
         Transfer(bucket, prefix + name, os.path.join(item.path, name))
         for name in local_files(item.path)
     ]
+
+
+def is_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def list_keys(s3, bucket: str, prefix: str) -> list[str]:
@@ -211,7 +222,7 @@ def whole_file_problems(s3, transfers: list[Transfer]) -> list[str]:
 
 def upload(manager: TransferManager, transfers: list[Transfer]) -> None:
     def submit(t: Transfer):
-        metadata = digest.upload_metadata(t.path)
+        metadata = digest.upload_metadata(t.path) | links.link_metadata(t.path)
         extra = {**UPLOAD_ARGS, "Metadata": metadata} if metadata else UPLOAD_ARGS
         return manager.upload(t.path, t.bucket, t.key, extra_args=extra)
 

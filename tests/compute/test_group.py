@@ -20,6 +20,20 @@ def test_a_group_asks_for_its_largest_member_and_the_sum_of_time_limits():
     assert found.timeout_s is None  # upper has no limit, so the group has none
 
 
+def test_members_a_pipe_joins_add_up_as_they_run_at_once():
+    sizes = {"count": {"mem_mb": 6000, "runtime": 10}, "count_threads": 3}
+    sizes["report"] = {"mem_mb": 1000, "runtime": 5}
+    group = group_job(resources=sizes)
+    upper = next(m for m in group.jobs if m.rule.name == "upper")
+    count = next(m for m in group.jobs if m.rule.name == "count")
+    upper.resources = ResourceList(fromdict={"_cores": 2, "mem_mb": 2000, "runtime": 20})
+    upper.threads = 2
+    upper.pipe_group = count.pipe_group = object()
+    found = group_resources(group, KnotConfig())
+    assert (found.vcpus, found.memory_mib) == (2 + 3, 2000 + 6000)
+    assert found.timeout_s == (max(20, 10) + 5) * 60
+
+
 def test_a_group_time_limit_is_the_sum_of_its_members():
     sizes = {"count": {"runtime": 10}, "report": {"runtime": 5}}
     group = group_job(resources=sizes)

@@ -183,7 +183,23 @@ def test_source_files_are_the_last_layer_at_their_relative_paths(tmp_path):
     assert image_tag(edited, "1.35.0") != image_tag(image, "1.35.0")
 
 
-@pytest.mark.parametrize("path", ["/etc/passwd", "../up", "a/../../b"])
+def test_empty_folders_of_the_workflow_are_shipped_as_folders(tmp_path):
+    _tree(tmp_path, {"Snakefile": b"s\n"})
+    (tmp_path / "an_empty_dir").mkdir()
+    (tmp_path / "out" / "empty").mkdir(parents=True)  # a directory() output: not shipped
+    (tmp_path / ".snakemake" / "empty").mkdir(parents=True)
+    files = workflow_files(tmp_path, tmp_path, [str(tmp_path / "out" / "empty")])
+    assert files == (("Snakefile", b"s\n"), ("an_empty_dir/", b""))
+    image = spec(workdir_files=files)
+    with tarfile.open(fileobj=io.BytesIO(build_context(image, "1.35.0"))) as tar:
+        assert tar.getmember("workdir/an_empty_dir").isdir()
+        assert [m.name for m in tar.getmembers() if "an_empty_dir" in m.name] == [
+            "workdir/an_empty_dir"
+        ]
+    assert image_tag(image, "1.35.0") != image_tag(spec(workdir_files=files[:1]), "1.35.0")
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../up", "a/../../b", "a//", "/"])
 def test_source_file_paths_stay_relative(path):
     with pytest.raises(ValueError, match="must be normalised and relative"):
         spec(workdir_files=((path, b""),))

@@ -135,11 +135,38 @@ def test_the_group_spec_hash_ignores_snakemakes_jobids_so_a_later_run_adopts():
     assert job_key(group_job(first_jobid=40)) == 40
 
 
-def test_a_pipe_inside_a_group_is_refused_as_members_run_one_at_a_time():
+def test_a_pipe_is_a_fifo_that_never_travels_and_its_members_share_a_pipe_group():
     group = group_job()
     upper = next(m for m in group.jobs if m.rule.name == "upper")
+    count = next(m for m in group.jobs if m.rule.name == "count")
     upper.output[0].flags["pipe"] = True
-    with pytest.raises(RuleError, match=r"rule 'upper' writes pipe\(\) output work/a.tmp"):
+    upper.pipe_group = count.pipe_group = object()  # Snakemake's: one object per pipe group
+    check_sequential(group)  # a pipe runs
+    spec = build_group_spec(group, KINDS, _uri)
+    first, second, third = spec["members"]
+    made = first["output"]["items"][0]
+    assert (made["pipe"], made["upload"]) == (True, False)
+    assert (first["pipe_group"], second["pipe_group"]) == (0, 0) and "pipe_group" not in third
+    assert second["input"]["items"][0]["from_group"] is True
+    assert "work/a.tmp" not in [i["path"] for i in home_items(spec, "output")]
+
+
+def test_a_pipe_read_by_a_member_listed_before_its_writer_is_made_inside():
+    group = group_job()
+    upper = next(m for m in group.jobs if m.rule.name == "upper")
+    count = next(m for m in group.jobs if m.rule.name == "count")
+    count.jobid = 1  # listed first in its layer, which is ordered by jobid
+    group.toposorted = [[upper, count]]  # one layer, as Snakemake puts a pipe group
+    spec = build_group_spec(group, KINDS, _uri)
+    assert spec["members"][0]["rule"] == "count"
+    assert spec["members"][0]["input"]["items"][0]["from_group"] is True
+
+
+def test_a_service_inside_a_group_is_refused_as_its_readers_run_one_at_a_time():
+    group = group_job()
+    upper = next(m for m in group.jobs if m.rule.name == "upper")
+    upper.output[0].flags["service"] = True
+    with pytest.raises(RuleError, match=r"rule 'upper' writes service\(\) output work/a.tmp"):
         check_sequential(group)
     check_sequential(group_job())
 

@@ -239,6 +239,20 @@ def test_input_produced_as_directory_is_marked_directory():
     ]
 
 
+def test_a_file_inside_a_checkpoints_directory_is_a_file(tmp_path, monkeypatch):
+    """Snakemake's DAG names directory("first/{s}") with s=s1/3/test.txt as the producer of
+    first/s1/3/test.txt; the file on this machine (the checkpoint came home) decides."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "first" / "s1" / "3").mkdir(parents=True)
+    (tmp_path / "first" / "s1" / "3" / "test.txt").touch()
+    job = _job()
+    job.input = named(InputFiles, [IOFile("first/s1/3/test.txt", rule=None)])
+    producer = FakeJob(output=[IOFile(directory("first/s1/3/test.txt"), rule=None)])
+    job.dag = SimpleNamespace(dependencies={job: {producer: {"first/s1/3/test.txt"}}})
+    (item,) = build_spec(job, "run", _uri)["input"]["items"]
+    assert item["directory"] is False and item["uri"] == _uri("first/s1/3/test.txt")
+
+
 def test_encoding_keeps_the_order_of_names_and_config():
     """input.keys() and iteration over config follow declaration order, as in Snakemake."""
     job = _job()

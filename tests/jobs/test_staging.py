@@ -248,3 +248,46 @@ def test_large_inputs_record_their_digest(staging, work):
     staging.upload_inputs(["big.in"], "r")
     head = staging.s3.head_object(Bucket="knot-bucket", Key=staging.key_for("big.in"))
     assert head["Metadata"]["knot-sha256"] == hashlib.sha256(b"y" * (9 * 1024 * 1024)).hexdigest()
+
+
+# --- outputs a job made as symbolic links ---------------------------------------------------
+
+
+def _runtime_upload_link(staging, work, path: str, target: str, body: bytes) -> None:
+    """An output the job made as a link (``ln -s target path``), uploaded by the runtime:
+    the bytes it leads to, and its target in the metadata."""
+    (work / path).parent.mkdir(parents=True, exist_ok=True)
+    (work / path).parent.joinpath(target).write_bytes(body)
+    os.symlink(target, work / path)
+    transfer = runtime_staging.Transfer("knot-bucket", staging.key_for(path), path)
+    with runtime_staging.make_transfer_manager(staging.s3) as manager:
+        runtime_staging.upload(manager, [transfer])
+    shutil.rmtree(work / path.split("/")[0])
+
+
+def _item(staging, path: str) -> dict:
+    return {"path": path, "uri": staging.uri_for(path), "directory": False}
+
+
+def test_a_link_output_comes_home_as_a_link_to_its_target(staging, work):
+    _runtime_upload_link(staging, work, "out/link.txt", "real.txt", b"linked bytes")
+    put(staging, staging.key_for("out/real.txt"), b"linked bytes")
+    # The link first: its target arrives after it, in the same job's outputs.
+    staging.download_outputs([_item(staging, "out/link.txt"), _item(staging, "out/real.txt")], "r")
+    assert os.readlink(work / "out" / "link.txt") == "real.txt"
+    assert (work / "out" / "link.txt").read_bytes() == b"linked bytes"
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [("../../outside.txt", "above the workdir"), ("missing.txt", "no such target here")],
+)
+def test_a_link_target_that_escapes_or_dangles_stays_a_plain_file(staging, work, target, why):
+    (work.parent / "outside.txt").write_bytes(b"secret")
+    head = {"knot-link": target}
+    staging.s3.put_object(
+        Bucket="knot-bucket", Key=staging.key_for("out/l.txt"), Body=b"bytes", Metadata=head
+    )
+    staging.download_outputs([_item(staging, "out/l.txt")], "r")
+    assert not (work / "out" / "l.txt").is_symlink(), why
+    assert (work / "out" / "l.txt").read_bytes() == b"bytes"

@@ -778,3 +778,100 @@ def test_absolute_outputs_and_dotdot_external_inputs_are_refused(
     assert done.returncode == 1
     assert "the job spec is unsafe" in done.stderr and problem in done.stderr
     assert list(work.iterdir()) == []
+
+
+# ---- pipes and links
+
+
+def pipe_group_spec(prefix: str, fail_writer: bool = False) -> dict:
+    """A pipe's reader listed before its writer (as Snakemake's layer order may put it),
+    both of pipe group 0; the FIFO never travels."""
+    fifo = {**item("n.pipe", prefix), "pipe": True, "upload": False}
+    writer_command = "exit 4" if fail_writer else "seq 1 3000 > {output}"
+    reader = make_spec(
+        "consume", "shell",
+        input=section([{**item("n.pipe", prefix), "from_group": True}]),
+        output=section([item("sum.txt", prefix)]),
+        shell={"command": "awk '{{s += $1}} END {{print s}}' < {input} > {output}",
+               "executable": "bash"},
+    ) | {"pipe_group": 0}  # fmt: skip
+    writer = make_spec(
+        "produce", "shell", output=section([fifo]),
+        shell={"command": writer_command, "executable": "bash"},
+    ) | {"jobid": 8, "pipe_group": 0}  # fmt: skip
+    members = [{k: v for k, v in m.items() if k != "version"} for m in (reader, writer)]
+    return {"version": SPEC_VERSION, "kind": "group", "rule": "group:p:consume+produce",
+            "jobid": 7, "group": "p", "members": members}  # fmt: skip
+
+
+@pytest.mark.parametrize("fail_writer", [False, True])
+def test_a_pipes_writer_and_reader_run_at_once(
+    s3, endpoint, lib, work, prefix, tmp_path, fail_writer
+):
+    digest = put_spec(s3, prefix, pipe_group_spec(prefix, fail_writer))
+    for rule in ("consume", "produce"):
+        (tmp_path / "members" / rule).mkdir(parents=True)
+    done = run_runtime(
+        endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest,
+        KNOT_MEMBERS_DIR=str(tmp_path / "members"),
+    )  # fmt: skip
+    assert not exists(s3, prefix, "n.pipe")
+    if fail_writer:  # the reader, waiting on the FIFO, is ended too
+        assert done.returncode == 1
+        assert "knot: rule produce, jobid 8: FAILED" in done.stderr
+        assert not exists(s3, prefix, "sum.txt")
+        return
+    assert done.returncode == 0, done.stderr
+    assert "running consume, produce at once (pipes)" in done.stderr
+    assert read(s3, prefix, "sum.txt") == f"{sum(range(3001))}\n".encode()
+    usage = json.loads(read(s3, prefix, "usage/job-0.json/0.json"))
+    assert sorted(m["rule"] for m in usage["members"]) == ["consume", "produce"]
+
+
+def test_a_link_output_uploads_its_bytes_and_records_its_target(s3, endpoint, lib, work, prefix):
+    upload_inputs(s3, prefix, {"in/t.txt": b"linked\n"})
+    spec = make_spec(
+        "link", "shell",
+        input=section([item("in/t.txt", prefix)]),
+        output=section([item("out/rel.txt", prefix), item("out/abs.txt", prefix)]),
+        shell={"command": "ln -s ../in/t.txt out/rel.txt && ln -s /etc/hostname out/abs.txt",
+               "executable": "bash"},
+    )  # fmt: skip
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, spec))
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out/rel.txt") == b"linked\n"
+    rel = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/out/rel.txt")["Metadata"]
+    assert rel["knot-link"] == "../in/t.txt"
+    absolute = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/out/abs.txt")["Metadata"]
+    assert "knot-link" not in absolute  # never recreated on the host
+
+
+def test_an_empty_directory_input_exists_and_an_empty_output_gets_an_empty_manifest(
+    s3, endpoint, lib, work, prefix
+):
+    empty = {"version": 1, "files": []}
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/in/empty.knot-manifest.json",
+                  Body=json.dumps(empty).encode())  # fmt: skip
+    doc = make_spec(
+        "empty", "shell",
+        input=section([item("in/empty", prefix, directory=True) | {"manifest": True}]),
+        output=section([item("res/none", prefix, directory=True) | {"manifest": True}]),
+        shell={"command": "test -d {input} && mkdir -p {output}", "executable": "bash"},
+    )  # fmt: skip
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, doc))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(read(s3, prefix, "res/none.knot-manifest.json")) == empty
+    assert not exists(s3, prefix, "res/none/.snakemake_timestamp")  # knot's bucket: mkdir
+
+
+def test_an_empty_storage_directory_output_holds_snakemakes_timestamp(
+    s3, endpoint, lib, work, prefix
+):
+    doc = make_spec(
+        "empty", "shell",
+        output=section([item("res/none", prefix, directory=True) | {"manifest": "if-present"}]),
+        shell={"command": "mkdir -p {output}", "executable": "bash"},
+    )  # fmt: skip
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, doc))
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "res/none/.snakemake_timestamp") == b""
