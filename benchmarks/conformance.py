@@ -33,6 +33,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -602,17 +603,21 @@ def sweep(
     timeout: float,
     storage: bool = False,
     progress: Callable[[str], None] = lambda line: None,
+    workers: int = 1,
 ) -> list[Result]:
-    """Each case locally, and under knot when it passed locally."""
-    results = []
-    for case in cases:
+    """Each case locally, and under knot when it passed locally; ``workers`` cases at a
+    time (each run is a Snakemake process of its own, in a folder of its own)."""
+
+    def one(case: Case) -> Result:
         result = Result(case.name, case.folder)
         result.local = run_case(case, tests, root / "local", case.args, env, timeout)
         if result.local.passed:
             result.knot = knot_run(case, tests, root / "knot", env, timeout, storage)
         progress(_line(result))
-        results.append(result)
-    return results
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        return list(pool.map(one, cases))
 
 
 def knot_run(
@@ -776,6 +781,10 @@ class Summary:
             f"{self.knot_run} pass ({rate}; {self.shouldfail_passed} of those passes are "
             f"tests that expect a failure); {self.seconds:.0f} s",
         ]
+        times = sorted(r.knot.seconds for r in self.results if r.knot)
+        if times:
+            lines.append(f"knot run per workflow: median {times[len(times) // 2]:.0f} s, "
+                         f"longest {times[-1]:.0f} s")  # fmt: skip
         lines += [f"FAIL {name}: {o.kind}: {o.reason}" for name, o in self.failures()]
         lines += [f"local FAIL {r.case}: {r.local.kind}: {r.local.reason}"
                   for r in self.results if r.local and not r.local.passed]  # fmt: skip
@@ -787,12 +796,20 @@ class Summary:
         return data
 
 
+def _skip_group(reason: str) -> str:
+    """A skip reason without the value that made it, so that like reasons count together."""
+    for kind in ("has no command-line equivalent here", "is not a literal"):
+        if kind in reason:
+            return f"{reason.split('=')[0]}= {kind}"
+    return reason
+
+
 def summarize(version: str, cases: list[Case], chosen: list[Case], results: list[Result],
               seconds: float) -> Summary:  # fmt: skip
     skipped: dict[str, int] = {}
     for case in cases:
         if case.skip:
-            reason = re.sub(r"=.*", "=", case.skip) if "no command-line" in case.skip else case.skip
+            reason = _skip_group(case.skip)
             skipped[reason] = skipped.get(reason, 0) + 1
     shouldfail = {c.name for c in chosen if c.shouldfail}
     knot = [r for r in results if r.knot is not None]
@@ -818,13 +835,14 @@ def measure(
     timeout: float = 600,
     storage: bool = False,
     progress: Callable[[str], None] = lambda line: None,
+    workers: int = 1,
 ) -> Summary:
     tests = snakemake_tests()
     cases = read_cases(tests)
     chosen = select(cases, only, sample)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="knot-conformance-") as tmp, emulator(Path(tmp)) as env:
-        results = sweep(chosen, tests, Path(tmp), env, timeout, storage, progress)
+        results = sweep(chosen, tests, Path(tmp), env, timeout, storage, progress, workers)
     return summarize(snakemake_version(), cases, chosen, results, time.monotonic() - started)
 
 
@@ -854,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--storage", action="store_true", help="knot's runs with --default-storage-provider s3"
     )
+    parser.add_argument("--workers", type=int, default=1, help="workflows run at once (1)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--list", action="store_true", help="list the tests and exit")
     args = parser.parse_args(argv)
@@ -867,6 +886,7 @@ def main(argv: list[str] | None = None) -> int:
         args.timeout,
         args.storage,
         progress=lambda line: print(line, flush=True),
+        workers=args.workers,
     )
     print(summary.text())
     if args.json:

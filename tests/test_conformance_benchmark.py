@@ -10,6 +10,8 @@ import pytest
 
 from benchmarks.conformance import (
     Case,
+    Outcome,
+    Result,
     classify,
     compare,
     first_error,
@@ -18,6 +20,7 @@ from benchmarks.conformance import (
     read_cases,
     read_local,
     select,
+    summarize,
 )
 
 UPSTREAM = '''
@@ -169,3 +172,26 @@ def test_a_sample_is_deterministic_and_spread_over_the_names():
     picked = [c.name for c in select(cases, None, 3)]
     assert picked == ["test_00", "test_03", "test_06"]
     assert [c.name for c in select(cases, ["f4", "test_07"], None)] == ["test_04", "test_07"]
+
+
+def test_the_summary_counts_passes_against_local_passes_and_groups_skips():
+    cases = [
+        Case("test_a", "tests.py", "a"),
+        Case("test_b", "tests.py", "b", shouldfail=True),
+        Case("test_c", "tests.py", "c"),
+        Case("test_r", "tests.py", "r", skip="report='x.html' has no command-line equivalent here"),
+        Case("test_s", "tests.py", "s", skip="report='y.zip' has no command-line equivalent here"),
+    ]
+    results = [
+        Result("test_a", "a", Outcome(True, seconds=1), Outcome(False, "x", "job failed", 9)),
+        Result("test_b", "b", Outcome(True, seconds=1), Outcome(True, seconds=5)),
+        Result("test_c", "c", Outcome(False, "y", "output differs", 1)),
+    ]
+    summary = summarize("9.0", cases, cases[:3], results, 20)
+    assert (summary.tests, summary.mapped, summary.selected) == (5, 3, 3)
+    assert (summary.local_passed, summary.knot_run, summary.knot_passed) == (2, 2, 1)
+    assert summary.shouldfail_passed == 1 and summary.rate == 0.5
+    assert summary.skipped == {"report= has no command-line equivalent here": 2}
+    text = summary.text()
+    assert "knot: 1 of 2 pass (50%" in text and "FAIL test_a: job failed: x" in text
+    assert "local FAIL test_c: output differs: y" in text
