@@ -732,6 +732,9 @@ def emulator(root: Path) -> Iterator[dict[str, str]]:
         state = json.loads(_knot_cli("emulator", "status", env=env))
         env["AWS_ENDPOINT_URL"] = state["endpoint"]
         ensure_bucket(env)
+        # The stack first, once: runs that start together would each try to create it
+        # (and its image repository) and all but one fail.
+        _knot_cli("--emulator", "infra", "up", env=env)
         yield env
     finally:
         _knot_cli("emulator", "stop", env=env)
