@@ -46,6 +46,7 @@ REGION = "us-east-1"
 # The upstream harness's default core count.
 DEFAULT_CORES = 3
 KNOT_JOBS = 8
+LOG_TAIL = 20_000  # characters of a failed run's output kept in the JSON
 # Upstream modules that call run() on a test folder.
 MODULES = ("tests.py", "tests_using_conda.py")
 # Marker decorators that do not change what a test needs here.
@@ -377,6 +378,7 @@ class Outcome:
     reason: str = ""  # one line, for a failure
     kind: str = ""  # refused, job failed, missing output, output differs, timeout, ...
     seconds: float = 0.0
+    log: str = ""  # the end of Snakemake's output, for a failed run
 
 
 def knot_args(case: Case, storage: tuple[str, ...] = ()) -> list[str]:
@@ -446,6 +448,8 @@ def run_case(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     outcome.seconds = seconds
+    if not outcome.passed:
+        outcome.log = done.stdout[-LOG_TAIL:]
     return outcome
 
 
@@ -532,7 +536,7 @@ _BOILERPLATE = re.compile(
     r"^Full Traceback|Storing output in storage|"
     r"^\s*(jobid|input|output|log|shell|conda-env|container|wildcards|resources|message):|"
     r"^\s*\(one of the commands exited|Its whole log|knot: rule \S+ +jobs|"
-    r"^knot: (wall time|saved)|^\s*$"
+    r"^knot: (wall time|saved|Batch jobs:)|^\s*$"
 )
 _ERRORISH = re.compile(
     r"error|exception|refus|cannot|can't|could not|not found|missing|"
