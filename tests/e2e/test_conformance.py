@@ -13,9 +13,9 @@ from benchmarks import conformance
 
 pytestmark = pytest.mark.e2e
 
-# Small shell workflows: targets on the command line, unnamed rules, wildcards, unpack(),
-# named outputs, temp() and log files.
-SAMPLE = ("test_conditional", "test_same_wildcard", "test_unpack_dict", "test_wildcard_keyword")
+# Small shell workflows: targets on the command line, unnamed rules, wildcards, temp() and
+# log files; in storage mode, unpack() and named outputs.
+SAMPLE = ("test_conditional", "test_same_wildcard", "test_wildcard_keyword")
 STORAGE_SAMPLE = "test_unpack_dict"
 
 
