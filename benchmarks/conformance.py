@@ -444,7 +444,10 @@ def run_case(
         return Outcome(False, f"did not finish in {timeout:.0f} s", "timeout", timeout)
     seconds = time.monotonic() - started
     try:
-        outcome = judge(case, tests, workdir, done.returncode, done.stdout, found or read_local)
+        knot = "knot" in args
+        outcome = judge(
+            case, tests, workdir, done.returncode, done.stdout, found or read_local, knot
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     outcome.seconds = seconds
@@ -465,13 +468,15 @@ def judge(
     code: int,
     log: str,
     found: Callable[[Path, str], bytes | None],
+    knot: bool = True,
 ) -> Outcome:
+    """Pass or fail as the harness decides; a failure's kind is knot's when ``knot``."""
     if case.shouldfail:
         if code != 0:
             return Outcome(True)
         return Outcome(False, "succeeded where the test expects a failure", "did not fail")
     if code != 0:
-        return Outcome(False, first_error(log), classify(log))
+        return Outcome(False, first_error(log), classify(log) if knot else "failed")
     if case.check_results:
         return compare(tests / case.folder / "expected-results", workdir, found, case.check_content)
     return Outcome(True)
@@ -534,7 +539,8 @@ _BOILERPLATE = re.compile(
     r"Shutting down|Complete log|Exiting because|Will exit after|Removing output files|"
     r"^Error in rule \S+:$|^Error executing rule|^Traceback|^\s*File \"|^\s+\^|"
     r"^Full Traceback|Storing output in storage|"
-    r"^\s*(jobid|input|output|log|shell|conda-env|container|wildcards|resources|message):|"
+    r"^\s*(jobid|input|output|log|shell|conda-env|container|wildcards|resources|message|"
+    r"reason|threads):|"
     r"^\s*\(one of the commands exited|Its whole log|knot: rule \S+ +jobs|"
     r"^knot: (wall time|saved|Batch jobs:)|^\s*$"
 )
