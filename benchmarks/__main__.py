@@ -30,6 +30,8 @@ PARTS = (
     "pywren",
     "conda",
 )
+# Parts run only when named with --only: the conformance sweep takes hours.
+ON_REQUEST = ("conformance",)
 
 
 def call_benchmarks(bench: Bench, config: Config) -> list[Row]:
@@ -86,6 +88,10 @@ def run_parts(config: Config, parts: tuple[str, ...], root: Path) -> list[Row]:
         from .latency import latency_rows
 
         rows += _done(latency_rows())
+    if "conformance" in parts:
+        from .conformance import conformance_rows
+
+        rows += _done(conformance_rows(sample=5 if config is SMALL else None))
     if "pywren" in parts and config.pywren:
         from .pywren import pywren_rows
 
@@ -109,7 +115,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--small", action="store_true", help="the CI configuration")
-    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--only", nargs="+", choices=PARTS + ON_REQUEST, default=list(PARTS))
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write a Markdown table here")
     args = parser.parse_args(argv)
