@@ -219,6 +219,8 @@ def test_threads_given_by_a_function_count_as_one_until_the_job_is_ready(lazy_wo
     threads, resources = planned_resources(_planning_job(lazy_workflow, "threads_from_a_function"))
     assert threads == 1
     assert resources["mem_mb"] == 3000  # "3GB", expanded as Snakemake expands it
+
+
 def _layer(*names: str, pip: tuple[str, ...] = ()) -> CondaLayer:
     packages = tuple(
         CondaPackage(f"file:///channel/linux-64/{name}-1.0-0.tar.bz2", "0" * 64) for name in names
