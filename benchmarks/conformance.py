@@ -451,7 +451,7 @@ def run_case(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     outcome.seconds = seconds
-    if not outcome.passed:
+    if not outcome.passed or case.shouldfail:  # a failure the test expects: say why it came
         outcome.log = done.stdout[-LOG_TAIL:]
     return outcome
 

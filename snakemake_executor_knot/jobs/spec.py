@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
-from snakemake.io import is_flagged
+from snakemake.io import get_flag_value, is_flagged
 from snakemake.shell import shell as SnakemakeShell
 
 from ..errors import aws_error
@@ -55,7 +55,7 @@ def build_spec(
         "kind": kind,
         "jobid": job.jobid,
         "input": file_list(job.input, uri_for, directories),
-        "output": file_list(job.output, uri_for),
+        "output": ensured(file_list(job.output, uri_for), job),
         "log": file_list(job.log, uri_for),
         "benchmark": _benchmark(job.benchmark, uri_for, getattr(job, "benchmark_repeats", 1)),
         "params": value_list(job_params(job.params, Path.cwd(), rule.workflow), rule.name, "param"),
@@ -147,6 +147,28 @@ def storage_uri(query: str) -> str:
     bucket, _, key = query[len("s3://") :].partition("/")
     key = key.lstrip("/")
     return f"s3://{bucket}/{posixpath.normpath(key)}" if key else query
+
+
+CHECKSUMS = ("sha256", "md5", "sha1")  # what Snakemake's ensure() takes
+
+
+def ensured(outputs: dict, job: Job) -> dict:
+    """The outputs with what ``ensure()`` asks of each: Snakemake checks it after a job it
+    runs itself, and knot's job has no Snakemake, so the job checks it (runtime/job.py).
+    A checksum given as a function of the wildcards is evaluated here, per job."""
+    flags = {str(f): get_flag_value(f, "ensure") for f in job.output if is_flagged(f, "ensure")}
+    for item, f in zip(outputs["items"], job.output, strict=True):
+        ensure = flags.get(str(f))
+        if not ensure:
+            continue
+        if ensure.get("non_empty"):
+            item["non_empty"] = True
+        algorithm, checksum = ensure.get("checksum_algorithm"), ensure.get("checksum")
+        if algorithm in CHECKSUMS and checksum is not None:
+            if callable(checksum):
+                checksum = checksum(job.wildcards)
+            item["checksum"] = f"{algorithm}:{str(checksum).strip().lower()}"
+    return outputs
 
 
 def file_list(files, uri_for: UriFor, directories: AbstractSet[str] = frozenset()) -> dict:

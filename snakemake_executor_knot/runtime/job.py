@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import shutil
 import sys
@@ -42,7 +44,21 @@ def output_problems(items: list[FileItem]) -> list[str]:
             problems.append(f"{item.path} (declared a directory() but is a file)")
         elif not item.directory and os.path.isdir(item.path):
             problems.append(f"{item.path} (a directory, but not declared with directory())")
+        elif item.non_empty and os.path.getsize(item.path) == 0:
+            problems.append(f"{item.path} (empty, but marked ensure(non_empty=True))")
+        elif item.checksum and not _has_checksum(item.path, item.checksum):
+            problems.append(f"{item.path} (its checksum is not ensure()'s {item.checksum})")
     return problems
+
+
+def _has_checksum(path: str, checksum: str) -> bool:
+    """Whether the file's digest is ``<algorithm>:<hex>``, as ensure() asks."""
+    algorithm, _, expected = checksum.partition(":")
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return hmac.compare_digest(digest.hexdigest(), expected)
 
 
 def touch_outputs(items: list[FileItem]) -> None:

@@ -6,6 +6,7 @@ import hmac
 import json
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ class FileItem:
     manifest: bool = False
     manifest_optional: bool = False
     touch: bool = False  # a touch() output: the job creates it if the rule did not
+    non_empty: bool = False  # ensure(non_empty=True): an empty file fails the job
+    checksum: str | None = None  # ensure(sha256=...): "<algorithm>:<hex digest>"
 
 
 def array_index(env: Mapping[str, str]) -> str:
@@ -175,9 +178,23 @@ def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:
             bool(i.get("manifest")),
             i.get("manifest") == MANIFEST_IF_PRESENT,
             i.get("touch") is True,
+            i.get("non_empty") is True,
+            _checksum(i.get("checksum")),
         )
         for i in items
     ]
+
+
+_CHECKSUM = re.compile(r"(sha256|md5|sha1):[0-9a-f]{32,64}")
+
+
+def _checksum(value: Any) -> str | None:
+    """An ``ensure()`` checksum as the host wrote it; anything else is a damaged spec."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CHECKSUM.fullmatch(value):
+        raise JobFailure(f"the job spec has an output checksum that is not one: {value!r}")
+    return value
 
 
 MAX_REPEATS = 1000

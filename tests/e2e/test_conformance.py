@@ -51,3 +51,21 @@ def test_upstream_workflow_in_storage_mode(upstream, emulator_env, tmp_path):
     case = cases[STORAGE_SAMPLE]
     outcome = conformance.knot_run(case, tests, tmp_path, env, timeout=600, storage=True)
     assert outcome.passed, f"{outcome.kind}: {outcome.reason}"
+
+
+# ensure(): an empty output and a wrong checksum fail their jobs (Snakemake checks them after
+# a job it runs itself; knot's job checks them), a right one passes.
+ENSURE = {
+    "test_ensure_success": "",
+    "test_ensure_nonempty_fail": "empty, but marked ensure(non_empty=True)",
+    "test_ensure_checksum_fail": "its checksum is not ensure()'s sha256:",
+}
+
+
+@pytest.mark.parametrize("name", ENSURE)
+def test_upstream_ensure_outputs_under_knot(name, upstream, emulator_env, tmp_path):
+    tests, cases = upstream
+    env = _env(emulator_env, tmp_path)
+    outcome = conformance.knot_run(cases[name], tests, tmp_path, env, timeout=600, storage=False)
+    assert outcome.passed, f"{outcome.kind}: {outcome.reason}"
+    assert ENSURE[name] in outcome.log

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import snakemake.api  # loads snakemake.workflow, whose own import order this needs
 from boto3.s3.transfer import TransferConfig
-from snakemake.io import IOFile, directory
+from snakemake.io import IOFile, directory, ensure
 from snakemake.iocontainers import InputFiles
 from snakemake.shell import shell as snakemake_shell
 
@@ -335,3 +335,21 @@ def test_touch_outputs_are_marked_and_others_are_not():
 
     assert file_item(IOFile(touch("done.flag")), uri_for)["touch"] is True
     assert "touch" not in file_item(IOFile("out.txt"), uri_for)
+
+
+def test_ensured_outputs_carry_what_the_job_checks():
+    """ensure() is checked by Snakemake after a job it runs itself; knot's job checks it, so
+    the spec carries it (a checksum given as a function is evaluated per job here)."""
+    digest = "ab" * 32
+    job = fake_job(
+        output={
+            "kept": ensure("out/a.txt", non_empty=True),
+            "summed": ensure("out/b.txt", sha256=lambda wildcards: digest.upper()),
+            "plain": "out/c.txt",
+        },
+        wildcards={"subject": "01"},
+    )
+    items = build_spec(job, "shell", _uri)["output"]["items"]
+    assert items[0]["non_empty"] is True and "checksum" not in items[0]
+    assert items[1]["checksum"] == f"sha256:{digest}" and "non_empty" not in items[1]
+    assert "non_empty" not in items[2] and "checksum" not in items[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -467,3 +468,30 @@ def test_touch_outputs_are_created_or_touched(tmp_path):
     assert not (tmp_path / "plain.txt").exists()
     parsed = spec.file_items({"output": {"items": [{"path": "f", "touch": True}]}}, "output")
     assert parsed[0].touch
+
+
+def test_ensured_outputs_fail_when_empty_or_not_the_checksum(tmp_path):
+    empty, right, wrong = tmp_path / "empty.txt", tmp_path / "right.txt", tmp_path / "wrong.txt"
+    empty.write_bytes(b"")
+    right.write_bytes(b"data\n")
+    wrong.write_bytes(b"other\n")
+    digest = "sha256:" + hashlib.sha256(b"data\n").hexdigest()
+    items = [
+        spec.FileItem(str(empty), None, non_empty=True),
+        spec.FileItem(str(right), None, non_empty=True, checksum=digest),
+        spec.FileItem(str(wrong), None, checksum=digest),
+    ]
+    assert output_problems(items) == [
+        f"{empty} (empty, but marked ensure(non_empty=True))",
+        f"{wrong} (its checksum is not ensure()'s {digest})",
+    ]
+    section = {"output": {"items": [{"path": "f", "non_empty": True, "checksum": digest}]}}
+    (parsed,) = spec.file_items(section, "output")
+    assert parsed.non_empty and parsed.checksum == digest
+
+
+@pytest.mark.parametrize("checksum", ["sha512:" + "a" * 128, "sha256:xyz", 5, "sha256:" + "A" * 64])
+def test_a_checksum_that_is_not_one_fails_the_job(checksum):
+    section = {"output": {"items": [{"path": "f", "checksum": checksum}]}}
+    with pytest.raises(JobFailure, match="checksum"):
+        spec.file_items(section, "output")
