@@ -69,6 +69,7 @@ def conda_rows() -> list[Row]:
             os.environ.pop("KNOT_HOME", None)
             _remove(docker, tag)
     layers = [step for step in warm.rebuilt if step.startswith(("RUN", "COPY", "ADD"))]
+    same, seconds, files = locked_cold_builds(docker)
     return [
         Row("conda", "solve (s)", solved),
         Row("conda", "cold: solve, download, install on the host (s)", host),
@@ -77,4 +78,77 @@ def conda_rows() -> list[Row]:
             cold_total, "cold"),
         Row("conda", "layers rebuilt after editing the rule's code", len(layers),
             target=Target("==", 1), note="rebuilt: " + "; ".join(layers)),
+        Row("conda", "knot lock, then 2 cold builds (no cache, empty knot homes): "
+            "environment listings in the images equal", int(same), target=Target("==", 1),
+            note=f"{files} files and links; builds {seconds[0]:.1f} s and {seconds[1]:.1f} s"),
     ]  # fmt: skip
+
+
+LOCKED_SNAKEFILE = """
+rule greet:
+    output: "out.txt"
+    conda: "envs/greet.yaml"
+    shell: "knot-greet x > {output}"
+"""
+
+# Inside an image: every file and link of the environment with its SHA-256 (or target), and
+# conda-meta's package list, sorted. Run by the image's own Python.
+LISTING = """
+import hashlib, os, sys
+root = sys.argv[1]
+for folder, dirs, files in sorted(os.walk(root)):
+    dirs.sort()
+    for name in sorted(files):
+        path = os.path.join(folder, name)
+        if os.path.islink(path):
+            print("link", os.path.relpath(path, root), os.readlink(path))
+        else:
+            print(hashlib.sha256(open(path, "rb").read()).hexdigest(), os.path.relpath(path, root))
+"""
+
+
+def locked_cold_builds(docker) -> tuple[bool, list[float], int]:
+    """``knot lock``'s pins (lock/conda.py) written once, then two builds from them, each
+    with an empty knot home (download, check, install) and without docker's cache; the
+    environment as each image holds it, compared."""
+    from snakemake_executor_knot.lock.conda import (
+        conda_lock_path,
+        lock_environments,
+        locked_layer,
+        write_conda_lock,
+    )
+    from snakemake_executor_knot.lock.load import load_workflow
+
+    listings, seconds = [], []
+    with tempfile.TemporaryDirectory(prefix="knot-bench-conda-lock-") as tmp:
+        channel = make_channel(Path(tmp, "channel"))
+        text = f"channels: ['{channel}']\ndependencies: [knot-greet]\n"
+        folder = Path(tmp, "wf")
+        (folder / "envs").mkdir(parents=True)
+        (folder / "envs" / "greet.yaml").write_text(text)
+        (folder / "Snakefile").write_text(LOCKED_SNAKEFILE)
+        os.environ["KNOT_HOME"] = str(Path(tmp, "home-lock"))
+        workflow = load_workflow(folder / "Snakefile")
+        lock = conda_lock_path(workflow)
+        write_conda_lock(lock, PLATFORM, lock_environments(workflow, PLATFORM))
+        env = conda.read_conda_file("greet", "envs/greet.yaml", text)
+        for run in ("1", "2"):
+            os.environ["KNOT_HOME"] = str(Path(tmp, f"home-{run}"))
+            tag = TAG.format(name=f"conda-locked-{run}")
+            try:
+                start = time.perf_counter()
+                layer = locked_layer(lock, env, text, PLATFORM, locked=True)
+                build(docker, build_context(_spec(layer, "v1")), tag, nocache=True)
+                seconds.append(time.perf_counter() - start)
+                listings.append(_image_listing(docker, tag, layer.prefix))
+            finally:
+                os.environ.pop("KNOT_HOME", None)
+                _remove(docker, tag)
+    same = listings[0] == listings[1] and bool(listings[0])
+    return same, seconds, len(listings[0].splitlines())
+
+
+def _image_listing(docker, tag: str, prefix: str) -> bytes:
+    return docker.containers.run(
+        tag, ["-c", LISTING, prefix], entrypoint="python3", remove=True, network_mode="host"
+    )
