@@ -22,6 +22,7 @@ from typing import Any
 
 from . import pipes, staging, usage
 from .contract import GROUP_KIND, MEMBERS_DIR, MEMBERS_DIR_ENV, RULE_DIR_ENV, RULE_MODULE
+from .logs import make_missing_logs
 from .report import JobFailure, Reporter
 from .spec import FileItem, check_spec, file_items
 
@@ -159,6 +160,8 @@ class GroupRun:
     def stage_out(self, manager, ran: list, succeeded: bool) -> None:
         """Logs of the members that ran; outputs and benchmarks only after every member
         succeeded, as for a single job."""
+        for job in ran:
+            make_missing_logs(job.logs)
         logs = staging.plan_uploads(i for j in ran for i in j.logs if os.path.exists(i.path))
         outputs: list[FileItem] = []
         if succeeded:

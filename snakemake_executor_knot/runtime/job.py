@@ -15,6 +15,7 @@ from .config import with_config
 from .contract import GROUP_KIND
 from .group import GroupRun
 from .kinds import run_kind
+from .logs import make_missing_logs
 from .namespace import Namespace
 from .report import JobFailure, Reporter, append_text
 from .spec import (
@@ -208,6 +209,7 @@ class Job:
     def stage_out(self, manager, succeeded: bool) -> None:
         """Upload logs that exist; outputs and benchmark only after success, so a failed
         job never leaves outputs in S3 that look complete."""
+        make_missing_logs(self.logs)
         logs = staging.plan_uploads(i for i in self.logs if os.path.exists(i.path))
         outputs = staging.plan_uploads(self.outputs) if succeeded else []
         bench = staging.plan_uploads([self.bench]) if succeeded and self.bench else []

@@ -288,6 +288,21 @@ def test_shell_job(s3, endpoint, lib, work, prefix):
     assert read(s3, prefix, "out/s1.txt") == b"HELLO\ns1 3 v1 1000 upper\n"
 
 
+@pytest.mark.parametrize("command", [SHELL_COMMAND, "false"])
+def test_a_log_the_rule_did_not_write_comes_back_empty(s3, endpoint, lib, work, prefix, command):
+    """As Snakemake does after a job, succeeded or failed (DAG.handle_log)."""
+    upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
+    spec = shell_spec(prefix, "s1", command)
+    spec["log"] = section([item("logs/upper.log", prefix)])
+    digest = put_spec(s3, prefix, spec)
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == (0 if command == SHELL_COMMAND else 1), done.stderr
+    log = read(s3, prefix, "logs/upper.log")
+    assert log == b"" if command == SHELL_COMMAND else b"FAILED" in log
+
+
 def test_the_config_comes_from_its_object_not_from_the_spec(s3, endpoint, lib, work, prefix):
     """The spec holds only the reference; a config the spec itself carries is never used."""
     upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
