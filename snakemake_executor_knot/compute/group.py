@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from snakemake.common.tbdstring import TBDString
+
 from ..config.settings import KnotConfig
+from ..errors import RuleError
 from ..jobs.group import group_error, member_rules
 from .resources import BatchResources, job_batch_resources
 from .routing import check_fits
@@ -22,6 +25,8 @@ def group_resources(job: GroupJob, config: KnotConfig) -> BatchResources:
     and their time limit is the longest, as Snakemake merges a pipe group's resources.
     Each member's own values are checked as a single job's would be, and the largest of
     each dimension against the group's compute class (see ``group_class``)."""
+    for member in job.jobs:
+        _check_known(job, member)
     sizes = [job_batch_resources(member, config) for member in job.jobs]
     steps = [_at_once(step) for step in _steps(list(job.jobs), sizes)]
     timeouts = [s.timeout_s for s in steps if s.timeout_s is not None]
@@ -37,6 +42,21 @@ def group_resources(job: GroupJob, config: KnotConfig) -> BatchResources:
     assert klass is not None  # group_class picked it from the members' own classes
     check_fits(label, combined, None, klass)
     return combined
+
+
+def _check_known(job: GroupJob, member) -> None:
+    """A member's resource computed from an input another member makes stays '<TBD>' until
+    that member ran; Snakemake's job inside a remote group evaluates it then, but knot sizes
+    the Batch job and writes each member's spec before the group starts."""
+    for name, value in member.resources.items():
+        if isinstance(value, TBDString):
+            raise RuleError(
+                f"Rule '{member.rule.name}' in group '{job.groupid}': resource '{name}' is "
+                "computed from an input that another member of the group makes, so it is not "
+                "known before the group runs, and knot sizes the group's AWS Batch job before "
+                f"it starts. Give {name} a value that does not depend on that input, or take "
+                "the rule out of the group."
+            )
 
 
 def _steps(members: list, sizes: list[BatchResources]) -> list[list[BatchResources]]:

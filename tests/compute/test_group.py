@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from snakemake.common.tbdstring import TBDString
 from snakemake.iocontainers import ResourceList
 
 from snakemake_executor_knot.compute.group import group_resources
@@ -53,3 +54,12 @@ def test_members_in_different_cpu_classes_are_refused_naming_both():
     group = group_job(resources={"count": {"knot_class": "big"}})
     with pytest.raises(RuleError, match=r"different compute classes \(big, default\)"):
         group_resources(group, config)
+
+
+def test_a_member_resource_that_waits_for_another_members_output_is_refused_clearly():
+    """Snakemake leaves mem_mb=max(2*input.size, 1000) '<TBD>' while the input is the
+    output of another member; knot sizes the group before it starts (Snakemake's
+    test_default_resources)."""
+    group = group_job(resources={"count": {"mem_mb": TBDString()}})
+    with pytest.raises(RuleError, match="Rule 'count' in group .*'mem_mb' is computed from"):
+        group_resources(group, KnotConfig())
