@@ -541,7 +541,7 @@ _BOILERPLATE = re.compile(
     r"^Full Traceback|Storing output in storage|"
     r"^\s*(jobid|input|output|log|shell|conda-env|container|wildcards|resources|message|"
     r"reason|threads):|"
-    r"^\s*\(one of the commands exited|Its whole log|knot: rule \S+ +jobs|"
+    r"^\s*\(one of the commands exited|Its whole log|knot: rule( \S+)? +jobs +failed|"
     r"^knot: (wall time|saved|Batch jobs:)|^\s*$"
 )
 _ERRORISH = re.compile(
