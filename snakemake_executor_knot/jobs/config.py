@@ -42,7 +42,16 @@ class ConfigObject:
         return {"uri": f"s3://{bucket}/{self.key}", "sha256": self.sha256}
 
 
-def config_object(config: dict, rule: str) -> ConfigObject | None:
+def rule_config(rule) -> object:
+    """The config a rule's code sees: for a rule of a ``module:``, the module's own
+    ``config:`` (Snakemake runs its rules with the module's globals), else the workflow's."""
+    module_globals = getattr(rule, "module_globals", None)
+    if isinstance(module_globals, dict) and "config" in module_globals:
+        return module_globals["config"]
+    return rule.workflow.config
+
+
+def config_object(config: object, rule: str) -> ConfigObject | None:
     """The config's object, or None for an empty config (its jobs read {} without a GET).
     ``rule`` names the rule in the error for a value that cannot be sent."""
     if not config:

@@ -27,6 +27,7 @@ from ..rules.languages import script_class, script_language
 from ..rules.source import script_relative
 from ..runtime.contract import RULE_DIR
 from ..runtime.preamble import NOTEBOOK_PREAMBLE, TMP_FIELD
+from .config import rule_config
 from .sourcepaths import job_params
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def _runner(job: Job, cls, path_of, rule_dir: str):
         job.threads,
         resources,
         files["log"],
-        workflow.config,
+        rule_config(rule),
         rule.name,
         None,  # conda_env
         None,  # conda_base_path

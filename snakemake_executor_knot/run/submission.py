@@ -23,7 +23,7 @@ from ..aws.tags import job_tags
 from ..compute.group import group_resources
 from ..compute.resources import BatchResources, job_batch_resources
 from ..config.settings import KnotConfig
-from ..jobs.config import config_object, upload_config
+from ..jobs.config import config_object, rule_config, upload_config
 from ..jobs.group import (
     build_group_spec,
     external_inputs,
@@ -151,7 +151,7 @@ class Submissions:
     def _config_ref(self, job: AnyJob, rule: str) -> dict | None:
         """The reference to the run's config object (``jobs/config.py``), which is checked
         for secrets and written once per content."""
-        config = jobs_of(job)[0].rule.workflow.config
+        config = rule_config(jobs_of(job)[0].rule)
         written = config_object(config, rule)
         if written is None:
             return None

@@ -33,7 +33,7 @@ def with_config(s3, spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "config": {} if ref is None else fetch_config(s3, ref)}
 
 
-def fetch_config(s3, ref: Any) -> dict[str, Any]:
+def fetch_config(s3, ref: Any) -> Any:
     """The encoded config the reference names, once its SHA-256 matches."""
     uri, digest = _checked_reference(ref)
     bucket, key = parse_s3_uri(uri)
@@ -68,11 +68,12 @@ def _checked_reference(ref: Any) -> tuple[str, str]:
     return uri, digest
 
 
-def _config_document(body: bytes, uri: str) -> dict[str, Any]:
+def _config_document(body: bytes, uri: str) -> Any:
     try:
         document = json.loads(body)
     except ValueError as exc:
         raise JobFailure(f"the workflow's config {uri} is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise JobFailure(f"the workflow's config {uri} is not a JSON object")
+    # A module's own config may be a list (`config: ["AAA"]`); the workflow's is a mapping.
+    if not isinstance(document, dict | list):
+        raise JobFailure(f"the workflow's config {uri} is not a JSON object or list")
     return document

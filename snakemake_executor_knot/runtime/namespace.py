@@ -19,7 +19,7 @@ class Namespace:
     threads: int
     resources: Namedlist
     log: Namedlist
-    config: dict[str, Any]
+    config: Any  # the workflow's mapping, or a module's own config (a list, say)
     rule: str
     jobid: Any
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from types import SimpleNamespace
 
 from snakemake_executor_knot.aws.template.assembly import build_template
 from snakemake_executor_knot.config.settings import KnotConfig
-from snakemake_executor_knot.jobs.config import config_object
+from snakemake_executor_knot.jobs.config import config_object, rule_config
 from snakemake_executor_knot.jobs.spec import build_spec, spec_records
 from snakemake_executor_knot.run.adoption import spec_hash
 
@@ -100,3 +101,15 @@ def test_a_large_config_is_not_copied_into_each_record_of_an_array():
     body = spec_records(specs).body
     assert written.body not in body and len(body) < 20 * 1024 * 1024
     assert len(json.dumps(first["config_ref"])) < 300
+
+
+def test_a_module_rule_sees_the_modules_own_config():
+    """Snakemake runs a module's rules with the module's globals, whose config is the
+    module's `config:`; other rules see the workflow's."""
+    workflow = SimpleNamespace(config={"main": 1})
+    assert rule_config(SimpleNamespace(workflow=workflow)) == {"main": 1}
+    main = SimpleNamespace(workflow=workflow, module_globals={"config": workflow.config})
+    assert rule_config(main) == {"main": 1}
+    module = SimpleNamespace(workflow=workflow, module_globals={"config": ["AAA"]})
+    assert rule_config(module) == ["AAA"]
+    assert config_object(["AAA"], "m").body == b'["AAA"]'

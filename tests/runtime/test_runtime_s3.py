@@ -318,6 +318,20 @@ def test_the_config_comes_from_its_object_not_from_the_spec(s3, endpoint, lib, w
     assert read(s3, prefix, "out/s1.txt") == b"HELLO\ns1 3 v1 1000 upper\n"
 
 
+def test_a_modules_own_list_config_reaches_the_command(s3, endpoint, lib, work, prefix):
+    """`module m: config: ["AAA"]`: its rules see that list as config, formatted as
+    Snakemake formats a list in a command (Snakemake's test_module_checkpoint)."""
+    spec = shell_spec(prefix, "s1", "echo {config} > {output:q}")
+    spec["config"] = ["AAA"]
+    digest = put_spec(s3, prefix, spec)
+    upload_inputs(s3, prefix, {"in/t.txt": b"hello\n"})
+
+    done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest)
+
+    assert done.returncode == 0, done.stderr
+    assert read(s3, prefix, "out/s1.txt") == b"AAA\n"
+
+
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
