@@ -3,17 +3,54 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import runpy
 import sys
 import types
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .contract import RULE_DIR, RULE_DIR_ENV
 from .namespace import Namespace
 from .report import JobFailure
 from .shell import shell
+
+
+@dataclass(frozen=True)
+class ReportHref:
+    """A link, from one item of Snakemake's report to another, as ``snakemake.report_href``
+    gives it: ``../<first 16 hex digits of the SHA-256 of the path as the report() marker
+    names it>/<file name>``, or a path inside that item (``child_path``), with optional
+    query arguments and anchor. The report lays its items out that way."""
+
+    path: str
+    root: str | None = None  # the report item a child path lies in
+    query: tuple[tuple[str, str], ...] = ()
+    fragment: str | None = None
+
+    def child_path(self, path: str | os.PathLike) -> ReportHref:
+        return ReportHref(Path(path).as_posix(), self.root or self.path)
+
+    def url_args(self, **args: object) -> ReportHref:
+        pairs = tuple((key, str(value)) for key, value in args.items())
+        return ReportHref(self.path, self.root, pairs, None)
+
+    def anchor(self, anchor: str) -> ReportHref:
+        return ReportHref(self.path, self.root, self.query, anchor)
+
+    def __str__(self) -> str:
+        item = hashlib.sha256((self.root or self.path).encode()).hexdigest()[:16]
+        name = self.path if self.root else os.path.basename(self.path)
+        query = "&".join(f"{key}={quote(value)}" for key, value in self.query)
+        return (
+            f"../{item}/{name}"
+            + (f"?{query}" if query else "")
+            + (f"#{quote(self.fragment)}" if self.fragment else "")
+        )
 
 
 class ScriptContext:
@@ -31,6 +68,10 @@ class ScriptContext:
         self.rule = ns.rule
         self.bench_iteration = None
         self.scriptdir = scriptdir
+
+    def report_href(self, path: str | os.PathLike) -> ReportHref:
+        """A link to ``path`` (as its report() marker names it) inside Snakemake's report."""
+        return ReportHref(Path(path).as_posix() if not isinstance(path, str) else path)
 
     def log_fmt_shell(self, stdout: bool = True, stderr: bool = True, append: bool = False) -> str:
         """A redirection of a shell command's stdout and/or stderr to the rule's log, or

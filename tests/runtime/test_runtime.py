@@ -495,3 +495,18 @@ def test_a_checksum_that_is_not_one_fails_the_job(checksum):
     section = {"output": {"items": [{"path": "f", "checksum": checksum}]}}
     with pytest.raises(JobFailure, match="checksum"):
         spec.file_items(section, "output")
+
+
+def test_report_href_gives_the_links_snakemakes_own_gives():
+    from snakemake.iocontainers import ReportHref as SnakemakeHref
+
+    from snakemake_executor_knot.runtime.script import ReportHref
+
+    cases = [
+        lambda h: h("test.html").url_args(foo=4, q="a b").anchor("bar"),
+        lambda h: h("subdir").child_path("subdir/test3.html"),
+        lambda h: h("subdir").child_path("subdir/x").child_path("subdir/x/y.html"),
+        lambda h: h("out/a b.html").anchor("x y"),
+    ]
+    for case in cases:
+        assert str(case(ReportHref)) == str(case(SnakemakeHref))
