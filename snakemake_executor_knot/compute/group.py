@@ -11,8 +11,8 @@ from snakemake.common.tbdstring import TBDString
 from ..config.settings import KnotConfig
 from ..errors import RuleError
 from ..jobs.group import group_error, member_rules
-from .resources import BatchResources, job_batch_resources
-from .routing import check_fits
+from .resources import SIZING, BatchResources, guessed_disk, job_batch_resources
+from .routing import CLASS_RESOURCE, check_fits
 
 if TYPE_CHECKING:
     from snakemake.jobs import GroupJob
@@ -48,8 +48,12 @@ def _check_known(job: GroupJob, member) -> None:
     """A member's resource computed from an input another member makes stays '<TBD>' until
     that member ran; Snakemake's job inside a remote group evaluates it then, but knot sizes
     the Batch job and writes each member's spec before the group starts."""
+    sizing = {*SIZING, CLASS_RESOURCE}
+    if guessed_disk(member):  # Snakemake's own guess of the disk is not checked
+        sizing -= {"disk_mb", "disk_mib"}
     for name, value in member.resources.items():
-        if isinstance(value, TBDString):
+        # Others ('tmpdir', which Snakemake leaves to the job, say) do not size the job.
+        if name in sizing and isinstance(value, TBDString):
             raise RuleError(
                 f"Rule '{member.rule.name}' in group '{job.groupid}': resource '{name}' is "
                 "computed from an input that another member of the group makes, so it is not "

@@ -25,6 +25,10 @@ DEFAULT_MEMORY_MIB = 2048
 MIN_TIMEOUT_S = 60  # AWS rejects attemptDurationSeconds below 60
 
 
+# The resources a job's Batch size and compute class are read from (besides threads).
+SIZING = ("mem_mb", "mem_mib", "gpu", "nvidia_gpu", "runtime", "disk_mb", "disk_mib")
+
+
 @dataclass(frozen=True)
 class BatchResources:
     vcpus: int

@@ -63,3 +63,6 @@ def test_a_member_resource_that_waits_for_another_members_output_is_refused_clea
     group = group_job(resources={"count": {"mem_mb": TBDString()}})
     with pytest.raises(RuleError, match="Rule 'count' in group .*'mem_mb' is computed from"):
         group_resources(group, KnotConfig())
+    # A resource that does not size the job (tmpdir, which the job sets itself) may wait.
+    waiting = group_job(resources={"count": {"mem_mb": 9000, "tmpdir": TBDString()}})
+    assert group_resources(waiting, KnotConfig()).memory_mib == 9000
