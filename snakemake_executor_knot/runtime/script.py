@@ -109,10 +109,26 @@ def run_script(ns: Namespace, relative: str, env: Mapping[str, str]) -> dict[str
         sys.path.append(scriptdir)
     context = ScriptContext(ns, scriptdir)
     with snakemake_aliases(context):
-        # Snakemake's preamble names the file that really runs __real_file__ (its copy
-        # under .snakemake/scripts); here that is the script itself.
-        names = {"snakemake": context, "shell": shell, "__real_file__": path}
+        names = {"snakemake": context, "shell": shell, "__real_file__": real_file(path)}
         return runpy.run_path(path, names, run_name="__main__")
+
+
+SCRIPTS_COPY_DIR = os.path.join(".snakemake", "scripts")
+
+
+def real_file(path: str) -> str:
+    """What Snakemake's preamble names ``__real_file__``: the file that really runs, its
+    copy of the script under the working directory's ``.snakemake/scripts`` (``__file__``
+    stays the script's own path). A copy is made there, so a script that looks is not
+    surprised."""
+    os.makedirs(SCRIPTS_COPY_DIR, exist_ok=True)
+    with open(path, "rb") as source:
+        body = source.read()
+    name = f"tmp{hashlib.sha256(body).hexdigest()[:8]}.{os.path.basename(path)}"
+    copy = os.path.abspath(os.path.join(SCRIPTS_COPY_DIR, name))
+    with open(copy, "wb") as handle:
+        handle.write(body)
+    return copy
 
 
 @contextlib.contextmanager

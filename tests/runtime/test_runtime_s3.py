@@ -404,7 +404,8 @@ SCRIPT = """
         json.dump({
             "lines": twice(lines), "rule": snakemake.rule, "threads": snakemake.threads,
             "p": snakemake.params.p, "c": snakemake.config["c"], "name": __name__,
-            "real_file": __real_file__ == __file__,
+            "real_file": open(__real_file__).read() == open(__file__).read()
+            and __real_file__.split("/")[-3:-1] == [".snakemake", "scripts"],
         }, handle, sort_keys=True)
 """
 
