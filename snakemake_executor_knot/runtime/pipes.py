@@ -81,8 +81,14 @@ def run_together(jobs: Sequence[Any], run_one: Callable[[Any], bool]) -> list[bo
 
 
 def _fork(job: Any, run_one: Callable[[Any], bool]) -> int:
+    # SIGTERM must end a member (``_end_others``) whatever handler the parent has: one that
+    # only takes note (as Snakemake's scheduler installs) would leave a reader waiting on
+    # its FIFO for ever. It is blocked across the fork, so none arrives before the child
+    # has the default action back.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         # Both sides set the process group, so that it exists before either goes on.
         # PermissionError: the child set it already; ProcessLookupError: it has ended.
         with contextlib.suppress(PermissionError, ProcessLookupError):
@@ -91,6 +97,8 @@ def _fork(job: Any, run_one: Callable[[Any], bool]) -> int:
     ok = False
     try:
         os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         ok = run_one(job)
     # The member's failure is reported by run_one; anything else must still end this
     # process here, never run on into the parent's code.
