@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from snakemake.resources import Resource
+try:  # Snakemake's lazily evaluated resources (later 9.x releases)
+    from snakemake.resources import Resource
+except ImportError:  # pragma: no cover - Snakemake 9.0: a rule's resources are evaluated
+    Resource = None  # type: ignore[assignment,misc]
 
 from ..config.classes import DEFAULT_CLASS
 from ..config.settings import KnotConfig
@@ -145,7 +148,9 @@ def planned_resources(job: Job) -> tuple[int, dict[str, object]]:
     Constants (the Snakefile's, --set-resources, --default-resources, profiles) are
     expanded and constrained as Snakemake does (``mem`` -> ``mem_mb``, ``--cores``)."""
     declared = getattr(job.rule, "resources", None)
-    if declared is None:  # no Snakemake rule behind it: the job's resources as they are
+    # No Snakemake rule behind it, or a Snakemake without lazy resources (9.0): the job's
+    # resources as they are.
+    if declared is None or Resource is None or not hasattr(declared, "expand_items"):
         values = dict(job.resources.items())
         return values.pop("_cores", job.threads), values
     workflow = job.rule.workflow

@@ -19,7 +19,11 @@ from pathlib import Path
 
 from snakemake.common import is_local_file
 from snakemake.io import get_flag_value, is_flagged
-from snakemake.iocontainers import Namedlist
+
+try:  # Snakemake 9.x moved it from snakemake.io (9.0) to snakemake.iocontainers
+    from snakemake.iocontainers import Namedlist
+except ImportError:  # pragma: no cover - the lowest supported Snakemake
+    from snakemake.io import Namedlist
 
 from ..runtime.contract import EXTERNAL_DIR, WORKDIR
 
