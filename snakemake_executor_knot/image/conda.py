@@ -21,6 +21,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -277,7 +278,9 @@ def fetch_package(package: CondaPackage, cache: Path, file: str) -> Path:
     path = cache / f"{package.sha256}-{package.file_name}"
     if path.is_file() and _sha256(path) == package.sha256:
         return path
-    partial = path.with_name(path.name + ".part")
+    # A name of its own: builds of several rules (three at a time) may fetch the same
+    # package at once, and each renames its own finished, checked file into place.
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
     try:
         with (
             urllib.request.urlopen(package.url, timeout=120) as response,

@@ -4,6 +4,7 @@ layer with its prefix rewritten, and the clear errors before anything is built."
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 
@@ -190,3 +191,18 @@ def test_the_environments_python_and_pip_install_and_run_from_the_layer(
     )
     stage = render_dockerfile(spec, "1.0").split("FROM debian:12")[1]
     assert stage.index("ARG PIP_INDEX_URL") < stage.index("-m pip install")
+
+
+def test_builds_fetching_one_package_at_once_each_get_it(tmp_path):
+    """Rule images build three at a time, and two may need the same package: each download
+    has a file of its own until it is checked and renamed into place."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = tmp_path / "knot-tool-1.0-0.tar.bz2"
+    source.write_bytes(os.urandom(1 << 20))
+    package = conda.CondaPackage(source.as_uri(), hashlib.sha256(source.read_bytes()).hexdigest())
+    cache = tmp_path / "pkgs"
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: conda.fetch_package(package, cache, "e.yaml"), range(8)))
+    assert {p.read_bytes() for p in paths} == {source.read_bytes()}
+    assert [p.name for p in cache.iterdir()] == [paths[0].name]
