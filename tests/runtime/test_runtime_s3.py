@@ -131,6 +131,16 @@ def put_spec(s3, prefix: str, doc: dict, name: str = "job-0.json") -> str:
     return written.digest
 
 
+def run_group(endpoint, lib, work, prefix, digest: str, members: Path, plain=()):
+    """Run a group spec with its members' rule modules under ``members``; ``plain`` are
+    members that have none (shell rules, rules with no action)."""
+    for rule in plain:
+        (members / rule).mkdir(parents=True, exist_ok=True)
+    return run_runtime(
+        endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest, KNOT_MEMBERS_DIR=str(members)
+    )
+
+
 def write_rule(lib: Path, body: str) -> None:
     (lib / "knot_rule.py").write_text(textwrap.dedent(body))
 
@@ -710,11 +720,7 @@ def test_group_job_runs_members_in_order_and_keeps_its_temp_file(
     upload_inputs(s3, prefix, {"in.txt": b"from S3\n"})
     digest = put_spec(s3, prefix, group_spec(prefix, fail))
     write_member(tmp_path / "members", "first", FIRST_RULE)
-    (tmp_path / "members" / "second").mkdir()  # a shell rule has no rule module
-    done = run_runtime(
-        endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest,
-        KNOT_MEMBERS_DIR=str(tmp_path / "members"),
-    )  # fmt: skip
+    done = run_group(endpoint, lib, work, prefix, digest, tmp_path / "members", ["second"])
     assert not exists(s3, prefix, "mid.txt")
     usage = json.loads(read(s3, prefix, "usage/job-0.json/0.json"))
     if fail:
@@ -751,12 +757,7 @@ def test_a_member_with_no_action_runs_nothing_and_makes_its_touch_outputs(
     group = {"version": SPEC_VERSION, "kind": "group", "rule": "group:g:5+after",
              "jobid": 7, "group": "g", "members": members}  # fmt: skip
     digest = put_spec(s3, prefix, group)
-    for rule in ("5", "after"):
-        (tmp_path / "members" / rule).mkdir(parents=True)
-    done = run_runtime(
-        endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest,
-        KNOT_MEMBERS_DIR=str(tmp_path / "members"),
-    )  # fmt: skip
+    done = run_group(endpoint, lib, work, prefix, digest, tmp_path / "members", ["5", "after"])
     assert done.returncode == 0, done.stderr
     assert read(s3, prefix, "stamp.txt") == b""
     assert read(s3, prefix, "after.txt").strip() == b"0"
@@ -839,12 +840,8 @@ def test_a_pipes_writer_and_reader_run_at_once(
     s3, endpoint, lib, work, prefix, tmp_path, fail_writer
 ):
     digest = put_spec(s3, prefix, pipe_group_spec(prefix, fail_writer))
-    for rule in ("consume", "produce"):
-        (tmp_path / "members" / rule).mkdir(parents=True)
-    done = run_runtime(
-        endpoint, lib, work, prefix, KNOT_SPEC_SHA256=digest,
-        KNOT_MEMBERS_DIR=str(tmp_path / "members"),
-    )  # fmt: skip
+    members = ["consume", "produce"]
+    done = run_group(endpoint, lib, work, prefix, digest, tmp_path / "members", members)
     assert not exists(s3, prefix, "n.pipe")
     if fail_writer:  # the reader, waiting on the FIFO, is ended too
         assert done.returncode == 1
