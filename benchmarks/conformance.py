@@ -737,7 +737,7 @@ def emulator(root: Path) -> Iterator[dict[str, str]]:
     """Start an emulator under ``root`` with the bucket for storage mode; yield the run
     environment pointing at it; stop it after."""
     env = run_env(root)
-    _knot_cli("emulator", "start", "--port", "0", env=env)
+    _knot_cli("emulator", "start", "--port", "0", "--stop-with", str(os.getpid()), env=env)
     try:
         state = json.loads(_knot_cli("emulator", "status", env=env))
         env["AWS_ENDPOINT_URL"] = state["endpoint"]

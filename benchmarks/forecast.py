@@ -206,7 +206,7 @@ def main() -> int:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
-        knot_cli("emulator", "start", "--port", "0", env=env)
+        knot_cli("emulator", "start", "--port", "0", "--stop-with", str(os.getpid()), env=env)
         try:
             results = run_workflows(root, env, args.only)
         finally:

@@ -95,7 +95,7 @@ def latency_rows() -> list[Row]:
 def measure(root: Path) -> list[Row]:
     plugin_image()
     env = _env(root)
-    knot_cli("emulator", "start", "--port", "0", env=env)
+    knot_cli("emulator", "start", "--port", "0", "--stop-with", str(os.getpid()), env=env)
     try:
         state = json.loads(knot_cli("emulator", "status", env=env))
         env["AWS_ENDPOINT_URL"] = state["endpoint"]

@@ -67,7 +67,7 @@ def run_neuro(workdir: Path, poll_s: int) -> Path:
     env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     folder = workdir / "neuro"
     shutil.copytree(NEURO, folder, ignore=shutil.ignore_patterns(".snakemake", "results"))
-    knot_cli("emulator", "start", "--port", "0", env=env)
+    knot_cli("emulator", "start", "--port", "0", "--stop-with", str(os.getpid()), env=env)
     try:
         subprocess.run(
             [sys.executable, "-m", "snakemake", "--executor", "knot", "--knot-emulator",

@@ -50,7 +50,7 @@ def measure(root: Path, seconds: int, size: int) -> list[Row]:
     (folder / "Snakefile").write_text(SNAKEFILE.format(seconds=seconds))
     _random_file(folder / "big.bin", size)
     env = _env(root)
-    knot_cli("emulator", "start", "--port", "0", env=env)
+    knot_cli("emulator", "start", "--port", "0", "--stop-with", str(os.getpid()), env=env)
     try:
         state = json.loads(knot_cli("emulator", "status", env=env))
         env["AWS_ENDPOINT_URL"] = state["endpoint"]

@@ -17,12 +17,17 @@ from ..emulator.faults import (
     write_switches,
 )
 from ..emulator.server import DEFAULT_PORT, base_image_present, start, stop
-from ..emulator.state import emulator_state, state_path
+from ..emulator.state import emulator_state, process_start, state_path
 from ..errors import ConfigError
 
 
 def _start(args: argparse.Namespace, config: KnotConfig) -> int:
-    state, started = start(args.port)
+    if args.stop_with is not None and process_start(args.stop_with) is None:
+        raise ConfigError(
+            f"--stop-with {args.stop_with}: no such process runs. Give the pid of a running "
+            "process (a test session, say) whose end should stop the emulator."
+        )
+    state, started = start(args.port, stop_with=args.stop_with)
     if not started:
         print(f"The knot emulator is already running at {state['endpoint']}; nothing to do.")
         return 0
@@ -168,6 +173,13 @@ def register(commands) -> None:
         default=DEFAULT_PORT,
         help=f"port of the AWS endpoint (default {DEFAULT_PORT}; the registry takes the "
         "next one); 0 picks free ports",
+    )
+    start_parser.add_argument(
+        "--stop-with",
+        type=int,
+        metavar="PID",
+        help="stop the emulator by itself when process PID ends (a test session, say); "
+        "an emulator already running is left as it is",
     )
     start_parser.set_defaults(handler=_start)
     actions.add_parser("stop", help="stop the emulator").set_defaults(handler=_stop)

@@ -20,9 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--port", type=int, required=True)
     serve_parser.add_argument("--registry-port", type=int, default=0)
     serve_parser.add_argument("--state-dir", type=Path, required=True)
+    serve_parser.add_argument("--stop-with", type=int, default=None)
     args = parser.parse_args(argv)
     try:
-        return serve(args.port, args.registry_port, args.state_dir.resolve())
+        return serve(args.port, args.registry_port, args.state_dir.resolve(), args.stop_with)
     except WorkflowError as exc:
         print(f"knot: {exc}", file=sys.stderr)
         return 1

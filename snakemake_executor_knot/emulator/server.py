@@ -38,6 +38,7 @@ from .state import (
     build_state,
     knot_home,
     process_alive,
+    process_start,
     read_state,
     serve_alive,
     state_dir,
@@ -88,8 +89,11 @@ def _end(pid: int, alive, timeout: float) -> None:
 # --- start, stop, status ------------------------------------------------------------------
 
 
-def start(port: int = DEFAULT_PORT, timeout: float = 60.0) -> tuple[dict, bool]:
-    """Start the emulator unless one runs; returns (state, whether it was started)."""
+def start(
+    port: int = DEFAULT_PORT, timeout: float = 60.0, stop_with: int | None = None
+) -> tuple[dict, bool]:
+    """Start the emulator unless one runs; returns (state, whether it was started). With
+    ``stop_with``, an emulator started here stops by itself when that process ends."""
     if importlib.util.find_spec("moto") is None:
         raise ConfigError(INSTALL_MOTO)
     with _locked():
@@ -102,7 +106,7 @@ def start(port: int = DEFAULT_PORT, timeout: float = 60.0) -> tuple[dict, bool]:
         directory = state_dir()
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "ready.json").unlink(missing_ok=True)
-        proc = _launch(port, directory)
+        proc = _launch(port, directory, stop_with)
         state = build_state(_wait_ready(proc, directory, timeout), directory)
         write_json(state_path(), state)
         return state, True
@@ -130,11 +134,13 @@ def _clean_up(state: dict, timeout: float = 20.0) -> None:
     state_path().unlink(missing_ok=True)
 
 
-def _launch(port: int, directory: Path) -> subprocess.Popen:
+def _launch(port: int, directory: Path, stop_with: int | None) -> subprocess.Popen:
     registry_port = port + 1 if port else 0
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_ENDPOINT_URL")}
     cmd = [sys.executable, "-m", SERVE_MODULE, "serve", "--port", str(port)]
     cmd += ["--registry-port", str(registry_port), "--state-dir", str(directory)]
+    if stop_with:
+        cmd += ["--stop-with", str(stop_with)]
     with open(directory / "emulator.log", "ab") as logfile:
         return subprocess.Popen(
             cmd,
@@ -208,8 +214,10 @@ def _check_port(port: int, what: str) -> None:
             ) from exc
 
 
-def serve(port: int, registry_port: int, directory: Path) -> int:
-    """Run moto and the registry until SIGTERM/SIGINT. Writes ready.json when both answer."""
+def serve(port: int, registry_port: int, directory: Path, stop_with: int | None = None) -> int:
+    """Run moto and the registry until SIGTERM/SIGINT, or until the process ``stop_with``
+    ends. Writes ready.json when both answer."""
+    owner = Owner(stop_with) if stop_with else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port, registry_port = port or free_port(), registry_port or free_port()
@@ -229,7 +237,21 @@ def serve(port: int, registry_port: int, directory: Path) -> int:
             if registry_proc.poll() is not None:
                 log.error("docker-registry exited (%s); stopping", registry_proc.returncode)
                 return 1
+            if owner is not None and owner.gone():
+                log.info("process %s, which this emulator serves, ended; stopping", owner.pid)
+                return 0
     return 0
+
+
+class Owner:
+    """The process an emulator stops with (a test session, say): it is gone when its pid no
+    longer runs, or runs a process that started at another time (a recycled pid)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.started = pid, process_start(pid)
+
+    def gone(self) -> bool:
+        return self.started is None or process_start(self.pid) != self.started
 
 
 def _ready(port: int, registry_port: int, registry_pid: int) -> dict:

@@ -76,6 +76,17 @@ def process_alive(pid: int | None, *markers: str) -> bool:
     return state not in ("Z", "X") and all(m in cmdline for m in markers)
 
 
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), so a recycled pid reads as another
+    process; None when it does not run."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
 def emulator_endpoint() -> str:
     return emulator_state()["endpoint"]
 

@@ -58,8 +58,11 @@ def emulator_cli(*args: str, knot_home: Path, timeout: float = 90) -> subprocess
 
 
 def start_emulator(knot_home: Path) -> dict:
-    """Start an emulator on free ports under ``knot_home``; its state, plus knot_home."""
-    done = emulator_cli("start", "--port", "0", knot_home=knot_home)
+    """Start an emulator on free ports under ``knot_home``; its state, plus knot_home. It
+    stops by itself when this test process ends, however it ends."""
+    done = emulator_cli(
+        "start", "--port", "0", "--stop-with", str(os.getpid()), knot_home=knot_home
+    )
     if done.returncode != 0:
         pytest.fail(f"knot emulator start failed:\n{done.stderr}", pytrace=False)
     with pytest.MonkeyPatch.context() as mp:
@@ -102,8 +105,9 @@ def _stop_dockerd(pid: int, timeout: float = 30) -> None:
 @pytest.fixture(scope="session")
 def docker_engine():
     """A Docker engine that answers. If scripts/ensure-docker had to start dockerd, that
-    dockerd (and only it) is stopped at the end of the session."""
-    pid = run_script("ensure-docker", timeout=600)
+    dockerd (and only it) is stopped at the end of the session, or by scripts/stop-with
+    when the session is killed first."""
+    pid = run_script("ensure-docker", timeout=600, env={"KNOT_STOP_WITH": str(os.getpid())})
     yield
     if pid.isdigit():
         _stop_dockerd(int(pid))

@@ -103,6 +103,56 @@ def test_process_alive_checks_the_command_line():
     assert not emu_state.process_alive(None)
 
 
+def test_an_owner_is_gone_when_its_pid_ends_or_is_recycled():
+    sleeper = subprocess.Popen(["sleep", "60"])
+    owner, recycled = emu.Owner(sleeper.pid), emu.Owner(sleeper.pid)
+    recycled.started = (recycled.started or 0) - 1  # as if this pid were another process's
+    try:
+        assert not owner.gone() and recycled.gone()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert owner.gone()
+
+
+def test_start_refuses_an_owner_that_does_not_run(tmp_path):
+    sleeper = subprocess.Popen(["true"])
+    sleeper.wait()  # its pid is free now, and reaped
+    done = emulator_cli("start", "--stop-with", str(sleeper.pid), knot_home=tmp_path)
+    assert done.returncode != 0 and f"--stop-with {sleeper.pid}: no such process" in done.stderr
+    assert not (tmp_path / "emulator.json").exists()
+
+
+def _wait_until_ended(pids: list[int], marker: str, timeout: float = 60) -> list[int]:
+    """The pids of ``pids`` still running after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if emu_state.process_alive(pid, marker)]
+        if not alive:
+            return []
+        time.sleep(0.25)
+    return alive
+
+
+def test_stop_with_stops_a_server_when_its_owner_is_killed():
+    """scripts/stop-with, the watcher that stops a test session's dockerd."""
+    owner = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    server = subprocess.Popen(["sleep", "61"], start_new_session=True)
+    script = Path(__file__).parents[2] / "scripts" / "stop-with"
+    watcher = subprocess.Popen([str(script), str(owner.pid), str(server.pid)])
+    try:
+        time.sleep(1)
+        assert server.poll() is None and watcher.poll() is None
+        owner.kill()
+        owner.wait()
+        assert server.wait(timeout=30) == -15  # SIGTERM, within a poll or two
+        assert watcher.wait(timeout=30) == 0
+    finally:
+        for proc in (owner, server, watcher):
+            proc.kill()
+            proc.wait()
+
+
 # --- end to end ------------------------------------------------------------------------------
 
 PRINT_ENV = (
@@ -404,6 +454,30 @@ def test_stop_ends_its_processes_and_images_survive_a_restart(docker_engine, tmp
         assert detail["imageTags"] == ["v1"] and detail["imageDigest"] == digest
     finally:
         stop_emulator(knot_home)
+
+
+@pytest.mark.e2e
+def test_an_emulator_stops_by_itself_when_its_owner_is_killed(docker_engine, tmp_path):
+    """An emulator started for a session that is killed before its clean-up (kill -9 of
+    pytest, say) stops by itself, registry included."""
+    knot_home = tmp_path / "home"
+    owner = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        done = emulator_cli(
+            "start", "--port", "0", "--stop-with", str(owner.pid), knot_home=knot_home
+        )
+        assert done.returncode == 0, done.stderr
+        state = json.loads((knot_home / "emulator.json").read_text())
+        assert emu_state.serve_alive(state)
+    finally:
+        owner.kill()
+        owner.wait()
+    try:
+        assert _wait_until_ended(list(state["pids"].values()), state["state_dir"]) == []
+        status = emulator_cli("status", knot_home=knot_home)
+        assert status.returncode == 1 and "not running" in status.stderr
+    finally:
+        stop_emulator(knot_home)  # a no-op when it stopped, as it should have
 
 
 @pytest.mark.e2e
