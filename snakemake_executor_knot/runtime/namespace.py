@@ -30,7 +30,8 @@ class Namespace:
             output=paths_of(spec.get("output")),
             params=from_section(decoded(spec.get("params"))),
             wildcards=from_section(decoded(spec.get("wildcards")), Wildcards),
-            threads=int(spec.get("threads") or 1),
+            # 0 stays 0, as Snakemake formats a rule's ``threads: 0``.
+            threads=1 if spec.get("threads") is None else int(spec["threads"]),
             resources=from_section(decoded(spec.get("resources"))),
             log=paths_of(spec.get("log")),
             config=decode_value(spec.get("config") or {}),

@@ -164,6 +164,9 @@ def check_spec(spec: Any, uri: str) -> None:
     for key in ("rule", "jobid"):
         if key not in spec:
             raise JobFailure(f"the job spec at {uri} lacks {key!r}")
+    threads = spec.get("threads")
+    if threads is not None and (type(threads) is not int or threads < 0):
+        raise JobFailure(f"the job spec at {uri} has threads {threads!r}, not a count")
 
 
 def file_items(spec: dict[str, Any], section: str) -> list[FileItem]:

@@ -14,8 +14,8 @@ from benchmarks import conformance
 pytestmark = pytest.mark.e2e
 
 # Small shell workflows: targets on the command line, unnamed rules, wildcards, temp() and
-# log files; in storage mode, unpack() and named outputs.
-SAMPLE = ("test_conditional", "test_same_wildcard", "test_wildcard_keyword")
+# log files, `threads: 0` formatted as 0; in storage mode, unpack() and named outputs.
+SAMPLE = ("test_conditional", "test_same_wildcard", "test_wildcard_keyword", "test_threads0")
 STORAGE_SAMPLE = "test_unpack_dict"
 
 

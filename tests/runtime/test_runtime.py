@@ -339,6 +339,18 @@ def test_namespace_from_spec():
     assert ns.variables()["config"] == {"k": 1}
 
 
+@pytest.mark.parametrize(("threads", "expected"), [(0, 0), (None, 1), (8, 8)])
+def test_namespace_keeps_the_rules_thread_count(threads, expected):
+    doc = _doc() if threads is None else _doc(threads=threads)
+    assert Namespace.from_spec(doc).threads == expected
+
+
+@pytest.mark.parametrize("threads", [-1, "4", 2.5, True])
+def test_a_thread_count_that_is_not_one_is_refused(threads):
+    with pytest.raises(JobFailure, match="threads"):
+        spec.parse_spec(json.dumps(_doc(threads=threads)), "s3://b/k")
+
+
 # --- staging plans, outputs, folders ------------------------------------------------------
 
 
