@@ -28,6 +28,12 @@ def register(commands) -> None:
     parser.add_argument(
         "--snakefile", type=Path, help="the Snakefile (default: ./Snakefile or workflow/Snakefile)"
     )
+    parser.add_argument(
+        "--wrapper-prefix",
+        metavar="URL",
+        help="where the workflow's wrappers come from, as Snakemake's --wrapper-prefix "
+        "(default: Snakemake's, the snakemake-wrappers repository)",
+    )
     # As a run reads them: a flag here, SNAKEMAKE_KNOT_*, or a profile's knot-* key. The
     # instance types decide the platform: linux/arm64 for Graviton, else linux/amd64.
     add_setting_flags(parser, ("base_image", "instance_types"))
@@ -36,7 +42,7 @@ def register(commands) -> None:
 
 def handle(args: argparse.Namespace, config: KnotConfig) -> int:
     snakefile = find_snakefile(args.snakefile)
-    path, lock = write_workflow_lock(snakefile, config)
+    path, lock = write_workflow_lock(snakefile, config, args.wrapper_prefix)
     base = lock.base_image
     hashed = sum(all(p.hashes for p in r.requirements) for r in lock.rules.values())
     print(

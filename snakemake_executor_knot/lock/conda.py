@@ -1,5 +1,6 @@
 """knot.conda.lock: every conda environment of a workflow pinned, as conda-lock's explicit
-lists pin one: each package by exact URL and SHA-256, for the platform of the images.
+lists pin one: each package by exact URL and SHA-256, for the platform of the images, and
+its pip: lines as hashed requirements (``pippins.py``).
 
 ``knot lock`` writes it next to knot.lock (its own file, so a workflow without conda:
 has none). A run with ``--software-deployment-method conda`` builds each environment from
@@ -13,15 +14,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RuleError
 from ..image.conda import SUBDIRS, CondaFile, CondaLayer, CondaPackage, read_conda_file, solve
 from ..rules.conda import conda_file
+from ..rules.languages import is_python_script
+from .pippins import pinned
 
 log = logging.getLogger("knot")
 
@@ -50,7 +53,7 @@ def lock_environments(workflow, platform: str) -> dict[str, dict]:
         if found is None or found[0] in entries:
             continue
         env = read_conda_file(rule.name, *found)
-        entries[found[0]] = _entry(found[1], solve(env, platform))
+        entries[found[0]] = _entry(found[1], pinned(solve(env, platform)))
     return entries
 
 
@@ -71,6 +74,34 @@ def _entry(text: str, layer: CondaLayer) -> dict[str, Any]:
         "packages": [{"url": p.url, "sha256": p.sha256} for p in packages],
         "pip": list(layer.pip),
     }
+
+
+def runs_in_locked_python(workflow) -> Callable[[Any], bool]:
+    """Whether a rule's Python script or wrapper runs with its conda environment's own
+    Python, as knot.conda.lock records the environment: then its imports are the
+    environment's, and knot.lock pins none of them. 'knot lock' and a run's drift check
+    ask the same file, so they agree; without the file (or an entry) no rule does."""
+    path = conda_lock_path(workflow)
+    try:
+        entries = read_conda_lock(path)[1] if path.exists() else {}
+    except ConfigError:
+        entries = {}  # the run's conda layer names the damage
+    with_python = {
+        name
+        for name, entry in entries.items()
+        if any(CondaPackage(p["url"], p["sha256"]).name == "python" for p in entry["packages"])
+    }
+
+    def runs_in_python(rule) -> bool:
+        if not with_python or not is_python_script(rule):
+            return False
+        try:
+            found = conda_file(workflow, rule)
+        except RuleError:
+            return False  # refused where the run plans the rule
+        return found is not None and found[0] in with_python
+
+    return runs_in_python
 
 
 # ---- a run following it
@@ -105,7 +136,7 @@ def locked_layer(
             f"rule '{env.rule}''s conda environment '{env.path}' {what}, and --knot-locked "
             f"is set ({path}). Run 'knot lock' to update it, or undo the change."
         )
-    layer = solve(env, platform)
+    layer = pinned(solve(env, platform))
     write_conda_lock(path, platform, {**entries, env.path: _entry(text, layer)})
     log.warning("knot: refreshed %s: '%s' %s; solved it again.", path, env.path, what)
     return layer
@@ -133,6 +164,8 @@ def _check_entry(name: str, entry: object) -> None:
     packages, pip = entry["packages"], entry["pip"]
     if not isinstance(packages, list) or not isinstance(pip, list):
         raise ValueError(f"has a malformed entry for '{name}'")
+    if not all(isinstance(line, str) and "\n" not in line for line in pip):
+        raise ValueError(f"has a pip: line in '{name}' that is not one line of text")
     for package in packages:
         ok = isinstance(package, dict) and set(package) == {"url", "sha256"}
         if not ok or not isinstance(package["url"], str):
@@ -141,4 +174,10 @@ def _check_entry(name: str, entry: object) -> None:
             raise ValueError(f"has a package in '{name}' without a sha256 of 64 hex digits")
 
 
-__all__ = ["conda_lock_path", "lock_environments", "locked_layer", "write_conda_lock"]
+__all__ = [
+    "conda_lock_path",
+    "lock_environments",
+    "locked_layer",
+    "runs_in_locked_python",
+    "write_conda_lock",
+]

@@ -16,25 +16,36 @@ from ..compute.platform import platform_for
 from ..config.settings import KnotConfig, resolve_base_image
 from ..errors import ConfigError, DockerError, RuleError
 from ..image.apt import parse_simulation, simulate_command
-from .conda import conda_lock_path, lock_environments, write_conda_lock
+from .conda import (
+    conda_lock_path,
+    lock_environments,
+    runs_in_locked_python,
+    write_conda_lock,
+)
 from .format import Lock, write_lock
 from .workflow import HashCache, build_lock, lock_path, locked_rules, static_packages, static_values
 
 
-def write_workflow_lock(snakefile: Path, config: KnotConfig) -> tuple[Path, Lock]:
+def write_workflow_lock(
+    snakefile: Path, config: KnotConfig, wrapper_prefix: str | None = None
+) -> tuple[Path, Lock]:
     """Write knot.lock next to ``snakefile`` for its workflow's rules, the platform of
-    ``config``'s instance types and its base image; the file's path and the lock."""
-    workflow = load_workflow(snakefile)
-    bases = locked_rules(workflow, static_packages, static_values(workflow.config))
+    ``config``'s instance types and its base image; the file's path and the lock. The
+    wrappers' environments come from ``wrapper_prefix``, as a run's ``--wrapper-prefix``."""
+    workflow = load_workflow(snakefile, wrapper_prefix)
     platform = platform_for(config.instance_types)
+    # conda: environments first, pinned in their own file: a Python script that runs with
+    # its environment's Python needs none of its imports in knot.lock.
+    environments = lock_environments(workflow, platform)
+    if environments:
+        write_conda_lock(conda_lock_path(workflow), platform, environments)
+    in_conda_python = runs_in_locked_python(workflow)
+    bases = locked_rules(workflow, static_packages, static_values(workflow.config), in_conda_python)
     base = local_base(resolve_base_image(config))
     resolver = apt_resolver(base.name, platform)
     lock = build_lock(bases, platform=platform, base_image=base, hashes=HashCache(), apt=resolver)
     path = lock_path(workflow)
     write_lock(path, lock)
-    environments = lock_environments(workflow, platform)
-    if environments:  # conda: environments, pinned in their own file
-        write_conda_lock(conda_lock_path(workflow), platform, environments)
     return path, lock
 
 
@@ -49,18 +60,21 @@ def find_snakefile(given: Path | None) -> Path:
     )
 
 
-def load_workflow(snakefile: Path):
+def load_workflow(snakefile: Path, wrapper_prefix: str | None = None):
     """Snakemake's Workflow for ``snakefile``, parsed and checked but not run. Snakemake
     changes into the working directory; the caller's is restored."""
     # Snakemake's API takes about a second to import: only 'knot lock' needs it.
     from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import OutputSettings, ResourceSettings
+    from snakemake.settings.types import OutputSettings, ResourceSettings, WorkflowSettings
 
     cwd = os.getcwd()
     try:
         with SnakemakeApi(OutputSettings()) as api:
             workflow_api = api.workflow(
-                ResourceSettings(), snakefile=snakefile, workdir=snakefile.parent
+                ResourceSettings(),
+                workflow_settings=WorkflowSettings(wrapper_prefix=wrapper_prefix),
+                snakefile=snakefile,
+                workdir=snakefile.parent,
             )
             # The API offers no public way to the parsed Workflow short of running it.
             return workflow_api._workflow

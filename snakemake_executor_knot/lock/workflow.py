@@ -91,11 +91,12 @@ def python_source(source: RuleSource) -> str | None:
 
 
 def rule_basis(
-    source: RuleSource, packages: object = None, values: Iterable[str] = ()
+    source: RuleSource, packages: object = None, values: Iterable[str] = (), script: bool = True
 ) -> RuleBasis:
     """``packages`` is the rule's ``knot_packages`` value, if any; ``values`` the modules
-    its params and the config need to load."""
-    code = python_source(source)
+    its params and the config need to load. Without ``script``, the rule's Python script
+    runs with its conda environment's Python, and its imports are no concern of knot's."""
+    code = python_source(source) if script else None
     imports = import_names(code, rule=source.rule) if code else []
     extra = parse_packages(packages, rule=source.rule) if packages else []
     return RuleBasis(source.rule, code, tuple(imports), tuple(sorted(extra)), tuple(sorted(values)))
@@ -110,10 +111,12 @@ def locked_rules(
     workflow,
     packages: Callable[[object], object],
     values: Callable[[object], Iterable[str]],
+    in_conda_python: Callable[[object], bool] = lambda rule: False,
 ) -> dict[str, RuleBasis]:
     """Every rule knot would build an image for, by name: not local, not naming its own
     image (``knot_image``), of a kind knot runs. ``packages(rule)`` gives its
-    ``knot_packages``, ``values(rule)`` the modules its values need. A rule knot cannot run
+    ``knot_packages``, ``values(rule)`` the modules its values need, ``in_conda_python(rule)``
+    whether its script runs with its conda environment's Python. A rule knot cannot run
     is left out here; running it is the error."""
     bases = {}
     for rule in workflow.rules:
@@ -124,7 +127,7 @@ def locked_rules(
         except RuleError:
             continue
         source = rule_source(workflow, rule)
-        basis = rule_basis(source, packages(rule), values(rule))
+        basis = rule_basis(source, packages(rule), values(rule), not in_conda_python(rule))
         apt = _static(rule, "knot_apt")
         bases[rule.name] = replace(basis, apt=parse_apt(apt, rule.name)) if apt else basis
     return bases

@@ -67,6 +67,15 @@ def script_language(rule: str, path: str) -> str:
     )
 
 
+def is_python_script(rule) -> bool:
+    """A Python ``script:`` or ``wrapper:`` (a notebook runs in its own kernel)."""
+    if rule.notebook is not None:
+        return False
+    if rule.wrapper is not None:
+        return True
+    return rule.script is not None and script_language(rule.name, str(rule.script)) == "python"
+
+
 def script_class(language: str):
     """Snakemake's class that writes and runs a script of ``language`` (not Python)."""
     return _CLASSES[language]

@@ -29,7 +29,7 @@ from ..image.group import Member, group_image
 from ..image.requirements import find_requirements, parse_packages
 from ..jobs.group import check_sequential, is_group, jobs_of, member_rules, plan_name
 from ..jobs.spec import value_modules
-from ..lock.conda import conda_lock_path, file_hash, locked_layer
+from ..lock.conda import conda_lock_path, file_hash, locked_layer, runs_in_locked_python
 from ..lock.drift import follow_lock
 from ..lock.format import Lock
 from ..lock.workflow import (
@@ -41,7 +41,7 @@ from ..lock.workflow import (
     static_values,
 )
 from ..rules.conda import conda_enabled, conda_file
-from ..rules.languages import check_notebook, check_script_image, script_language
+from ..rules.languages import check_notebook, check_script_image, is_python_script
 from ..rules.secrets import config_secret, config_secret_error, param_secret, param_secret_error
 from ..rules.source import RuleSource, check_supported, rule_source, script_image_path
 from ..runtime.contract import GROUP_KIND, RULE_DIR
@@ -148,7 +148,7 @@ def build_target(
 
     lock = follow_lock(
         lock_path(workflow),
-        lambda: locked_rules(workflow, packages, values),
+        lambda: locked_rules(workflow, packages, values, runs_in_locked_python(workflow)),
         platform=platform,
         base_name=base,
         locked=config.locked,
@@ -206,15 +206,6 @@ def check_conda_layer(rule, layer: CondaLayer) -> str | None:
         "Snakemake runs it with its own; add python to the environment to run it with the "
         "environment's packages."
     )
-
-
-def is_python_script(rule) -> bool:
-    """A Python ``script:`` or ``wrapper:`` (a notebook runs in its own kernel)."""
-    if rule.notebook is not None:
-        return False
-    if rule.wrapper is not None:
-        return True
-    return rule.script is not None and script_language(rule.name, str(rule.script)) == "python"
 
 
 def conda_layer(

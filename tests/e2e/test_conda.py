@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import pytest
+import yaml
 
+from snakemake_executor_knot.cli import main
 from tests.condachannel import make_channel, render_envs
 
 from .helpers import (
@@ -93,3 +96,24 @@ def test_without_the_flag_conda_is_ignored_with_one_notice(channel, emulator_env
     assert "ignoring 'conda:' of rule which, as Snakemake does" in done.stdout
     assert outputs_of(workdir, before) == outputs_of(local_dir, local_before)
     assert (workdir / "which.txt").read_bytes() == b"plain\n"
+
+
+def test_a_locked_run_installs_the_pinned_pip_closure(channel, emulator, emulator_env, tmp_path):
+    """'knot lock' pins the pip: line of the environment by its wheel's hash; a run with
+    --knot-locked builds from the lock, with pip in its hash-checking mode, and gives the
+    same bytes."""
+    workdir, before = _workflow(tmp_path, channel, "knot")
+    wrappers = ("--wrapper-prefix", f"{(workdir / 'wrappers').as_uri()}/")
+    snakefile = str(workdir / "Snakefile")
+    base = ("--base-image", emulator["base_image"])
+    assert main(["lock", "--snakefile", snakefile, *base, *wrappers]) == 0
+    lock = yaml.safe_load((workdir / "knot.conda.lock").read_text())
+    [pin] = lock["environments"]["envs/py.yaml"]["pip"]
+    assert re.fullmatch(r"six==1\.17\.0 --hash=sha256:[0-9a-f]{64}", pin), pin
+    done = snakemake(workdir, *KNOT, *CONDA, *wrappers, "--knot-locked", "pyenv/dave.txt")
+    assert done.returncode == 0, done.stdout[-6000:]
+    wanted = ("pyenv/dave.txt", "logs/pyenv/dave.log", "greet/alice.txt")
+    expected = {path: hashlib.sha256(EXPECTED[path]).hexdigest() for path in wanted}
+    made = outputs_of(workdir, before)
+    assert {"knot.lock", "knot.conda.lock"} <= set(made)  # written by 'knot lock'
+    assert {path: d for path, d in made.items() if not path.startswith("knot.")} == expected
