@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from ..errors import RuleError
 from .text import Snakefiles, statement_extent
 
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL", re.IGNORECASE)
+# Anywhere in a name: these words hardly occur inside others.
+SECRET_WORDS = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+# "key" is a word of its own (api_key, apiKey, SSH-KEY), or one of these compounds: inside
+# other words (keyval, keyword, monkey, keys) it names no secret.
+KEY_WORDS = frozenset({"key", "apikey", "accesskey", "secretkey", "privatekey", "authkey"})
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 _READS_ENVIRONMENT = re.compile(r"\b(environ|getenv|environb)\b")
 # Variables whose values are everywhere and secret nowhere; matching them proves nothing.
 _PUBLIC_VARIABLES = frozenset(
@@ -36,9 +41,16 @@ def secret_reason(
         return f"its value equals the environment variable {variable}"
     if any(_READS_ENVIRONMENT.search(text) for text in assignments):
         return "it is read from the environment (os.environ or os.getenv)"
-    if SECRET_NAME.search(name) and any(True for _ in _strings(value)):
+    if secret_name(name) and any(True for _ in _strings(value)):
         return "its name says it holds a secret, and it holds text"
     return None
+
+
+def secret_name(name: str) -> bool:
+    """Whether a name says its value is a secret: a secret word in it, or the word key."""
+    if SECRET_WORDS.search(name):
+        return True
+    return any(word.lower() in KEY_WORDS for word in _NAME_WORDS.findall(name))
 
 
 def _matching_variables(value: object, environ: Mapping[str, str]) -> Iterator[str]:

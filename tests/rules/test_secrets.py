@@ -9,7 +9,7 @@ from snakemake.iocontainers import Params
 
 from snakemake_executor_knot.config.settings import KnotConfig
 from snakemake_executor_knot.errors import RuleError
-from snakemake_executor_knot.rules.secrets import config_secret, param_secret
+from snakemake_executor_knot.rules.secrets import config_secret, param_secret, secret_name
 from snakemake_executor_knot.run.plans import check_config_secrets, check_param_secrets
 
 from ..conftest import fake_job, named
@@ -43,8 +43,20 @@ def test_a_secret_looking_param_is_found_and_named(params, where, reason):
     assert found is not None and found.where == where and reason in found.reason
 
 
+@pytest.mark.parametrize(
+    "name", ["api_key", "apiKey", "APIKEY", "ssh-key", "aws_access_key_id", "Token", "db_passwd"]
+)
+def test_names_that_say_secret(name):
+    assert secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["keyval", "keyword", "monkey", "keys", "turkey_count", "k"])
+def test_names_with_key_inside_another_word_say_nothing(name):
+    assert not secret_name(name)
+
+
 def test_plain_params_and_public_ones_pass():
-    plain = _params(n=3, label="words", home="/home/someone-long", sort_key=7)
+    plain = _params(n=3, label="words", home="/home/someone-long", sort_key=7, keyval="a=b")
     assert param_secret(plain, frozenset(), ENVIRON) is None
     public = _params(sort_key="name", token=SECRET)
     assert param_secret(public, frozenset({"sort_key", "token"}), ENVIRON) is None
