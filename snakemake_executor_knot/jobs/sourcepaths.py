@@ -52,15 +52,30 @@ def original_path(value: object) -> str | None:
 
 
 def job_value(value: object, workdir: Path, workflow=None) -> object:
-    """``value`` as the job sees it: a source file's name in the job, anything else as is.
+    """``value`` as the job sees it: a source file's name in the job, an absolute path
+    inside the working directory at the same place under the job's, anything else as is.
     Snakemake's evaluated params are plain strings, without the flag: with ``workflow``, a
     string naming its cache of this run is mapped by that name (``job_text``)."""
     original = original_path(value)
     if original is not None:
         return source_name(original, workdir)
+    inside = _inside_workdir(value, workdir)
+    if inside is not None:
+        return posixpath.join(WORKDIR, inside) if inside != "." else WORKDIR
     if workflow is not None and isinstance(value, str):
         return job_text(value, workflow, workdir)
     return value
+
+
+def _inside_workdir(value: object, workdir: Path) -> str | None:
+    """For an absolute path inside ``workdir`` (a param built from ``workflow.basedir``,
+    say), its path relative to it; None for any other value."""
+    if not isinstance(value, str) or not os.path.isabs(value) or "\n" in value:
+        return None
+    relative = os.path.relpath(os.path.normpath(value), workdir)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return None
+    return Path(relative).as_posix()
 
 
 def job_params(params: Namedlist, workdir: Path, workflow=None) -> Namedlist:

@@ -41,6 +41,19 @@ def test_other_values_and_remote_sources_are_left_alone(tmp_path):
     assert job_value(remote, tmp_path) == remote
 
 
+def test_an_absolute_path_inside_the_working_directory_is_there_in_the_job(tmp_path):
+    """A param built from the Snakefile's folder (Path(workflow.snakefile).parent / "x"),
+    as Snakemake's test_module_worfklow_namespacing builds one, names the same file in the
+    job; paths elsewhere and relative ones are left alone."""
+    assert job_value(str(tmp_path / "module-test" / "some file.txt"), tmp_path) == (
+        "/work/module-test/some file.txt"
+    )
+    assert job_value(str(tmp_path), tmp_path) == "/work"
+    assert job_value(str(tmp_path / "a" / ".." / "b.txt"), tmp_path) == "/work/b.txt"
+    for value in ("/etc/hosts", str(tmp_path.parent / "elsewhere"), "rel/x.txt", "-v /x"):
+        assert job_value(value, tmp_path) == value
+
+
 def test_params_keep_their_names_and_the_job_s_own_are_untouched(tmp_path):
     table = cached(str(tmp_path / "res" / "table.txt"))
     params = named(Params, {"table": table, "n": 2})
