@@ -72,15 +72,17 @@ def touch_outputs(items: list[FileItem]) -> None:
             os.utime(item.path)
 
 
-def mark_empty_storage_folders(items: list[FileItem]) -> None:
-    """An empty directory() output in the user's storage gets an empty
-    ``.snakemake_timestamp``, as Snakemake puts in every directory() output it runs itself:
-    S3 holds no empty folder, and the storage plugin would find the output missing."""
+def mark_directory_outputs(items: list[FileItem]) -> None:
+    """Every directory() output gets Snakemake's ``.snakemake_timestamp``, empty, with the
+    time now: Snakemake touches it after every job it runs, locally or as a remote job's
+    own process, and its mtime stands for the folder's. It also keeps an empty folder in
+    S3, which holds no empty folder."""
     for item in items:
-        storage = item.directory and item.manifest_optional
-        if storage and os.path.isdir(item.path) and not os.listdir(item.path):
-            with open(os.path.join(item.path, TIMESTAMP_FILE), "w", encoding="utf-8"):
+        if item.directory and os.path.isdir(item.path) and not os.path.islink(item.path):
+            marker = os.path.join(item.path, TIMESTAMP_FILE)
+            with open(marker, "a", encoding="utf-8"):
                 pass
+            os.utime(marker)
 
 
 def parent_folders(spec: dict[str, Any]) -> set[str]:
@@ -191,7 +193,7 @@ class Job:
         touch_outputs(self.outputs)
         problems = output_problems(self.outputs)
         if not problems:
-            mark_empty_storage_folders(self.outputs)
+            mark_directory_outputs(self.outputs)
         if problems:
             listed = ", ".join(problems)
             self.fail(f"the rule finished but these declared outputs are wrong: {listed}")

@@ -14,8 +14,9 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "workflow_examples"
-# Files a run makes that are not workflow outputs. Snakemake drops an empty
-# .snakemake_timestamp into directory() outputs of jobs it runs itself, not remote ones.
+# Files a run makes that are not workflow outputs. Snakemake, and knot's job as Snakemake's
+# remote jobs do, touch an empty .snakemake_timestamp into directory() outputs; its time
+# differs from run to run.
 IGNORED_PARTS = {".snakemake", "profiles", "__pycache__", ".snakemake_timestamp"}
 # Snakemake's arguments for a run under knot on the session's emulator.
 KNOT = ("--executor", "knot", "--knot-emulator", "--jobs", "8", "--latency-wait", "5")
@@ -125,11 +126,14 @@ def knot_report_json(workdir: Path) -> dict:
 
 def bucket_digests(bucket: str, prefix: str) -> dict[str, str]:
     """sha256 of every object under ``s3://bucket/prefix``, by key relative to the prefix
-    (boto3 from the environment: the emulator's endpoint in e2e tests)."""
+    (boto3 from the environment: the emulator's endpoint in e2e tests), Snakemake's
+    directory markers left out as ``outputs_of`` leaves them out."""
     s3 = boto3.client("s3")
     digests = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
+            if obj["Key"].rsplit("/", 1)[-1] == ".snakemake_timestamp":
+                continue
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             digests[obj["Key"][len(prefix) :]] = hashlib.sha256(body).hexdigest()
     return digests

@@ -172,7 +172,7 @@ def test_reclaimed_attempts_files_never_reach_the_directorys_readers(
     assert read("w/tree/stray-from-attempt-1.txt") == b"left by attempt 1"  # still there
     assert read("w/listing.txt") == b"a.txt\nb.txt\n"
     listed = json.loads(read("w/tree.knot-manifest.json"))["files"]
-    assert sorted(entry["name"] for entry in listed) == ["a.txt", "b.txt"]
+    assert sorted(entry["name"] for entry in listed) == [".snakemake_timestamp", "a.txt", "b.txt"]
 
 
 def _workflow(word: str) -> str:

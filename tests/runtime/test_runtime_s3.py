@@ -262,11 +262,12 @@ def test_run_job_round_trip(s3, endpoint, lib, work, prefix):
     }  # fmt: skip
     assert read(s3, prefix, "res/tree/n.txt") == b"S01"
     assert_sha256(s3, prefix, "res/tree/n.txt", b"S01")
+    assert read(s3, prefix, "res/tree/.snakemake_timestamp") == b""  # as Snakemake's
     assert read(s3, prefix, "logs/merge.log") == b"merged s01\n"
     bench = read(s3, prefix, "bench/merge.tsv").decode().splitlines()
     assert bench[0].split("\t")[:3] == ["s", "h:m:s", "max_rss"] and len(bench) == 2
     assert "downloading 2 inputs (3 files)" in done.stderr
-    assert "uploading 3 outputs (3 files), 1 logs, the benchmark" in done.stderr
+    assert "uploading 3 outputs (4 files), 1 logs, the benchmark" in done.stderr
 
 
 SHELL_COMMAND = (
@@ -570,8 +571,14 @@ def test_directory_output_gets_a_manifest(s3, endpoint, lib, work, prefix):
 
     assert done.returncode == 0, done.stderr
     listed = json.loads(read(s3, prefix, "res/tree.knot-manifest.json"))
-    digest = hashlib.sha256(b"n\n").hexdigest()
-    assert listed == {"version": 1, "files": [{"name": "s/n.txt", "size": 2, "sha256": digest}]}
+    digest, empty = hashlib.sha256(b"n\n").hexdigest(), hashlib.sha256(b"").hexdigest()
+    assert listed == {
+        "version": 1,
+        "files": [
+            {"name": ".snakemake_timestamp", "size": 0, "sha256": empty},  # as Snakemake's
+            {"name": "s/n.txt", "size": 2, "sha256": digest},
+        ],
+    }
 
 
 class StorageDirectory(str):
@@ -873,7 +880,7 @@ def test_a_link_output_uploads_its_bytes_and_records_its_target(s3, endpoint, li
     assert "knot-link" not in absolute  # never recreated on the host
 
 
-def test_an_empty_directory_input_exists_and_an_empty_output_gets_an_empty_manifest(
+def test_an_empty_directory_input_exists_and_an_empty_output_holds_snakemakes_marker(
     s3, endpoint, lib, work, prefix
 ):
     empty = {"version": 1, "files": []}
@@ -887,8 +894,9 @@ def test_an_empty_directory_input_exists_and_an_empty_output_gets_an_empty_manif
     )  # fmt: skip
     done = run_runtime(endpoint, lib, work, prefix, KNOT_SPEC_SHA256=put_spec(s3, prefix, doc))
     assert done.returncode == 0, done.stderr
-    assert json.loads(read(s3, prefix, "res/none.knot-manifest.json")) == empty
-    assert not exists(s3, prefix, "res/none/.snakemake_timestamp")  # knot's bucket: mkdir
+    manifest = json.loads(read(s3, prefix, "res/none.knot-manifest.json"))
+    assert [(f["name"], f["size"]) for f in manifest["files"]] == [(".snakemake_timestamp", 0)]
+    assert read(s3, prefix, "res/none/.snakemake_timestamp") == b""
 
 
 def test_an_empty_storage_directory_output_holds_snakemakes_timestamp(
