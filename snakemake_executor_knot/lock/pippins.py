@@ -38,7 +38,8 @@ class Unpinnable(Exception):
 
 def pinned(layer: CondaLayer) -> CondaLayer:
     """``layer`` with its pip lines pinned, or as it is when they cannot be (one warning)."""
-    if not layer.pip or all(" --hash=" in line for line in layer.pip):
+    options = index_options(layer.pip)
+    if not layer.pip or all(" --hash=" in line or line in options for line in layer.pip):
         return layer
     try:
         return replace(layer, pip=pin_lines(layer))
@@ -62,7 +63,22 @@ def pin_lines(layer: CondaLayer) -> tuple[str, ...]:
         requirements, report = Path(folder) / "requirements.txt", Path(folder) / "report.json"
         requirements.write_text("".join(f"{line}\n" for line in layer.pip), encoding="utf-8")
         _resolve(requirements, report, version, arch)
-        return pins_from_report(report.read_text(encoding="utf-8"))
+        pins = pins_from_report(report.read_text(encoding="utf-8"))
+    # Where the files come from still matters to the build's pip; what it installs is pinned.
+    return (*index_options(layer.pip), *pins)
+
+
+INDEX_OPTIONS = ("--index-url", "--extra-index-url", "-i", "--find-links", "-f")
+
+
+def index_options(lines: tuple[str, ...]) -> tuple[str, ...]:
+    """The lines that name an index or a folder of files (``--extra-index-url URL``)."""
+    return tuple(line for line in lines if _option(line) in INDEX_OPTIONS)
+
+
+def _option(line: str) -> str | None:
+    words = line.split(maxsplit=1)
+    return words[0].split("=")[0] if words and words[0].startswith("-") else None
 
 
 def python_version(layer: CondaLayer) -> str | None:
@@ -128,4 +144,4 @@ def _pin(item: dict) -> str:
     return f"{name}=={version} --hash=sha256:{sha256}"
 
 
-__all__ = ["pinned", "pins_from_report", "platform_tags", "python_version"]
+__all__ = ["index_options", "pinned", "pins_from_report", "platform_tags", "python_version"]

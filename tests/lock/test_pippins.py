@@ -79,3 +79,13 @@ def test_lines_pip_cannot_pin_stay_as_written_with_one_warning(caplog):
     assert "knot-no-such-package-xyz" in record.message
     without_python = CondaLayer("envs/e.yaml", "linux-64", (PIP,), ("six",))
     assert pippins.pinned(without_python) == without_python
+
+
+def test_index_options_stay_in_front_of_the_pins(tmp_path):
+    lines = ("--extra-index-url https://x.example/simple", "-i=https://y.example", "six", " ")
+    assert pippins.index_options(lines) == lines[:2]
+    links = f"--find-links {tmp_path}"  # an empty folder: the configured index still serves
+    layer = CondaLayer("e.yaml", "linux-64", (PYTHON, PIP), ("six", links))
+    pins = pippins.pinned(layer).pip
+    assert pins[0] == links and pins[1].startswith("six==1.") and len(pins) == 2
+    assert pippins.pinned(pippins.pinned(layer)) == pippins.pinned(layer)
