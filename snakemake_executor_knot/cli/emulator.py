@@ -179,7 +179,8 @@ def register(commands) -> None:
         type=int,
         metavar="PID",
         help="stop the emulator by itself when process PID ends (a test session, say); "
-        "an emulator already running is left as it is",
+        "an emulator already running is left as it is (default: none, it runs until "
+        "'knot emulator stop')",
     )
     start_parser.set_defaults(handler=_start)
     actions.add_parser("stop", help="stop the emulator").set_defaults(handler=_stop)
