@@ -65,15 +65,13 @@ def emulator_state() -> dict:
 def process_alive(pid: int | None, *markers: str) -> bool:
     """True if ``pid`` runs (not a zombie) and its command line contains every marker, so a
     recycled pid is never mistaken for ours."""
-    if not pid:
+    if not pid or process_start(pid) is None:
         return False
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in ("Z", "X") and all(m in cmdline for m in markers)
+    return all(m in cmdline for m in markers)
 
 
 def process_start(pid: int) -> int | None:

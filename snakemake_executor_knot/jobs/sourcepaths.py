@@ -34,9 +34,17 @@ def source_name(path: str, workdir: Path) -> str:
     """A local source file's name in the job: relative to the working directory, or, for
     one outside it, under EXTERNAL_DIR by its absolute name."""
     full = os.path.abspath(path)
+    relative = _relative_inside(full, workdir)
+    if relative is None:
+        return posixpath.join(EXTERNAL_DIR, Path(full).as_posix().lstrip("/"))
+    return relative
+
+
+def _relative_inside(full: str, workdir: Path) -> str | None:
+    """The absolute path ``full`` relative to ``workdir``, '/'-separated; None outside it."""
     relative = os.path.relpath(full, workdir)
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return posixpath.join(EXTERNAL_DIR, Path(full).as_posix().lstrip("/"))
+        return None
     return Path(relative).as_posix()
 
 
@@ -61,7 +69,7 @@ def job_value(value: object, workdir: Path, workflow=None) -> object:
         return source_name(original, workdir)
     inside = _inside_workdir(value, workdir)
     if inside is not None:
-        return posixpath.join(WORKDIR, inside) if inside != "." else WORKDIR
+        return posixpath.normpath(posixpath.join(WORKDIR, inside))
     if workflow is not None and isinstance(value, str):
         return job_text(value, workflow, workdir)
     return value
@@ -72,10 +80,7 @@ def _inside_workdir(value: object, workdir: Path) -> str | None:
     say), its path relative to it; None for any other value."""
     if not isinstance(value, str) or not os.path.isabs(value) or "\n" in value:
         return None
-    relative = os.path.relpath(os.path.normpath(value), workdir)
-    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return None
-    return Path(relative).as_posix()
+    return _relative_inside(os.path.normpath(value), workdir)
 
 
 def job_params(params: Namedlist, workdir: Path, workflow=None) -> Namedlist:

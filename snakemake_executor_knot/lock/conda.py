@@ -21,7 +21,15 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, RuleError
-from ..image.conda import SUBDIRS, CondaFile, CondaLayer, CondaPackage, read_conda_file, solve
+from ..image.conda import (
+    SUBDIRS,
+    CondaFile,
+    CondaLayer,
+    CondaPackage,
+    read_conda_file,
+    runs_python,
+    solve,
+)
 from ..rules.conda import conda_file
 from ..rules.languages import is_python_script
 from .pippins import pinned
@@ -83,14 +91,10 @@ def runs_in_locked_python(workflow) -> Callable[[Any], bool]:
     ask the same file, so they agree; without the file (or an entry) no rule does."""
     path = conda_lock_path(workflow)
     try:
-        entries = read_conda_lock(path)[1] if path.exists() else {}
+        subdir, entries = read_conda_lock(path) if path.exists() else ("", {})
     except ConfigError:
-        entries = {}  # the run's conda layer names the damage
-    with_python = {
-        name
-        for name, entry in entries.items()
-        if any(CondaPackage(p["url"], p["sha256"]).name == "python" for p in entry["packages"])
-    }
+        subdir, entries = "", {}  # the run's conda layer names the damage
+    with_python = {n for n, entry in entries.items() if runs_python(_layer(n, entry, subdir))}
 
     def runs_in_python(rule) -> bool:
         if not with_python or not is_python_script(rule):
@@ -128,8 +132,7 @@ def locked_layer(
         )
     entry = entries.get(env.path)
     if entry is not None and entry["source"] == file_hash(text):
-        packages = tuple(CondaPackage(p["url"], p["sha256"]) for p in entry["packages"])
-        return CondaLayer(env.path, subdir, packages, tuple(entry["pip"]))
+        return _layer(env.path, entry, subdir)
     what = "is not in it" if entry is None else "changed since it was written"
     if locked:
         raise ConfigError(
@@ -140,6 +143,12 @@ def locked_layer(
     write_conda_lock(path, platform, {**entries, env.path: _entry(text, layer)})
     log.warning("knot: refreshed %s: '%s' %s; solved it again.", path, env.path, what)
     return layer
+
+
+def _layer(name: str, entry: dict, subdir: str) -> CondaLayer:
+    """The layer a checked entry of the lock pins."""
+    packages = tuple(CondaPackage(p["url"], p["sha256"]) for p in entry["packages"])
+    return CondaLayer(name, subdir, packages, tuple(entry["pip"]))
 
 
 def read_conda_lock(path: Path) -> tuple[str, dict[str, dict]]:

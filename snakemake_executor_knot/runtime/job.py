@@ -67,9 +67,7 @@ def touch_outputs(items: list[FileItem]) -> None:
     as Snakemake does after a job (the rule itself need not write them)."""
     for item in items:
         if item.touch:
-            with open(item.path, "a", encoding="utf-8"):
-                pass
-            os.utime(item.path)
+            _touch(item.path)
 
 
 def mark_directory_outputs(items: list[FileItem]) -> None:
@@ -79,10 +77,14 @@ def mark_directory_outputs(items: list[FileItem]) -> None:
     S3, which holds no empty folder."""
     for item in items:
         if item.directory and os.path.isdir(item.path) and not os.path.islink(item.path):
-            marker = os.path.join(item.path, TIMESTAMP_FILE)
-            with open(marker, "a", encoding="utf-8"):
-                pass
-            os.utime(marker)
+            _touch(os.path.join(item.path, TIMESTAMP_FILE))
+
+
+def _touch(path: str) -> None:
+    """Create ``path`` empty if it is missing, and set its times to now."""
+    with open(path, "a", encoding="utf-8"):
+        pass
+    os.utime(path)
 
 
 def parent_folders(spec: dict[str, Any]) -> set[str]:
